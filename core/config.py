@@ -1,0 +1,298 @@
+"""Recipes: loading YAML, merging ``key=value`` overrides, validating everything at once.
+
+A task's ``Config`` dataclass is the schema of its recipe. Fields built with ``component()``
+name a plugin by ``name`` and carry that plugin's own options; fields built with ``path()`` are
+checked on disk. Validation walks the schema and the recipe together and collects every
+problem (unknown fields, wrong types, unknown plugins, missing files, mixed concept spaces)
+before anything runs, in the spirit of torchtune's config validation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from lcm.errors import InputFileError, RecipeError, UnknownComponentError, UserError
+from lcm.interfaces import ConceptSpace
+
+# Field metadata keys.
+_COMPONENT = "lcm_component"
+_PATH = "lcm_path"
+_CHOICES = "lcm_choices"
+_SPACE_SOURCE = "lcm_space_source"
+_OUTPUT = "lcm_output"
+
+SPACE_FILE = "concept_space.json"
+"""Written beside shards, normalisers and checkpoints: the space their vectors live in."""
+
+
+def component(kind: str, default: str | None = None, help: str = "") -> Any:
+    """A recipe section naming a plugin of ``kind``: ``{name: ..., **its options}``."""
+    factory: Callable[[], Any] = (lambda: {"name": default}) if default else (lambda: None)
+    return field(default_factory=factory, metadata={_COMPONENT: kind, "help": help})
+
+
+def path(default: Any = MISSING, *, must_exist: bool = False, space_source: bool = False,
+         output: bool = False, help: str = "") -> Any:
+    """A filesystem path; ``must_exist`` is checked at validation time.
+
+    ``space_source``: the path holds data of a concept space (shards, a checkpoint) recorded
+    in its ``concept_space.json``; validation checks it against the recipe's components.
+    ``output``: the task writes this path, so a later step of a pipeline may read it before
+    it exists.
+    """
+    meta = {_PATH: must_exist, _SPACE_SOURCE: space_source, _OUTPUT: output, "help": help}
+    return field(default=default, metadata=meta)
+
+
+def choice(default: Any, choices: tuple[Any, ...], help: str = "") -> Any:
+    """A value restricted to ``choices`` (OmegaConf has no Literal)."""
+    return field(default=default, metadata={_CHOICES: choices, "help": help})
+
+
+def write_space(directory: str | Path, space: ConceptSpace) -> None:
+    """Record the concept space of whatever ``directory`` holds."""
+    Path(directory, SPACE_FILE).write_text(json.dumps(dataclasses.asdict(space)))
+
+
+def read_space(location: str | Path) -> ConceptSpace | None:
+    """The concept space recorded for a directory (or for a file's directory), if any."""
+    location = Path(location)
+    candidates = [location / SPACE_FILE, location.parent / SPACE_FILE]
+    for candidate in candidates:
+        if candidate.is_file():
+            data = json.loads(candidate.read_text())
+            return ConceptSpace(str(data["name"]), int(data["dim"]))
+    return None
+
+
+# --------------------------------------------------------------------------- loading
+
+def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Read a recipe file and merge command-line ``key=value`` overrides into it."""
+    source = Path(source)
+    if not source.is_file():
+        raise InputFileError(source, "recipe file not found")
+    try:
+        cfg = OmegaConf.load(source)
+    except Exception as exc:
+        raise InputFileError(source, f"not valid YAML: {_first_line(exc)}") from None
+    if not isinstance(cfg, DictConfig):
+        raise InputFileError(source, "a recipe must be a mapping of fields")
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r} is not of the form key=value")
+    try:
+        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as exc:
+        raise UserError(f"bad override: {_first_line(exc)}") from None
+    return cfg
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# --------------------------------------------------------------------------- validation
+
+@dataclass
+class Validation:
+    """What validation found: problems, and the concept spaces each part declared."""
+
+    problems: list[str] = field(default_factory=list)
+    spaces: list[tuple[str, ConceptSpace]] = field(default_factory=list)
+    produced: set[str] = field(default_factory=set)  # outputs of earlier pipeline steps
+
+    def will_exist(self, value: Any) -> bool:
+        return Path(str(value)).exists() or _canonical(value) in self.produced
+
+
+def _canonical(value: Any) -> str:
+    return str(Path(str(value)).resolve())
+
+
+def _type_hints(schema: type) -> dict[str, Any]:
+    return typing.get_type_hints(schema)
+
+
+def _check_scalar(schema: type, name: str, value: Any) -> str | None:
+    """Type-check one field by merging it alone into the structured schema."""
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), {name: value})
+    except OmegaConfBaseException as exc:
+        msg = _first_line(exc)
+        return msg.split("\n")[0]
+    return None
+
+
+def validate_section(schema: type, values: Any, where: str, result: Validation,
+                     registry: Any) -> None:
+    """Validate ``values`` against dataclass ``schema``; append problems to ``result``."""
+    if values is None:
+        values = {}
+    if not isinstance(values, (dict, DictConfig)):
+        result.problems.append(f"{where or 'recipe'}: expected a mapping, got {values!r}")
+        return
+    hints = _type_hints(schema)
+    known = {f.name: f for f in fields(schema)}
+    for key in values:
+        if key not in known:
+            label = f"{where}.{key}" if where else str(key)
+            result.problems.append(f"{label}: unknown field (known: {', '.join(known)})")
+    for f in known.values():
+        label = f"{where}.{f.name}" if where else f.name
+        present = f.name in values
+        value = values[f.name] if present else None
+        if _COMPONENT in f.metadata:
+            if present or f.default_factory is not MISSING:
+                spec = value if present else f.default_factory()
+                if spec is not None:
+                    _validate_component(f.metadata[_COMPONENT], spec, label, result, registry)
+            continue
+        if not present:
+            if f.default is MISSING and f.default_factory is MISSING:
+                result.problems.append(f"{label}: required field is missing")
+            continue
+        hint = hints.get(f.name)
+        if is_dataclass(hint):
+            validate_section(hint, value, label, result, registry)
+            continue
+        if isinstance(value, (DictConfig, ListConfig)) and OmegaConf.is_missing(values, f.name):
+            result.problems.append(f"{label}: required field is missing")
+            continue
+        problem = _check_scalar(schema, f.name, value)
+        if problem:
+            result.problems.append(f"{label}: {problem}")
+            continue
+        if _CHOICES in f.metadata and value not in f.metadata[_CHOICES]:
+            allowed = ", ".join(map(str, f.metadata[_CHOICES]))
+            result.problems.append(f"{label}: {value!r} is not one of {allowed}")
+        if f.metadata.get(_OUTPUT) and value is not None:
+            result.produced.add(_canonical(value))
+        elif f.metadata.get(_PATH) and value is not None and not result.will_exist(value):
+            result.problems.append(f"{label}: file not found: {value}")
+        if f.metadata.get(_SPACE_SOURCE) and value is not None and Path(str(value)).exists():
+            space = read_space(str(value))
+            if space is not None:
+                result.spaces.append((f"{label} ({value})", space))
+
+
+def _validate_component(kind: str, spec: Any, label: str, result: Validation, registry: Any) -> None:
+    if not isinstance(spec, (dict, DictConfig)) or "name" not in spec:
+        result.problems.append(f"{label}: expected a mapping with a 'name' of a {kind} plugin")
+        return
+    try:
+        info = registry.get(kind, str(spec["name"]))
+    except UnknownComponentError as exc:
+        result.problems.append(f"{label}.name: {exc}")
+        return
+    options = {k: v for k, v in spec.items() if k != "name"}
+    before = len(result.problems)
+    validate_section(info.cls.Config, options, label, result, registry)
+    if len(result.problems) == before:
+        try:
+            space = info.cls.concept_space(component_options(info.cls, options))
+        except Exception as exc:  # a component that cannot tell its space is a recipe problem
+            result.problems.append(f"{label}: {exc}")
+            return
+        if space is not None:
+            result.spaces.append((f"{label} ({info.name})", space))
+
+
+def check_spaces(spaces: list[tuple[str, ConceptSpace]]) -> list[str]:
+    """One problem if the parts of a recipe live in different concept spaces."""
+    distinct = {space for _, space in spaces}
+    if len(distinct) <= 1:
+        return []
+    listing = "; ".join(f"{where}: {space}" for where, space in spaces)
+    return [f"concept spaces differ: {listing}"]
+
+
+def component_options(cls: type, options: Any) -> Any:
+    """Build a component's options dataclass from a recipe mapping (already validated)."""
+    if is_dataclass(options) and not isinstance(options, type):
+        return options
+    merged = OmegaConf.merge(OmegaConf.structured(cls.Config), dict(options or {}))
+    return OmegaConf.to_object(merged)
+
+
+# --------------------------------------------------------------------------- whole recipes
+
+@dataclass
+class ResolvedRecipe:
+    """A validated recipe: the task to run and its typed config."""
+
+    source: str
+    task_name: str
+    task_cls: type
+    config: Any  # an instance of task_cls.Config
+    raw: DictConfig
+
+
+def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe") -> Validation:
+    """Every problem of a loaded recipe, without running it."""
+    result = Validation()
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        result.problems.append(f"cannot resolve an interpolation: {_first_line(exc)}")
+        return result
+    validate_task_body(container, "", result, registry)
+    result.problems.extend(check_spaces(result.spaces))
+    return result
+
+
+def validate_task_body(container: dict, where: str, result: Validation, registry: Any) -> None:
+    """Validate one task's recipe body (``task:`` plus its fields) into ``result``.
+
+    A task class may define ``validate_extra(body, registry, result, where)`` for checks the
+    schema cannot express (a pipeline validates its steps this way).
+    """
+    label = f"{where}.task" if where else "task"
+    task_name = container.get("task")
+    if not task_name:
+        result.problems.append(f"{label}: required field is missing")
+        return
+    try:
+        info = registry.get("task", str(task_name))
+    except UnknownComponentError as exc:
+        result.problems.append(f"{label}: {exc}")
+        return
+    body = {k: v for k, v in container.items() if k != "task"}
+    validate_section(info.cls.Config, body, where, result, registry)
+    hook = getattr(info.cls, "validate_extra", None)
+    if hook is not None:
+        hook(body, registry, result, where)
+
+
+def typed_config(task_cls: type, body: dict) -> Any:
+    """A validated recipe body as an instance of the task's ``Config``."""
+    body = {k: v for k, v in body.items() if k != "task"}
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(task_cls.Config), body))
+
+
+def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                   registry: Any = None) -> ResolvedRecipe:
+    """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong."""
+    if registry is None:
+        from lcm.plugins import get_registry
+        registry = get_registry()
+    cfg = load_recipe(source, overrides)
+    result = validate_recipe(cfg, registry, str(source))
+    if result.problems:
+        raise RecipeError(str(source), result.problems)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    info = registry.get("task", str(container["task"]))
+    return ResolvedRecipe(str(source), info.name, info.cls, typed_config(info.cls, container), cfg)
+
+
+def dump_config(recipe: ResolvedRecipe) -> str:
+    """The resolved recipe (defaults filled in) as YAML."""
+    data = {"task": recipe.task_name, **OmegaConf.to_container(OmegaConf.structured(recipe.config))}
+    return OmegaConf.to_yaml(OmegaConf.create(data))

@@ -1,0 +1,1 @@
+"""The data path: documents → sentences → concept vectors → webdataset shards."""

@@ -1,0 +1,91 @@
+"""The robust per-dimension scaler of the LCM reference: center = median,
+scale = IQR / 1.349 (the IQR of a unit normal), optionally clipping at extreme quantiles.
+
+Concepts are normalised before the model sees them and de-normalised after it predicts.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lcm.errors import InputFileError
+from lcm.interfaces import ConceptSpace
+
+NORMALIZER_FILE = "normalizer.json"
+_IQR_OF_UNIT_NORMAL = 1.349
+
+
+@dataclass
+class RobustScaler:
+    """Per-dimension affine map fitted on a sample of concept vectors."""
+
+    center: np.ndarray  # [dim]
+    scale: np.ndarray  # [dim]
+    space: ConceptSpace
+    clip_low: np.ndarray | None = None
+    clip_high: np.ndarray | None = None
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, space: ConceptSpace, clip_quantile: float | None = 1e-4,
+            min_scale: float = 1e-6) -> "RobustScaler":
+        x = np.asarray(vectors, dtype=np.float64)
+        q25, median, q75 = np.quantile(x, [0.25, 0.5, 0.75], axis=0)
+        scale = np.maximum((q75 - q25) / _IQR_OF_UNIT_NORMAL, min_scale)
+        low = high = None
+        if clip_quantile:
+            low, high = np.quantile(x, [clip_quantile, 1 - clip_quantile], axis=0)
+            low, high = low.astype(np.float32), high.astype(np.float32)
+        return cls(median.astype(np.float32), scale.astype(np.float32), space, low, high)
+
+    def normalize(self, x):  # works on numpy arrays and torch tensors alike
+        if self.clip_low is not None:
+            x = _clip(x, self.clip_low, self.clip_high)
+        return (x - _like(self.center, x)) / _like(self.scale, x)
+
+    def denormalize(self, x):
+        return x * _like(self.scale, x) + _like(self.center, x)
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / NORMALIZER_FILE
+        data = {"kind": "robust", "space": {"name": self.space.name, "dim": self.space.dim},
+                "center": self.center.tolist(), "scale": self.scale.tolist(),
+                "clip_low": None if self.clip_low is None else self.clip_low.tolist(),
+                "clip_high": None if self.clip_high is None else self.clip_high.tolist()}
+        path.write_text(json.dumps(data))
+        return path
+
+    @classmethod
+    def load(cls, location: str | Path) -> "RobustScaler":
+        path = Path(location)
+        if path.is_dir():
+            path = path / NORMALIZER_FILE
+        if not path.is_file():
+            raise InputFileError(path, "normalizer not found (run the fit_normalizer task first)")
+        try:
+            data = json.loads(path.read_text())
+            arr = lambda k: None if data.get(k) is None else np.asarray(data[k], dtype=np.float32)
+            return cls(arr("center"), arr("scale"), ConceptSpace(**data["space"]),
+                       arr("clip_low"), arr("clip_high"))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputFileError(path, f"malformed normalizer: {exc}") from None
+
+
+
+def _like(values: np.ndarray, x):
+    """``values`` as the same array type, dtype and device as ``x``."""
+    if isinstance(x, np.ndarray):
+        return values.astype(x.dtype, copy=False)
+    import torch
+
+    return torch.as_tensor(values, dtype=x.dtype, device=x.device)
+
+
+def _clip(x, low: np.ndarray, high: np.ndarray):
+    if isinstance(x, np.ndarray):
+        return np.clip(x, low, high)
+    import torch
+
+    return torch.clamp(x, _like(low, x), _like(high, x))

@@ -1,0 +1,175 @@
+"""Webdataset shards of encoded documents, and their manifest.
+
+One sample per document: ``sentences.json`` (list of str), ``vectors.npy`` (float16
+``[n_sentences, dim]``) and ``meta.json``. ``manifest.json`` beside the shards counts documents
+and sentences per shard and records what was skipped and why; ``concept_space.json`` records
+the space. Reading checks that every document has one vector per sentence and refuses a shard
+set that does not (the reference code silently dropped such rows).
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from lcm.config import write_space
+from lcm.errors import DataIntegrityError, InputFileError
+from lcm.interfaces import ConceptSpace
+
+MANIFEST = "manifest.json"
+SHARD_PATTERN = "shard-%06d.tar"
+
+
+@dataclass
+class Document:
+    """One encoded document."""
+
+    id: str
+    sentences: list[str]
+    vectors: np.ndarray  # [n, dim], float16 on disk
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Manifest:
+    """What a shard directory holds."""
+
+    space: ConceptSpace
+    encoder: str
+    documents: int
+    sentences: int
+    shards: list[dict[str, Any]]
+    skipped: dict[str, int]
+
+    @classmethod
+    def read(cls, directory: str | Path) -> "Manifest":
+        directory = Path(directory)
+        path = directory / MANIFEST
+        if not path.is_file():
+            raise InputFileError(directory, f"not a shard directory (no {MANIFEST})")
+        try:
+            data = json.loads(path.read_text())
+            return cls(ConceptSpace(**data["space"]), data["encoder"], int(data["documents"]),
+                       int(data["sentences"]), list(data["shards"]), dict(data.get("skipped", {})))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputFileError(path, f"malformed manifest: {exc}") from None
+
+
+class ShardWriter:
+    """Writes documents into numbered tar shards and the manifest on close."""
+
+    def __init__(self, directory: str | Path, space: ConceptSpace, encoder: str,
+                 docs_per_shard: int = 1000):
+        import webdataset as wds
+
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.space, self.encoder = space, encoder
+        self.skipped: dict[str, int] = {}
+        self._shards: list[dict[str, Any]] = []
+        self._writer = wds.ShardWriter(str(self.directory / SHARD_PATTERN), maxcount=docs_per_shard,
+                                       verbose=0)
+        self._documents = 0
+        self._sentences = 0
+
+    def write(self, doc: Document) -> None:
+        vectors = np.asarray(doc.vectors, dtype=np.float16)
+        if vectors.shape != (len(doc.sentences), self.space.dim):
+            raise DataIntegrityError(
+                f"document {doc.id}: {vectors.shape[0]} vectors of dim {vectors.shape[-1]} for "
+                f"{len(doc.sentences)} sentences in space {self.space}")
+        buffer = io.BytesIO()
+        np.save(buffer, vectors)
+        self._writer.write({
+            "__key__": doc.id,
+            "sentences.json": json.dumps(doc.sentences).encode(),
+            "vectors.npy": buffer.getvalue(),
+            "meta.json": json.dumps(doc.meta).encode(),
+        })
+        shard = Path(self._writer.fname).name
+        if not self._shards or self._shards[-1]["path"] != shard:
+            self._shards.append({"path": shard, "documents": 0, "sentences": 0})
+        self._shards[-1]["documents"] += 1
+        self._shards[-1]["sentences"] += len(doc.sentences)
+        self._documents += 1
+        self._sentences += len(doc.sentences)
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Count documents left out, by reason, for the manifest and the summary line."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+    def close(self) -> Manifest:
+        self._writer.close()
+        manifest = Manifest(self.space, self.encoder, self._documents, self._sentences,
+                            self._shards, self.skipped)
+        data = {"space": {"name": self.space.name, "dim": self.space.dim}, "encoder": self.encoder,
+                "documents": self._documents, "sentences": self._sentences,
+                "shards": self._shards, "skipped": self.skipped}
+        (self.directory / MANIFEST).write_text(json.dumps(data, indent=2))
+        write_space(self.directory, self.space)
+        return manifest
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:
+            self._writer.close()
+
+
+def shard_paths(directory: str | Path) -> list[Path]:
+    """The shard files a manifest lists, each checked to exist."""
+    directory = Path(directory)
+    paths = [directory / s["path"] for s in Manifest.read(directory).shards]
+    for p in paths:
+        if not p.is_file():
+            raise InputFileError(p, "shard listed in the manifest is missing")
+    return paths
+
+
+def decode_sample(sample: dict[str, Any], source: str) -> Document:
+    """Turn one raw webdataset sample into a Document, checking its integrity."""
+    key = sample.get("__key__", "?")
+    try:
+        sentences = json.loads(sample["sentences.json"])
+        vectors = np.load(io.BytesIO(sample["vectors.npy"]))
+        meta = json.loads(sample.get("meta.json", b"{}"))
+    except (KeyError, ValueError) as exc:
+        raise DataIntegrityError(f"{source}: document {key} is malformed: {exc}") from None
+    if vectors.ndim != 2 or vectors.shape[0] != len(sentences):
+        raise DataIntegrityError(
+            f"{source}: document {key} has {vectors.shape[0] if vectors.ndim else 0} vectors for "
+            f"{len(sentences)} sentences; refusing the shard set rather than dropping rows")
+    return Document(str(key), list(sentences), vectors, meta)
+
+
+def iter_documents(directory: str | Path, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
+    """Documents of a shard directory, in order; shard ``i`` goes to rank ``i % world_size``."""
+    import webdataset as wds
+
+    paths = shard_paths(directory)[rank::world_size]
+    for p in paths:
+        dataset = wds.WebDataset(str(p), shardshuffle=False, empty_check=False,
+                                 nodesplitter=None, workersplitter=None)
+        for sample in dataset:
+            yield decode_sample(sample, str(p))
+
+
+def load_vectors(directory: str | Path, limit: int | None = None) -> np.ndarray:
+    """All (or the first ``limit``) sentence vectors of a shard directory, as float32."""
+    chunks, total = [], 0
+    for doc in iter_documents(directory):
+        chunks.append(doc.vectors.astype(np.float32))
+        total += len(doc.vectors)
+        if limit is not None and total >= limit:
+            break
+    if not chunks:
+        raise DataIntegrityError(f"{directory}: the shard set holds no vectors")
+    out = np.concatenate(chunks)
+    return out[:limit] if limit is not None else out

@@ -1,0 +1,98 @@
+"""The contracts every component fulfils: Encoder, Decoder, Head, Task.
+
+A component class declares its kind, its name, an options dataclass (``Config``, validated
+from the recipe before anything runs) and, where it has one, its concept space. Weights load
+lazily: constructing a component, listing it or validating a recipe never reads a checkpoint.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+
+if TYPE_CHECKING:  # torch is heavy; the listing and validation paths never need it
+    import torch
+
+
+@dataclass(frozen=True)
+class ConceptSpace:
+    """The vector space concepts live in; components of different spaces never mix."""
+
+    name: str
+    dim: int
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.dim}-d)"
+
+
+@dataclass
+class NoOptions:
+    """Options of a component that takes none."""
+
+
+class Component(ABC):
+    """What every registered component shares."""
+
+    kind: ClassVar[str]
+    name: ClassVar[str]
+    Config: ClassVar[type] = NoOptions
+    description: ClassVar[str] = ""
+    modalities: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def concept_space(cls, config: Any) -> ConceptSpace | None:
+        """The concept space this component works in, given its options (None: any)."""
+        return None
+
+
+class Encoder(Component):
+    """Maps a batch of inputs of one of its ``modalities`` to an ``[N, dim]`` float tensor."""
+
+    kind = "encoder"
+    modalities = ("text",)
+
+    @abstractmethod
+    def encode(self, inputs: Sequence[Any]) -> "torch.Tensor":
+        """Encode ``inputs`` (sentences, or audio segments for speech) to ``[N, dim]``."""
+
+
+class Decoder(Component):
+    """Maps ``[N, dim]`` concept vectors back to text."""
+
+    kind = "decoder"
+    modalities = ("text",)
+
+    @abstractmethod
+    def decode(self, vectors: "torch.Tensor", language: str | None = None) -> list[str]:
+        """Decode each row of ``vectors`` to a sentence (in ``language`` where supported)."""
+
+    def observe(self, sentences: Sequence[str], vectors: "torch.Tensor") -> None:
+        """Sentences seen by the pipeline (e.g. the input document) with their vectors.
+
+        Generative decoders ignore them; a retrieval decoder adds them to its bank.
+        """
+
+
+class Head(Component):
+    """A prediction head: owns the training objective and the way the next concept is produced.
+
+    Implementations are ``torch.nn.Module`` subclasses too; see ``lcm.model.heads``.
+    """
+
+    kind = "head"
+
+
+class Task(Component):
+    """What a recipe's ``task:`` runs. ``Config`` is the schema of the whole recipe."""
+
+    kind = "task"
+
+    @abstractmethod
+    def run(self, recipe: Any) -> Any:
+        """Run with a validated recipe (an instance of ``Config``)."""
+
+
+COMPONENT_KINDS: tuple[str, ...] = ("encoder", "decoder", "head", "task")

@@ -1,0 +1,1 @@
+"""Concept Transformer, heads and checkpoints."""

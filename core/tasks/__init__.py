@@ -1,0 +1,1 @@
+"""Built-in tasks: what a recipe's ``task:`` runs."""

@@ -1,0 +1,1 @@
+"""Training through DeepSpeed: one CPU to many nodes."""
