@@ -133,7 +133,7 @@ def build_registry(entry_points: Iterable[md.EntryPoint] | None = None,
         name = getattr(plugin, "__name__", repr(plugin))
         pm.register(plugin, name=name)
         origins[name] = _plugin_origin(name, None)
-    pm.check_pending()
+    _drop_plugins_with_unknown_hooks(pm, registry, origins)
 
     for kind, hook_name in _HOOK_FOR_KIND.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -152,6 +152,21 @@ def build_registry(entry_points: Iterable[md.EntryPoint] | None = None,
                     PluginFailure(impl.plugin_name, impl.plugin_name, dist, version, _describe(exc))
                 )
     return registry
+
+
+def _drop_plugins_with_unknown_hooks(pm: pluggy.PluginManager, registry: Registry,
+                                     origins: dict[str, tuple[str, str]]) -> None:
+    """A hook implementation with a typo fails loudly (as in pytest), but only its plugin."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) or repr(exc.plugin)
+            pm.unregister(exc.plugin)
+            dist, version = origins.get(name, ("unknown", "unknown"))
+            error = str(exc).splitlines()[0]
+            registry.failures.append(PluginFailure(name, name, dist, version, f"{error} (no such hook)"))
 
 
 def _check_component(cls: type, kind: str, module: str) -> None:

@@ -1,0 +1,188 @@
+"""Recipe loading, overrides, validation (all problems at once) and the CLI's error contract."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lcm.config import load_recipe, resolve_recipe, validate_recipe, write_space
+from lcm.errors import InputFileError, RecipeError, UserError
+from lcm.interfaces import ConceptSpace
+from lcm.plugins import build_registry
+from tests._fake_plugins import EchoTask, standard_plugins
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def registry():
+    return build_registry(extra_plugins=standard_plugins())
+
+
+def write(tmp_path: Path, text: str, name: str = "r.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def problems(tmp_path, registry, text, overrides=()):
+    return validate_recipe(load_recipe(write(tmp_path, text), overrides), registry).problems
+
+
+def test_a_valid_recipe_resolves_with_defaults_and_overrides(tmp_path, registry):
+    recipe = write(tmp_path, "task: echo\nmessage: hi\nencoder: {name: fake_enc, dim: 4}\n")
+    resolved = resolve_recipe(recipe, ["repeat=3"], registry)
+    assert resolved.task_cls is EchoTask
+    assert (resolved.config.message, resolved.config.repeat) == ("hi", 3)
+    assert resolved.config.encoder == {"name": "fake_enc", "dim": 4}
+    assert resolved.config.decoder is None
+
+
+def test_all_problems_are_reported_at_once(tmp_path, registry):
+    found = problems(tmp_path, registry, """
+task: echo
+repeat: many
+colour: blue
+encoder: {name: fake_enc, dim: four, flavour: x}
+decoder: {name: nope}
+input: /no/such/file.txt
+""")
+    text = "\n".join(found)
+    assert len(found) == 6, text
+    assert "repeat:" in text and "colour: unknown field" in text
+    assert "encoder.dim:" in text and "encoder.flavour: unknown field" in text
+    assert "decoder.name: unknown decoder 'nope'; known decoders: fake_dec" in text
+    assert "input: file not found: /no/such/file.txt" in text
+
+
+def test_unknown_task_names_the_known_ones(tmp_path, registry):
+    [problem] = problems(tmp_path, registry, "task: nope\n")
+    assert "unknown task 'nope'" in problem and "echo" in problem
+
+
+def test_mixed_concept_spaces_are_refused(tmp_path, registry):
+    [problem] = problems(tmp_path, registry, """
+task: echo
+encoder: {name: fake_enc, space: a}
+decoder: {name: fake_dec, space: b, dim: 8}
+""")
+    assert "concept spaces differ" in problem and "a (4-d)" in problem and "b (8-d)" in problem
+
+
+def test_pipeline_steps_are_validated_together_and_may_read_earlier_outputs(tmp_path, registry):
+    out = tmp_path / "made_by_step_one"
+    ok = problems(tmp_path, registry, f"""
+task: pipeline
+vars: {{dir: {out}}}
+steps:
+  - {{task: echo, output: "${{vars.dir}}"}}
+  - {{task: echo, input: "${{vars.dir}}"}}
+""")
+    assert ok == []
+    bad = problems(tmp_path, registry, """
+task: pipeline
+steps:
+  - {task: echo, input: /missing}
+  - {task: echo, encoder: {name: fake_enc, space: x}, decoder: {name: fake_dec}}
+""")
+    assert any("steps[0].input: file not found" in p for p in bad)
+    assert any("concept spaces differ" in p for p in bad)
+
+
+def test_a_recorded_space_on_disk_takes_part_in_the_check(tmp_path):
+    from dataclasses import dataclass
+
+    from lcm.config import component, path
+    from lcm.interfaces import Task
+    from tests._fake_plugins import plugin_module
+
+    @dataclass
+    class ReadConfig:
+        shards: str = path(must_exist=True, space_source=True)
+        encoder: dict = component("encoder", default="fake_enc")
+
+    class ReadTask(Task):
+        name = "read"
+        Config = ReadConfig
+
+        def run(self, recipe):
+            pass
+
+    shard_dir = tmp_path / "shards"
+    shard_dir.mkdir()
+    write_space(shard_dir, ConceptSpace("other", 4))
+    reg = build_registry(extra_plugins=[*standard_plugins(),
+                                        plugin_module("r", register_tasks=lambda register: register(ReadTask))])
+    [problem] = problems(tmp_path, reg, f"task: read\nshards: {shard_dir}\n")
+    assert "concept spaces differ" in problem and "other (4-d)" in problem
+    write_space(shard_dir, ConceptSpace("fake", 4))
+    assert problems(tmp_path, reg, f"task: read\nshards: {shard_dir}\n") == []
+
+
+def test_missing_recipe_and_bad_yaml_and_bad_override(tmp_path, registry):
+    with pytest.raises(InputFileError, match="recipe file not found"):
+        load_recipe(tmp_path / "absent.yaml")
+    with pytest.raises(InputFileError, match="not valid YAML"):
+        load_recipe(write(tmp_path, "task: [unclosed\n"))
+    with pytest.raises(UserError, match="key=value"):
+        load_recipe(write(tmp_path, "task: echo\n"), ["novalue"])
+    with pytest.raises(RecipeError):
+        resolve_recipe(write(tmp_path, "task: echo\nrepeat: x\n"), registry=registry)
+
+
+def lcm(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lcm.cli", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_cli_user_error_is_one_line_exit_2_and_debug_shows_traceback(tmp_path):
+    recipe = write(tmp_path, "task: pipeline\nsteps:\n  - {task: no_such_task}\n")
+    out = lcm("run", str(recipe))
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "unknown task 'no_such_task'" in out.stderr
+    assert "Traceback" not in out.stderr
+    debug = lcm("--debug", "run", str(recipe))
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_cli_missing_recipe_and_dump_config(tmp_path):
+    missing = lcm("run", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "nope.yaml: recipe file not found" in missing.stderr
+    recipe = write(tmp_path, "task: pipeline\nsteps: []\n")
+    dumped = lcm("run", str(recipe), "--dump-config")
+    assert dumped.returncode == 2 and "a pipeline needs steps" in dumped.stderr
+
+
+def test_every_shipped_recipe_validates():
+    recipes = sorted((REPO / "recipes").glob("*.yaml"))
+    assert recipes, "recipes/ holds no recipe"
+    out = lcm("recipes", "validate", *map(str, recipes))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count(": ok") == len(recipes)
+
+
+def test_every_shipped_recipe_starts_with_its_command():
+    for recipe in sorted((REPO / "recipes").glob("*.yaml")):
+        first = recipe.read_text().splitlines()[0]
+        assert first.startswith("# lcm run recipes/" + recipe.name), recipe
+
+
+def test_recipes_validate_reports_each_bad_recipe(tmp_path):
+    bad = write(tmp_path, "task: pipeline\nsteps: [{task: zzz}]\n", "bad.yaml")
+    out = lcm("recipes", "validate", str(bad))
+    assert out.returncode == 2
+    assert "bad.yaml: 1 problem(s)" in out.stdout and "unknown task 'zzz'" in out.stdout
+
+
+def test_every_package_folder_is_listed_in_pyproject():
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for root, prefix in (("core", "lcm"), ("plugins", "lcm.plugins")):
+        for init in (REPO / root).rglob("__init__.py"):
+            rel = init.parent.relative_to(REPO / root).parts
+            found.add(".".join((prefix, *rel)))
+    assert found == listed
