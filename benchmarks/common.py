@@ -1,0 +1,39 @@
+"""Shared helpers of the benchmarks: timing and result rows."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+
+@dataclass
+class Result:
+    """One measurement and the baseline it is compared with, in the same unit."""
+
+    benchmark: str
+    measure: str
+    unit: str
+    value: float
+    baseline_name: str
+    baseline: float
+    higher_is_better: bool = True
+
+    @property
+    def ratio(self) -> float:
+        if not self.baseline:
+            return float("nan")
+        return self.value / self.baseline
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "ratio": round(self.ratio, 3)}
+
+
+def best_rate(work: Callable[[], int], repeats: int = 3) -> float:
+    """Items per second of ``work`` (which returns how many items it processed), best of N."""
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        items = work()
+        elapsed = time.perf_counter() - start
+        best = max(best, items / elapsed)
+    return best

@@ -1,0 +1,16 @@
+"""An example third-party lcm plugin: registers one encoder, one decoder and one head."""
+from __future__ import annotations
+
+from lcm.hookspecs import hookimpl
+
+from lcm_example_plugin.bag_of_words import BagOfWordsEncoder, KeywordDecoder
+
+
+@hookimpl
+def register_encoders(register) -> None:
+    register(BagOfWordsEncoder)
+
+
+@hookimpl
+def register_decoders(register) -> None:
+    register(KeywordDecoder)
