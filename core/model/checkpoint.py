@@ -1,0 +1,138 @@
+"""Inference checkpoints: one directory a user can copy, inspect and load anywhere.
+
+    model.safetensors     the weights (safetensors: no pickle, loads lazily and safely)
+    config.json           architecture, resolved trunk config, head spec, space, lcm version
+    concept_space.json    the space, so recipe validation can check encoder/decoder pairs
+    normalizer.json       the normaliser the model was trained with
+
+Saving writes a temporary sibling directory and renames it into place, so a crash never
+leaves a half-written checkpoint where a reader could find it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lcm.errors import InputFileError
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint loaded for inference."""
+
+    model: Any  # lcm.model.lcm.ConceptModel, in eval mode
+    normalizer: Any  # lcm.data.normalizer.RobustScaler
+    space: Any  # lcm.interfaces.ConceptSpace
+    meta: dict[str, Any]  # the whole config.json (incl. ``extra``)
+
+
+def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (a ConceptModel) and ``normalizer`` to ``directory``, atomically.
+
+    An existing checkpoint at ``directory`` is replaced only once the new one is complete.
+    ``extra`` (e.g. the training step) is stored under ``"extra"`` in config.json.
+    """
+    from safetensors.torch import save_file
+
+    from lcm import __version__
+    from lcm.config import write_space
+
+    if normalizer.space != model.space:
+        raise ValueError(f"normaliser space {normalizer.space} differs from the model's {model.space}")
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "lcm"})
+        meta = {"format_version": FORMAT_VERSION, "lcm_version": __version__,
+                **model.describe(), "extra": dict(extra or {})}
+        (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        write_space(staging, model.space)
+        normalizer.save(staging)
+        _replace_directory(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _replace_directory(staging: Path, target: Path) -> None:
+    """Move ``staging`` to ``target``; an old ``target`` is removed only after the move."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, retired)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def read_checkpoint_meta(directory: str | Path) -> dict[str, Any]:
+    """config.json of a checkpoint, checked for the fields loading needs."""
+    path = Path(directory) / CONFIG_FILE
+    if not Path(directory).is_dir():
+        raise InputFileError(directory, "checkpoint directory not found")
+    if not path.is_file():
+        raise InputFileError(path, "not a checkpoint: config.json is missing")
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, f"not valid JSON: {exc}") from None
+    missing = [k for k in ("transformer", "head", "space") if k not in meta]
+    if missing:
+        raise InputFileError(path, f"missing field(s): {', '.join(missing)}")
+    return meta
+
+
+def load_checkpoint(directory: str | Path, device: str = "cpu", registry: Any = None) -> LoadedModel:
+    """Rebuild the model of a checkpoint directory and load its weights and normaliser."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from lcm.data.normalizer import RobustScaler
+    from lcm.interfaces import ConceptSpace
+    from lcm.model.config import TransformerConfig
+    from lcm.model.lcm import model_from_config
+
+    directory = Path(directory)
+    meta = read_checkpoint_meta(directory)
+    config_path = directory / CONFIG_FILE
+    try:
+        config = TransformerConfig(**meta["transformer"])
+        space = ConceptSpace(str(meta["space"]["name"]), int(meta["space"]["dim"]))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise InputFileError(config_path, f"malformed model description: {exc}") from None
+    model = model_from_config(config, meta["head"], space, arch=meta.get("arch", "custom"),
+                              registry=registry)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise InputFileError(weights, "checkpoint weights are missing")
+    try:
+        state = load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputFileError(weights, f"unreadable weights: {exc}") from None
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor of the wrong shape
+        raise InputFileError(weights, f"weights do not fit the model described in {CONFIG_FILE}: "
+                             f"{str(exc).splitlines()[-1].strip()}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise InputFileError(weights, f"weights do not fit the model described in {CONFIG_FILE}: "
+                             f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
+    normalizer = RobustScaler.load(directory)
+    if normalizer.space != space:
+        raise InputFileError(directory / "normalizer.json",
+                             f"normaliser space {normalizer.space} differs from the model's {space}")
+    model.to(device).eval()
+    return LoadedModel(model, normalizer, space, meta)

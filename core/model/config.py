@@ -1,0 +1,145 @@
+"""The concept Transformer's configuration and its named architectures.
+
+Architectures are registered with ``@arch(name)`` and derive from each other by changing a few
+fields (the fairseq2 style), so a recipe picks ``arch: small`` and overrides single fields
+(``arch_overrides: {num_layers: 2}``) instead of spelling out a whole model. This module imports
+nothing heavy: recipe validation and ``lcm plugins list`` read it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from lcm.errors import UserError
+
+POSITION_ENCODINGS = ("rope", "learned", "none")
+
+
+@dataclass
+class TransformerConfig:
+    """The trunk (causal decoder over concepts) plus the PreNet that feeds it."""
+
+    model_dim: int = 256
+    """Width of the residual stream (d)."""
+    num_layers: int = 4
+    """Number of decoder layers."""
+    num_heads: int = 4
+    """Attention heads per layer; ``model_dim`` must be divisible by it."""
+    ffn_inner_dim: int = 704
+    """Hidden width of the SwiGLU feed-forward block (the actual width, no 2/3 rescaling)."""
+    dropout: float = 0.0
+    """Dropout on the residual branches (attention and FFN outputs) while training."""
+    attention_dropout: float = 0.0
+    """Dropout on attention weights while training."""
+    max_seq_len: int = 2048
+    """Longest sequence of concepts the model accepts (sizes learned positions, checks inputs)."""
+    position_encoding: str = "rope"
+    """How order is encoded: ``rope`` (rotary, in attention), ``learned`` (an embedding added
+    to the input; the One-Tower paper model) or ``none``."""
+    rope_theta: float = 10_000.0
+    """Base of RoPE's frequencies."""
+    norm_eps: float = 1e-5
+    """Epsilon of RMSNorm."""
+    bias: bool = False
+    """Biases in the attention and FFN projections (the reference LCM has them)."""
+    prenet_bias: bool = True
+    """Bias of the PreNet's Linear (concept_dim -> model_dim)."""
+    scale_embeddings: bool = False
+    """Multiply PreNet outputs by sqrt(model_dim) (the reference's ``scale_embeddings``)."""
+
+    @property
+    def head_dim(self) -> int:
+        return self.model_dim // self.num_heads
+
+    def problems(self) -> list[str]:
+        """What is inconsistent in this configuration (empty if nothing)."""
+        found = []
+        for name in ("model_dim", "num_layers", "num_heads", "ffn_inner_dim", "max_seq_len"):
+            if getattr(self, name) <= 0:
+                found.append(f"{name} must be positive, got {getattr(self, name)}")
+        if self.num_heads > 0 and self.model_dim % self.num_heads:
+            found.append(f"model_dim {self.model_dim} is not divisible by num_heads {self.num_heads}")
+        elif self.position_encoding == "rope" and self.head_dim % 2:
+            found.append(f"RoPE needs an even head dimension, got {self.head_dim}")
+        if self.position_encoding not in POSITION_ENCODINGS:
+            found.append(f"position_encoding {self.position_encoding!r} is not one of "
+                         f"{', '.join(POSITION_ENCODINGS)}")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                found.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        return found
+
+
+_ARCHS: dict[str, Callable[[], TransformerConfig]] = {}
+
+
+def arch(name: str) -> Callable[[Callable[[], TransformerConfig]], Callable[[], TransformerConfig]]:
+    """Register a function returning a ``TransformerConfig`` under ``name``."""
+
+    def register(factory: Callable[[], TransformerConfig]) -> Callable[[], TransformerConfig]:
+        if name in _ARCHS:
+            raise ValueError(f"architecture {name!r} is registered twice")
+        _ARCHS[name] = factory
+        return factory
+
+    return register
+
+
+def arch_names() -> list[str]:
+    return sorted(_ARCHS)
+
+
+def get_arch(name: str, overrides: Mapping[str, Any] | None = None) -> TransformerConfig:
+    """The named architecture with ``overrides`` applied; unknown names and fields are refused."""
+    if name not in _ARCHS:
+        raise UserError(f"unknown architecture {name!r}; known architectures: {', '.join(arch_names())}")
+    config = _ARCHS[name]()
+    overrides = dict(overrides or {})
+    known = {f.name for f in dataclasses.fields(TransformerConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UserError(f"architecture override(s) {', '.join(unknown)} unknown; "
+                        f"known fields: {', '.join(sorted(known))}")
+    config = dataclasses.replace(config, **overrides)
+    problems = config.problems()
+    if problems:
+        raise UserError(f"architecture {name!r}: {'; '.join(problems)}")
+    return config
+
+
+# --------------------------------------------------------------------------- named sizes
+
+@arch("toy")
+def _toy() -> TransformerConfig:
+    """For tests: builds and runs in milliseconds."""
+    return TransformerConfig(model_dim=32, num_layers=2, num_heads=2, ffn_inner_dim=64,
+                             max_seq_len=256)
+
+
+@arch("small")
+def _small() -> TransformerConfig:
+    """Trains on a laptop CPU in minutes (about 3.4M trunk parameters)."""
+    return TransformerConfig(model_dim=256, num_layers=4, num_heads=4, ffn_inner_dim=704,
+                             max_seq_len=512)
+
+
+@arch("medium")
+def _medium() -> TransformerConfig:
+    """A single-GPU model (about 50M trunk parameters)."""
+    return TransformerConfig(model_dim=768, num_layers=8, num_heads=12, ffn_inner_dim=2048,
+                             max_seq_len=2048, dropout=0.1)
+
+
+@arch("base_1_6b")
+def _base_1_6b() -> TransformerConfig:
+    """Base-LCM 1.6B of the reference code (``base_lcm_1_6B``): d=2048, 32 layers, 16 heads,
+    SwiGLU of 4d scaled by 2/3 and rounded up to a multiple of 256 (5632), biases everywhere."""
+    return TransformerConfig(model_dim=2048, num_layers=32, num_heads=16, ffn_inner_dim=5632,
+                             max_seq_len=4096, dropout=0.1, bias=True)
+
+
+@arch("base_7b")
+def _base_7b() -> TransformerConfig:
+    """A 7B-class trunk in the paper's style: d=4096, 32 layers, 32 heads."""
+    return dataclasses.replace(_base_1_6b(), model_dim=4096, num_heads=32, ffn_inner_dim=11008)

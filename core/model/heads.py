@@ -1,0 +1,116 @@
+"""The base of every prediction head, and the state generation hands to heads.
+
+A head owns the training objective and the way the next concept is produced from the trunk's
+context. The MSE head regresses it; a Two-Tower head runs its own denoiser cross-attending to the
+trunk's outputs; a One-Tower head runs the trunk itself over clean and noisy concepts. All three
+fit this one protocol:
+
+* ``loss(model, concepts, mask)`` for training;
+* generation, driven by ``lcm.generate.loop``: ``start(model, state)`` reads the prompt (default:
+  one pass of the trunk, filling ``state.cache`` and ``state.hidden``), then per step
+  ``next_concept(model, state)`` proposes a concept and ``append(model, state, concepts)``
+  commits the chosen ones to the context (default: one cached trunk step).
+
+A head whose trunk input is not the plain concept sequence (One-Tower) overrides ``start`` and
+``append``; extra generation state (a denoiser's cache, a codebook state) goes in
+``state.extra``. All concepts here are NORMALISED (see ``lcm.data.normalizer``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from lcm.interfaces import Head
+from lcm.model.config import TransformerConfig
+from lcm.model.transformer import KVCache
+
+if TYPE_CHECKING:
+    from lcm.model.lcm import ConceptModel
+
+
+@dataclass
+class LossOutput:
+    """A training loss and the figures worth logging beside it."""
+
+    loss: Tensor
+    """Scalar to back-propagate."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Detached figures (e.g. ``mse``, ``l2``) for logs."""
+
+
+@dataclass
+class GenerationState:
+    """Everything a head may read or update while continuing a batch of documents."""
+
+    context: Tensor
+    """(B, S, D) normalised concepts so far: the prompt, then the generated ones."""
+    context_mask: Tensor
+    """(B, S) bool, True where ``context`` holds a real concept (False: padding)."""
+    cache: KVCache | None = None
+    """The trunk's keys/values for ``context`` (filled by ``start``)."""
+    hidden: Tensor | None = None
+    """(B, d) trunk output at each document's last real concept: what predicts the next one."""
+    generator: torch.Generator | None = None
+    """Source of randomness for heads that sample; seeded by the caller for reproducibility."""
+    step: int = 0
+    """Number of concepts generated so far."""
+    extra: Any = None
+    """Head-owned state (a denoiser's cache, codebook choices, ...)."""
+
+    @property
+    def batch_size(self) -> int:
+        return self.context.shape[0]
+
+
+class HeadModule(nn.Module, Head):
+    """Base class of every head plugin: an ``nn.Module`` that may own modules of its own.
+
+    Constructed by ``lcm.model.lcm.build_model`` with its options (an instance of ``Config``),
+    the trunk's configuration and the dimension D of the concept space.
+    """
+
+    def __init__(self, config: Any, trunk: TransformerConfig, concept_dim: int):
+        nn.Module.__init__(self)
+        Head.__init__(self, config)
+        self.trunk_config = trunk
+        self.concept_dim = concept_dim
+
+    # ------------------------------------------------------------------ training
+    def loss(self, model: "ConceptModel", concepts: Tensor, mask: Tensor) -> LossOutput:
+        """Training loss on normalised ``concepts`` (B, T, D); ``mask`` (B, T) marks real ones."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ generation
+    def start(self, model: "ConceptModel", state: GenerationState) -> None:
+        """Read the prompt in ``state.context``: fill ``state.cache`` and ``state.hidden``."""
+        state.cache = model.trunk.new_cache(state.batch_size, capacity=state.context.shape[1] + 16)
+        hidden = model.contextualize(state.context, state.context_mask, state.cache)  # (B, S, d)
+        state.hidden = last_real(hidden, state.context_mask)
+
+    def next_concept(self, model: "ConceptModel", state: GenerationState) -> Tensor:
+        """The next normalised concept of each document, (B, D)."""
+        raise NotImplementedError
+
+    def append(self, model: "ConceptModel", state: GenerationState, concepts: Tensor) -> None:
+        """Commit ``concepts`` (B, D) as the next context position; update ``state.hidden``."""
+        hidden = model.contextualize(concepts[:, None], cache=state.cache)  # (B, 1, d)
+        state.hidden = hidden[:, 0]
+
+
+def last_real(values: Tensor, mask: Tensor) -> Tensor:
+    """(B, S, ...) -> (B, ...): the entry at each row's last True slot of ``mask`` (B, S)."""
+    slots = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    last = torch.where(mask, slots, -1).max(dim=1).values.clamp(min=0)  # (B,)
+    return values[torch.arange(values.shape[0], device=values.device), last]
+
+
+def next_concept_pairs(concepts: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Targets for next-concept prediction: ``(targets (B, T-1, D), valid (B, T-1))``.
+
+    Position t predicts concept t+1; a pair counts only if both are real. Batches given to
+    ``loss`` are right-padded, so this is the usual shift by one.
+    """
+    return concepts[:, 1:], mask[:, 1:] & mask[:, :-1]
