@@ -1,0 +1,171 @@
+"""Training checkpoints: DeepSpeed's state plus the trainer's, committed atomically.
+
+Layout under ``<output>/checkpoints``::
+
+    step_00000200/          DeepSpeed's files (weights, ZeRO optimizer partitions, scheduler)
+                            + trainer_state_rank<R>.pt (step, data position, RNG, loss history)
+    step_00000200.partial/  a checkpoint being written; never read
+    latest                  the name of the newest complete checkpoint
+
+Every rank writes into ``<name>.partial``; rank 0 renames it to ``<name>`` (the commit) and then
+replaces ``latest`` through a temporary file. A kill at any moment leaves either the previous
+checkpoint or the new one, never a half-written one that resume would read.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lcm.errors import InputFileError, UserError
+from lcm.train.data import DataPosition
+from lcm.train.distributed import DistributedContext, barrier
+
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+PARTIAL = ".partial"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+_DEEPSPEED_MODEL_FILE = "mp_rank_00_model_states.pt"
+
+
+@dataclass
+class TrainerState:
+    """What the trainer needs, beyond DeepSpeed's state, to continue a run exactly."""
+
+    step: int = 0
+    position: DataPosition = field(default_factory=DataPosition)
+    history: list[dict[str, float]] = field(default_factory=list)
+    """One row per logged step (the CSV log's rows), kept so a resumed log is complete."""
+    world_size: int = 1
+    rng: dict[str, Any] = field(default_factory=dict)
+
+
+def step_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def state_file(directory: Path, rank: int) -> Path:
+    return directory / f"trainer_state_rank{rank}.pt"
+
+
+def is_complete(directory: Path) -> bool:
+    """A committed checkpoint directory (not a partial one, nothing missing)."""
+    return (bool(_STEP_DIR.match(directory.name)) and state_file(directory, 0).is_file()
+            and (directory / _DEEPSPEED_MODEL_FILE).is_file())
+
+
+def capture_rng() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def save(engine, root: Path, state: TrainerState, context: DistributedContext,
+         keep: int) -> Path:
+    """Write a checkpoint of ``engine`` and ``state`` (collective: every rank calls it)."""
+    import torch
+
+    name = step_name(state.step)
+    partial, final = root / (name + PARTIAL), root / name
+    if context.is_main:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(partial, ignore_errors=True)  # left by a run killed while saving
+    barrier()
+    engine.save_checkpoint(str(root), tag=partial.name, save_latest=False)
+    torch.save(_as_dict(state), state_file(partial, context.rank))
+    barrier()
+    if context.is_main:
+        if final.exists():  # re-reached after resuming from an older checkpoint
+            shutil.rmtree(final)
+        os.rename(partial, final)
+        _write_text_atomically(root / LATEST, name)
+        _prune(root, keep)
+    barrier()
+    return final
+
+
+def _as_dict(state: TrainerState) -> dict[str, Any]:
+    return {"step": state.step, "position": asdict(state.position), "history": state.history,
+            "world_size": state.world_size, "rng": state.rng}
+
+
+def _prune(root: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` complete checkpoints, and stale partial ones."""
+    complete = sorted(d for d in root.iterdir() if d.is_dir() and is_complete(d))
+    for old in complete[:-keep] if keep > 0 else []:
+        shutil.rmtree(old)
+    for stale in root.glob("*" + PARTIAL):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def find_latest(root: Path) -> Path | None:
+    """The checkpoint to resume from: ``latest`` if it names a complete one, else the newest."""
+    if not root.is_dir():
+        return None
+    pointer = root / LATEST
+    if pointer.is_file():
+        named = root / pointer.read_text().strip()
+        if is_complete(named):
+            return named
+    complete = sorted(d for d in root.iterdir() if d.is_dir() and is_complete(d))
+    return complete[-1] if complete else None
+
+
+def resolve_resume(resume: bool | str, output: Path) -> Path | None:
+    """The checkpoint directory a recipe's ``train.resume`` asks for (None: start afresh)."""
+    if resume is False or resume in ("", "false", "False"):
+        return None
+    if resume is True or resume in ("true", "True"):
+        return find_latest(output / CHECKPOINTS)
+    target = Path(str(resume))
+    if is_complete(target):
+        return target
+    found = find_latest(target)
+    if found is None:
+        raise InputFileError(target, "no complete training checkpoint here to resume from")
+    return found
+
+
+def load(engine, directory: Path, context: DistributedContext) -> TrainerState:
+    """Restore ``engine`` (weights, optimizer, scheduler) and return the trainer's state."""
+    import torch
+
+    path = state_file(directory, context.rank)
+    if not path.is_file():
+        raise UserError(f"{directory}: no trainer state for rank {context.rank}; the checkpoint "
+                        f"was written by a run with fewer ranks")
+    data = torch.load(path, weights_only=False)
+    if data["world_size"] != context.world_size:
+        raise UserError(f"{directory}: written by {data['world_size']} ranks, resumed with "
+                        f"{context.world_size}; the data order would change")
+    loaded, _ = engine.load_checkpoint(str(directory.parent), tag=directory.name)
+    if loaded is None:
+        raise InputFileError(directory, "DeepSpeed could not load this checkpoint")
+    return TrainerState(int(data["step"]), DataPosition(**data["position"]), list(data["history"]),
+                        int(data["world_size"]), data["rng"])

@@ -1,0 +1,211 @@
+"""Training batches from concept shards: wrap documents into windows, shuffle, pad, mask.
+
+The order of batches is a pure function of (seed, epoch, rank, worker count), so a resumed run
+sees exactly the batches an uninterrupted run would. Resuming re-reads the current epoch and
+skips the batches already consumed: cheap at the scale of this project, and it needs no
+reader state beyond two integers (a very large corpus would want seekable shards instead).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from lcm.data.normalizer import RobustScaler
+from lcm.data.shards import iter_documents, shard_paths
+from lcm.errors import DataIntegrityError, LcmError, UserError
+
+MIN_WINDOW = 2
+"""A window needs a context concept and a next concept to give the model anything to learn."""
+
+
+@dataclass
+class Batch:
+    """Padded, normalised windows of one micro-batch."""
+
+    concepts: torch.Tensor  # (B, T, D) float32, zero where padded
+    mask: torch.Tensor  # (B, T) bool, True on real concepts
+    documents_read: int  # documents the reader finished since the previous batch
+    windows_skipped: int  # windows too short to train on, since the previous batch
+
+    @property
+    def num_concepts(self) -> int:
+        return int(self.mask.sum())
+
+
+@dataclass
+class DataPosition:
+    """Where the stream of batches stands: the epoch and micro-batches consumed in it."""
+
+    epoch: int = 0
+    batches: int = 0
+
+
+@dataclass
+class _ReaderFailure:
+    """An error raised in a DataLoader worker, carried to the main process as a value.
+
+    DataLoader re-raises worker errors as a multi-line traceback (or a RuntimeError when the
+    error's constructor takes two arguments); this keeps the one-line message and its kind.
+    """
+
+    message: str
+    user_error: bool
+
+
+def wrap_document(vectors: np.ndarray, max_concepts: int) -> list[np.ndarray]:
+    """Split a document into consecutive windows of at most ``max_concepts`` concepts."""
+    return [vectors[i:i + max_concepts] for i in range(0, len(vectors), max_concepts)]
+
+
+def shuffled(items: Iterable[Any], buffer_size: int, rng: random.Random) -> Iterator[Any]:
+    """A shuffle buffer: streams ``items`` in a random order that depends only on ``rng``."""
+    buffer: list[Any] = []
+    for item in items:
+        buffer.append(item)
+        if len(buffer) >= buffer_size:
+            index = rng.randrange(len(buffer))
+            buffer[index], buffer[-1] = buffer[-1], buffer[index]
+            yield buffer.pop()
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def pad_windows(windows: list[np.ndarray], normalizer: RobustScaler) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalise windows and pad them to the longest: ``(B, T, D)`` concepts and ``(B, T)`` mask."""
+    longest = max(len(w) for w in windows)
+    dim = windows[0].shape[1]
+    concepts = torch.zeros(len(windows), longest, dim)
+    mask = torch.zeros(len(windows), longest, dtype=torch.bool)
+    for row, window in enumerate(windows):
+        values = normalizer.normalize(window.astype(np.float32))
+        concepts[row, :len(window)] = torch.from_numpy(values)
+        mask[row, :len(window)] = True
+    return concepts, mask
+
+
+class ConceptWindows(IterableDataset):
+    """One epoch of batches for one rank; each DataLoader worker reads its own part.
+
+    Shards are split over ``world_size * num_workers`` parts when there are enough of them;
+    otherwise every part reads all shards and keeps every ``parts``-th document, so a small
+    shard set never leaves a rank or worker without data.
+    """
+
+    def __init__(self, shards: str | Path, normalizer: RobustScaler, max_concepts: int,
+                 batch_size: int, shuffle_buffer: int, seed: int, epoch: int, rank: int = 0,
+                 world_size: int = 1):
+        super().__init__()
+        self.shards, self.normalizer = Path(shards), normalizer
+        self.max_concepts, self.batch_size = max_concepts, batch_size
+        self.shuffle_buffer, self.seed, self.epoch = max(1, shuffle_buffer), seed, epoch
+        self.rank, self.world_size = rank, world_size
+        self.num_shards = len(shard_paths(self.shards))
+
+    def __iter__(self) -> Iterator[Batch | _ReaderFailure]:
+        worker = get_worker_info()
+        workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
+        part, parts = self.rank * workers + worker_id, self.world_size * workers
+        try:
+            yield from self._batches(part, parts)
+        except LcmError as exc:
+            if worker is None:
+                raise
+            yield _ReaderFailure(str(exc), isinstance(exc, UserError))
+
+    def _documents(self, part: int, parts: int) -> Iterator[np.ndarray]:
+        if self.num_shards >= parts:
+            for doc in iter_documents(self.shards, part, parts):
+                yield doc.vectors
+        else:
+            for index, doc in enumerate(iter_documents(self.shards)):
+                if index % parts == part:
+                    yield doc.vectors
+
+    def _batches(self, part: int, parts: int) -> Iterator[Batch]:
+        counts = {"documents": 0, "skipped": 0}
+
+        def windows() -> Iterator[np.ndarray]:
+            for vectors in self._documents(part, parts):
+                counts["documents"] += 1
+                for window in wrap_document(vectors, self.max_concepts):
+                    if len(window) >= MIN_WINDOW:
+                        yield window
+                    else:
+                        counts["skipped"] += 1
+
+        rng = random.Random(f"{self.seed}/{self.epoch}/{part}/{parts}")
+        group: list[np.ndarray] = []
+        for window in shuffled(windows(), self.shuffle_buffer, rng):
+            group.append(window)
+            if len(group) == self.batch_size:
+                yield self._batch(group, counts)
+                group = []
+        if group:
+            yield self._batch(group, counts)
+        # The shuffle buffer drains only after the reader is exhausted, so the last batch
+        # carries the final counts: nothing is read after it.
+
+    def _batch(self, group: list[np.ndarray], counts: dict[str, int]) -> Batch:
+        concepts, mask = pad_windows(group, self.normalizer)
+        batch = Batch(concepts, mask, counts["documents"], counts["skipped"])
+        counts["documents"] = counts["skipped"] = 0
+        return batch
+
+
+class BatchStream:
+    """Endless micro-batches for one rank, epoch after epoch, from a saved position.
+
+    ``position`` always names the next batch to hand out, so saving it with a checkpoint and
+    passing it back here continues the exact sequence.
+    """
+
+    def __init__(self, shards: str | Path, normalizer: RobustScaler, *, max_concepts: int,
+                 batch_size: int, shuffle_buffer: int, num_workers: int, seed: int,
+                 rank: int = 0, world_size: int = 1, position: DataPosition | None = None):
+        self.shards, self.normalizer = Path(shards), normalizer
+        self.max_concepts, self.batch_size, self.shuffle_buffer = max_concepts, batch_size, shuffle_buffer
+        self.num_workers, self.seed, self.rank, self.world_size = num_workers, seed, rank, world_size
+        self.position = position or DataPosition()
+        self.documents_read = 0
+        self.windows_skipped = 0
+
+    def epoch_loader(self, epoch: int) -> DataLoader:
+        dataset = ConceptWindows(self.shards, self.normalizer, self.max_concepts, self.batch_size,
+                                 self.shuffle_buffer, self.seed, epoch, self.rank, self.world_size)
+        return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
+                          collate_fn=_as_is)
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            skip, served = self.position.batches, 0
+            for item in self.epoch_loader(self.position.epoch):
+                if isinstance(item, _ReaderFailure):
+                    raise (DataIntegrityError if item.user_error else LcmError)(item.message)
+                served += 1
+                if served <= skip:
+                    continue
+                self.documents_read += item.documents_read
+                self.windows_skipped += item.windows_skipped
+                self.position.batches += 1
+                yield item
+            if served == 0:
+                raise DataIntegrityError(
+                    f"{self.shards}: rank {self.rank} got no window of at least {MIN_WINDOW} "
+                    f"concepts; every document is too short to predict a next concept")
+            if served < skip:
+                raise DataIntegrityError(
+                    f"{self.shards}: the checkpoint's data position (epoch {self.position.epoch}, "
+                    f"batch {skip}) is past the end of the epoch ({served} batches); the shards "
+                    f"changed since the checkpoint was written")
+            self.position = DataPosition(self.position.epoch + 1, 0)
+
+
+def _as_is(item: Any) -> Any:
+    """DataLoader's collate for items the dataset batched itself."""
+    return item

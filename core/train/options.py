@@ -1,0 +1,80 @@
+"""The schema of a ``train`` recipe: data, model, head, optimisation, distribution, output.
+
+Plain dataclasses (no torch): ``lcm recipes validate`` and ``lcm plugins list`` import this.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from lcm.config import choice, component, path
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+ZERO_STAGES = (0, 1, 2, 3)
+BACKENDS = ("auto", "gloo", "nccl")
+
+
+@dataclass
+class DataOptions:
+    shards: str = path(must_exist=True, space_source=True,
+                       help="directory of webdataset shards written by the prepare task")
+    normalizer: str = path(must_exist=True, help="normalizer.json from the fit_normalizer task")
+    max_concepts: int = 128
+    """Documents longer than this are wrapped into consecutive windows (the reference: 128)."""
+    batch_size: int = 8
+    """Windows per micro-batch on each device (DeepSpeed's train_micro_batch_size_per_gpu)."""
+    num_workers: int = 0
+    """DataLoader worker processes; shards are split by rank, then by worker."""
+    shuffle_buffer: int = 2000
+    """Windows held for shuffling; the order is a function of (seed, epoch) only."""
+
+
+@dataclass
+class ModelOptions:
+    arch: str = "toy"
+    """A named architecture of lcm.model (toy, small, ...)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Fields of the architecture's config to change, e.g. {num_layers: 2}."""
+
+
+@dataclass
+class TrainOptions:
+    steps: int = 1000
+    """Optimizer steps (each is grad_accum micro-batches on every rank)."""
+    lr: float = 4e-4
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1
+    """The cosine schedule ends at lr * min_lr_ratio."""
+    weight_decay: float = 0.1
+    """Decoupled (AdamW) weight decay."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    eps: float = 1e-5
+    grad_clip: float = 25.0
+    """Clip the global gradient norm at this value (0 turns clipping off)."""
+    grad_accum: int = 1
+    zero_stage: int = choice(0, ZERO_STAGES, help="DeepSpeed ZeRO stage")
+    precision: str = choice("fp32", PRECISIONS, help="fp16 needs a GPU")
+    seed: int = 0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    resume: Union[bool, str] = False
+    """true: continue from the output's latest checkpoint (or start if there is none);
+    a path: continue from that checkpoint directory."""
+
+
+@dataclass
+class DistributedOptions:
+    backend: str = choice("auto", BACKENDS, help="auto: nccl on GPUs, gloo on CPU")
+
+
+@dataclass
+class TrainRecipe:
+    """The ``train`` task's recipe."""
+
+    data: DataOptions = field(default_factory=DataOptions)
+    model: ModelOptions = field(default_factory=ModelOptions)
+    head: Any = component("head", default="mse", help="the prediction head and its options")
+    train: TrainOptions = field(default_factory=TrainOptions)
+    distributed: DistributedOptions = field(default_factory=DistributedOptions)
+    output: str = path(output=True, help="directory for the model, checkpoints and logs")
