@@ -1,0 +1,1 @@
+"""Diffusion for concept vectors: the options (``config``, torch-free) and the DDIM scheduler."""
