@@ -1,0 +1,126 @@
+"""The generation loop every head shares: continue a batch of documents concept by concept.
+
+The prompt is read once (the head's ``start``: a trunk pass that fills the KV cache), then each
+step asks the head for the next concept of every document and commits it (``append``: one cached
+trunk step). A document stops when its new concept is close to the end concept (cosine in the
+ORIGINAL, de-normalised space, as the encoder produced it), when it repeats the previous concept,
+or after ``max_new_concepts``. The end or repeated concept itself is not part of the output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lcm.model.heads import GenerationState, last_real
+
+STOP_END = "end"
+STOP_REPETITION = "repetition"
+STOP_MAX_LENGTH = "max_length"
+
+
+@dataclass
+class StopRules:
+    """When a document's continuation ends."""
+
+    max_new_concepts: int = 32
+    """Upper bound on generated concepts per document."""
+    end_concept: Tensor | None = None
+    """(D,) encoding of the end sentence (e.g. "End of text."), ORIGINAL space; None: unused."""
+    end_threshold: float = 0.9
+    """Stop when cosine(new, end_concept) exceeds this."""
+    repetition_threshold: float | None = 0.9
+    """Stop when cosine(new, previous concept) exceeds this; None disables."""
+
+
+@dataclass
+class Continuation:
+    """What one document got: its new concepts (ORIGINAL space) and why it stopped."""
+
+    concepts: Tensor  # (n, D)
+    stop_reason: str
+
+
+def pad_prompts(prompts: Sequence[Tensor], side: str = "left") -> tuple[Tensor, Tensor]:
+    """Stack (L_i, D) prompts into (B, S, D) with a (B, S) mask of real concepts."""
+    if side not in ("left", "right"):
+        raise ValueError(f"padding side must be 'left' or 'right', not {side!r}")
+    if not prompts or any(p.shape[0] == 0 for p in prompts):
+        raise ValueError("every document needs at least one prompt concept")
+    longest, dim = max(p.shape[0] for p in prompts), prompts[0].shape[1]
+    batch = prompts[0].new_zeros(len(prompts), longest, dim)
+    mask = torch.zeros(len(prompts), longest, dtype=torch.bool, device=prompts[0].device)
+    for i, prompt in enumerate(prompts):
+        slots = slice(longest - len(prompt), longest) if side == "left" else slice(0, len(prompt))
+        batch[i, slots], mask[i, slots] = prompt, True
+    return batch, mask
+
+
+@torch.no_grad()
+def generate(model: Any, prompts: Sequence[Tensor], rules: StopRules,
+             denormalize: Callable[[Tensor], Tensor] = lambda x: x, seed: int | None = 0,
+             padding_side: str = "left") -> list[Continuation]:
+    """Continue each NORMALISED prompt (L_i, D) with ``model`` (a ConceptModel).
+
+    ``denormalize`` maps normalised concepts back to the encoder's space, where the stopping
+    rules are checked and in which the continuations are returned. ``seed`` seeds heads that
+    sample (None: nondeterministic).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    context, mask = pad_prompts([p.to(device) for p in prompts], padding_side)
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    state = GenerationState(context=context, context_mask=mask, generator=generator)
+    head = model.head
+    head.start(model, state)
+
+    batch = len(prompts)
+    max_steps = min(rules.max_new_concepts, model.config.max_seq_len - context.shape[1])
+    previous = denormalize(last_real(context, mask))  # (B, D), original space
+    end = rules.end_concept.to(device, previous.dtype) if rules.end_concept is not None else None
+    active = torch.ones(batch, dtype=torch.bool, device=device)
+    reasons = [STOP_MAX_LENGTH] * batch
+    outputs: list[Tensor] = []  # per step (B, D), original space
+    lengths = torch.zeros(batch, dtype=torch.long)
+
+    for _ in range(max(max_steps, 0)):
+        normalised = head.next_concept(model, state)  # (B, D)
+        produced = denormalize(normalised)  # (B, D)
+        stop_reason = _stop_reasons(produced, previous, end, rules)
+        for i in torch.nonzero(active).flatten().tolist():
+            if stop_reason[i] is not None:
+                reasons[i] = stop_reason[i]
+                active[i] = False
+            else:
+                lengths[i] += 1
+        if not active.any():
+            break
+        outputs.append(produced)
+        previous = produced
+        state.context = torch.cat([state.context, normalised[:, None]], dim=1)
+        state.context_mask = F.pad(state.context_mask, (0, 1), value=True)
+        head.append(model, state, normalised)
+        state.step += 1
+
+    stacked = torch.stack(outputs, dim=1) if outputs else context.new_zeros(batch, 0, context.shape[-1])
+    return [Continuation(stacked[i, : lengths[i]].cpu(), reasons[i]) for i in range(batch)]
+
+
+def _stop_reasons(produced: Tensor, previous: Tensor, end: Tensor | None,
+                  rules: StopRules) -> list[str | None]:
+    """Per document: why its new concept ends the continuation, or None to go on."""
+    reasons: list[str | None] = [None] * produced.shape[0]
+    if rules.repetition_threshold is not None:
+        repeated = F.cosine_similarity(produced, previous, dim=-1) > rules.repetition_threshold
+        reasons = [STOP_REPETITION if r else None for r in repeated.tolist()]
+    if end is not None:
+        ended = F.cosine_similarity(produced, end[None], dim=-1) > rules.end_threshold
+        reasons = [STOP_END if e else r for e, r in zip(ended.tolist(), reasons)]
+    return reasons
