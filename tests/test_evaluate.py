@@ -1,0 +1,167 @@
+"""The ``evaluate`` task: generation metrics against extractive baselines, and pre-training
+metrics of a checkpoint on held-out shards."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lcm.config import resolve_recipe
+from lcm.errors import InputFileError, RecipeError, UserError
+from lcm.evaluate import text_metrics
+from lcm.evaluate.baselines import lead_k, random_k
+from lcm.evaluate.generation import evaluate_generation, read_examples
+
+SENTENCES = ["One fish swam.", "Two birds flew.", "Three cats slept.", "Four dogs ran.", "Five owls hooted."]
+
+
+def write_jsonl(path: Path, records: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+def split_on_periods(text: str) -> list[str]:
+    return [s.strip() + "." for s in text.split(".") if s.strip()]
+
+
+def run_recipe(tmp_path: Path, body: str, overrides: list[str] = ()):
+    recipe = tmp_path / "evaluate.yaml"
+    recipe.write_text(f"task: evaluate\noutput: {tmp_path / 'report.json'}\nprogress: false\n{body}")
+    resolved = resolve_recipe(recipe, list(overrides))
+    report = resolved.task_cls().run(resolved.config)
+    return report, json.loads((tmp_path / "report.json").read_text())
+
+
+# ----------------------------------------------------------------------------- text metrics
+
+def test_words_are_lowercased_alphanumeric_tokens():
+    assert text_metrics.words("Hello, World! It's 3.2%") == ["hello", "world", "it", "s", "3", "2"]
+
+
+def test_rouge_l_on_a_hand_computed_pair():
+    # LCS of "the cat sat on the mat" / "the cat lay on the mat" is 5 of 6 words each way.
+    assert text_metrics.rouge_l("the cat lay on the mat", "the cat sat on the mat") == pytest.approx(5 / 6)
+    assert text_metrics.rouge_l("The cats sat.", "the cat sat") == pytest.approx(1.0)  # stemmed
+    assert text_metrics.rouge_l("", "the cat sat") == 0.0
+
+
+def test_ovl3_is_the_share_of_output_trigrams_found_in_the_source():
+    # output trigrams (a b c), (b c d); only (a b c) is in the source
+    assert text_metrics.ngram_overlap(["a b c d"], ["x a b c y"]) == pytest.approx(0.5)
+    assert text_metrics.ngram_overlap(["x a b c"], ["x a b c y"]) == 1.0
+    assert text_metrics.ngram_overlap(["p q r"], ["x a b c y"]) == 0.0
+    assert text_metrics.ngram_overlap(["a b"], ["a b c"]) == 0.0  # no trigram at all
+    # trigrams never span sentences: reordered source sentences are still fully copied
+    assert text_metrics.ngram_overlap(["d e f.", "a b c."], ["a b c.", "d e f."]) == 1.0
+    assert text_metrics.ngram_overlap(["c d e"], ["a b c.", "d e f."]) == 0.0
+
+
+def test_rep4_counts_repeated_fourgrams():
+    # 9 words -> 6 four-grams, of which 3 are distinct
+    assert text_metrics.ngram_repetition("go to bed go to bed go to bed") == pytest.approx(0.5)
+    assert text_metrics.ngram_repetition("the quick brown fox jumps over the lazy dog") == 0.0
+    assert text_metrics.ngram_repetition("too short") == 0.0
+    assert text_metrics.ngram_repetition("rates went up. " * 5) > 0.5
+
+
+# ----------------------------------------------------------------------------- baselines
+
+def test_lead_k_takes_the_first_sentences():
+    assert lead_k(SENTENCES, 2) == SENTENCES[:2]
+    assert lead_k(SENTENCES, 9) == SENTENCES
+
+
+def test_random_k_is_seeded_ordered_and_varies_with_the_seed():
+    picks = random_k(SENTENCES, 3, seed=7, example_index=4)
+    assert picks == random_k(SENTENCES, 3, seed=7, example_index=4)
+    assert len(set(picks)) == 3 and picks == sorted(picks, key=SENTENCES.index)
+    draws = {tuple(random_k(SENTENCES, 2, seed=s, example_index=0)) for s in range(20)}
+    assert len(draws) > 3  # 10 possible pairs; a fixed choice would give 1
+    assert random_k(SENTENCES, 9, seed=0, example_index=0) == SENTENCES
+
+
+# ----------------------------------------------------------------------------- generation report
+
+def test_generation_report_scores_model_and_baselines(tmp_path):
+    source = " ".join(SENTENCES)
+    data = write_jsonl(tmp_path / "pred.jsonl", [
+        {"source": source, "reference": "Two birds flew.", "prediction": "Two birds flew."},
+        {"source": SENTENCES, "reference": ["One fish swam.", "Four dogs ran."],
+         "prediction": "dogs ran dogs ran dogs ran dogs ran"},
+    ])
+    report, written = run_recipe(tmp_path, f"generation: {{input: {data}, seed: 3}}")
+    assert list(report.rows) == ["model", "lead-k", "random-k"]
+    # first: identical to the reference; second: "dogs ran" shares 2 of 4 reference words
+    model_rouge = (1.0 + text_metrics.rouge_l("dogs ran dogs ran dogs ran dogs ran",
+                                              "One fish swam. Four dogs ran.")) / 2
+    assert report.cell("model", "rouge_l").mean == pytest.approx(model_rouge)
+    assert report.cell("model", "rep_4").mean > 0
+    # lead-k takes as many sentences as the reference: 1 sentence (no shared word), then 2
+    # sentences sharing "one fish swam" (3 of 6 words each way)
+    assert report.cell("lead-k", "rouge_l").mean == pytest.approx((0.0 + 0.5) / 2)
+    for baseline in ("lead-k", "random-k"):  # extractive: every trigram is copied
+        assert report.cell(baseline, "ovl_3").mean == 1.0
+    assert {report.cell(s, m).n for s in report.rows for m in ("rouge_l", "ovl_3", "rep_4")} == {2}
+    assert written["rows"][0]["system"] == "model"
+    assert written["rows"][0]["metrics"]["rouge_l"]["mean"] == pytest.approx(model_rouge)
+    assert written["settings"]["random_seed"] == 3
+    again, _ = run_recipe(tmp_path, f"generation: {{input: {data}, seed: 3}}")
+    assert again.to_dict()["rows"] == report.to_dict()["rows"]
+
+
+def test_sources_and_references_alone_score_the_baselines_with_a_fixed_k(tmp_path):
+    data = write_jsonl(tmp_path / "refs.jsonl", [{"source": SENTENCES, "reference": "Five owls hooted."}])
+    report, written = run_recipe(tmp_path, f"generation: {{input: {data}, k: 1}}")
+    assert list(report.rows) == ["lead-1", "random-1"]
+    assert report.cell("lead-1", "rouge_l").mean == pytest.approx(
+        text_metrics.rouge_l("One fish swam.", "Five owls hooted."))
+    assert written["settings"]["baseline_k"] == 1
+
+
+def test_text_fields_are_split_into_sentences(tmp_path):
+    data = write_jsonl(tmp_path / "a.jsonl", [{"source": "A b c. D e f. G h i.", "reference": "X. Y."}])
+    (example,) = read_examples(data, split_on_periods)
+    assert example.source == ["A b c.", "D e f.", "G h i."] and example.reference == ["X.", "Y."]
+
+
+@pytest.mark.parametrize("records, message", [
+    ([{"source": SENTENCES, "reference": "r"}, {"source": SENTENCES}], "a.jsonl:2: missing field 'reference'"),
+    (["{not json"], "a.jsonl:1: malformed JSON"),
+    ([{"source": 3, "reference": "r"}], "a.jsonl:1: field 'source' must be a text or a list"),
+    ([{"source": [], "reference": "r"}], "a.jsonl:1: field 'source' is empty"),
+    ([{"source": SENTENCES, "reference": "r", "prediction": "p"}, {"source": SENTENCES, "reference": "r"}],
+     "a.jsonl:2: missing field 'prediction', which 1 other example(s) have"),
+    (["[1, 2]"], "a.jsonl:1: expected a JSON object"),
+])
+def test_bad_lines_are_errors_naming_file_and_line(tmp_path, records, message):
+    data = write_jsonl(tmp_path / "a.jsonl", records)
+    with pytest.raises(InputFileError) as err:
+        read_examples(data, split_on_periods)
+    assert message in str(err.value)
+
+
+def test_an_empty_file_is_a_clear_user_error(tmp_path):
+    data = tmp_path / "empty.jsonl"
+    data.write_text("\n\n")
+    with pytest.raises(UserError, match="holds no examples"):
+        read_examples(data, split_on_periods)
+
+
+def test_generation_mode_without_input_is_refused_at_validation(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: evaluate\nmode: generation\n")
+    with pytest.raises(RecipeError, match=r"generation.input: required when mode is 'generation'"):
+        resolve_recipe(recipe)
+
+
+def test_cli_reports_a_bad_line_in_one_line_with_exit_code_2(tmp_path):
+    data = write_jsonl(tmp_path / "a.jsonl", [{"source": SENTENCES}])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"task: evaluate\ngeneration: {{input: {data}}}\noutput: {tmp_path / 'o.json'}\n")
+    out = subprocess.run([sys.executable, "-m", "lcm.cli", "run", str(recipe)], capture_output=True,
+                         text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: {data}:1: missing field 'reference' (fields: source)"
