@@ -1,0 +1,6 @@
+"""SONAR shared by the ``sonar_text`` / ``sonar_speech`` plugins: options, asset-card loading,
+language codes, length-sorted batching, and the ``round_trip`` task.
+
+Nothing here imports torch or fairseq2 at module level: plugin listing and recipe validation
+import these modules and must stay instant.
+"""

@@ -1,0 +1,72 @@
+"""Options every SONAR component shares: where the weights are, the space, device and dtype.
+
+Three ways to name weights, all loaded through fairseq2 asset cards:
+  1. ``card``: a card name (sonar-space ships cards whose files fairseq2 downloads);
+  2. ``checkpoint`` (+ ``tokenizer`` for text): local files; the plugin writes a card for them
+     that inherits everything else from ``card``;
+  3. ``cards_dir``: a folder of the user's own card YAML files, searched before the built-in ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from lcm.config import choice, path
+from lcm.errors import UserError
+
+DTYPES = ("fp32", "fp16", "bf16")
+SPACE_NAME = "sonar"
+SONAR_DIM = 1024
+
+
+@dataclass
+class SonarModelOptions:
+    card: str = ""
+    """fairseq2 asset card naming the model (each component sets its own default)."""
+    checkpoint: Optional[str] = path(None, must_exist=True,
+                                     help="local checkpoint file; a card for it is written "
+                                          "privately, inheriting architecture and tokenizer "
+                                          "settings from `card`")
+    tokenizer: Optional[str] = path(None, must_exist=True,
+                                    help="local SentencePiece model for `checkpoint`")
+    cards_dir: Optional[str] = path(None, must_exist=True,
+                                    help="folder of your own fairseq2 asset cards (YAML)")
+    model_config: Optional[dict[str, Any]] = None
+    """Architecture overrides merged into the card's ``model_config`` (for a checkpoint that is
+    not the standard size, e.g. ``{model_dim: 512, num_encoder_layers: 6}``)."""
+    dim: int = SONAR_DIM
+    """Dimension of the concept space; checked against the loaded model."""
+    device: str = "auto"
+    """"auto" (CUDA when available, else CPU), or a torch device such as "cpu", "cuda:1"."""
+    dtype: str = choice("fp32", DTYPES, help="weights and activations: fp32, fp16 or bf16")
+    batch_size: int = 64
+    """Most inputs per forward pass."""
+
+    def __post_init__(self) -> None:
+        if self.dim <= 0:
+            raise UserError(f"dim must be positive, got {self.dim}")
+        if self.batch_size <= 0:
+            raise UserError(f"batch_size must be positive, got {self.batch_size}")
+        if self.dtype not in DTYPES:
+            raise UserError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if not self.card and not self.checkpoint:
+            raise UserError("name a model with `card`, or local files with `checkpoint`")
+
+
+def torch_device(name: str) -> Any:
+    """The torch device for an option value ("auto" picks CUDA when there is one)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise UserError(f"device {name!r} is not a torch device: {exc}") from None
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
