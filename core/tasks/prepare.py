@@ -1,0 +1,164 @@
+"""The ``prepare`` task: text documents → capped sentences → concept vectors → webdataset shards.
+
+Sentences of consecutive documents are gathered into batches of ``batch_size`` for the encoder
+(small documents would otherwise waste most of each forward pass), then split back per document
+and written with their fp16 vectors and metadata. Every document left out is counted by reason
+in the manifest and the summary line.
+"""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from lcm.config import choice, component, path
+from lcm.data.readers import FORMATS, RawDocument, count_records, read_documents
+from lcm.data.segment import DEFAULT_MAX_CHARS, segment_document
+from lcm.errors import InputFileError
+from lcm.interfaces import Task
+
+TOO_FEW_SENTENCES = "fewer sentences than min_sentences"
+
+
+@dataclass
+class SegmenterConfig:
+    language: str = "en"
+    """Language code for sentencex's rules."""
+    max_chars: int = DEFAULT_MAX_CHARS
+    """Longer sentences are split at punctuation, then whitespace (the paper caps at 200)."""
+
+
+@dataclass
+class PrepareConfig:
+    input: str = path(must_exist=True, help="documents: .txt (one per line), .jsonl or .parquet")
+    output: str = path(output=True, help="directory for the shards and manifest")
+    encoder: Any = component("encoder", default="minilm")
+    format: str = choice("auto", FORMATS, help="input format; auto = by file suffix")
+    text_field: str = "text"
+    """The .jsonl field / Parquet column holding the text."""
+    id_field: str = "id"
+    """The .jsonl field / Parquet column holding the document id (else line/row numbers)."""
+    limit: Optional[int] = None
+    """Read at most this many documents (skipped ones included)."""
+    min_sentences: int = 1
+    """Documents with fewer sentences are skipped (and counted)."""
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    docs_per_shard: int = 1000
+    batch_size: int = 256
+    """Sentences gathered (across documents) per encoder call."""
+
+
+class Prepare(Task):
+    name = "prepare"
+    description = "Segment and encode text documents into webdataset shards of concept vectors."
+    Config = PrepareConfig
+
+    def run(self, recipe: PrepareConfig) -> Any:
+        from tqdm import tqdm
+
+        from lcm.data.shards import Manifest, ShardWriter
+        from lcm.plugins import get_registry
+
+        encoder = get_registry().create("encoder", recipe.encoder)
+        output = Path(recipe.output)
+        _remove_previous_shards(output)
+        started = time.perf_counter()
+        records = count_records(recipe.input, recipe.format)
+        keys = _ShardKeys(recipe.input)
+        with ShardWriter(output, encoder.concept_space(encoder.config), encoder.name,
+                         recipe.docs_per_shard) as writer, \
+                tqdm(total=min(records, recipe.limit or records), unit="doc", desc="prepare",
+                     dynamic_ncols=True) as bar:
+
+            def skip(reason: str) -> None:
+                writer.skip(reason)
+                bar.update(1)
+
+            pending = _Pending()
+            for doc in read_documents(recipe.input, recipe.format, recipe.text_field,
+                                      recipe.id_field, on_skip=skip, limit=recipe.limit):
+                sentences = segment_document(doc.text, recipe.segmenter.language,
+                                             recipe.segmenter.max_chars)
+                if len(sentences) < recipe.min_sentences:
+                    skip(TOO_FEW_SENTENCES)
+                    continue
+                pending.add(keys.key(doc), doc, sentences)
+                bar.update(1)
+                if pending.sentences >= recipe.batch_size:
+                    pending = pending.flush(encoder, writer)
+                    bar.set_postfix(sentences=pending.written, refresh=False)
+            pending.flush(encoder, writer)
+        manifest = Manifest.read(output)
+        print(summary_line(manifest, output, time.perf_counter() - started))
+        return manifest
+
+
+@dataclass
+class _Pending:
+    """Segmented documents waiting for one batched encoder call."""
+
+    documents: list[tuple[str, RawDocument, list[str]]] = field(default_factory=list)
+    sentences: int = 0
+    written: int = 0
+    """Sentences written by earlier batches (for the progress bar)."""
+
+    def add(self, key: str, doc: RawDocument, sentences: list[str]) -> None:
+        self.documents.append((key, doc, sentences))
+        self.sentences += len(sentences)
+
+    def flush(self, encoder: Any, writer: Any) -> "_Pending":
+        """Encode every pending sentence in one call, write each document; the next batch."""
+        from lcm.data.shards import Document
+
+        if self.documents:
+            vectors = encoder.encode([s for _, _, sentences in self.documents for s in sentences])
+            vectors = vectors.detach().cpu().numpy().astype("float16")
+            start = 0
+            for key, doc, sentences in self.documents:
+                end = start + len(sentences)
+                meta = {**doc.meta, "id": doc.id}
+                writer.write(Document(key, sentences, vectors[start:end], meta))
+                start = end
+        return _Pending(written=self.written + self.sentences)
+
+
+class _ShardKeys:
+    """Webdataset keys for document ids: a key may not hold a dot (webdataset splits the file
+    extension at the first one), so other characters become "_"; the original id stays in the
+    document's meta. Two documents with one key would merge into one sample: refused."""
+
+    _UNSAFE = re.compile(r"[^\w-]+")
+
+    def __init__(self, source: str):
+        self.source = source
+        self.seen: set[str] = set()
+
+    def key(self, doc: RawDocument) -> str:
+        key = self._UNSAFE.sub("_", doc.id) or "_"
+        if key in self.seen:
+            where = doc.meta.get("line", doc.meta.get("row", "?"))
+            raise InputFileError(f"{self.source}:{where}",
+                                 f"duplicate document id {doc.id!r} (shard key {key!r})")
+        self.seen.add(key)
+        return key
+
+
+def _remove_previous_shards(output: Path) -> None:
+    """A re-run replaces the shards of an earlier run instead of leaving stale ones beside it."""
+    from lcm.data.shards import MANIFEST
+
+    if (output / MANIFEST).is_file():
+        for stale in output.glob("shard-*.tar"):
+            stale.unlink()
+        (output / MANIFEST).unlink()
+
+
+def summary_line(manifest: Any, output: Path, seconds: float) -> str:
+    """One line: what was written, how fast, and what was skipped and why."""
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(manifest.skipped.items())) or "none"
+    rate = manifest.sentences / seconds if seconds > 0 else 0.0
+    return (f"wrote {manifest.documents} documents, {manifest.sentences} sentences in "
+            f"{len(manifest.shards)} shards to {output} ({seconds:.1f} s, {rate:.0f} sentences/s); "
+            f"skipped: {skipped}")
