@@ -45,7 +45,7 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
     if dump_config:
         click.echo(render(resolved), nl=False)
         return
-    task = resolved.task_cls()
+    task = resolved.task_cls(resolved.config)  # a task's Config may have required fields
     task.run(resolved.config)
 
 

@@ -49,4 +49,5 @@ class Pipeline(Task):
         for i, step in enumerate(recipe.steps, 1):
             info = registry.get("task", str(step["task"]))
             console.rule(f"step {i}/{len(recipe.steps)}: {info.name}")
-            info.cls().run(typed_config(info.cls, step))
+            config = typed_config(info.cls, step)
+            info.cls(config).run(config)
