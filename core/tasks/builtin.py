@@ -6,11 +6,13 @@ from lcm.tasks.evaluate import Evaluate
 from lcm.tasks.fit_normalizer import FitNormalizer
 from lcm.tasks.pipeline import Pipeline
 from lcm.tasks.prepare import Prepare
+from lcm.tasks.train import Train
 
 
 @hookimpl
 def register_tasks(register) -> None:
     register(Pipeline)
     register(Prepare)
+    register(Train)
     register(FitNormalizer)
     register(Evaluate)

@@ -41,6 +41,8 @@ class TrainerState:
     history: list[dict[str, float]] = field(default_factory=list)
     """One row per logged step (the CSV log's rows), kept so a resumed log is complete."""
     world_size: int = 1
+    elapsed_s: float = 0.0
+    """Training time of all earlier sessions of this run."""
     rng: dict[str, Any] = field(default_factory=dict)
 
 
@@ -112,7 +114,7 @@ def save(engine, root: Path, state: TrainerState, context: DistributedContext,
 
 def _as_dict(state: TrainerState) -> dict[str, Any]:
     return {"step": state.step, "position": asdict(state.position), "history": state.history,
-            "world_size": state.world_size, "rng": state.rng}
+            "world_size": state.world_size, "elapsed_s": state.elapsed_s, "rng": state.rng}
 
 
 def _prune(root: Path, keep: int) -> None:
@@ -137,12 +139,12 @@ def find_latest(root: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def resolve_resume(resume: bool | str, output: Path) -> Path | None:
+def resolve_resume(resume: bool | str, training_dir: Path) -> Path | None:
     """The checkpoint directory a recipe's ``train.resume`` asks for (None: start afresh)."""
     if resume is False or resume in ("", "false", "False"):
         return None
     if resume is True or resume in ("true", "True"):
-        return find_latest(output / CHECKPOINTS)
+        return find_latest(training_dir / CHECKPOINTS)
     target = Path(str(resume))
     if is_complete(target):
         return target
@@ -168,4 +170,4 @@ def load(engine, directory: Path, context: DistributedContext) -> TrainerState:
     if loaded is None:
         raise InputFileError(directory, "DeepSpeed could not load this checkpoint")
     return TrainerState(int(data["step"]), DataPosition(**data["position"]), list(data["history"]),
-                        int(data["world_size"]), data["rng"])
+                        int(data["world_size"]), float(data["elapsed_s"]), data["rng"])

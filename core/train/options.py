@@ -5,7 +5,8 @@ Plain dataclasses (no torch): ``lcm recipes validate`` and ``lcm plugins list`` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from pathlib import Path
+from typing import Any, Optional, Union
 
 from lcm.config import choice, component, path
 
@@ -72,9 +73,18 @@ class DistributedOptions:
 class TrainRecipe:
     """The ``train`` task's recipe."""
 
-    data: DataOptions = field(default_factory=DataOptions)
+    output: str = path(output=True, help="directory of the trained model (an inference checkpoint)")
+    data: DataOptions  # required: it names the shards and the normaliser
     model: ModelOptions = field(default_factory=ModelOptions)
     head: Any = component("head", default="mse", help="the prediction head and its options")
     train: TrainOptions = field(default_factory=TrainOptions)
     distributed: DistributedOptions = field(default_factory=DistributedOptions)
-    output: str = path(output=True, help="directory for the model, checkpoints and logs")
+    training_dir: Optional[str] = path(
+        None, output=True, help="checkpoints and logs; default: <output>-training beside output")
+
+    def training_path(self) -> Path:
+        """Kept apart from ``output`` so the model directory stays small enough to copy."""
+        if self.training_dir:
+            return Path(self.training_dir)
+        output = Path(self.output)
+        return output.with_name(output.name + "-training")

@@ -1,0 +1,43 @@
+"""The ``train`` task: a concept model on shards, through DeepSpeed (see ``lcm.train``).
+
+Validation also checks what the schema cannot: that the normaliser was fitted in the shards'
+concept space and that the architecture name is known, without importing torch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from lcm.errors import UserError
+from lcm.interfaces import Task
+from lcm.train.options import TrainRecipe
+
+
+class Train(Task):
+    name = "train"
+    description = "Train a concept model on shards with DeepSpeed (ZeRO, bf16, resume)."
+    Config = TrainRecipe
+
+    @staticmethod
+    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
+        from pathlib import Path
+
+        from lcm.model.config import arch_names
+        from lcm.train.inputs import check_inputs
+
+        prefix = f"{where}." if where else ""
+        arch = (body.get("model") or {}).get("arch", "toy")
+        if arch not in arch_names():
+            result.problems.append(f"{prefix}model.arch: unknown architecture {arch!r}; "
+                                   f"known: {', '.join(arch_names())}")
+        data = body.get("data") or {}
+        shards, normalizer = data.get("shards"), data.get("normalizer")
+        if shards and normalizer and Path(str(shards)).exists() and Path(str(normalizer)).exists():
+            try:
+                check_inputs(shards, normalizer)
+            except UserError as exc:
+                result.problems.append(f"{prefix}data: {exc}")
+
+    def run(self, recipe: TrainRecipe) -> Any:
+        from lcm.train.trainer import train
+
+        return train(recipe)

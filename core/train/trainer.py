@@ -1,0 +1,283 @@
+"""The training loop: DeepSpeed engine + batch stream + log + checkpoints + model export.
+
+One optimizer step is ``grad_accum`` micro-batches on every rank. The same code runs alone on a
+CPU (``lcm run``) and under the ``deepspeed`` launcher on GPUs and several nodes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from lcm.train import checkpointing
+from lcm.train.checkpointing import CHECKPOINTS, TrainerState
+from lcm.train.data import Batch, BatchStream, DataPosition
+from lcm.train.distributed import all_reduce_sum, barrier, init_distributed
+from lcm.train.engine import create_engine
+from lcm.train.inputs import check_inputs
+from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
+from lcm.train.options import TrainRecipe
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+LOGS = "logs"
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class StepResult:
+    """Local (this rank's) figures of one optimizer step."""
+
+    loss_sum: float  # summed over the step's micro-batches
+    micro_batches: int
+    concepts: int
+    grad_norm: float
+    lr: float  # the learning rate this step used
+
+
+@dataclass
+class TrainingSummary:
+    steps: int
+    first_loss: float
+    last_loss: float
+    concepts_per_s: float
+    seconds: float
+    documents_read: int
+    windows_skipped: int
+    output: str
+
+    def line(self) -> str:
+        return (f"trained {self.steps} steps in {self.seconds:.1f} s: loss {self.first_loss:.4f} "
+                f"-> {self.last_loss:.4f}, {self.concepts_per_s:,.0f} concepts/s; "
+                f"{self.documents_read} documents read, {self.windows_skipped} windows skipped "
+                f"(fewer than 2 concepts); model -> {self.output}")
+
+
+class Trainer:
+    """Builds the engine and the data stream of a recipe; ``run`` trains, ``steps`` times."""
+
+    def __init__(self, recipe: TrainRecipe):
+        self.recipe, self.options = recipe, recipe.train
+        self.context = init_distributed(recipe.distributed.backend)
+        inputs = check_inputs(recipe.data.shards, recipe.data.normalizer)
+        self.space, self.normalizer = inputs.space, inputs.normalizer
+        _seed_everything(self.options.seed)
+        self.engine = create_engine(self._build_model(), self.options, recipe.data.batch_size,
+                                    self.context)
+        self.dtype = _DTYPES[self.options.precision]
+        self.state = TrainerState(world_size=self.context.world_size)
+        self.stream = self._stream(DataPosition())
+        self._batches: Iterator[Batch] = iter(self.stream)
+
+    def _build_model(self):
+        from lcm.model.lcm import build_model
+
+        model = self.recipe.model
+        return build_model(model.arch, model.overrides, self.recipe.head, self.space)
+
+    def _stream(self, position: DataPosition) -> BatchStream:
+        data = self.recipe.data
+        return BatchStream(data.shards, self.normalizer, max_concepts=data.max_concepts,
+                           batch_size=data.batch_size, shuffle_buffer=data.shuffle_buffer,
+                           num_workers=data.num_workers, seed=self.options.seed,
+                           rank=self.context.rank, world_size=self.context.world_size,
+                           position=position)
+
+    # ----------------------------------------------------------------------- one step
+
+    def step(self) -> StepResult:
+        """One optimizer step: forward/backward over ``grad_accum`` micro-batches, then update."""
+        engine = self.engine
+        loss_sum, concepts, grad_norm, lr = 0.0, 0, None, float(engine.get_lr()[0])
+        for _ in range(self.options.grad_accum):
+            batch = next(self._batches)
+            output = engine(batch.concepts.to(engine.device, self.dtype), batch.mask.to(engine.device))
+            engine.backward(output.loss)
+            if engine.is_gradient_accumulation_boundary():
+                grad_norm = self._unsharded_grad_norm()
+            engine.step()
+            loss_sum += float(output.loss.detach())
+            concepts += batch.num_concepts
+        reported = engine.get_global_grad_norm()
+        if reported is not None:
+            grad_norm = float(reported)
+        self.state.step += 1
+        return StepResult(loss_sum, self.options.grad_accum, concepts, float(grad_norm or 0.0), lr)
+
+    def _unsharded_grad_norm(self) -> float | None:
+        """The gradient norm where DeepSpeed does not report one (ZeRO stage 0 in fp32).
+
+        Read before ``engine.step`` clips and clears the gradients; ZeRO stages keep gradients
+        in their own partitions and report the norm themselves.
+        """
+        grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
+        if self.engine.zero_optimization_stage() > 0 or not grads:
+            return None
+        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float())
+                                                           for g in grads])))
+
+    def steps(self, count: int) -> list[StepResult]:
+        return [self.step() for _ in range(count)]
+
+    # ----------------------------------------------------------------------- a whole run
+
+    def run(self) -> TrainingSummary:
+        """Train to ``train.steps`` (from a checkpoint if asked), log, checkpoint, export."""
+        from tqdm import tqdm
+
+        options, context = self.options, self.context
+        work = self.recipe.training_path()
+        self._start_or_resume(work)
+        log = TrainingLog(work / LOGS, self.state.history, self.state.step) if context.is_main else None
+        session_start, window, session = time.perf_counter(), _Window(), _Window()
+        progress = tqdm(total=options.steps, initial=self.state.step, unit="step",
+                        desc="train", disable=not context.is_main, dynamic_ncols=True)
+        try:
+            while self.state.step < options.steps:
+                result = self.step()
+                window.add(result)
+                session.add(result)
+                progress.update(1)
+                done = self.state.step == options.steps
+                if self.state.step % options.log_every == 0 or done:
+                    row = self._log_row(window, session_start)
+                    progress.set_postfix(loss=f"{row['loss']:.4f}",
+                                         concepts_s=f"{row['concepts_per_s']:,.0f}")
+                    if log is not None:
+                        log.write(row)
+                    window = _Window()
+                if self.state.step % options.checkpoint_every == 0 or done:
+                    paused = time.perf_counter()
+                    self._checkpoint(work, session_start)
+                    for clock in (window, session):  # throughput counts training time only
+                        clock.started += time.perf_counter() - paused
+        finally:
+            progress.close()
+            if log is not None:
+                log.close()
+        summary = self._summary(session, session_start)
+        self._export(summary, work)
+        return summary
+
+    def _start_or_resume(self, work: Path) -> None:
+        target = checkpointing.resolve_resume(self.options.resume, work)
+        if target is None:
+            if self.context.is_main:  # a fresh run: earlier checkpoints and logs would mix in
+                for stale in (work / CHECKPOINTS, work / LOGS):
+                    shutil.rmtree(stale, ignore_errors=True)
+            barrier()
+            return
+        self.state = checkpointing.load(self.engine, target, self.context)
+        checkpointing.restore_rng(self.state.rng)
+        self.stream = self._stream(self.state.position)
+        self._batches = iter(self.stream)
+        if self.context.is_main:
+            print(f"resuming from {target} at step {self.state.step}", flush=True)
+
+    def _log_row(self, window: "_Window", session_start: float) -> dict[str, float]:
+        loss_sum, micro, concepts = all_reduce_sum([window.loss_sum, window.micro_batches,
+                                                    window.concepts], self.context.device)
+        seconds = max(time.perf_counter() - window.started, 1e-9)
+        row = {"step": self.state.step, "loss": loss_sum / micro,
+               "lr": window.lr, "grad_norm": window.grad_norm,
+               "concepts_per_s": concepts / seconds,
+               "elapsed_s": self.state.elapsed_s + time.perf_counter() - session_start}
+        self.state.history.append(row)
+        return row
+
+    def _checkpoint(self, work: Path, session_start: float) -> None:
+        saved = replace(self.state, position=replace(self.stream.position),
+                        elapsed_s=self.state.elapsed_s + time.perf_counter() - session_start,
+                        rng=checkpointing.capture_rng())
+        checkpointing.save(self.engine, work / CHECKPOINTS, saved, self.context,
+                           self.options.keep_checkpoints)
+        if self.context.is_main and self.state.history:
+            plot_losses(self.state.history, work / LOGS / PLOT_FILE)
+
+    def _summary(self, session: "_Window", session_start: float) -> TrainingSummary:
+        """This session's figures (all ranks), with the loss curve of the whole run."""
+        training_seconds = max(time.perf_counter() - session.started, 1e-9)
+        concepts, documents, skipped = all_reduce_sum(
+            [session.concepts, self.stream.documents_read, self.stream.windows_skipped],
+            self.context.device)
+        history = self.state.history
+        first, last = (history[0]["loss"], history[-1]["loss"]) if history else (math.nan, math.nan)
+        return TrainingSummary(self.state.step, first, last, concepts / training_seconds,
+                               time.perf_counter() - session_start, int(documents), int(skipped),
+                               str(self.recipe.output))
+
+    def _export(self, summary: TrainingSummary, work: Path) -> None:
+        """Save the inference checkpoint (fp32 weights, normaliser) on rank 0."""
+        from lcm.model.checkpoint import save_checkpoint
+
+        state = self._full_state_dict()
+        if self.context.is_main:
+            model = self._build_model()
+            model.load_state_dict(state)
+            save_checkpoint(self.recipe.output, model, self.normalizer,
+                            extra={"training": asdict(summary), "arch": self.recipe.model.arch})
+            (work / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2))
+        barrier()
+
+    def _full_state_dict(self) -> dict[str, torch.Tensor]:
+        """The whole model's weights in fp32 (ZeRO-3 gathers its partitions first)."""
+        module = self.engine.module
+        if self.engine.zero_optimization_stage() == 3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(module.parameters())):
+                return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
+        return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
+
+
+class _Window:
+    """Sums over a span of steps (between two log rows, or a whole session)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.loss_sum, self.micro_batches, self.concepts = 0.0, 0, 0
+        self.grad_norm = self.lr = 0.0
+
+    def add(self, result: StepResult) -> None:
+        self.loss_sum += result.loss_sum
+        self.micro_batches += result.micro_batches
+        self.concepts += result.concepts
+        self.grad_norm, self.lr = result.grad_norm, result.lr  # the latest step's
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(recipe: TrainRecipe) -> TrainingSummary:
+    """Run a ``train`` recipe and print its summary line."""
+    trainer = Trainer(recipe)
+    summary = trainer.run()
+    if trainer.context.is_main:
+        print(summary.line(), flush=True)
+    return summary
+
+
+def measure_throughput(recipe: TrainRecipe, steps: int, warmup_steps: int = 1) -> float:
+    """Concepts per second (all ranks) over ``steps`` optimizer steps after ``warmup_steps``.
+
+    Writes nothing: no checkpoints, logs or model. For benchmarks.
+    """
+    trainer = Trainer(recipe)
+    trainer.steps(warmup_steps)
+    started = time.perf_counter()
+    results = trainer.steps(steps)
+    seconds = time.perf_counter() - started
+    (concepts,) = all_reduce_sum([sum(r.concepts for r in results)], trainer.context.device)
+    return concepts / seconds
