@@ -4,6 +4,7 @@ from __future__ import annotations
 from lcm.hookspecs import hookimpl
 from lcm.tasks.evaluate import Evaluate
 from lcm.tasks.fit_normalizer import FitNormalizer
+from lcm.tasks.generate import Generate
 from lcm.tasks.pipeline import Pipeline
 from lcm.tasks.prepare import Prepare
 from lcm.tasks.train import Train
@@ -16,3 +17,4 @@ def register_tasks(register) -> None:
     register(Train)
     register(FitNormalizer)
     register(Evaluate)
+    register(Generate)
