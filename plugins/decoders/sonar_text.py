@@ -1,0 +1,117 @@
+"""Decoder ``sonar_text``: SONAR vectors back to text in any of its 200 languages.
+
+Generation is sonar's own ``EmbeddingToTextModelPipeline`` (beam search, or sampling with a
+top-p / top-k sampler) around the model and tokenizer loaded from the card.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from lcm.config import choice
+from lcm.errors import UserError
+from lcm.hookspecs import hookimpl
+from lcm.interfaces import ConceptSpace, Decoder
+
+from ..sonar.languages import check_language
+from ..sonar.options import SPACE_NAME, SonarModelOptions
+
+STRATEGIES = ("beam", "top_p", "top_k")
+
+
+@dataclass
+class SonarTextDecoderConfig(SonarModelOptions):
+    card: str = "text_sonar_basic_decoder"
+    """fairseq2 asset card of the decoder (sonar-space ships it; fairseq2 downloads it)."""
+    target_lang: str = "eng_Latn"
+    """NLLB code of the output language, unless ``decode`` is given one."""
+    batch_size: int = 16
+    strategy: str = choice("beam", STRATEGIES, help="beam search, or sampling (top_p / top_k)")
+    beam_size: int = 5
+    max_len: int = 128
+    """Most tokens generated per sentence."""
+    top_p: float = 0.9
+    top_k: int = 50
+    temperature: Optional[float] = None
+    """Sampling temperature (default: fairseq2's, 0.6 for sampling, 1.0 for beam search)."""
+    seed: Optional[int] = None
+    """Seed for sampling, for reproducible outputs."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_language(self.target_lang, "target_lang")
+        if self.beam_size < 1 or self.max_len < 1:
+            raise UserError("beam_size and max_len must be at least 1")
+        if not 0 < self.top_p <= 1:
+            raise UserError(f"top_p must lie in (0, 1], got {self.top_p}")
+        if self.top_k < 1:
+            raise UserError(f"top_k must be at least 1, got {self.top_k}")
+
+
+class SonarTextDecoder(Decoder):
+    name = "sonar_text"
+    description = "SONAR text decoder (vectors → text in 200 languages)"
+    modalities = ("text",)
+    Config = SonarTextDecoderConfig
+
+    def __init__(self, config: SonarTextDecoderConfig | None = None):
+        super().__init__(config)
+        self._pipeline: Any = None  # loaded on the first decode: listing plugins stays instant
+
+    @classmethod
+    def concept_space(cls, config: SonarTextDecoderConfig) -> ConceptSpace:
+        return ConceptSpace(SPACE_NAME, config.dim)
+
+    def load(self) -> "SonarTextDecoder":
+        if self._pipeline is None:
+            from sonar.inference_pipelines.text import EmbeddingToTextModelPipeline
+            from sonar.models.sonar_text import get_sonar_text_decoder_hub
+
+            from ..sonar import assets
+            from ..sonar.options import torch_device, torch_dtype
+
+            cfg = self.config
+            card = assets.resolve_card(cfg, needs_tokenizer=True)
+            device, dtype = torch_device(cfg.device), torch_dtype(cfg.dtype)
+            model = assets.load_model(get_sonar_text_decoder_hub, card, device, dtype,
+                                      lambda c: c.input_dim or c.model_dim, cfg.dim)
+            self._pipeline = EmbeddingToTextModelPipeline(model, assets.load_tokenizer(card),
+                                                          device=device)
+            self._device, self._dtype = device, dtype
+        return self
+
+    def decode(self, vectors: Any, language: str | None = None) -> list[str]:
+        import torch
+
+        language = check_language(language, "language") if language else self.config.target_lang
+        if len(vectors) == 0:
+            return []
+        if vectors.dim() != 2 or vectors.shape[1] != self.config.dim:
+            raise UserError(f"sonar_text decoder takes [N, {self.config.dim}] vectors, "
+                            f"got {tuple(vectors.shape)}")
+        self.load()
+        if self.config.seed is not None:
+            torch.manual_seed(self.config.seed)
+        return self._pipeline.predict(vectors.to(self._device, self._dtype), target_lang=language,
+                                      batch_size=self.config.batch_size, **self.generation_options())
+
+    def generation_options(self) -> dict[str, Any]:
+        """Keyword arguments for sonar's ``EmbeddingToTextModelPipeline.predict``."""
+        from fairseq2.generation.sampling import TopKSampler, TopPSampler
+
+        cfg = self.config
+        # (a, b): at most a·source_len + b tokens; the source is the single vector.
+        options: dict[str, Any] = {"max_gen_len": (0, cfg.max_len)}
+        if cfg.temperature is not None:
+            options["temperature"] = cfg.temperature
+        if cfg.strategy == "beam":
+            options["beam_size"] = cfg.beam_size
+        else:
+            options["sampler"] = TopPSampler(cfg.top_p) if cfg.strategy == "top_p" \
+                else TopKSampler(cfg.top_k)
+        return options
+
+
+@hookimpl
+def register_decoders(register) -> None:
+    register(SonarTextDecoder)
