@@ -4,6 +4,7 @@ from __future__ import annotations
 from lcm.hookspecs import hookimpl
 from lcm.tasks.evaluate import Evaluate
 from lcm.tasks.fit_normalizer import FitNormalizer
+from lcm.tasks.fit_quantizer import FitQuantizer
 from lcm.tasks.generate import Generate
 from lcm.tasks.pipeline import Pipeline
 from lcm.tasks.prepare import Prepare
@@ -16,5 +17,6 @@ def register_tasks(register) -> None:
     register(Prepare)
     register(Train)
     register(FitNormalizer)
+    register(FitQuantizer)
     register(Evaluate)
     register(Generate)

@@ -1,0 +1,1 @@
+"""Residual vector quantisation of concept vectors (the codebooks of Quant-LCM)."""
