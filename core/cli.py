@@ -37,7 +37,7 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
     """Run RECIPE (a YAML file), with optional key=value OVERRIDES."""
     from lcm.config import dump_config as render
     from lcm.config import resolve_recipe
-    from lcm.plugins import get_registry
+    from lcm.registry import get_registry
 
     if debug:
         os.environ[DEBUG_ENV] = "1"
@@ -60,7 +60,7 @@ def plugins() -> None:
               help="Only components of this kind.")
 def plugins_list(as_json: bool, kind: str | None) -> None:
     """Every component: kind, name, module, distribution, version, space, modalities."""
-    from lcm.plugins import get_registry
+    from lcm.registry import get_registry
 
     registry = get_registry()
     rows = [info.as_dict() for info in registry.all() if kind is None or info.kind == kind]
@@ -98,7 +98,7 @@ def recipes() -> None:
 def recipes_validate(paths: tuple[Path, ...]) -> None:
     """Check recipes without running them (default: every recipes/*.yaml)."""
     from lcm.config import load_recipe, validate_recipe
-    from lcm.plugins import get_registry
+    from lcm.registry import get_registry
 
     targets = list(paths) or sorted(Path("recipes").glob("*.yaml"))
     if not targets:

@@ -281,7 +281,7 @@ def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = 
                    registry: Any = None) -> ResolvedRecipe:
     """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong."""
     if registry is None:
-        from lcm.plugins import get_registry
+        from lcm.registry import get_registry
         registry = get_registry()
     cfg = load_recipe(source, overrides)
     result = validate_recipe(cfg, registry, str(source))

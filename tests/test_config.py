@@ -10,7 +10,7 @@ import pytest
 from lcm.config import load_recipe, resolve_recipe, validate_recipe, write_space
 from lcm.errors import InputFileError, RecipeError, UserError
 from lcm.interfaces import ConceptSpace
-from lcm.plugins import build_registry
+from lcm.registry import build_registry
 from tests._fake_plugins import EchoTask, standard_plugins
 
 REPO = Path(__file__).resolve().parents[1]

@@ -41,7 +41,7 @@ class ScriptedHead(HeadModule):
 
 @functools.lru_cache(maxsize=1)
 def scripted_registry():
-    return lcm.plugins.build_registry(extra_plugins=[
+    return lcm.registry.build_registry(extra_plugins=[
         plugin_module("scripted_heads", register_heads=lambda register: register(ScriptedHead))])
 
 
@@ -129,7 +129,7 @@ class HashedWordsEncoder(Encoder):
 @pytest.fixture
 def registry(monkeypatch):
     """The installed plugins plus the test encoder, as the CLI and the task see them."""
-    registry = lcm.plugins.build_registry(extra_plugins=[
+    registry = lcm.registry.build_registry(extra_plugins=[
         plugin_module("test_encoders", register_encoders=lambda register: register(HashedWordsEncoder))])
     monkeypatch.setattr(lcm.plugins, "get_registry", lambda: registry)
     return registry

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from lcm.errors import DuplicateComponentError, UnknownComponentError
-from lcm.plugins import build_registry
+from lcm.registry import build_registry
 from tests._fake_plugins import FakeDecoder, FakeEncoder, plugin_module, standard_plugins
 
 

@@ -9,7 +9,7 @@ from lcm.config import component_options
 from lcm.data.shards import iter_documents
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.interfaces import ConceptSpace
-from lcm.plugins import get_registry
+from lcm.registry import get_registry
 from tests._data_fixtures import prepared_sample  # noqa: F401
 
 

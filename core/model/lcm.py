@@ -66,7 +66,7 @@ def build_head(head_spec: Mapping[str, Any], config: TransformerConfig, concept_
                registry: Any = None) -> HeadModule:
     """Instantiate the head plugin a recipe section ``{name: ..., **options}`` names."""
     from lcm.config import component_options
-    from lcm.plugins import get_registry
+    from lcm.registry import get_registry
 
     spec = dict(head_spec)
     info = (registry or get_registry()).get("head", str(spec.pop("name")))

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from lcm.config import choice, path
+from lcm.config import choice, component, path
+from lcm.evaluate.pretraining import PretrainingOptions
 from lcm.interfaces import Task
 
 MODES = ("generation", "pretraining")
@@ -33,20 +34,36 @@ class GenerationOptions:
 
 
 @dataclass
+class PretrainingSection(PretrainingOptions):
+    checkpoint: Optional[str] = path(None, must_exist=True, space_source=True,
+                                     help="checkpoint directory (train's output)")
+    shards: Optional[str] = path(None, must_exist=True, space_source=True,
+                                 help="held-out shard directory (prepare's output)")
+    encoder: Optional[dict] = component("encoder", help="re-encodes decoded predictions (round-trip ℓ2)")
+    decoder: Optional[dict] = component("decoder", help="decodes predictions (round-trip ℓ2, MI)")
+    mi_language_model: Optional[str] = path(
+        None, must_exist=True, help="local directory of a causal LM (transformers) for MI")
+    device: str = "cpu"
+    """Torch device of the model (and of the MI language model)."""
+
+
+@dataclass
 class EvaluateConfig:
     mode: str = choice("generation", MODES, help="what to evaluate")
     output: str = path("runs/evaluate/report.json", output=True, help="JSON report written here")
     generation: GenerationOptions = field(default_factory=GenerationOptions)
+    pretraining: PretrainingSection = field(default_factory=PretrainingSection)
     progress: bool = True
     """Show progress bars (stderr)."""
 
 
-_REQUIRED = {"generation": ("input",)}
+_REQUIRED = {"generation": ("input",), "pretraining": ("checkpoint", "shards")}
 
 
 class Evaluate(Task):
     name = "evaluate"
-    description = "Score generated text (ROUGE-L, OVL-3, REP-4 vs lead-k/random-k) as a table and JSON."
+    description = ("Score generated text (ROUGE-L, OVL-3, REP-4 vs lead-k/random-k) or a checkpoint's "
+                   "next-concept predictions (ℓ2, CA, PAR, ℓ2-r, MI vs uninformed predictors).")
     Config = EvaluateConfig
 
     @staticmethod
@@ -54,15 +71,24 @@ class Evaluate(Task):
         """The section of the chosen mode must name its inputs."""
         mode = body.get("mode", "generation")
         section = body.get(mode) or {}
+        if not isinstance(section, dict):
+            return  # the schema check has reported it
+        label = f"{where}.{mode}" if where else mode
         for name in _REQUIRED.get(mode, ()):
-            if isinstance(section, dict) and section.get(name) is None:
-                prefix = f"{where}." if where else ""
-                result.problems.append(f"{prefix}{mode}.{name}: required when mode is {mode!r}")
+            if section.get(name) is None:
+                result.problems.append(f"{label}.{name}: required when mode is {mode!r}")
+        if mode == "pretraining" and section.get("decoder") is None:
+            for name, metric in (("encoder", "round-trip ℓ2"), ("mi_language_model", "MI")):
+                if section.get(name) is not None:
+                    result.problems.append(f"{label}.{name}: {metric} also needs a decoder")
 
     def run(self, recipe: EvaluateConfig) -> Any:
         from rich.console import Console
 
-        report = _run_generation(recipe.generation, recipe.progress)
+        if recipe.mode == "pretraining":
+            report = _run_pretraining(recipe.pretraining, recipe.progress)
+        else:
+            report = _run_generation(recipe.generation, recipe.progress)
         report.settings["mode"] = recipe.mode
         Console().print(report.table())
         written = report.write_json(recipe.output)
@@ -80,3 +106,19 @@ def _run_generation(options: GenerationOptions, progress: bool) -> Any:
     report = evaluate_generation(examples, options.k, options.seed, progress)
     report.settings["input"] = str(options.input)
     return report
+
+
+def _run_pretraining(options: PretrainingSection, progress: bool) -> Any:
+    from lcm.evaluate.mutual_information import ContextMutualInformation
+    from lcm.evaluate.pretraining import evaluate_pretraining
+    from lcm.model.checkpoint import load_checkpoint
+    from lcm.registry import get_registry
+
+    registry = get_registry()
+    loaded = load_checkpoint(options.checkpoint, device=options.device, registry=registry)
+    encoder = registry.create("encoder", options.encoder) if options.encoder else None
+    decoder = registry.create("decoder", options.decoder) if options.decoder else None
+    mi_scorer = (ContextMutualInformation(options.mi_language_model, options.device)
+                 if options.mi_language_model else None)
+    return evaluate_pretraining(loaded, options.shards, options, encoder=encoder, decoder=decoder,
+                                mi_scorer=mi_scorer, progress=progress)

@@ -83,7 +83,7 @@ class Generate(Task):
         from lcm.data.readers import count_records
         from lcm.generate.loop import StopRules
         from lcm.model.checkpoint import load_checkpoint
-        from lcm.plugins import get_registry
+        from lcm.registry import get_registry
 
         started = time.perf_counter()
         loaded = load_checkpoint(recipe.model, device=recipe.device)

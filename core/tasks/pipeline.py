@@ -43,7 +43,7 @@ class Pipeline(Task):
         from rich.console import Console
 
         from lcm.config import typed_config
-        from lcm.plugins import get_registry
+        from lcm.registry import get_registry
 
         registry, console = get_registry(), Console(stderr=True)
         for i, step in enumerate(recipe.steps, 1):

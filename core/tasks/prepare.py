@@ -59,7 +59,7 @@ class Prepare(Task):
         from tqdm import tqdm
 
         from lcm.data.shards import Manifest, ShardWriter
-        from lcm.plugins import get_registry
+        from lcm.registry import get_registry
 
         encoder = get_registry().create("encoder", recipe.encoder)
         output = Path(recipe.output)
