@@ -7,7 +7,9 @@ with importlib's finder, which does not execute the package.
 
 Kept: summaries with at least ``--min-sentences`` sentences (by the same segmenter the prepare
 task uses), in a fixed order (by title), evenly spread over the alphabet, until ``--documents``
-are taken or the file would exceed ``--max-bytes``.
+are taken or the file would exceed ``--max-bytes``. ``--heldout`` more documents, disjoint
+from those (taken half a stride later), go to data/wiki_heldout.jsonl: the main job continues
+them, so what it shows is not a memorised training document.
 
     .venv/bin/python scripts/make_corpus.py
 """
@@ -45,6 +47,8 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=1500)
     parser.add_argument("--min-sentences", type=int, default=3)
     parser.add_argument("--max-bytes", type=int, default=1_450_000)
+    parser.add_argument("--heldout-output", type=Path, default=Path("data/wiki_heldout.jsonl"))
+    parser.add_argument("--heldout", type=int, default=40)
     args = parser.parse_args()
 
     summaries = json.loads(source_path().read_text(encoding="utf-8"))
@@ -53,19 +57,28 @@ def main() -> None:
         text = " ".join(summaries[title].get("extract", "").split())
         if len(segment_document(text)) >= args.min_sentences:
             eligible.append((title, text))
-    stride = max(1, len(eligible) // args.documents)
+    stride = max(2, len(eligible) // args.documents)
+    lines, size = write_jsonl(args.output, eligible[::stride][: args.documents], args.max_bytes)
+    print(f"{args.output}: {lines} documents, {size / 1e6:.2f} MB (from {len(eligible)} "
+          f"of {len(summaries)} summaries with >= {args.min_sentences} sentences)")
+    heldout = eligible[stride // 2 :: stride][: args.heldout]
+    lines, size = write_jsonl(args.heldout_output, heldout, args.max_bytes)
+    print(f"{args.heldout_output}: {lines} held-out documents, {size / 1e6:.2f} MB")
+
+
+def write_jsonl(output: Path, documents: list[tuple[str, str]], max_bytes: int) -> tuple[int, int]:
+    """Write (title, text) pairs as JSONL lines until ``max_bytes``; return (lines, bytes)."""
     lines, size = [], 0
-    for title, text in eligible[::stride][: args.documents]:
+    for title, text in documents:
         line = json.dumps({"id": document_id(title), "title": title, "text": text},
                           ensure_ascii=False) + "\n"
-        if size + len(line.encode()) > args.max_bytes:
+        if size + len(line.encode()) > max_bytes:
             break
         lines.append(line)
         size += len(line.encode())
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("".join(lines), encoding="utf-8")
-    print(f"{args.output}: {len(lines)} documents, {size / 1e6:.2f} MB (from {len(eligible)} "
-          f"of {len(summaries)} summaries with >= {args.min_sentences} sentences)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text("".join(lines), encoding="utf-8")
+    return len(lines), size
 
 
 if __name__ == "__main__":
