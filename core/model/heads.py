@@ -78,6 +78,12 @@ class HeadModule(nn.Module, Head):
         self.trunk_config = trunk
         self.concept_dim = concept_dim
 
+    def checkpoint_options(self) -> dict[str, Any]:
+        """Options to record in a checkpoint beside the recipe's, so that loading rebuilds this
+        head from the checkpoint alone (e.g. the shapes of codebooks held in the weights, so
+        the quantizer directory they came from is not needed). Default: none."""
+        return {}
+
     # ------------------------------------------------------------------ training
     def loss(self, model: "ConceptModel", concepts: Tensor, mask: Tensor) -> LossOutput:
         """Training loss on normalised ``concepts`` (B, T, D); ``mask`` (B, T) marks real ones."""

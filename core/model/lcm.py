@@ -59,7 +59,8 @@ class ConceptModel(nn.Module):
     def describe(self) -> dict[str, Any]:
         """What rebuilds this model: architecture, resolved trunk config, head spec, space."""
         return {"arch": self.arch, "transformer": dataclasses.asdict(self.config),
-                "head": self.head_spec, "space": dataclasses.asdict(self.space)}
+                "head": {**self.head_spec, **self.head.checkpoint_options()},
+                "space": dataclasses.asdict(self.space)}
 
 
 def build_head(head_spec: Mapping[str, Any], config: TransformerConfig, concept_dim: int,
