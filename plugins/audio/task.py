@@ -1,0 +1,83 @@
+"""The ``encode_audio`` task: a folder of recordings → utterances → concept vectors → shards.
+
+One document per recording, one concept per utterance (found by silence). Utterances have no
+transcript, so each sentence slot holds a readable placeholder with its times; ``meta`` keeps
+the file, its duration and each utterance's start and end. Any speech encoder plugin works.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lcm.config import choice, component, path
+from lcm.errors import InputFileError, UserError
+from lcm.hookspecs import hookimpl
+from lcm.interfaces import Task
+
+from .segment import SegmentConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodeAudioConfig:
+    input: str = path(must_exist=True, help="an audio file, or a folder searched recursively")
+    output: str = path(output=True, help="directory for the shards and manifest")
+    encoder: Any = component("encoder", default="sonar_speech")
+    segmentation: SegmentConfig = field(default_factory=SegmentConfig)
+    on_error: str = choice("fail", ("fail", "skip"),
+                           help="a bad file stops the run (fail) or is skipped and counted (skip)")
+    docs_per_shard: int = 1000
+
+
+class EncodeAudio(Task):
+    name = "encode_audio"
+    description = "Split recordings into utterances at silences and encode each to a concept."
+    Config = EncodeAudioConfig
+
+    def run(self, recipe: EncodeAudioConfig) -> Any:
+        from tqdm import tqdm
+
+        from lcm.data.shards import Document, Manifest, ShardWriter
+        from lcm.registry import get_registry
+
+        from .io import find_audio_files, load_audio
+        from .segment import segment_by_silence
+
+        encoder = get_registry().create("encoder", recipe.encoder)
+        if "speech" not in encoder.modalities:
+            raise UserError(f"encode_audio needs a speech encoder; {encoder.name!r} takes "
+                            f"{', '.join(encoder.modalities)}")
+        root = Path(recipe.input)
+        files = find_audio_files(root)
+        space = encoder.concept_space(encoder.config)
+        with ShardWriter(recipe.output, space, encoder.name, recipe.docs_per_shard) as writer:
+            for file in tqdm(files, unit="file", desc="encode_audio"):
+                try:
+                    audio = load_audio(file)
+                    utterances = segment_by_silence(audio, recipe.segmentation)
+                except InputFileError as exc:
+                    if recipe.on_error == "fail":
+                        raise
+                    log.warning("skipped %s", exc)
+                    writer.skip(exc.reason.split(":")[0])
+                    continue
+                vectors = encoder.encode(utterances).numpy()
+                doc_id = file.relative_to(root).with_suffix("").as_posix() if root.is_dir() else file.stem
+                writer.write(Document(
+                    id=doc_id.replace(".", "_"),
+                    sentences=[f"[speech {u.start_s:.2f}-{u.end_s:.2f} s]" for u in utterances],
+                    vectors=vectors,
+                    meta={"source": str(file), "modality": "speech",
+                          "duration_s": round(audio.duration_s, 3),
+                          "utterances": [[round(u.start_s, 3), round(u.end_s, 3)] for u in utterances]}))
+        log.warning("encode_audio: %d file(s) → %s; skipped: %s", len(files), recipe.output,
+                    writer.skipped or "none")
+        return Manifest.read(recipe.output)
+
+
+@hookimpl
+def register_tasks(register) -> None:
+    register(EncodeAudio)
