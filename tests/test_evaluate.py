@@ -165,3 +165,167 @@ def test_cli_reports_a_bad_line_in_one_line_with_exit_code_2(tmp_path):
                          text=True)
     assert out.returncode == 2
     assert out.stderr.strip() == f"error: {data}:1: missing field 'reference' (fields: source)"
+
+
+# ----------------------------------------------------------------------------- concept metrics
+
+def test_l2_and_contrastive_accuracy_on_hand_computed_points():
+    import torch
+
+    from lcm.evaluate.concept_metrics import contrastive_accuracy, l2_distances
+
+    assert l2_distances(torch.tensor([[3.0, 4.0]]), torch.zeros(1, 2)).tolist() == [5.0]
+    targets = torch.tensor([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0]])
+    predicted = torch.tensor([[0.5, 0.0], [3.0, 0.0], [0.0, 0.0]])
+    sequence = torch.tensor([0, 0, 1])
+    # row 0: true at 0.5, its one distractor (row 2's target) at 2.5 -> 1.0
+    # row 1: true at 2.0, distractor at 0.0 -> 0.0; row 2: true at 3, distractors at 0 and 1 -> 0.0
+    assert contrastive_accuracy(predicted, targets, sequence).tolist() == [1.0, 0.0, 0.0]
+    assert contrastive_accuracy(predicted, targets, torch.zeros(3, dtype=torch.long)).isnan().all()
+
+
+def test_paraphrase_score_is_the_best_cosine_to_the_visible_context():
+    import math
+
+    import torch
+
+    from lcm.evaluate.concept_metrics import paraphrase_scores
+
+    concepts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    predicted = torch.tensor([[2.0, 0.0],    # predicts position 1, sees x0 only: cos 1
+                              [1.0, -1.0]])  # predicts position 2, sees x0 (cos .707), x1 (-.707)
+    scores = paraphrase_scores(predicted, concepts).tolist()
+    assert scores == pytest.approx([1.0, 1 / math.sqrt(2)])
+
+
+# ----------------------------------------------------------------------------- pre-training
+
+def test_teacher_forcing_through_the_head_protocol_matches_a_full_forward_pass():
+    import torch
+
+    from lcm.evaluate.pretraining import teacher_forced
+    from tests._model_fixtures import random_concepts, toy_model
+
+    model = toy_model(seed=1)
+    concepts = random_concepts(3, 6)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[1, 4:] = False  # a shorter document, right-padded
+    stepped = teacher_forced(model, concepts, mask, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = model.head.postnet(model.contextualize(concepts, mask)[:, :-1])  # (B, T-1, D)
+    valid = mask[:, 1:]
+    assert torch.allclose(stepped[valid], full[valid], atol=1e-5)
+
+
+def _positions(documents):
+    """(previous, true next) concept pairs of every document, float32."""
+    import numpy as np
+
+    pairs = [(d.vectors[t - 1], d.vectors[t]) for d in documents for t in range(1, len(d.vectors))]
+    previous, target = (np.stack(x).astype(np.float32) for x in zip(*pairs))
+    return previous, target
+
+
+def test_pretraining_report_with_round_trip_and_mi(tmp_path):
+    import numpy as np
+    import torch
+
+    from lcm.evaluate.mutual_information import ContextMutualInformation
+    from lcm.evaluate.pretraining import (MEAN_CONCEPT, PREVIOUS_CONCEPT, TOO_SHORT, PretrainingOptions,
+                                          evaluate_pretraining)
+    from lcm.model.checkpoint import load_checkpoint
+    from lcm.plugins.decoders.retrieval import RetrievalConfig, RetrievalDecoder
+    from tests._evaluate_fixtures import LookupEncoder, held_out, tiny_causal_lm
+
+    data = held_out(tmp_path)
+    loaded = load_checkpoint(data.checkpoint)
+    sentences = [s for d in data.documents for s in d.sentences]
+    lm = ContextMutualInformation(tiny_causal_lm(tmp_path / "lm", sentences))
+    report = evaluate_pretraining(
+        loaded, str(data.shards), PretrainingOptions(max_concepts=3, max_decoded=5),
+        encoder=LookupEncoder(data.documents), decoder=RetrievalDecoder(RetrievalConfig(bank=str(data.shards))),
+        mi_scorer=lm, progress=False)
+
+    model = "model (mse)"
+    assert list(report.rows) == [model, MEAN_CONCEPT, PREVIOUS_CONCEPT]
+    positions = sum(len(d.sentences) - 1 for d in data.documents)  # windows of 3 overlap by one
+    assert {report.cell(s, m).n for s in report.rows for m in ("l2", "ca", "par")} == {positions}
+    assert report.settings["skipped"] == {TOO_SHORT: 1} and report.settings["documents"] == 5
+
+    previous, target = _positions(data.documents)
+    center = loaded.normalizer.center
+    assert report.cell(PREVIOUS_CONCEPT, "l2").mean == pytest.approx(
+        np.linalg.norm(target - previous, axis=1).mean(), rel=1e-5)
+    assert report.cell(MEAN_CONCEPT, "l2").mean == pytest.approx(
+        np.linalg.norm(target - center, axis=1).mean(), rel=1e-5)
+    assert report.cell(PREVIOUS_CONCEPT, "par").mean == pytest.approx(1.0)  # it copies the context
+    # a copied context concept decodes to its own sentence and re-encodes to itself
+    assert report.cell(PREVIOUS_CONCEPT, "round_trip_l2").mean == pytest.approx(0.0, abs=1e-6)
+    assert report.cell(PREVIOUS_CONCEPT, "round_trip_l2").n == 5
+    # the model's round trip lands on the bank vector nearest (cosine) to its prediction
+    model_cell = report.cell(model, "round_trip_l2")
+    assert model_cell.n == 5 and model_cell.mean > 0.01
+    for system in report.rows:
+        mi = report.cell(system, "mi")
+        assert mi.n == 5 and np.isfinite(mi.mean)
+    assert 0.0 <= report.cell(model, "ca").mean <= 1.0
+
+
+def test_mutual_information_matches_the_language_models_own_loss(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lcm.evaluate.mutual_information import ContextMutualInformation
+    from tests._evaluate_fixtures import tiny_causal_lm
+
+    texts = ["The sun rose early.", "Birds sang in the trees.", "The day was warm."]
+    path = tiny_causal_lm(tmp_path / "lm", texts * 5)
+    scorer = ContextMutualInformation(path)
+    (mi,) = scorer.score([texts[:2]], [texts[2]])
+
+    tokenizer, lm = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path)
+    suffix = tokenizer("\n" + texts[2] + "\n", add_special_tokens=False)["input_ids"]
+    prefix = tokenizer(" ".join(texts[:2]), add_special_tokens=False)["input_ids"]
+
+    def mean_loss(ids, scored_from):  # transformers shifts labels itself; -100 is not scored
+        labels = [-100] * scored_from + ids[scored_from:]
+        with torch.no_grad():
+            return float(lm(torch.tensor([ids]), labels=torch.tensor([labels])).loss)
+
+    expected = mean_loss(suffix, 1) - mean_loss(prefix + suffix, len(prefix) + 1)
+    assert mi == pytest.approx(expected, abs=1e-4)
+
+
+def run_pretraining_recipe(tmp_path, data, extra: str = ""):
+    return run_recipe(tmp_path, "mode: pretraining\npretraining:\n"
+                                f"  checkpoint: {data.checkpoint}\n  shards: {data.shards}\n{extra}")
+
+
+def test_pretraining_task_writes_the_table_and_json(tmp_path):
+    from tests._evaluate_fixtures import held_out
+
+    data = held_out(tmp_path)
+    report, written = run_pretraining_recipe(tmp_path, data, "  batch_size: 1\n")
+    assert [row["system"] for row in written["rows"]] == ["model (mse)", "mean concept", "previous concept"]
+    ca = written["rows"][0]["metrics"]["ca"]
+    assert ca == {"mean": None, "n": 0}  # one sequence per batch: no distractors...
+    assert written["settings"]["undefined"]["model (mse)"] == {"ca": 15}  # ...and said so
+    assert written["rows"][0]["metrics"]["round_trip_l2"]["n"] == 0  # no decoder given
+    assert written["rows"][0]["metrics"]["l2"]["n"] == 15
+
+
+def test_pretraining_recipes_are_checked_before_running(tmp_path):
+    from lcm.interfaces import ConceptSpace
+    from tests._evaluate_fixtures import held_out, write_shards
+
+    data = held_out(tmp_path)
+    with pytest.raises(RecipeError, match="mi_language_model: MI also needs a decoder"):
+        run_pretraining_recipe(tmp_path, data, f"  mi_language_model: {tmp_path}\n")
+    with pytest.raises(RecipeError, match="pretraining.shards: required"):
+        run_recipe(tmp_path, f"mode: pretraining\npretraining: {{checkpoint: {data.checkpoint}}}\n")
+    other = tmp_path / "other"
+    write_shards(other)
+    (other / "concept_space.json").write_text('{"name": "other_space", "dim": 8}')
+    with pytest.raises(RecipeError, match="concept spaces differ"):
+        run_recipe(tmp_path, f"mode: pretraining\npretraining: {{checkpoint: {data.checkpoint}, "
+                             f"shards: {other}}}\n")

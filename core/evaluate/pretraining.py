@@ -1,0 +1,311 @@
+"""Pre-training evaluation: a checkpoint's next-concept predictions on held-out shards.
+
+Every position of every document is predicted from the TRUE concepts before it (teacher
+forcing), through the head's own generation protocol (``start``, then ``next_concept`` and
+``append`` per position, as ``lcm.generate.loop`` drives it, but appending the true concept
+instead of the prediction). So any head is evaluated the way it generates: the MSE head's
+regression, a diffusion head's sampling, a quantised head's codebook choice.
+
+Two uninformed predictors share the table as baselines: the normaliser's centre (the
+per-dimension median of the training concepts, whatever the context) and the previous concept
+(a copy of the context's last sentence). Documents longer than the window (``max_concepts``, at
+most the model's ``max_seq_len``) are cut into windows that overlap by one concept, so each
+concept but the document's first is predicted once. Metrics are computed in the encoder's space, on de-normalised predictions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
+
+import numpy as np
+
+from lcm.errors import ConceptSpaceMismatchError, UserError
+from lcm.evaluate import concept_metrics
+from lcm.evaluate.report import Metric, Report
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from lcm.data.shards import Document
+    from lcm.model.checkpoint import LoadedModel
+
+METRICS = [
+    Metric("l2", "ℓ2", False, "distance of the prediction to the true next concept"),
+    Metric("ca", "CA", True, "share of the batch's other sequences' concepts farther from the "
+                             "prediction than the true next concept (0.5 = chance)"),
+    Metric("par", "PAR", False, "highest cosine of the prediction to a concept of its context"),
+    Metric("round_trip_l2", "ℓ2-r", False, "distance of the prediction to the encoding of its "
+                                          "decoded text"),
+    Metric("mi", "MI", True, "per-token pointwise mutual information of the decoded prediction "
+                             "with the true preceding sentences, under a causal LM (nats)"),
+]
+MEAN_CONCEPT = "mean concept"
+PREVIOUS_CONCEPT = "previous concept"
+TOO_SHORT = "fewer than 2 concepts (nothing to predict)"
+
+Predictor = Callable[["Tensor", "Tensor"], "Tensor"]
+"""(B, T, D) concepts in the encoder's space, (B, T) mask -> (B, T-1, D) predictions of 1..T-1."""
+
+
+@dataclass
+class Window:
+    """Consecutive concepts of one document, evaluated as one sequence."""
+
+    sentences: list[str]
+    vectors: np.ndarray  # (T, D) float32
+
+
+@dataclass
+class TextSample:
+    """A prediction kept for the text-level metrics (round trip and MI)."""
+
+    vector: "Tensor"  # (D,)
+    context: list[str]  # the true sentences before it, within its window
+
+
+@dataclass
+class SystemScores:
+    """Per-position values of each metric for one system, and the samples kept for decoding."""
+
+    values: dict[str, list[float]] = field(default_factory=lambda: {m.key: [] for m in METRICS})
+    samples: list[TextSample] = field(default_factory=list)
+    undefined: dict[str, int] = field(default_factory=dict)
+    """Positions a metric could not score, by metric (no distractor for CA, no token for MI)."""
+
+    def extend_defined(self, metric: str, values: "Tensor | list[float]") -> None:
+        """Add the values that are numbers; count the NaNs as undefined."""
+        values = [float(v) for v in values]
+        defined = [v for v in values if not np.isnan(v)]
+        self.values[metric].extend(defined)
+        if len(defined) < len(values):
+            self.undefined[metric] = self.undefined.get(metric, 0) + len(values) - len(defined)
+
+
+def windows(documents: Iterable["Document"], length: int, skipped: dict[str, int]) -> Iterator[Window]:
+    """Each document as windows of at most ``length`` concepts; too-short documents counted.
+
+    Consecutive windows share one concept (the last of one is the first, context-only, of the
+    next), so every concept but the document's first is predicted exactly once.
+    """
+    if length < 2:
+        raise ValueError(f"a window needs at least 2 concepts, got {length}")
+    for doc in documents:
+        if len(doc.sentences) < 2:
+            skipped[TOO_SHORT] = skipped.get(TOO_SHORT, 0) + 1
+            continue
+        vectors = doc.vectors.astype(np.float32)
+        for start in range(0, len(vectors) - 1, length - 1):
+            stop = min(start + length, len(vectors))
+            yield Window(doc.sentences[start:stop], vectors[start:stop])
+
+
+def _batches(items: Iterable[Window], size: int) -> Iterator[list[Window]]:
+    batch: list[Window] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _stack(batch: list[Window]) -> tuple["Tensor", "Tensor"]:
+    """Right-padded (B, T, D) concepts and their (B, T) mask."""
+    import torch
+
+    from lcm.generate.loop import pad_prompts
+
+    return pad_prompts([torch.from_numpy(w.vectors) for w in batch], side="right")
+
+
+# ----------------------------------------------------------------------------- predictors
+
+def teacher_forced(model: Any, concepts: "Tensor", mask: "Tensor", generator: Any) -> "Tensor":
+    """(B, T, D) normalised concepts -> (B, T-1, D) the head's normalised prediction of each
+    position from the true ones before it."""
+    import torch
+    import torch.nn.functional as F
+
+    from lcm.model.heads import GenerationState
+
+    head = model.head
+    state = GenerationState(context=concepts[:, :1], context_mask=mask[:, :1], generator=generator)
+    predictions = []
+    with torch.no_grad():
+        head.start(model, state)
+        for t in range(1, concepts.shape[1]):
+            predictions.append(head.next_concept(model, state))  # (B, D)
+            true = concepts[:, t]
+            state.context = torch.cat([state.context, true[:, None]], dim=1)
+            state.context_mask = F.pad(state.context_mask, (0, 1), value=True)
+            head.append(model, state, true)
+            state.step += 1
+    return torch.stack(predictions, dim=1)
+
+
+def model_predictor(loaded: "LoadedModel", seed: int) -> Predictor:
+    """The checkpoint's head, teacher-forced, in the encoder's space."""
+    import torch
+
+    model, normalizer = loaded.model, loaded.normalizer
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def predict(concepts: "Tensor", mask: "Tensor") -> "Tensor":
+        normalised = normalizer.normalize(concepts.to(device))
+        return normalizer.denormalize(teacher_forced(model, normalised, mask.to(device), generator)).cpu()
+
+    return predict
+
+
+def mean_concept_predictor(normalizer: Any) -> Predictor:
+    """Always the normaliser's centre: the median training concept, blind to the context."""
+    import torch
+
+    center = torch.from_numpy(np.asarray(normalizer.center, dtype=np.float32))
+    return lambda concepts, mask: center.expand(concepts.shape[0], concepts.shape[1] - 1, -1)
+
+
+def previous_concept_predictor(concepts: "Tensor", mask: "Tensor") -> "Tensor":
+    """The last concept of the context, repeated."""
+    return concepts[:, :-1]
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+@dataclass
+class PretrainingOptions:
+    """How the held-out shards are read and scored (the recipe's ``pretraining`` section)."""
+
+    batch_size: int = 16
+    """Sequences per batch; also the pool of contrastive-accuracy distractors."""
+    max_concepts: int = 128
+    """Window length in concepts (capped at the model's max_seq_len); the reference wraps at 128."""
+    max_documents: Optional[int] = None
+    """Evaluate the first N documents in shard order; null = all."""
+    max_decoded: int = 256
+    """Predictions per system decoded for round-trip ℓ2 and MI (the first ones in order)."""
+    seed: int = 0
+    """Seeds heads that sample (diffusion, quantised)."""
+    language: Optional[str] = None
+    """Language asked of the decoder (where it supports several)."""
+
+
+def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: PretrainingOptions,
+                         encoder: Any = None, decoder: Any = None, mi_scorer: Any = None,
+                         progress: bool = True) -> Report:
+    """The table of ``METRICS`` for the checkpoint's head and the two uninformed predictors.
+
+    Round-trip ℓ2 needs ``encoder`` and ``decoder``; MI needs ``decoder`` and ``mi_scorer``
+    (a ``ContextMutualInformation``); both run on the first ``max_decoded`` predictions of each
+    system only, since decoding dominates the cost.
+    """
+    from itertools import islice
+
+    import torch
+    from tqdm import tqdm
+
+    from lcm.data.shards import Manifest, iter_documents
+
+    manifest = Manifest.read(shards)
+    if manifest.space != loaded.space:
+        raise ConceptSpaceMismatchError(
+            f"shards {shards} hold {manifest.space} concepts; the checkpoint was trained in {loaded.space}")
+    head_name = loaded.model.head.name
+    predictors: dict[str, Predictor] = {
+        f"model ({head_name})": model_predictor(loaded, options.seed),
+        MEAN_CONCEPT: mean_concept_predictor(loaded.normalizer),
+        PREVIOUS_CONCEPT: previous_concept_predictor,
+    }
+    scores = {system: SystemScores() for system in predictors}
+    length = min(options.max_concepts, loaded.model.config.max_seq_len)
+    if length < 2:
+        raise UserError(f"max_concepts must be at least 2 (one context concept and one to predict), "
+                        f"got {options.max_concepts}")
+    skipped: dict[str, int] = {}
+    documents = islice(iter_documents(shards), options.max_documents)
+    total = min(manifest.documents, options.max_documents or manifest.documents)
+    bar = tqdm(total=total, desc="evaluating", unit="doc", disable=not progress)
+    counted = _CountingIterator(documents, bar)
+    with torch.no_grad():
+        for batch in _batches(windows(counted, length, skipped), options.batch_size):
+            concepts, mask = _stack(batch)
+            for system, predict in predictors.items():
+                _score_batch(batch, concepts, mask, predict(concepts, mask), scores[system],
+                             options.max_decoded if decoder is not None else 0)
+    bar.close()
+
+    for collected in scores.values():
+        if collected.samples:
+            _score_texts(collected, decoder, encoder, mi_scorer, options.language)
+
+    report = Report("pre-training metrics (teacher forcing)", METRICS)
+    for system, collected in scores.items():
+        for metric, values in collected.values.items():
+            report.add(system, metric, values)
+    report.settings = {
+        "shards": str(shards), "space": str(loaded.space), "head": head_name,
+        "documents": counted.count, "skipped": skipped, "window": length,
+        "batch_size": options.batch_size, "seed": options.seed,
+        "decoded_per_system": options.max_decoded if decoder is not None else 0,
+        "round_trip": encoder is not None and decoder is not None,
+        "mutual_information": mi_scorer is not None and decoder is not None,
+        "contrastive_distractors": "true next concepts of the other sequences of the batch",
+        MEAN_CONCEPT: "the normaliser's centre (per-dimension median of the training concepts)",
+        PREVIOUS_CONCEPT: "a copy of the last context concept",
+        "undefined": {system: collected.undefined for system, collected in scores.items()
+                      if collected.undefined},
+    }
+    return report
+
+
+def _score_texts(scores: SystemScores, decoder: Any, encoder: Any, mi_scorer: Any,
+                 language: str | None) -> None:
+    """Round-trip ℓ2 and MI of the kept samples (decoding each only once)."""
+    import torch
+
+    vectors = torch.stack([s.vector for s in scores.samples])  # (N, D)
+    if encoder is not None:
+        distances, texts = concept_metrics.round_trip_l2(vectors, decoder, encoder, language)
+        scores.values["round_trip_l2"].extend(distances.tolist())
+    else:
+        texts = decoder.decode(vectors, language=language)
+    if mi_scorer is not None:
+        scores.extend_defined("mi", mi_scorer.score([s.context for s in scores.samples], texts))
+
+
+def _score_batch(batch: list[Window], concepts: "Tensor", mask: "Tensor", predicted: "Tensor",
+                 scores: SystemScores, max_decoded: int) -> None:
+    """Add one batch's per-position ℓ2, CA and PAR to ``scores``; keep text samples."""
+    import torch
+
+    valid = mask[:, 1:]  # (B, T-1): position t+1 exists
+    sequence = torch.arange(len(batch))[:, None].expand_as(valid)[valid]  # (N,)
+    flat_predicted, flat_target = predicted[valid], concepts[:, 1:][valid]  # (N, D)
+    scores.values["l2"].extend(concept_metrics.l2_distances(flat_predicted, flat_target).tolist())
+    scores.extend_defined("ca", concept_metrics.contrastive_accuracy(flat_predicted, flat_target, sequence))
+    for i, window in enumerate(batch):
+        steps = len(window.sentences) - 1
+        scores.values["par"].extend(
+            concept_metrics.paraphrase_scores(predicted[i, :steps], concepts[i, :steps + 1]).tolist())
+        for t in range(steps):
+            if len(scores.samples) >= max_decoded:
+                break
+            scores.samples.append(TextSample(predicted[i, t].clone(), window.sentences[:t + 1]))
+
+
+class _CountingIterator:
+    """Passes documents through, counting them and advancing a progress bar."""
+
+    def __init__(self, documents: Iterable["Document"], bar: Any):
+        self._documents, self._bar, self.count = iter(documents), bar, 0
+
+    def __iter__(self) -> "_CountingIterator":
+        return self
+
+    def __next__(self) -> "Document":
+        doc = next(self._documents)
+        self.count += 1
+        self._bar.update(1)
+        return doc
