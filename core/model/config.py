@@ -72,15 +72,23 @@ class TransformerConfig:
 
 
 _ARCHS: dict[str, Callable[[], TransformerConfig]] = {}
+_HEAD_OPTIONS: dict[str, dict[str, Any]] = {}
 
 
-def arch(name: str) -> Callable[[Callable[[], TransformerConfig]], Callable[[], TransformerConfig]]:
-    """Register a function returning a ``TransformerConfig`` under ``name``."""
+def arch(name: str, head: Mapping[str, Any] | None = None
+         ) -> Callable[[Callable[[], TransformerConfig]], Callable[[], TransformerConfig]]:
+    """Register a function returning a ``TransformerConfig`` under ``name``.
+
+    ``head``: ``{"name": ..., **options}`` of the head this size was published with (a
+    Two-Tower's denoiser depth is part of its size); see ``head_options``.
+    """
 
     def register(factory: Callable[[], TransformerConfig]) -> Callable[[], TransformerConfig]:
         if name in _ARCHS:
             raise ValueError(f"architecture {name!r} is registered twice")
         _ARCHS[name] = factory
+        if head is not None:
+            _HEAD_OPTIONS[name] = dict(head)
         return factory
 
     return register
@@ -88,6 +96,16 @@ def arch(name: str) -> Callable[[Callable[[], TransformerConfig]], Callable[[], 
 
 def arch_names() -> list[str]:
     return sorted(_ARCHS)
+
+
+def head_options(arch_name: str, head_name: str) -> dict[str, Any]:
+    """Options architecture ``arch_name`` sets for head ``head_name`` (empty for other heads).
+
+    ``build_model`` lays a recipe's own head options over these, so ``arch: two_tower_1_6b``
+    with ``head: {name: two_tower}`` is the whole published model.
+    """
+    published = dict(_HEAD_OPTIONS.get(arch_name, {}))
+    return published if published.pop("name", None) == head_name else {}
 
 
 def get_arch(name: str, overrides: Mapping[str, Any] | None = None) -> TransformerConfig:
@@ -143,3 +161,32 @@ def _base_1_6b() -> TransformerConfig:
 def _base_7b() -> TransformerConfig:
     """A 7B-class trunk in the paper's style: d=4096, 32 layers, 32 heads."""
     return dataclasses.replace(_base_1_6b(), model_dim=4096, num_heads=32, ffn_inner_dim=11008)
+
+
+@arch("two_tower_1_6b", head={"name": "two_tower", "denoiser_layers": 13})
+def _two_tower_1_6b() -> TransformerConfig:
+    """Two-Tower 1.6B of the reference (``two_tower_diffusion_lcm_1_6B``): a 5-layer
+    contextualizer (this trunk) and a 13-layer denoiser (head option), d=2048, 16 heads,
+    SwiGLU 5632, biases; the reference states 1,635,101,696 parameters."""
+    return dataclasses.replace(_base_1_6b(), num_layers=5)
+
+
+@arch("two_tower_7b", head={"name": "two_tower", "denoiser_layers": 14})
+def _two_tower_7b() -> TransformerConfig:
+    """Two-Tower 7B of the reference (``two_tower_diffusion_lcm_7B``): 5 contextualizer and
+    14 denoiser layers, d=4096, 32 heads, SwiGLU 11008; 6,930,781,696 parameters."""
+    return dataclasses.replace(_base_7b(), num_layers=5)
+
+
+@arch("one_tower_1_6b")
+def _one_tower_1_6b() -> TransformerConfig:
+    """The paper's One-Tower 1.6B ablation: 32 layers, 32 heads, learned positions, and an
+    FFN of 8192 — two matrices there; the SwiGLU of as many parameters (three matrices of
+    2/3 the width, rounded to 256) here, so the total stays about 1.6B."""
+    return dataclasses.replace(_base_1_6b(), num_heads=32, position_encoding="learned")
+
+
+@arch("one_tower_7b")
+def _one_tower_7b() -> TransformerConfig:
+    """A 7B-class One-Tower (not in the paper): the ``base_7b`` trunk with learned positions."""
+    return dataclasses.replace(_base_7b(), position_encoding="learned")

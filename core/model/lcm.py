@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from lcm.interfaces import ConceptSpace
-from lcm.model.config import TransformerConfig, get_arch
+from lcm.model.config import TransformerConfig, get_arch, head_options
 from lcm.model.heads import HeadModule, LossOutput
 from lcm.model.transformer import ConceptTransformer, KVCache
 
@@ -78,8 +78,14 @@ def build_head(head_spec: Mapping[str, Any], config: TransformerConfig, concept_
 
 def build_model(arch: str, arch_overrides: Mapping[str, Any] | None, head_spec: Mapping[str, Any],
                 space: ConceptSpace, registry: Any = None) -> ConceptModel:
-    """A freshly initialised model of architecture ``arch`` with the named head."""
+    """A freshly initialised model of architecture ``arch`` with the named head.
+
+    Head options the architecture publishes (``lcm.model.config.head_options``) come first;
+    the recipe's ``head_spec`` overrides them.
+    """
     config = get_arch(arch, arch_overrides)
+    head_spec = _plain(head_spec)
+    head_spec = {**head_options(arch, str(head_spec.get("name"))), **head_spec}
     return model_from_config(config, head_spec, space, arch=arch, registry=registry)
 
 

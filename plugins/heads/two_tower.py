@@ -1,0 +1,250 @@
+"""The ``two_tower`` head: the Two-Tower diffusion LCM of the paper and its reference code.
+
+The trunk is the *contextualizer*: a causal Transformer over the clean concepts. The head owns
+the *denoiser*, which predicts concept i from its noisy version x_t:
+
+* its own input projection (D -> d) of x_t and output projection (d -> D);
+* layers of self-attention restricted to the diagonal (each position attends only to itself,
+  so it acts per position), cross-attention to the contextualizer outputs, and a SwiGLU FFN;
+* cross-attention keys are [zero vector, c_0, ..., c_{n-1}]: position i sees the zero vector
+  and the contextualizer outputs *before* i, never c_i (which has read concept i itself);
+* every sub-block is AdaLN-modulated by the timestep embedding: ``x + gate * f(norm(x) *
+  (1 + scale) + shift)``, the modulation Linear zero-initialised so blocks start as identity;
+* classifier-free guidance: in training a share ``cfg_dropout`` of positions sees only the zero
+  vector; in generation the conditional and unconditional passes run as one batch.
+
+The diagonal self-attention keeps its query/key projections, as the reference does: they get
+no gradient (softmax over one key is 1) but keep checkpoints and parameter counts comparable.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lcm.diffusion.config import DiffusionConfig
+from lcm.diffusion.objective import diffusion_loss, noise_targets
+from lcm.diffusion.scheduler import DDIMScheduler
+from lcm.diffusion.timestep import TimestepEmbedding
+from lcm.hookspecs import hookimpl
+from lcm.model.config import TransformerConfig
+from lcm.model.heads import GenerationState, HeadModule, last_real
+from lcm.model.transformer import Attention, RMSNorm, SwiGLU
+
+
+@dataclass
+class TwoTowerConfig:
+    denoiser_layers: int = 0
+    """Denoiser depth (0: as many layers as the trunk)."""
+    denoiser_heads: int = 0
+    """Attention heads of the denoiser (0: the trunk's)."""
+    denoiser_ffn_dim: int = 0
+    """SwiGLU width of the denoiser (0: the trunk's)."""
+    cfg_dropout: float = 0.15
+    """Share of training positions that see no context (trains the unconditional model)."""
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    """Noise schedule, training objective and DDIM/guidance settings for generation."""
+
+
+def denoiser_config(trunk: TransformerConfig, options: TwoTowerConfig) -> TransformerConfig:
+    """The denoiser's layer shapes: the trunk's width, with the head's depth/heads/FFN."""
+    return dataclasses.replace(
+        trunk, num_layers=options.denoiser_layers or trunk.num_layers,
+        num_heads=options.denoiser_heads or trunk.num_heads,
+        ffn_inner_dim=options.denoiser_ffn_dim or trunk.ffn_inner_dim, position_encoding="none")
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention of denoiser positions to (projected) contextualizer outputs."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        d, self.num_heads = config.model_dim, config.num_heads
+        self.query = nn.Linear(d, d, bias=config.bias)
+        self.key_value = nn.Linear(d, 2 * d, bias=config.bias)
+        self.out = nn.Linear(d, d, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def keys_values(self, context: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, S, d) -> keys and values, each (B, nh, S, hs): computed once per context."""
+        B, S, d = context.shape
+        k, v = self.key_value(context).split(d, dim=2)
+        return (k.view(B, S, self.num_heads, -1).transpose(1, 2),
+                v.view(B, S, self.num_heads, -1).transpose(1, 2))
+
+    def forward(self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+        """x (B, T, d) attends to keys/values (B, nh, S, hs) where ``mask`` (B, T, S) is True."""
+        B, T, d = x.shape
+        q = self.query(x).view(B, T, self.num_heads, -1).transpose(1, 2)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask[:, None])
+        return self.dropout(self.out(y.transpose(1, 2).reshape(B, T, d)))
+
+
+class DenoiserLayer(nn.Module):
+    """Diagonal self-attention, cross-attention and FFN, each AdaLN-modulated by the timestep."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        d = config.model_dim
+        self.self_attn_norm = RMSNorm(d, config.norm_eps)
+        self.self_attn = Attention(config, layer_index=0)
+        self.cross_attn_norm = RMSNorm(d, config.norm_eps)
+        self.cross_attn = CrossAttention(config)
+        self.ffn_norm = RMSNorm(d, config.norm_eps)
+        self.ffn = SwiGLU(d, config.ffn_inner_dim, config.bias, config.dropout)
+        self.modulation = nn.Linear(d, 9 * d)  # shift/scale/gate for each of the 3 sub-blocks
+
+    def forward(self, x: Tensor, time: Tensor, keys: Tensor, values: Tensor,
+                cross_mask: Tensor) -> Tensor:
+        """x (B, T, d), time (B, T, d) embeddings, keys/values (B, nh, S, hs), mask (B, T, S)."""
+        mods = self.modulation(F.silu(time)).chunk(9, dim=-1)  # 9 x (B, T, d)
+        diagonal = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)[None, None]
+        h = _modulate(self.self_attn_norm(x), mods[0], mods[1])
+        x = x + mods[2] * self.self_attn(h, None, None, diagonal, None)
+        h = _modulate(self.cross_attn_norm(x), mods[3], mods[4])
+        x = x + mods[5] * self.cross_attn(h, keys, values, cross_mask)
+        h = _modulate(self.ffn_norm(x), mods[6], mods[7])
+        return x + mods[8] * self.ffn(h)
+
+
+def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    return x * (1 + scale) + shift
+
+
+@dataclass
+class CrossContext:
+    """Cross-attention keys/values of [zero vector, contextualizer outputs] for every layer."""
+
+    keys: list[Tensor]  # per layer (B, nh, 1 + S, hs)
+    values: list[Tensor]
+    mask: Tensor  # (B, 1 + S) bool: the zero vector and the real context concepts
+
+    def extended(self, other: "CrossContext") -> "CrossContext":
+        """This context followed by ``other``'s positions."""
+        return CrossContext([torch.cat(p, 2) for p in zip(self.keys, other.keys)],
+                            [torch.cat(p, 2) for p in zip(self.values, other.values)],
+                            torch.cat([self.mask, other.mask], 1))
+
+    def with_unconditional(self) -> "CrossContext":
+        """Twice the batch: first as is, then seeing only the zero vector (guidance)."""
+        blind = torch.zeros_like(self.mask)
+        blind[:, 0] = True
+        return CrossContext([torch.cat([k, k]) for k in self.keys],
+                            [torch.cat([v, v]) for v in self.values],
+                            torch.cat([self.mask, blind]))
+
+
+class Denoiser(nn.Module):
+    """Noisy concepts (B, T, D) + steps (B, T) + cross context -> the prediction (B, T, D)."""
+
+    def __init__(self, config: TransformerConfig, concept_dim: int):
+        super().__init__()
+        d = config.model_dim
+        self.input = nn.Linear(concept_dim, d)
+        self.time = TimestepEmbedding(d)
+        self.layers = nn.ModuleList(DenoiserLayer(config) for _ in range(config.num_layers))
+        self.final_norm = RMSNorm(d, config.norm_eps)
+        self.output = nn.Linear(d, concept_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """N(0, 0.02) projections, zero biases; AdaLN modulation zero (identity blocks)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        self.time.reset_parameters()
+        for layer in self.layers:
+            nn.init.zeros_(layer.modulation.weight)
+            nn.init.zeros_(layer.modulation.bias)
+
+    def cross_context(self, context: Tensor, mask: Tensor) -> CrossContext:
+        """Keys/values of contextualizer outputs ``context`` (B, S, d), ``mask`` (B, S)."""
+        kv = [layer.cross_attn.keys_values(context) for layer in self.layers]
+        return CrossContext([k for k, _ in kv], [v for _, v in kv], mask)
+
+    def zero_prefixed(self, context: Tensor, mask: Tensor) -> CrossContext:
+        """The cross context of [zero vector, ``context``]: what position 0 and guidance see."""
+        zero = context.new_zeros(context.shape[0], 1, context.shape[2])
+        real = torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)
+        return self.cross_context(torch.cat([zero, context], 1), torch.cat([real, mask], 1))
+
+    def forward(self, latents: Tensor, timesteps: Tensor, cross: CrossContext,
+                cross_mask: Tensor) -> Tensor:
+        """``cross_mask`` (B, T, 1 + S): which keys each position may see."""
+        x = self.input(latents)  # (B, T, d)
+        time = self.time(timesteps)  # (B, T, d)
+        for layer, keys, values in zip(self.layers, cross.keys, cross.values):
+            x = layer(x, time, keys, values, cross_mask)
+        return self.output(self.final_norm(x))  # (B, T, D)
+
+
+def shifted_causal_mask(mask: Tensor, dropped: Tensor | None = None) -> Tensor:
+    """(B, T) real concepts -> (B, T, 1 + T): position i sees the zero vector (key 0) and the
+    real contextualizer outputs of positions before i (keys 1..i); ``dropped`` (B, T) rows see
+    only the zero vector."""
+    B, T = mask.shape
+    earlier = torch.ones(T, T + 1, dtype=torch.bool, device=mask.device).tril()  # (T, 1 + T)
+    keys_real = F.pad(mask, (1, 0), value=True)  # (B, 1 + T)
+    visible = earlier[None] & keys_real[:, None, :]  # (B, T, 1 + T)
+    if dropped is not None:
+        visible = visible & ~F.pad(dropped[..., None], (0, T), value=False)  # keep key 0
+    return visible
+
+
+class TwoTowerHead(HeadModule):
+    name = "two_tower"
+    description = "Two-Tower diffusion LCM: causal contextualizer + AdaLN cross-attention denoiser"
+    Config = TwoTowerConfig
+
+    def __init__(self, config, trunk, concept_dim):
+        super().__init__(config, trunk, concept_dim)
+        self.scheduler = DDIMScheduler(self.config.diffusion)
+        self.denoiser = Denoiser(denoiser_config(trunk, self.config), concept_dim)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, model, concepts, mask):
+        context = model.contextualize(concepts, mask)  # (B, T, d)
+        cross = self.denoiser.zero_prefixed(context, mask)
+        dropped = torch.rand(mask.shape, device=mask.device) < self.config.cfg_dropout
+        noised = noise_targets(self.scheduler, concepts)
+        output = self.denoiser(noised.latents, noised.timesteps, cross,
+                               shifted_causal_mask(mask, dropped))
+        return diffusion_loss(self.scheduler, output, noised, mask)
+
+    # ------------------------------------------------------------------ generation
+    def start(self, model, state: GenerationState) -> None:
+        """Contextualize the prompt (filling the trunk's KV cache) and project every output
+        into the denoiser's cross-attention keys/values once; ``state.extra`` keeps them."""
+        state.cache = model.trunk.new_cache(state.batch_size, capacity=state.context.shape[1] + 16)
+        context = model.contextualize(state.context, state.context_mask, state.cache)  # (B, S, d)
+        state.hidden = last_real(context, state.context_mask)
+        state.extra = self.denoiser.zero_prefixed(context, state.context_mask)
+
+    def append(self, model, state: GenerationState, concepts) -> None:
+        super().append(model, state, concepts)
+        real = torch.ones(state.batch_size, 1, dtype=torch.bool, device=concepts.device)
+        state.extra = state.extra.extended(self.denoiser.cross_context(state.hidden[:, None], real))
+
+    def next_concept(self, model, state: GenerationState):
+        cross: CrossContext = state.extra
+        if self.scheduler.uses_guidance:
+            cross = cross.with_unconditional()
+        visible = cross.mask[:, None, :]  # (B or 2B, 1, 1 + S)
+
+        def denoise(latents: Tensor, t: int) -> Tensor:
+            steps = torch.full((latents.shape[0], 1), t, dtype=torch.long, device=latents.device)
+            return self.denoiser(latents[:, None], steps, cross, visible)[:, 0]
+
+        return self.scheduler.sample(denoise, (state.batch_size, self.concept_dim),
+                                     generator=state.generator, device=state.context.device,
+                                     dtype=state.context.dtype)
+
+
+@hookimpl
+def register_heads(register) -> None:
+    register(TwoTowerHead)
