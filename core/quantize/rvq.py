@@ -137,7 +137,7 @@ def nearest(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     for start in range(0, points.shape[0], rows):
         block = points[start:start + rows]
         # ||p - c||^2 = ||p||^2 - 2 p.c + ||c||^2; the first term does not change the argmin
-        out[start:start + rows] = (squared_norms - 2 * block @ centroids.T).argmin(dim=1)
+        out[start:start + rows] = (squared_norms - 2 * (block @ centroids.T)).argmin(dim=1)
     return out
 
 
@@ -145,16 +145,22 @@ def kmeans_plus_plus(points: torch.Tensor, k: int, generator: torch.Generator) -
     """k centroids chosen from ``points``, each with probability proportional to its squared
     distance to the nearest one chosen so far (Arthur & Vassilvitskii 2007)."""
     n = points.shape[0]
+    squared_norms = points.pow(2).sum(dim=1)
+
+    def distances_to(index: int) -> torch.Tensor:  # a matvec, no [n, D] temporary
+        return (squared_norms - 2 * (points @ points[index]) + squared_norms[index]).clamp_min(0)
+
     chosen = [int(torch.randint(n, (1,), generator=generator))]
-    closest = (points - points[chosen[0]]).pow(2).sum(dim=1)
+    closest = distances_to(chosen[0])
     for _ in range(k - 1):
-        weights = closest.double().cpu()
-        if weights.sum() > 0:
-            index = int(torch.multinomial(weights, 1, generator=generator))
+        cumulative = closest.double().cumsum(0).cpu()
+        if cumulative[-1] > 0:
+            target = torch.rand(1, dtype=torch.float64, generator=generator) * cumulative[-1]
+            index = min(int(torch.searchsorted(cumulative, target)), n - 1)
         else:  # fewer distinct points than k: any point will do, its cluster stays empty
             index = int(torch.randint(n, (1,), generator=generator))
         chosen.append(index)
-        closest = torch.minimum(closest, (points - points[index]).pow(2).sum(dim=1))
+        closest = torch.minimum(closest, distances_to(index))
     return points[chosen].clone()
 
 
