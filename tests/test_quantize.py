@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from lcm.cli import main
 from lcm.data.normalizer import RobustScaler
 from lcm.data.shards import Document, ShardWriter
 from lcm.errors import InputFileError, UserError
@@ -145,13 +146,12 @@ def test_fit_quantizer_end_to_end_through_lcm_run(tmp_path):
     assert relative.item() == pytest.approx(errors[-1], rel=1e-3)
 
     # streaming from the shards on every pass fits the same codebooks
-    streamed = lcm_run(str(recipe), "in_memory=false", f"output={tmp_path / 'q2'}")
-    assert streamed.returncode == 0, streamed.stderr
+    assert main(["run", str(recipe), "in_memory=false", f"output={tmp_path / 'q2'}"]) == 0
     again = json.loads((tmp_path / "q2" / "reconstruction.json").read_text())["relative_mse"]
     assert again == pytest.approx(errors, rel=1e-5)
 
 
-def test_fit_quantizer_refuses_a_normaliser_of_another_space(tmp_path):
+def test_fit_quantizer_refuses_a_normaliser_of_another_space(tmp_path, capsys):
     make_shards(tmp_path / "shards")
     other = ConceptSpace("other", SPACE.dim)
     (tmp_path / "norm").mkdir()
@@ -160,6 +160,5 @@ def test_fit_quantizer_refuses_a_normaliser_of_another_space(tmp_path):
     recipe = tmp_path / "fit.yaml"
     recipe.write_text(f"task: fit_quantizer\nshards: {tmp_path / 'shards'}\n"
                       f"normalizer: {tmp_path / 'norm'}\noutput: {tmp_path / 'q'}\n")
-    out = lcm_run(str(recipe))
-    assert out.returncode == 2
-    assert "the normaliser is of other (12-d) but the shards" in out.stderr
+    assert main(["run", str(recipe)]) == 2
+    assert "the normaliser is of other (12-d) but the shards" in capsys.readouterr().err
