@@ -59,7 +59,6 @@ class SonarTextEncoder(Encoder):
     def load(self) -> "SonarTextEncoder":
         """Load weights and tokenizer now (otherwise the first ``encode`` does)."""
         if self._model is None:
-            from fairseq2.error import NotSupportedError
             from sonar.models.sonar_text import get_sonar_text_encoder_hub
 
             from ..sonar import assets
@@ -67,17 +66,24 @@ class SonarTextEncoder(Encoder):
 
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=True)
-            self._device = torch_device(cfg.device)
-            self._model = assets.load_model(
-                get_sonar_text_encoder_hub, card, self._device, torch_dtype(cfg.dtype),
-                lambda c: c.embedding_dim or c.model_dim, cfg.dim)
-            self._tokenizer = assets.load_tokenizer(card)
-            try:
-                self._token_encoder = self._tokenizer.create_encoder(lang=cfg.source_lang,
-                                                                     mode="source")
-            except NotSupportedError:
-                raise UserError(f"source_lang: the tokenizer of card {card.name!r} does not "
-                                f"know {cfg.source_lang!r}") from None
+            device = torch_device(cfg.device)
+            model = assets.load_model(get_sonar_text_encoder_hub, card, device,
+                                      torch_dtype(cfg.dtype), lambda c: c.embedding_dim or c.model_dim,
+                                      cfg.dim)
+            self.attach(model, assets.load_tokenizer(card), device)
+        return self
+
+    def attach(self, model: Any, tokenizer: Any, device: Any) -> "SonarTextEncoder":
+        """Use an already loaded SONAR encoder and NLLB tokenizer (shared, or built in code)."""
+        from fairseq2.error import NotSupportedError
+
+        try:
+            token_encoder = tokenizer.create_encoder(lang=self.config.source_lang, mode="source")
+        except NotSupportedError:
+            raise UserError(f"source_lang: the tokenizer does not know "
+                            f"{self.config.source_lang!r}") from None
+        self._model, self._tokenizer, self._token_encoder = model.eval(), tokenizer, token_encoder
+        self._device = device
         return self
 
     @property
