@@ -235,9 +235,13 @@ class ResolvedRecipe:
     raw: DictConfig
 
 
-def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe") -> Validation:
-    """Every problem of a loaded recipe, without running it."""
-    result = Validation()
+def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe",
+                    produced: set[str] | None = None) -> Validation:
+    """Every problem of a loaded recipe, without running it.
+
+    ``produced``: paths that other recipes of the same set write (see ``validate_recipes``).
+    """
+    result = Validation(produced=set(produced or ()))
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
@@ -246,6 +250,27 @@ def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe") -> V
     validate_task_body(container, "", result, registry)
     result.problems.extend(check_spaces(result.spaces))
     return result
+
+
+def validate_recipes(sources: list[Path], registry: Any) -> dict[Path, list[str]]:
+    """Problems of each recipe of a set, where one recipe may read what another writes.
+
+    Shipped recipes form chains (prepare -> fit_normalizer -> train -> generate) whose inputs
+    exist only once the earlier ones ran; validating them as a set accepts those inputs.
+    """
+    loaded: dict[Path, Any] = {}
+    problems: dict[Path, list[str]] = {}
+    for source in sources:
+        try:
+            loaded[source] = load_recipe(source)
+        except UserError as exc:
+            problems[source] = [str(exc)]
+    produced: set[str] = set()
+    for cfg in loaded.values():
+        produced |= validate_recipe(cfg, registry).produced
+    for source, cfg in loaded.items():
+        problems[source] = validate_recipe(cfg, registry, str(source), produced).problems
+    return {source: problems[source] for source in sources}
 
 
 def validate_task_body(container: dict, where: str, result: Validation, registry: Any) -> None:
