@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -67,12 +68,21 @@ class Trainer:
         inputs = check_inputs(recipe.data.shards, recipe.data.normalizer)
         self.space, self.normalizer = inputs.space, inputs.normalizer
         _seed_everything(self.options.seed)
+        started = time.perf_counter()
         self.engine = create_engine(self._build_model(), self.options, recipe.data.batch_size,
                                     self.context)
+        self._say(f"DeepSpeed engine ready in {time.perf_counter() - started:.1f} s "
+                  f"(ZeRO stage {self.options.zero_stage}, {self.options.precision}, "
+                  f"{self.context.world_size} rank(s), {self.context.backend} on {self.context.device})")
         self.dtype = _DTYPES[self.options.precision]
         self.state = TrainerState(world_size=self.context.world_size)
         self.stream = self._stream(DataPosition())
         self._batches: Iterator[Batch] = iter(self.stream)
+
+    def _say(self, message: str) -> None:
+        """A progress message on stderr (rank 0 only); stdout keeps the summary line."""
+        if self.context.is_main:
+            print(message, file=sys.stderr, flush=True)
 
     def _build_model(self):
         from lcm.model.lcm import build_model
@@ -176,8 +186,7 @@ class Trainer:
         checkpointing.restore_rng(self.state.rng)
         self.stream = self._stream(self.state.position)
         self._batches = iter(self.stream)
-        if self.context.is_main:
-            print(f"resuming from {target} at step {self.state.step}", flush=True)
+        self._say(f"resuming from {target} at step {self.state.step}")
 
     def _log_row(self, window: "_Window", session_start: float) -> dict[str, float]:
         loss_sum, micro, concepts = all_reduce_sum([window.loss_sum, window.micro_batches,
