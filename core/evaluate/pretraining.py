@@ -15,12 +15,13 @@ concept but the document's first is predicted once. Metrics are computed in the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.evaluate import concept_metrics
+from lcm.evaluate.options import PretrainingOptions
 from lcm.evaluate.report import Metric, Report
 
 if TYPE_CHECKING:
@@ -81,7 +82,15 @@ class SystemScores:
             self.undefined[metric] = self.undefined.get(metric, 0) + len(values) - len(defined)
 
 
-def windows(documents: Iterable["Document"], length: int, skipped: dict[str, int]) -> Iterator[Window]:
+@dataclass
+class ReadCounts:
+    """Documents read, and those left out by reason."""
+
+    documents: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def windows(documents: Iterable["Document"], length: int, counts: ReadCounts) -> Iterator[Window]:
     """Each document as windows of at most ``length`` concepts; too-short documents counted.
 
     Consecutive windows share one concept (the last of one is the first, context-only, of the
@@ -90,8 +99,9 @@ def windows(documents: Iterable["Document"], length: int, skipped: dict[str, int
     if length < 2:
         raise ValueError(f"a window needs at least 2 concepts, got {length}")
     for doc in documents:
+        counts.documents += 1
         if len(doc.sentences) < 2:
-            skipped[TOO_SHORT] = skipped.get(TOO_SHORT, 0) + 1
+            counts.skipped[TOO_SHORT] = counts.skipped.get(TOO_SHORT, 0) + 1
             continue
         vectors = doc.vectors.astype(np.float32)
         for start in range(0, len(vectors) - 1, length - 1):
@@ -174,24 +184,6 @@ def previous_concept_predictor(concepts: "Tensor", mask: "Tensor") -> "Tensor":
 
 # ----------------------------------------------------------------------------- evaluation
 
-@dataclass
-class PretrainingOptions:
-    """How the held-out shards are read and scored (the recipe's ``pretraining`` section)."""
-
-    batch_size: int = 16
-    """Sequences per batch; also the pool of contrastive-accuracy distractors."""
-    max_concepts: int = 128
-    """Window length in concepts (capped at the model's max_seq_len); the reference wraps at 128."""
-    max_documents: Optional[int] = None
-    """Evaluate the first N documents in shard order; null = all."""
-    max_decoded: int = 256
-    """Predictions per system decoded for round-trip ℓ2 and MI (the first ones in order)."""
-    seed: int = 0
-    """Seeds heads that sample (diffusion, quantised)."""
-    language: Optional[str] = None
-    """Language asked of the decoder (where it supports several)."""
-
-
 def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: PretrainingOptions,
                          encoder: Any = None, decoder: Any = None, mi_scorer: Any = None,
                          progress: bool = True) -> Report:
@@ -223,18 +215,17 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
     if length < 2:
         raise UserError(f"max_concepts must be at least 2 (one context concept and one to predict), "
                         f"got {options.max_concepts}")
-    skipped: dict[str, int] = {}
-    documents = islice(iter_documents(shards), options.max_documents)
+    counts = ReadCounts()
     total = min(manifest.documents, options.max_documents or manifest.documents)
-    bar = tqdm(total=total, desc="evaluating", unit="doc", disable=not progress)
-    counted = _CountingIterator(documents, bar)
+    documents = tqdm(islice(iter_documents(shards), options.max_documents), total=total,
+                     desc="evaluating", unit="doc", disable=not progress)
     with torch.no_grad():
-        for batch in _batches(windows(counted, length, skipped), options.batch_size):
+        for batch in _batches(windows(documents, length, counts), options.batch_size):
             concepts, mask = _stack(batch)
             for system, predict in predictors.items():
                 _score_batch(batch, concepts, mask, predict(concepts, mask), scores[system],
                              options.max_decoded if decoder is not None else 0)
-    bar.close()
+    documents.close()
 
     for collected in scores.values():
         if collected.samples:
@@ -246,7 +237,7 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
             report.add(system, metric, values)
     report.settings = {
         "shards": str(shards), "space": str(loaded.space), "head": head_name,
-        "documents": counted.count, "skipped": skipped, "window": length,
+        "documents": counts.documents, "skipped": counts.skipped, "window": length,
         "batch_size": options.batch_size, "seed": options.seed,
         "decoded_per_system": options.max_decoded if decoder is not None else 0,
         "round_trip": encoder is not None and decoder is not None,
@@ -293,19 +284,3 @@ def _score_batch(batch: list[Window], concepts: "Tensor", mask: "Tensor", predic
             if len(scores.samples) >= max_decoded:
                 break
             scores.samples.append(TextSample(predicted[i, t].clone(), window.sentences[:t + 1]))
-
-
-class _CountingIterator:
-    """Passes documents through, counting them and advancing a progress bar."""
-
-    def __init__(self, documents: Iterable["Document"], bar: Any):
-        self._documents, self._bar, self.count = iter(documents), bar, 0
-
-    def __iter__(self) -> "_CountingIterator":
-        return self
-
-    def __next__(self) -> "Document":
-        doc = next(self._documents)
-        self.count += 1
-        self._bar.update(1)
-        return doc

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from lcm.config import choice, component, path
-from lcm.evaluate.pretraining import PretrainingOptions
+from lcm.evaluate.options import PretrainingOptions
 from lcm.interfaces import Task
 
 MODES = ("generation", "pretraining")
