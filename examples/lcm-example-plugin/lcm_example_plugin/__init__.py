@@ -4,6 +4,7 @@ from __future__ import annotations
 from lcm.hookspecs import hookimpl
 
 from lcm_example_plugin.bag_of_words import BagOfWordsEncoder, KeywordDecoder
+from lcm_example_plugin.residual_head import ResidualMseHead
 
 
 @hookimpl
@@ -14,3 +15,8 @@ def register_encoders(register) -> None:
 @hookimpl
 def register_decoders(register) -> None:
     register(KeywordDecoder)
+
+
+@hookimpl
+def register_heads(register) -> None:
+    register(ResidualMseHead)

@@ -1,0 +1,40 @@
+"""A head that predicts the change from the current concept rather than the next concept itself.
+
+next = current + PostNet(hidden). Shows what a third-party head needs: subclass HeadModule,
+implement ``loss`` and ``next_concept``, and use only lcm's public model API.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from lcm.model.heads import GenerationState, HeadModule, LossOutput, last_real, next_concept_pairs
+
+
+@dataclass
+class ResidualHeadConfig:
+    delta_scale: float = 1.0
+    """Multiplies the predicted change; < 1 keeps generations close to the prompt."""
+
+
+class ResidualMseHead(HeadModule):
+    name = "residual_mse"
+    description = "next = current + predicted change, MSE loss (example plugin)"
+    Config = ResidualHeadConfig
+
+    def __init__(self, config, trunk, concept_dim):
+        super().__init__(config, trunk, concept_dim)
+        self.postnet = nn.Linear(trunk.model_dim, concept_dim)
+
+    def loss(self, model, concepts, mask):
+        hidden = model.contextualize(concepts, mask)  # (B, T, d)
+        predicted = concepts[:, :-1] + self.config.delta_scale * self.postnet(hidden[:, :-1])
+        targets, valid = next_concept_pairs(concepts, mask)
+        per_concept = (predicted.float() - targets.float()).pow(2).mean(-1)  # (B, T-1)
+        loss = (per_concept * valid).sum() / valid.sum().clamp(min=1)
+        return LossOutput(loss, {"mse": float(loss.detach())})
+
+    def next_concept(self, model, state: GenerationState):
+        current = last_real(state.context, state.context_mask)  # (B, D)
+        return current + self.config.delta_scale * self.postnet(state.hidden)
