@@ -36,6 +36,12 @@ def noise_targets(scheduler: DDIMScheduler, clean: Tensor) -> NoisedTargets:
                          scheduler.training_target(clean, noise, timesteps))
 
 
+def guidance_dropout(mask: Tensor, share: float) -> Tensor:
+    """(B, T) positions that train the unconditional model (see no context): each with
+    probability ``share`` (classifier-free guidance training; 0 disables it)."""
+    return torch.rand(mask.shape, device=mask.device) < share
+
+
 def diffusion_loss(scheduler: DDIMScheduler, output: Tensor, noised: NoisedTargets,
                    valid: Tensor) -> LossOutput:
     """Weighted mean squared error over the ``valid`` (B, T) positions.

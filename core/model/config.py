@@ -181,9 +181,10 @@ def _two_tower_7b() -> TransformerConfig:
 @arch("one_tower_1_6b")
 def _one_tower_1_6b() -> TransformerConfig:
     """The paper's One-Tower 1.6B ablation: 32 layers, 32 heads, learned positions, and an
-    FFN of 8192 — two matrices there; the SwiGLU of as many parameters (three matrices of
-    2/3 the width, rounded to 256) here, so the total stays about 1.6B."""
-    return dataclasses.replace(_base_1_6b(), num_heads=32, position_encoding="learned")
+    FFN of 8192 — two matrices there; here a SwiGLU of about as many parameters (three
+    matrices of 5376 = 2/3 x 8192 rounded down to 256), 1,611,949,056 in all."""
+    return dataclasses.replace(_base_1_6b(), num_heads=32, ffn_inner_dim=5376,
+                               position_encoding="learned")
 
 
 @arch("one_tower_7b")

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lcm.diffusion.config import DiffusionConfig
-from lcm.diffusion.objective import diffusion_loss, noise_targets
+from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
 from lcm.diffusion.scheduler import DDIMScheduler
 from lcm.diffusion.timestep import TimestepEmbedding
 from lcm.hookspecs import hookimpl
@@ -83,7 +83,7 @@ class OneTowerHead(HeadModule):
         noisy = self.noisy_inputs(model, noised.latents, noised.timesteps)  # (B, T, d)
         inputs = torch.stack([noisy, model.prenet(concepts)], dim=2).flatten(1, 2)  # (B, 2T, d)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0).repeat_interleave(2, dim=1)
-        dropped = torch.rand(mask.shape, device=mask.device) < self.config.cfg_dropout
+        dropped = guidance_dropout(mask, self.config.cfg_dropout) if self.training else None
         hidden = model.trunk(inputs, mask.repeat_interleave(2, dim=1), positions=positions,
                              attn_mask=interleaved_mask(mask, dropped))  # (B, 2T, d)
         output = self.output(hidden[:, 0::2])  # (B, T, D): the noisy slots

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lcm.diffusion.config import DiffusionConfig
-from lcm.diffusion.objective import diffusion_loss, noise_targets
+from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
 from lcm.diffusion.scheduler import DDIMScheduler
 from lcm.diffusion.timestep import TimestepEmbedding
 from lcm.hookspecs import hookimpl
@@ -192,7 +192,8 @@ def shifted_causal_mask(mask: Tensor, dropped: Tensor | None = None) -> Tensor:
     keys_real = F.pad(mask, (1, 0), value=True)  # (B, 1 + T)
     visible = earlier[None] & keys_real[:, None, :]  # (B, T, 1 + T)
     if dropped is not None:
-        visible = visible & ~F.pad(dropped[..., None], (0, T), value=False)  # keep key 0
+        context_keys = torch.arange(T + 1, device=mask.device) > 0  # all but the zero vector
+        visible = visible & ~(dropped[..., None] & context_keys)
     return visible
 
 
@@ -210,7 +211,7 @@ class TwoTowerHead(HeadModule):
     def loss(self, model, concepts, mask):
         context = model.contextualize(concepts, mask)  # (B, T, d)
         cross = self.denoiser.zero_prefixed(context, mask)
-        dropped = torch.rand(mask.shape, device=mask.device) < self.config.cfg_dropout
+        dropped = guidance_dropout(mask, self.config.cfg_dropout) if self.training else None
         noised = noise_targets(self.scheduler, concepts)
         output = self.denoiser(noised.latents, noised.timesteps, cross,
                                shifted_causal_mask(mask, dropped))
