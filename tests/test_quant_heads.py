@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lcm.config import load_recipe, validate_recipe
+from lcm.config import load_recipe, resolve_recipe, validate_recipe
 from lcm.errors import ConceptSpaceMismatchError, InputFileError, UserError
 from lcm.generate.loop import StopRules, generate
 from lcm.interfaces import ConceptSpace
@@ -24,7 +24,8 @@ from tests._head_fixtures import SPACE as TASK_SPACE
 from tests._head_fixtures import fit, rotation_task
 from tests._quant_fixtures import code_task, fit_tiny_quantizer, head_scores, uninformed_scores
 from tests._train_fixtures import SPACE as WALK_SPACE
-from tests._train_fixtures import walk_documents, write_shards
+from tests._train_fixtures import (restored_environment, train_recipe, walk_documents, write_shards,
+                                   write_yaml)
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = ConceptSpace("quant_test", 8)
@@ -69,7 +70,7 @@ def test_loss_is_finite_and_falls_on_codebook_sequences(head, quantizer_dir):
     model = model_with(head, quantizer_dir).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(60):
+    for _ in range(40):
         out = model(task.concepts, mask)
         assert torch.isfinite(out.loss)
         optimizer.zero_grad()
@@ -211,7 +212,7 @@ def test_missing_or_mismatched_quantizers_are_refused(head, tmp_path):
 def wiki_like(tmp_path_factory) -> dict[str, str]:
     """Shards and a quantizer of the same space, standing in for runs/wiki/*."""
     root = tmp_path_factory.mktemp("wiki_like")
-    shards = write_shards(root / "shards", walk_documents(6))
+    shards = write_shards(root / "shards", walk_documents(30))
     quantizer = fit_tiny_quantizer(root / "quantizer", WALK_SPACE)
     return {"shards": str(shards), "quantizer": str(quantizer), "root": str(root)}
 
@@ -235,3 +236,23 @@ def test_a_quantizer_of_another_space_fails_recipe_validation(wiki_like, tmp_pat
                                      wiki_like["shards"], str(other))
     assert len(problems) == 1 and "concept spaces differ" in problems[0]
     assert "head.quantizer" in problems[0] and "not-the-walk" in problems[0]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_train_task_trains_the_head_into_a_checkpoint_that_generates_alone(head, wiki_like,
+                                                                           tmp_path):
+    """The train recipe with only its head section changed (DeepSpeed, in this process)."""
+    quantizer = shutil.copytree(wiki_like["quantizer"], tmp_path / "quantizer")
+    recipe = train_recipe(Path(wiki_like["shards"]), tmp_path / "model", steps=8)
+    recipe["head"] = {"name": head, "quantizer": str(quantizer)}
+    resolved = resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
+    with restored_environment():
+        resolved.task_cls(resolved.config).run(resolved.config)
+    shutil.rmtree(quantizer)
+    loaded = load_checkpoint(tmp_path / "model")
+    assert torch.equal(loaded.model.head.codebooks,
+                       ResidualQuantizer.load(wiki_like["quantizer"]).codebooks)
+    prompt = loaded.normalizer.normalize(torch.randn(3, WALK_SPACE.dim))
+    rules = StopRules(max_new_concepts=3, repetition_threshold=None)
+    continuation = generate(loaded.model, [prompt], rules, loaded.normalizer.denormalize)[0]
+    assert continuation.concepts.shape == (3, WALK_SPACE.dim)
