@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-import lcm.plugins
+import lcm.registry
 from lcm.cli import main
 from lcm.errors import ConceptSpaceMismatchError
 from lcm.generate.loop import STOP_END, STOP_MAX_LENGTH, STOP_REPETITION, StopRules, generate
@@ -131,7 +131,7 @@ def registry(monkeypatch):
     """The installed plugins plus the test encoder, as the CLI and the task see them."""
     registry = lcm.registry.build_registry(extra_plugins=[
         plugin_module("test_encoders", register_encoders=lambda register: register(HashedWordsEncoder))])
-    monkeypatch.setattr(lcm.plugins, "get_registry", lambda: registry)
+    monkeypatch.setattr(lcm.registry, "get_registry", lambda: registry)
     return registry
 
 
