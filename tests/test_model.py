@@ -148,7 +148,7 @@ def test_mse_loss_falls_when_fitting_a_synthetic_sequence():
     mask = torch.ones(16, 8, dtype=torch.bool)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     first = model(concepts, mask).loss.item()
-    for _ in range(300):
+    for _ in range(150):
         loss = model(concepts, mask).loss
         optimizer.zero_grad()
         loss.backward()
