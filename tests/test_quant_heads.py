@@ -84,6 +84,16 @@ def test_loss_is_finite_and_falls_on_codebook_sequences(head, quantizer_dir):
 
 
 @pytest.mark.parametrize("head", HEADS)
+def test_a_batch_without_next_concept_pairs_has_zero_loss(head, quantizer_dir):
+    model = model_with(head, quantizer_dir)
+    mask = torch.zeros(2, 3, dtype=torch.bool)
+    mask[:, 0] = True  # single-concept documents: nothing to predict
+    out = model(torch.randn(2, 3, SPACE.dim), mask)
+    assert float(out.loss.detach()) == 0.0 and out.metrics["concepts"] == 0.0
+    assert all(value == value for value in out.metrics.values())  # no NaN
+
+
+@pytest.mark.parametrize("head", HEADS)
 def test_beats_an_uninformed_predictor_on_a_noisy_function_of_the_context(head, tmp_path):
     """Codebooks fitted on the training concepts (as fit_quantizer does), then the head trained
     and scored teacher-forced on held-out documents, in l2 and contrastive accuracy (CA)."""

@@ -40,9 +40,9 @@ class QuantCHead(QuantizedHead):
 
     def level_loss(self, queries, codes, partial, targets):
         residuals = targets[:, None] - partial  # (N, K, D): what each level has left to explain
-        loss = (queries - residuals).pow(2).mean()
+        loss = (queries - residuals).pow(2).sum() / max(residuals.numel(), 1)  # 0 if empty
         with torch.no_grad():
-            l2 = (queries[:, 0] - targets).norm(dim=-1).mean()
+            l2 = (queries[:, 0] - targets).norm(dim=-1).sum() / max(len(targets), 1)
         return loss, {"mse": float(loss.detach()), "l2": float(l2)}
 
     def generation_levels(self) -> int:

@@ -59,11 +59,14 @@ class QuantDHead(QuantizedHead):
 
     def level_loss(self, queries, codes, partial, targets):
         logits = self.logits(queries)  # (N, K, C)
-        loss = F.cross_entropy(logits.reshape(-1, self.codebook_size), codes.reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, self.codebook_size), codes.reshape(-1),
+                               reduction="sum") / max(codes.numel(), 1)  # 0, not NaN, if empty
         with torch.no_grad():
             correct = (logits.argmax(-1) == codes).float()  # (N, K)
-        return loss, {"ce": float(loss.detach()), "code_accuracy": float(correct.mean()),
-                      "first_code_accuracy": float(correct[:, 0].mean())}
+            rows = max(len(codes), 1)
+        return loss, {"ce": float(loss.detach()),
+                      "code_accuracy": float(correct.sum()) / (rows * self.num_codebooks),
+                      "first_code_accuracy": float(correct[:, 0].sum()) / rows}
 
     def choose(self, level, query, generator):
         return sample_logits(self.logits(query, level), self.config.temperature,
