@@ -124,7 +124,7 @@ class QuantizedHead(HeadModule):
         self.register_buffer("codebooks", codebooks)  # (K, C, D), frozen
         if config.mlp_layers < 0:
             raise UserError(f"head option mlp_layers={config.mlp_layers} must be >= 0")
-        self.levels = LevelNetwork(trunk.model_dim, concept_dim, self.num_codebooks,
+        self.level_network = LevelNetwork(trunk.model_dim, concept_dim, self.num_codebooks,
                                    config.mlp_dim or trunk.ffn_inner_dim, config.mlp_layers)
 
     @property
@@ -159,7 +159,7 @@ class QuantizedHead(HeadModule):
             chosen = self.codewords(codes)  # (N, K, D)
             partial = chosen.cumsum(dim=1) - chosen  # (N, K, D): the coarser levels' sum
         level_ids = torch.arange(self.num_codebooks, device=hidden.device)
-        queries = self.levels(hidden[:, None], partial, level_ids)  # (N, K, D)
+        queries = self.level_network(hidden[:, None], partial, level_ids)  # (N, K, D)
         loss, metrics = self.level_loss(queries.float(), codes, partial, targets)
         return LossOutput(loss, {**metrics, "concepts": float(valid.sum())})
 
@@ -193,7 +193,7 @@ class QuantizedHead(HeadModule):
         codes = []
         for level in range(self.generation_levels()):
             level_ids = torch.full((hidden.shape[0],), level, device=hidden.device)
-            query = self.levels(hidden, partial, level_ids).float()  # (B, D)
+            query = self.level_network(hidden, partial, level_ids).float()  # (B, D)
             codes.append(self.choose(level, query, state.generator))  # (B,)
             partial = partial + self.codebooks[level, codes[-1]].float()
         state.extra = torch.stack(codes, dim=1)  # (B, levels): the codes of this concept
