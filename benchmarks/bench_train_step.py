@@ -1,0 +1,141 @@
+"""Training-step speed of each head: concepts per second and achieved FLOP/s, the latter set
+against this machine's dense fp32 matmul FLOP/s measured in the same run.
+
+FLOPs are counted, not estimated from a formula, in one extra (untimed) step:
+
+* dense: every ``nn.Linear`` call adds 2 x in x out x rows (forward); a training step is 3x
+  forward (backward computes gradients of inputs and weights) — the usual 6 x params x tokens,
+  applied to the tokens each matrix actually sees (the One-Tower's trunk sees 2T slots, the
+  Two-Tower's denoiser T positions);
+* attention: 4 x head_dim FLOPs per head per *visible* (query, key) pair (QK^T and AV),
+  again x3 — masked-out pairs (causal upper triangle, the Two-Tower's diagonal
+  self-attention, the One-Tower's hidden noisy slots) are not counted though kernels may
+  compute them. Norms, activations and the optimiser are not counted (but are timed).
+
+The trunk row times forward + backward of PreNet + trunk alone (what the issue's ">50% at
+d >= 512" target is about); head rows time a whole step (forward, backward, AdamW).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+from unittest import mock
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmarks.common import Result
+from lcm.interfaces import ConceptSpace
+from lcm.model.lcm import build_model
+
+SPACE = ConceptSpace("bench", 384)
+TRUNK = {"model_dim": 512, "num_heads": 8, "ffn_inner_dim": 1408, "num_layers": 4}
+HEADS = ("mse", "two_tower", "one_tower")
+
+
+def matmul_flops_per_second(size: int, repeats: int) -> float:
+    """Best dense fp32 (size x size) @ (size x size) rate of this machine, now."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size ** 3 / (time.perf_counter() - start))
+    return best
+
+
+@contextmanager
+def counting_flops(model: nn.Module) -> Iterator[list[float]]:
+    """Count forward FLOPs of Linear layers and attention while the block runs: [total]."""
+    total = [0.0]
+
+    def linear_hook(module: nn.Linear, inputs, output) -> None:
+        total[0] += 2 * module.in_features * module.out_features * inputs[0].numel() / module.in_features
+
+    real_sdpa = F.scaled_dot_product_attention
+
+    def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, **kw):
+        B, nh, Tq, hs = q.shape
+        S = k.shape[2]
+        if attn_mask is not None:
+            pairs = float(attn_mask.expand(B, nh, Tq, S).sum())
+        elif is_causal:
+            pairs = B * nh * Tq * (Tq + 1) / 2
+        else:
+            pairs = B * nh * Tq * S
+        total[0] += 4 * hs * pairs
+        return real_sdpa(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, **kw)
+
+    handles = [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    try:
+        with mock.patch.object(F, "scaled_dot_product_attention", sdpa):
+            yield total
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def step_seconds(step: Callable[[], None], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def head_step(model, concepts: torch.Tensor) -> Callable[[], None]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss = model(concepts).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def trunk_step(model, concepts: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        model.contextualize(concepts).square().mean().backward()
+    return step
+
+
+def measure(name: str, model, step: Callable[[], None], concepts: int, repeats: int,
+            peak: float, baseline_rate: float | None) -> tuple[list[Result], float]:
+    with counting_flops(model) as counted:
+        step()  # also the warm-up (allocations, optimiser state), untimed
+    seconds = step_seconds(step, repeats)
+    flops_per_second = 3 * counted[0] / seconds
+    rate = concepts / seconds
+    rows = [Result("train_step", f"{name}: achieved FLOP/s", "GFLOP/s", flops_per_second / 1e9,
+                   "dense fp32 matmul 1024², same run", peak / 1e9)]
+    if baseline_rate is not None:
+        rows.append(Result("train_step", f"{name}: training step", "concepts/s", rate,
+                           "mse head (Base-LCM)", baseline_rate))
+    return rows, rate
+
+
+def run(quick: bool = False) -> list[Result]:
+    batch, length, repeats = (2, 32, 1) if quick else (4, 64, 3)
+    peak = matmul_flops_per_second(1024, 3 if quick else 10)
+    concepts = torch.randn(batch, length, SPACE.dim, generator=torch.Generator().manual_seed(0))
+    results: list[Result] = []
+    torch.manual_seed(0)
+    mse = build_model("small", TRUNK, {"name": "mse"}, SPACE).train()
+    rows, _ = measure(f"trunk d={TRUNK['model_dim']} (fwd+bwd)", mse, trunk_step(mse, concepts),
+                      batch * length, repeats, peak, None)
+    results += rows
+    mse_rate = None
+    for head in HEADS:
+        torch.manual_seed(0)
+        model = mse if head == "mse" else build_model("small", TRUNK, {"name": head}, SPACE).train()
+        rows, rate = measure(f"{head} head", model, head_step(model, concepts), batch * length,
+                             repeats, peak, mse_rate)
+        mse_rate = mse_rate or rate
+        results += rows
+    return results
