@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:  # torch is heavy; the listing and validation paths never need it
     import torch
@@ -57,6 +57,31 @@ class Encoder(Component):
     @abstractmethod
     def encode(self, inputs: Sequence[Any]) -> "torch.Tensor":
         """Encode ``inputs`` (sentences, or audio segments for speech) to ``[N, dim]``."""
+
+
+@dataclass(frozen=True)
+class EncodedSegment:
+    """One concept of a document an encoder read and segmented itself."""
+
+    text: str
+    """What the segment says (for speech: its transcript, or a placeholder where there is none)."""
+    vector: "torch.Tensor"  # (dim,), the encoder's own space
+    start_s: float | None = None
+    """Where the segment starts in a recording (seconds); None for text."""
+    end_s: float | None = None
+
+
+@runtime_checkable
+class DocumentEncoder(Protocol):
+    """Optional: an encoder that takes a whole document by path and segments it itself.
+
+    Speech encoders offer it, since core knows no audio: they read the recording, cut it into
+    utterances and encode them. Segments are yielded in order, so a caller can show progress
+    and an hour-long recording never has to be held in memory whole.
+    """
+
+    def encode_document(self, path: str) -> Iterable[EncodedSegment]:
+        """The segments of the document at ``path``, in order."""
 
 
 class Decoder(Component):
