@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from lcm.evaluate.concept_metrics import contrastive_accuracy, l2_distances
 from lcm.evaluate.pretraining import teacher_forced
+from lcm.errors import UserError
 from lcm.interfaces import ConceptSpace
 from lcm.model.config import head_options
 from lcm.model.heads import GenerationState
@@ -234,3 +235,13 @@ def test_diffusion_heads_beat_a_context_blind_predictor_on_contrastive_accuracy(
     assert abs(blind_ca - 0.5) < 0.1  # chance, as it should be
     for name in ("one_tower", "two_tower"):
         assert results[name][1] > blind_ca + 0.25, results
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"name": "two_tower", "denoiser_heads": 3}, "not divisible by num_heads 3"),
+    ({"name": "one_tower", "cfg_dropout": 1.0}, r"cfg_dropout=1.0 must be in \[0, 1\)"),
+    ({"name": "two_tower", "diffusion": {"inference_steps": 500}}, "at most train_steps=100"),
+])
+def test_impossible_head_options_are_refused_with_a_user_error(spec, message):
+    with pytest.raises(UserError, match=message):
+        build_model("toy", {}, spec, SPACE)

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lcm.diffusion.config import DiffusionConfig
-from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
+from lcm.diffusion.objective import (check_guidance_dropout, diffusion_loss, guidance_dropout,
+                                     noise_targets)
 from lcm.diffusion.scheduler import DDIMScheduler
 from lcm.diffusion.timestep import TimestepEmbedding
 from lcm.hookspecs import hookimpl
@@ -68,6 +69,7 @@ class OneTowerHead(HeadModule):
 
     def __init__(self, config, trunk, concept_dim):
         super().__init__(config, trunk, concept_dim)
+        check_guidance_dropout(self.config.cfg_dropout)
         self.scheduler = DDIMScheduler(self.config.diffusion)
         self.time = TimestepEmbedding(trunk.model_dim)
         self.output = nn.Linear(trunk.model_dim, concept_dim)

@@ -26,9 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lcm.diffusion.config import DiffusionConfig
-from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
+from lcm.diffusion.objective import (check_guidance_dropout, diffusion_loss, guidance_dropout,
+                                     noise_targets)
 from lcm.diffusion.scheduler import DDIMScheduler
 from lcm.diffusion.timestep import TimestepEmbedding
+from lcm.errors import UserError
 from lcm.hookspecs import hookimpl
 from lcm.model.config import TransformerConfig
 from lcm.model.heads import GenerationState, HeadModule, last_real
@@ -204,8 +206,12 @@ class TwoTowerHead(HeadModule):
 
     def __init__(self, config, trunk, concept_dim):
         super().__init__(config, trunk, concept_dim)
+        check_guidance_dropout(self.config.cfg_dropout)
         self.scheduler = DDIMScheduler(self.config.diffusion)
-        self.denoiser = Denoiser(denoiser_config(trunk, self.config), concept_dim)
+        layers = denoiser_config(trunk, self.config)
+        if layers.problems():
+            raise UserError(f"two_tower denoiser: {'; '.join(layers.problems())}")
+        self.denoiser = Denoiser(layers, concept_dim)
 
     # ------------------------------------------------------------------ training
     def loss(self, model, concepts, mask):
