@@ -81,7 +81,6 @@ class Generate(Task):
         from tqdm import tqdm
 
         from lcm.data.readers import count_records
-        from lcm.generate.loop import StopRules
         from lcm.model.checkpoint import load_checkpoint
         from lcm.registry import get_registry
 
@@ -91,10 +90,7 @@ class Generate(Task):
         encoder = registry.create("encoder", recipe.encoder)
         decoder = registry.create("decoder", recipe.decoder)
         check_spaces(loaded.space, encoder, decoder)
-        rules = StopRules(recipe.max_new_concepts, None, recipe.stop.end_threshold,
-                          recipe.stop.repetition_threshold)
-        if recipe.stop.end_sentence:
-            rules.end_concept = encoder.encode([recipe.stop.end_sentence])[0].float()
+        rules = stop_rules(recipe.stop, recipe.max_new_concepts, encoder)
 
         skipped: Counter[str] = Counter()
         stops: Counter[str] = Counter()
@@ -126,6 +122,16 @@ def check_spaces(space: Any, encoder: Any, decoder: Any) -> None:
             raise ConceptSpaceMismatchError(
                 f"the model was trained in {space}, but {component_.kind} "
                 f"{component_.name!r} works in {theirs}")
+
+
+def stop_rules(stop: StopConfig, max_new_concepts: int, text_encoder: Any) -> Any:
+    """The loop's StopRules for ``stop``; the end sentence is encoded with ``text_encoder``."""
+    from lcm.generate.loop import StopRules
+
+    rules = StopRules(max_new_concepts, None, stop.end_threshold, stop.repetition_threshold)
+    if stop.end_sentence:
+        rules.end_concept = text_encoder.encode([stop.end_sentence])[0].float()
+    return rules
 
 
 def _documents(recipe: GenerateConfig, skipped: Counter, bar: Any) -> Iterator[_Document]:
@@ -193,12 +199,15 @@ def format_continuation(row: dict[str, Any]) -> str:
 
 
 def write_jsonl(target: Path, rows: list[dict[str, Any]]) -> None:
-    """Write all rows, then rename into place, so readers never see half a file."""
+    """One JSON object per line, written atomically."""
+    write_text_atomically(target, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def write_text_atomically(target: Path, text: str) -> None:
+    """Write a sibling file, then rename it into place, so readers never see half a file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    partial.write_text(text, encoding="utf-8")
     os.replace(partial, target)
 
 
