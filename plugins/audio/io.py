@@ -2,8 +2,10 @@
 16 kHz with torchaudio. Every failure is an ``InputFileError`` naming the file."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -34,27 +36,53 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     import soundfile as sf
 
     path = Path(path)
+    info = inspect_audio(path)
+    with _readable(path):
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    if len(data) == 0:
+        raise InputFileError(path, "holds no audio samples (zero length)")
+    return Audio(resample(to_mono(data, path), rate, sample_rate), sample_rate, str(path), rate,
+                 info.channels)
+
+
+def inspect_audio(path: Path) -> Any:
+    """soundfile's header info of ``path`` once the file is known to be a whole, readable
+    recording; the checks ``load_audio`` and the streaming reader share."""
+    import soundfile as sf
+
     if not path.is_file():
         raise InputFileError(path, "audio file not found")
     if path.stat().st_size == 0:
         raise InputFileError(path, "empty file (0 bytes)")
-    try:
+    with _readable(path):
         info = sf.info(str(path))
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        reason = str(exc).split(":")[-1].strip() or type(exc).__name__
-        raise InputFileError(path, f"not a readable audio file ({', '.join(AUDIO_SUFFIXES)}): "
-                                   f"{reason}") from None
-    if len(data) == 0:
+    if info.frames == 0:
         raise InputFileError(path, "holds no audio samples (zero length)")
     missing = _missing_wav_bytes(path) if info.format == "WAV" else 0
     if missing:
         raise InputFileError(path, f"truncated: its header announces {missing} more bytes of "
                                    f"audio than the file holds")
+    return info
+
+
+@contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """libsndfile's errors on ``path`` as one InputFileError naming it."""
+    import soundfile as sf
+
+    try:
+        yield
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        reason = str(exc).split(":")[-1].strip() or type(exc).__name__
+        raise InputFileError(path, f"not a readable audio file ({', '.join(AUDIO_SUFFIXES)}): "
+                                   f"{reason}") from None
+
+
+def to_mono(data: np.ndarray, path: Path) -> np.ndarray:
+    """``[frames, channels]`` samples downmixed to one channel; non-finite samples refused."""
     if not np.isfinite(data).all():
         raise InputFileError(path, "holds samples that are not finite numbers (NaN or inf)")
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    return Audio(resample(mono, rate, sample_rate), sample_rate, str(path), rate, data.shape[1])
+    return data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
 
 
 def _missing_wav_bytes(path: Path) -> int:

@@ -67,12 +67,27 @@ def frame_levels_db(samples: np.ndarray, frame: int) -> np.ndarray:
 def segment_by_silence(audio: Audio, config: SegmentConfig | None = None) -> list[Utterance]:
     """The utterances of ``audio``, in order; a recording without any is an InputFileError."""
     config = config or SegmentConfig()
-    frame = max(1, int(round(config.frame_s * audio.sample_rate)))
-    levels = frame_levels_db(audio.samples, frame)
+    levels = frame_levels_db(audio.samples, frame_length(config, audio.sample_rate))
+    spans = utterance_spans(levels, len(audio.samples), audio.sample_rate, config,
+                            audio.path or "<audio>")
+    return [Utterance(start / audio.sample_rate, stop / audio.sample_rate, audio.samples[start:stop])
+            for start, stop in spans]
+
+
+def frame_length(config: SegmentConfig, sample_rate: int) -> int:
+    """Samples per analysis frame."""
+    return max(1, int(round(config.frame_s * sample_rate)))
+
+
+def utterance_spans(levels: np.ndarray, n_samples: int, sample_rate: int, config: SegmentConfig,
+                    source: str) -> list[tuple[int, int]]:
+    """``[start, stop)`` sample ranges of the utterances, from the frame levels of a recording
+    of ``n_samples``; the decision in one place for in-memory and streamed recordings."""
+    frame = frame_length(config, sample_rate)
     peak = float(levels.max()) if len(levels) else -200.0
     if peak < config.floor_dbfs:
-        raise InputFileError(audio.path or "<audio>", f"silent: its loudest frame is {peak:.0f} dBFS, "
-                                                      f"below floor_dbfs {config.floor_dbfs:.0f}")
+        raise InputFileError(source, f"silent: its loudest frame is {peak:.0f} dBFS, "
+                                     f"below floor_dbfs {config.floor_dbfs:.0f}")
     voiced = levels > max(peak + config.threshold_db, config.floor_dbfs)
     runs = _merge_close(_runs(voiced), int(round(config.min_silence_s / config.frame_s)))
 
@@ -80,20 +95,14 @@ def segment_by_silence(audio: Audio, config: SegmentConfig | None = None) -> lis
     kept = [r for r in runs if r[1] - r[0] >= min_frames]
     if len(kept) < len(runs):
         log.info("%s: %d voiced stretch(es) shorter than %.2f s left out (clicks, breaths)",
-                 audio.path or "audio", len(runs) - len(kept), config.min_utterance_s)
+                 source, len(runs) - len(kept), config.min_utterance_s)
     if not kept:
-        raise InputFileError(audio.path or "<audio>", "no speech found: no voiced stretch as "
-                                                      f"long as min_utterance_s {config.min_utterance_s} s")
+        raise InputFileError(source, "no speech found: no voiced stretch as "
+                                     f"long as min_utterance_s {config.min_utterance_s} s")
     max_frames = int(config.max_utterance_s / config.frame_s)
     pieces = [p for run in kept for p in _split_long(run, levels, max_frames)]
-    pad = int(round(config.padding_s * audio.sample_rate))
-    utterances = []
-    for begin, end in pieces:
-        start = max(0, begin * frame - pad)
-        stop = min(len(audio.samples), end * frame + pad)
-        utterances.append(Utterance(start / audio.sample_rate, stop / audio.sample_rate,
-                                    audio.samples[start:stop]))
-    return utterances
+    pad = int(round(config.padding_s * sample_rate))
+    return [(max(0, begin * frame - pad), min(n_samples, end * frame + pad)) for begin, end in pieces]
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -8,7 +8,6 @@ first, and the vectors come back in input order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 from lcm.errors import UserError
@@ -96,28 +95,11 @@ class SonarSpeechEncoder(Encoder):
 
 def _waveform(item: Any, index: int) -> Any:
     """One input as a 1-D float32 tensor at 16 kHz."""
-    import numpy as np
     import torch
 
-    from ..audio import Utterance, load_audio
+    from ..audio.inputs import as_samples
 
-    if isinstance(item, (str, Path)):
-        item = load_audio(item).samples
-    elif isinstance(item, Utterance):
-        item = item.samples
-    if isinstance(item, np.ndarray):
-        item = torch.from_numpy(np.ascontiguousarray(item, dtype=np.float32))
-    if not isinstance(item, torch.Tensor):
-        raise UserError(f"sonar_speech: input {index} is a {type(item).__name__}; give audio "
-                        f"paths, utterances, or 1-D float arrays at 16 kHz")
-    item = item.float().squeeze(0) if item.dim() == 2 and item.shape[0] == 1 else item.float()
-    if item.dim() != 1:
-        raise UserError(f"sonar_speech: input {index} has shape {tuple(item.shape)}; expected "
-                        f"mono samples (1-D); the audio front end downmixes files")
-    if len(item) < MIN_SAMPLES:
-        raise UserError(f"sonar_speech: input {index} is {len(item)} samples long, shorter than "
-                        f"0.1 s at 16 kHz")
-    return item
+    return torch.from_numpy(as_samples(item, index, "sonar_speech", MIN_SAMPLES))
 
 
 @hookimpl
