@@ -89,11 +89,15 @@ def write_yaml(path: Path, recipe: dict) -> Path:
 
 
 @contextlib.contextmanager
-def restored_environment() -> Iterator[None]:
-    """Undo the rank variables an in-process training run sets (its process group stays)."""
-    saved = dict(os.environ)
+def restored_process_state() -> Iterator[None]:
+    """Undo the rank variables and torch thread count an in-process training run sets (its
+    process group stays: DeepSpeed joins it again in the next run)."""
+    import torch
+
+    saved, threads = dict(os.environ), torch.get_num_threads()
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        torch.set_num_threads(threads)

@@ -24,7 +24,7 @@ from lcm.train.checkpointing import CHECKPOINTS, find_latest
 from lcm.train.data import BatchStream, DataPosition, wrap_document
 from lcm.train.log import read_log
 from lcm.train.schedule import warmup_cosine
-from tests._train_fixtures import (SPACE, clean_env, lcm_command, restored_environment, run_lcm,
+from tests._train_fixtures import (SPACE, clean_env, lcm_command, restored_process_state, run_lcm,
                                    train_recipe, walk_documents, write_shards, write_yaml)
 
 STEPS = 30
@@ -38,7 +38,7 @@ def shards(tmp_path_factory) -> Path:
 def train_in_process(recipe: dict, directory: Path):
     """Resolve and run a recipe as ``lcm run`` does, in this process (DeepSpeed, gloo)."""
     resolved = resolve_recipe(write_yaml(directory / "recipe.yaml", recipe))
-    with restored_environment():
+    with restored_process_state():
         return resolved.task_cls(resolved.config).run(resolved.config)
 
 

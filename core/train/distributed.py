@@ -76,6 +76,20 @@ def init_distributed(backend: str = "auto") -> DistributedContext:
     return DistributedContext(rank, world_size, local_rank, device, backend)
 
 
+def set_cpu_threads(requested: int, data_workers: int) -> int:
+    """Give torch ``requested`` threads, or (0) this rank's share of the cores minus its data
+    workers; an explicit OMP_NUM_THREADS wins over the automatic choice."""
+    import torch
+
+    if requested <= 0:
+        if "OMP_NUM_THREADS" in os.environ:
+            return torch.get_num_threads()
+        ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("LOCAL_SIZE", "1")))
+        requested = max(1, (os.cpu_count() or 1) // ranks_here - data_workers)
+    torch.set_num_threads(requested)
+    return requested
+
+
 def barrier() -> None:
     import deepspeed.comm as dist
 

@@ -19,7 +19,7 @@ import torch
 from lcm.train import checkpointing
 from lcm.train.checkpointing import CHECKPOINTS, TrainerState
 from lcm.train.data import Batch, BatchStream, DataPosition
-from lcm.train.distributed import all_reduce_sum, barrier, init_distributed
+from lcm.train.distributed import all_reduce_sum, barrier, init_distributed, set_cpu_threads
 from lcm.train.engine import create_engine
 from lcm.train.inputs import check_inputs
 from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
@@ -65,6 +65,8 @@ class Trainer:
     def __init__(self, recipe: TrainRecipe):
         self.recipe, self.options = recipe, recipe.train
         self.context = init_distributed(recipe.distributed.backend)
+        if self.context.device == "cpu":
+            set_cpu_threads(recipe.distributed.cpu_threads, recipe.data.num_workers)
         inputs = check_inputs(recipe.data.shards, recipe.data.normalizer)
         self.space, self.normalizer = inputs.space, inputs.normalizer
         _seed_everything(self.options.seed)
@@ -73,7 +75,8 @@ class Trainer:
                                     self.context)
         self._say(f"DeepSpeed engine ready in {time.perf_counter() - started:.1f} s "
                   f"(ZeRO stage {self.options.zero_stage}, {self.options.precision}, "
-                  f"{self.context.world_size} rank(s), {self.context.backend} on {self.context.device})")
+                  f"{self.context.world_size} rank(s), {self.context.backend} on {self.context.device}, "
+                  f"{torch.get_num_threads()} torch thread(s))")
         self.dtype = _DTYPES[self.options.precision]
         self.state = TrainerState(world_size=self.context.world_size)
         self.stream = self._stream(DataPosition())
