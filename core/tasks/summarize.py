@@ -1,0 +1,345 @@
+"""The ``summarize`` task: a recording or a text in; its summary out, each summary sentence
+traced to the source segment it came from.
+
+The source: with a speech encoder that reads recordings itself (``lcm.interfaces.DocumentEncoder``)
+the input is one recording and its utterances (transcripts, times) are the source concepts; with
+a text encoder the input holds text documents (one per line of a .txt, or .jsonl/.parquet
+records, or a whole .txt as ONE document with ``as_single_document``), segmented as ``prepare``
+segments them. The prompt is laid out as the model was fine-tuned (``lcm.data.instruction``);
+summary concepts are generated until the end concept or ``max_summary_concepts``, decoded (the
+decoder observes the source first, so a retrieval decoder can return its sentences), and each is
+traced to its nearest source segment by cosine. Printed readably and written as JSON.
+
+Sources longer than the model's context are cut or summarised in parts (``long_input``; see
+``lcm.generate.summary``), and a log line says which.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from lcm.config import choice, component, path
+from lcm.data.readers import FORMATS
+from lcm.errors import InputFileError, UserError
+from lcm.generate.summary import LONG_INPUT_MODES
+from lcm.interfaces import Task
+from lcm.tasks.generate import NO_SENTENCES, StopConfig, format_counts
+from lcm.tasks.prepare import SegmenterConfig
+
+log = logging.getLogger(__name__)
+
+ENCODE_BATCH = 256
+"""Sentences per encoder call, so a long text shows progress as it is encoded."""
+
+
+@dataclass
+class SummarizeConfig:
+    model: str = path(must_exist=True, space_source=True, help="checkpoint of a summarisation model")
+    input: str = path(must_exist=True, help="a recording (with a speech encoder) or a text file: "
+                                            ".txt (one document per line), .jsonl or .parquet")
+    output: Optional[str] = path(None, output=True, help="JSON of the segments, summaries and provenance")
+    encoder: Any = component("encoder", default="minilm", help="reads the input")
+    text_encoder: Any = component("encoder", help=(
+        "encodes the end sentence (and the model's source suffix) when `encoder` takes no text; "
+        "a text encoder of the same space"))
+    decoder: Any = component("decoder", default="retrieval")
+    as_single_document: bool = False
+    """Read a .txt input as ONE document instead of one document per line."""
+    format: str = choice("auto", FORMATS, help="text input format; auto = by file suffix")
+    text_field: str = "text"
+    """The .jsonl field / Parquet column holding the text."""
+    id_field: str = "id"
+    """The .jsonl field / Parquet column holding the document id."""
+    limit: Optional[int] = None
+    """Summarise at most this many text documents (skipped ones included)."""
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    max_summary_concepts: int = 8
+    """Most summary sentences per prompt (per part of a long source)."""
+    max_source_concepts: Optional[int] = None
+    """Most source concepts in one prompt; None: what the model's max_seq_len leaves room for."""
+    long_input: str = choice("chunk", LONG_INPUT_MODES, help=(
+        "a source longer than max_source_concepts is summarised in near-equal parts whose "
+        "summaries are read in order (chunk), or cut to its first max_source_concepts (truncate)"))
+    stop: StopConfig = field(default_factory=StopConfig)
+    seed: int = 0
+    """Seeds heads that sample, so a run is reproducible."""
+    device: str = "cpu"
+    language: Optional[str] = None
+    """Output language for decoders of multilingual spaces (None: the decoder's default)."""
+    show: bool = True
+    """Print the source segments and the summary of each document."""
+
+
+@dataclass
+class SourceDocument:
+    """A source as concepts: each segment's text, its vector and (recordings) its time span."""
+
+    id: str
+    texts: list[str]
+    vectors: Any  # (N, D) float tensor, the encoder's space
+    spans: Optional[list[tuple[Optional[float], Optional[float]]]] = None
+    modality: str = "text"
+
+
+class Summarize(Task):
+    name = "summarize"
+    description = "Summarise a recording or a text with a fine-tuned model; show where each sentence came from."
+    Config = SummarizeConfig
+
+    def run(self, recipe: SummarizeConfig) -> list[dict[str, Any]]:
+        from lcm.data.instruction import InstructionFormat
+        from lcm.model.checkpoint import load_checkpoint
+        from lcm.registry import get_registry
+        from lcm.tasks.generate import check_spaces, stop_rules
+
+        started = time.perf_counter()
+        source = check_input_file(recipe.input)
+        loaded = load_checkpoint(recipe.model, device=recipe.device)
+        registry = get_registry()
+        encoder = registry.create("encoder", recipe.encoder)
+        decoder = registry.create("decoder", recipe.decoder)  # checked here, made per document
+        check_spaces(loaded.space, encoder, decoder)
+        reads_recordings = _reads_recordings(encoder)
+        framing = _framing_encoder(recipe, encoder, registry)
+        if framing is not encoder:
+            check_spaces(loaded.space, framing, decoder)
+        instruction = InstructionFormat.from_checkpoint(loaded.meta.get("extra") or {})
+        suffix = None
+        if instruction and instruction.source_suffix:
+            suffix = loaded.normalizer.normalize(framing.encode([instruction.source_suffix])[0].float())
+        rules = stop_rules(recipe.stop, recipe.max_summary_concepts, framing)
+        cap = source_cap(recipe, loaded.model.config.max_seq_len, 0 if suffix is None else 1)
+
+        skipped: Counter[str] = Counter()
+        documents = ([read_recording(source, encoder)] if reads_recordings
+                     else _text_documents(recipe, source, encoder, skipped))
+        results = []
+        for doc in documents:
+            # A fresh decoder per document: what it observes (the source) stays that document's.
+            decoder = registry.create("decoder", recipe.decoder)
+            result = summarize_document(doc, loaded, rules, suffix, cap, recipe, decoder)
+            results.append(result)
+            if recipe.show:
+                print_summary(result)
+        if not results:
+            raise InputFileError(source, f"nothing to summarise ({format_counts(skipped)})")
+        if recipe.output:
+            write_summaries(Path(recipe.output), recipe, results)
+        seconds = time.perf_counter() - started
+        print(f"summarised {len(results)} document(s) into "
+              f"{sum(len(r['summary']) for r in results)} sentence(s) in {seconds:.1f} s "
+              f"(skipped: {format_counts(skipped)})" + (f"; wrote {recipe.output}" if recipe.output else ""))
+        return results
+
+
+# --------------------------------------------------------------------------- inputs
+
+def check_input_file(location: str) -> Path:
+    """The input as a path, refused early when it cannot hold anything to summarise."""
+    source = Path(location)
+    if not source.is_file():
+        raise InputFileError(source, "not a file (give one recording or one text file)")
+    if source.stat().st_size == 0:
+        raise InputFileError(source, "empty file (0 bytes)")
+    return source
+
+
+def _reads_recordings(encoder: Any) -> bool:
+    """True when ``encoder`` takes speech; such an encoder must read whole recordings itself."""
+    from lcm.interfaces import DocumentEncoder
+
+    if "speech" not in encoder.modalities:
+        return False
+    if not isinstance(encoder, DocumentEncoder):
+        raise UserError(f"encoder {encoder.name!r} takes speech but cannot read a whole recording "
+                        f"(it offers no encode_document); use one that does, e.g. whisper_cascade")
+    return True
+
+
+def _framing_encoder(recipe: SummarizeConfig, encoder: Any, registry: Any) -> Any:
+    """The encoder of the framing sentences: ``text_encoder``, else ``encoder`` if it takes text."""
+    if recipe.text_encoder is not None:
+        return registry.create("encoder", recipe.text_encoder)
+    if "text" in encoder.modalities:
+        return encoder
+    raise UserError(f"encoder {encoder.name!r} takes no text, but the end sentence "
+                    f"{recipe.stop.end_sentence!r} must be encoded: set text_encoder to a text "
+                    f"encoder of the same space")
+
+
+def source_cap(recipe: SummarizeConfig, max_seq_len: int, framing_concepts: int) -> int:
+    """Most source concepts one prompt may hold, leaving room for the summary."""
+    room = max_seq_len - recipe.max_summary_concepts - framing_concepts
+    if room < 1:
+        raise UserError(f"the model reads at most {max_seq_len} concepts, which leaves no room for a "
+                        f"source beside max_summary_concepts {recipe.max_summary_concepts}")
+    wanted = recipe.max_source_concepts
+    if wanted is not None and wanted < 1:
+        raise UserError(f"max_source_concepts must be positive, got {wanted}")
+    if wanted is not None and wanted > room:
+        log.warning("max_source_concepts %d lowered to %d: the model reads %d concepts, "
+                    "%d of them kept for the summary", wanted, room, max_seq_len,
+                    max_seq_len - room)
+    return min(wanted or room, room)
+
+
+def read_recording(source: Path, encoder: Any) -> SourceDocument:
+    """The utterances of one recording, streamed from the encoder with a progress bar."""
+    import torch
+    from tqdm import tqdm
+
+    texts, vectors, spans = [], [], []
+    with tqdm(unit=" segments", desc=f"encode {source.name}", dynamic_ncols=True) as bar:
+        for segment in encoder.encode_document(str(source)):
+            texts.append(segment.text)
+            vectors.append(torch.as_tensor(segment.vector).float().reshape(-1))
+            spans.append((segment.start_s, segment.end_s))
+            bar.update(1)
+            if segment.end_s is not None:
+                bar.set_postfix_str(f"at {format_time(segment.end_s)}", refresh=False)
+    if not texts:
+        raise InputFileError(source, "no speech found in the recording")
+    return SourceDocument(source.stem, texts, torch.stack(vectors), spans, "speech")
+
+
+def _text_documents(recipe: SummarizeConfig, source: Path, encoder: Any,
+                    skipped: Counter) -> Iterator[SourceDocument]:
+    """The input's text documents, segmented and encoded; those left out are counted."""
+    from tqdm import tqdm
+
+    from lcm.data.readers import RawDocument, read_documents
+    from lcm.data.segment import segment_document
+
+    def skip(reason: str) -> None:
+        skipped[reason] += 1
+
+    if recipe.as_single_document:
+        raws: Any = [RawDocument(source.stem, _whole_text(source), {})]
+    else:
+        raws = read_documents(source, recipe.format, recipe.text_field, recipe.id_field,
+                              on_skip=skip, limit=recipe.limit)
+    with tqdm(unit=" sentences", desc="encode", dynamic_ncols=True) as bar:
+        for raw in raws:
+            sentences = segment_document(raw.text, recipe.segmenter.language, recipe.segmenter.max_chars)
+            if not sentences:
+                skip(NO_SENTENCES)
+                continue
+            yield SourceDocument(raw.id, sentences, _encode_sentences(encoder, sentences, bar))
+
+
+def _whole_text(source: Path) -> str:
+    try:
+        text = source.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(source, f"not valid UTF-8 text: byte offset {exc.start}") from None
+    if not text.strip():
+        raise InputFileError(source, "holds no text (only whitespace)")
+    return text
+
+
+def _encode_sentences(encoder: Any, sentences: list[str], bar: Any) -> Any:
+    import torch
+
+    parts = []
+    for start in range(0, len(sentences), ENCODE_BATCH):
+        batch = sentences[start:start + ENCODE_BATCH]
+        parts.append(encoder.encode(batch).float())
+        bar.update(len(batch))
+    return torch.cat(parts)
+
+
+# --------------------------------------------------------------------------- summarising
+
+def summarize_document(doc: SourceDocument, loaded: Any, rules: Any, suffix: Any, cap: int,
+                       recipe: SummarizeConfig, decoder: Any) -> dict[str, Any]:
+    """Generate, decode and trace the summary of one source; a JSON-ready dict."""
+    import torch
+
+    from lcm.data.instruction import build_prompt
+    from lcm.generate.loop import generate
+    from lcm.generate.summary import plan_parts, trace_sources
+
+    decoder.observe(doc.texts, doc.vectors)
+    total = len(doc.texts)
+    parts = plan_parts(total, cap, recipe.long_input)
+    if len(parts) > 1:
+        log.warning("%s: %d source concepts, more than %d: summarised in %d parts", doc.id,
+                    total, cap, len(parts))
+    elif parts[0].stop < total:
+        log.warning("%s: %d source concepts, more than %d: the last %d left out (long_input: "
+                    "truncate)", doc.id, total, cap, total - parts[0].stop)
+    normalised = loaded.normalizer.normalize(doc.vectors)
+    prompts = [build_prompt(normalised[p.start:p.stop], suffix) for p in parts]
+    continuations = generate(loaded.model, prompts, rules, loaded.normalizer.denormalize,
+                             seed=recipe.seed)
+    concepts = torch.cat([c.concepts for c in continuations])
+    sentences = decoder.decode(concepts, recipe.language) if len(concepts) else []
+    origins = trace_sources(concepts, doc.vectors)
+    part_of = [i for i, c in enumerate(continuations) for _ in range(len(c.concepts))]
+    summary = [{"text": text, "source_index": origin.index, "similarity": round(origin.similarity, 4),
+                **_span(doc, origin.index), "part": part}
+               for text, origin, part in zip(sentences, origins, part_of)]
+    return {"id": doc.id, "modality": doc.modality,
+            "segments": [{"index": i, "text": text, **_span(doc, i)} for i, text in enumerate(doc.texts)],
+            "summary": summary,
+            "parts": [{"start": p.start, "stop": p.stop, "stop_reason": c.stop_reason}
+                      for p, c in zip(parts, continuations)],
+            "left_out": total - parts[-1].stop}
+
+
+def _span(doc: SourceDocument, index: int) -> dict[str, Any]:
+    if doc.spans is None:
+        return {}
+    start, end = doc.spans[index]
+    return {"start_s": start, "end_s": end}
+
+
+# --------------------------------------------------------------------------- output
+
+def format_time(seconds: float) -> str:
+    """``mm:ss.s``, or ``h:mm:ss.s`` from an hour on."""
+    minutes, rest = divmod(float(seconds), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{rest:04.1f}" if hours else f"{minutes:02d}:{rest:04.1f}"
+
+
+def _label(index: int, item: dict[str, Any]) -> str:
+    """``[index]``, with the time span for a recording's segment."""
+    if item.get("start_s") is None:
+        return f"[{index}]"
+    return f"[{index}] {format_time(item['start_s'])}–{format_time(item['end_s'])}"
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    """The source segments, then the summary with each sentence's origin, to stdout."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(soft_wrap=True, highlight=False)
+    segments = result["segments"]
+    console.rule(f"{escape(result['id'])} ({len(segments)} {result['modality']} segments)")
+    console.print("[bold]Transcript[/bold]" if result["modality"] == "speech" else "[bold]Source[/bold]")
+    for segment in segments:
+        label = escape(_label(segment["index"], segment))
+        console.print(f"  [dim]{label}[/dim] {escape(segment['text'])}")
+    console.print("[bold]Summary[/bold]")
+    for number, item in enumerate(result["summary"], 1):
+        console.print(f"  {number}. {escape(item['text'])}")
+        origin = escape(_label(item["source_index"], item))
+        console.print(f"     [dim]← {origin}, cosine {item['similarity']:.2f}[/dim]")
+    stops = ", ".join(sorted({p["stop_reason"] for p in result["parts"]}))
+    console.print(f"  [dim]{len(result['summary'])} sentence(s) from {len(result['parts'])} "
+                  f"part(s), stopped: {stops}; {result['left_out']} segment(s) left out[/dim]")
+
+
+def write_summaries(target: Path, recipe: SummarizeConfig, results: list[dict[str, Any]]) -> None:
+    from lcm.tasks.generate import write_text_atomically
+
+    report = {"model": recipe.model, "input": recipe.input, "documents": results}
+    write_text_atomically(target, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+
