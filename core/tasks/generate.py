@@ -109,7 +109,7 @@ class Generate(Task):
         seconds = time.perf_counter() - started
         generated = sum(len(r["generated"]) for r in rows)
         print(f"continued {len(rows)} documents with {generated} concepts in {seconds:.1f} s "
-              f"(stops: {_counts(stops)}; skipped: {_counts(skipped)})"
+              f"(stops: {format_counts(stops)}; skipped: {format_counts(skipped)})"
               + (f"; wrote {recipe.output}" if recipe.output else ""))
         return rows
 
@@ -211,5 +211,5 @@ def write_text_atomically(target: Path, text: str) -> None:
     os.replace(partial, target)
 
 
-def _counts(counter: Counter) -> str:
+def format_counts(counter: Counter) -> str:
     return ", ".join(f"{n} {reason}" for reason, n in sorted(counter.items())) or "none"
