@@ -92,7 +92,6 @@ class Summarize(Task):
     Config = SummarizeConfig
 
     def run(self, recipe: SummarizeConfig) -> list[dict[str, Any]]:
-        from lcm.data.instruction import InstructionFormat
         from lcm.model.checkpoint import load_checkpoint
         from lcm.registry import get_registry
         from lcm.tasks.generate import check_spaces, stop_rules
@@ -108,11 +107,8 @@ class Summarize(Task):
         framing = _framing_encoder(recipe, encoder, registry)
         if framing is not encoder:
             check_spaces(loaded.space, framing, decoder)
-        instruction = InstructionFormat.from_checkpoint(loaded.meta.get("extra") or {})
-        suffix = None
-        if instruction and instruction.source_suffix:
-            suffix = loaded.normalizer.normalize(framing.encode([instruction.source_suffix])[0].float())
         rules = stop_rules(recipe.stop, recipe.max_summary_concepts, framing)
+        suffix = _source_suffix(loaded, framing)
         cap = source_cap(recipe, loaded.model.config.max_seq_len, 0 if suffix is None else 1)
 
         skipped: Counter[str] = Counter()
@@ -170,6 +166,16 @@ def _framing_encoder(recipe: SummarizeConfig, encoder: Any, registry: Any) -> An
     raise UserError(f"encoder {encoder.name!r} takes no text, but the end sentence "
                     f"{recipe.stop.end_sentence!r} must be encoded: set text_encoder to a text "
                     f"encoder of the same space")
+
+
+def _source_suffix(loaded: Any, framing: Any) -> Any:
+    """The normalised concept of the separator the model was fine-tuned with, if any."""
+    from lcm.data.instruction import InstructionFormat
+
+    instruction = InstructionFormat.from_checkpoint(loaded.meta.get("extra") or {})
+    if instruction is None or not instruction.source_suffix:
+        return None
+    return loaded.normalizer.normalize(framing.encode([instruction.source_suffix])[0].float())
 
 
 def source_cap(recipe: SummarizeConfig, max_seq_len: int, framing_concepts: int) -> int:
