@@ -24,7 +24,7 @@ from lcm.train.checkpointing import CHECKPOINTS, find_latest
 from lcm.train.data import BatchStream, DataPosition, wrap_document
 from lcm.train.log import read_log
 from lcm.train.schedule import warmup_cosine
-from tests._train_fixtures import (SPACE, clean_env, lcm_command, restored_process_state, run_lcm,
+from tests._train_fixtures import (LCM, SPACE, clean_env, lcm_command, restored_process_state, run_lcm,
                                    train_recipe, walk_documents, write_shards, write_yaml)
 
 STEPS = 30
@@ -163,6 +163,36 @@ def test_resume_after_a_kill_continues_with_the_same_losses(shards, tmp_path):
     assert not half_written.exists()  # cleaned up by the next checkpoint
 
 
+def test_two_ranks_under_the_deepspeed_launcher_split_the_shards(shards, tmp_path):
+    from lcm.train.distributed import free_port
+
+    recipe = write_yaml(tmp_path / "recipe.yaml",
+                        train_recipe(shards, tmp_path / "model", zero_stage=2, steps=10))
+    launcher = LCM.with_name("deepspeed")
+    command = [str(launcher), "--num_accelerators", "2", "--no_local_rank", "--master_port",
+               str(free_port()), *lcm_command(recipe)]
+    result = subprocess.run(command, capture_output=True, text=True, env=clean_env(), timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ZeRO stage 2, fp32, 2 rank(s), gloo on cpu" in result.stderr
+    checkpoint = tmp_path / "model-training" / CHECKPOINTS / "step_00000010"
+    for rank in (0, 1):  # each rank saved its data position and its ZeRO partition
+        assert (checkpoint / f"trainer_state_rank{rank}.pt").is_file()
+        assert (checkpoint / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").is_file()
+    assert load_checkpoint(tmp_path / "model").meta["extra"]["training"]["steps"] == 10
+    assert all(math.isfinite(r["loss"]) for r in log_rows(tmp_path / "model"))
+
+
+def test_throughput_measurement_trains_without_writing(shards, tmp_path):
+    from lcm.train.trainer import measure_throughput
+
+    recipe = resolve_recipe(write_yaml(tmp_path / "recipe.yaml",
+                                       train_recipe(shards, tmp_path / "model"))).config
+    with restored_process_state():
+        concepts_per_s = measure_throughput(recipe, steps=4)
+    assert math.isfinite(concepts_per_s) and concepts_per_s > 0
+    assert list(tmp_path.iterdir()) == [tmp_path / "recipe.yaml"]
+
+
 # --------------------------------------------------------------------------- bad input
 
 def _corrupt_shards(directory: Path) -> Path:
@@ -222,10 +252,12 @@ def test_empty_shard_set_is_refused(tmp_path):
 
 # --------------------------------------------------------------------------- the parts
 
-def _stream(shards: Path, position: DataPosition | None = None, workers: int = 0) -> BatchStream:
+def _stream(shards: Path, position: DataPosition | None = None, workers: int = 0,
+            rank: int = 0, world_size: int = 1) -> BatchStream:
     normalizer = RobustScaler.load(shards)
     return BatchStream(shards, normalizer, max_concepts=8, batch_size=4, shuffle_buffer=16,
-                       num_workers=workers, seed=3, position=position)
+                       num_workers=workers, seed=3, rank=rank, world_size=world_size,
+                       position=position)
 
 
 def _take(stream: BatchStream, count: int) -> list[torch.Tensor]:
@@ -251,16 +283,20 @@ def test_batch_order_depends_on_seed_and_epoch_and_resumes_from_a_position(shard
     assert not torch.equal(run[0], run[per_epoch])  # a new epoch, a new order
 
 
-def test_workers_split_the_shards_without_losing_or_repeating_windows(shards):
-    def window_sums(workers: int) -> list[float]:
-        loader = _stream(shards, workers=workers).epoch_loader(0)
-        return sorted(round(float(row[m].sum()), 3) for b in loader for row, m in zip(b.concepts, b.mask))
+@pytest.mark.parametrize("world_size, workers", [(1, 2), (2, 1), (2, 2), (4, 2)])
+def test_ranks_and_workers_split_the_data_without_losing_or_repeating_windows(
+        shards, world_size, workers):
+    def window_sums(rank: int, world_size: int, workers: int) -> list[float]:
+        loader = _stream(shards, workers=workers, rank=rank, world_size=world_size).epoch_loader(0)
+        return [round(float(row[m].sum()), 3) for b in loader for row, m in zip(b.concepts, b.mask)]
 
     expected_windows = sum(1 for d in iter_documents(shards)
                            for w in wrap_document(d.vectors, 8) if len(w) >= 2)
-    single, split = window_sums(0), window_sums(2)
+    single = sorted(window_sums(0, 1, 0))
+    parts = [window_sums(rank, world_size, workers) for rank in range(world_size)]
     assert len(single) == expected_windows
-    assert split == single
+    assert all(parts)  # every rank has data (6 shards < 4 ranks x 2 workers: split by document)
+    assert sorted(v for part in parts for v in part) == single
 
 
 def test_warmup_then_cosine_to_the_floor():
