@@ -25,12 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lcm.diffusion.config import DiffusionConfig
-from lcm.diffusion.objective import (check_guidance_dropout, diffusion_loss, guidance_dropout,
-                                     noise_targets)
-from lcm.diffusion.scheduler import DDIMScheduler
+from lcm.diffusion.head import DiffusionHead
+from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
 from lcm.diffusion.timestep import TimestepEmbedding
 from lcm.hookspecs import hookimpl
-from lcm.model.heads import GenerationState, HeadModule
+from lcm.model.heads import GenerationState
 from lcm.model.transformer import KVCache
 
 
@@ -62,15 +61,13 @@ def interleaved_mask(mask: Tensor, dropped: Tensor | None = None) -> Tensor:
     return visible | torch.eye(2 * T, dtype=torch.bool, device=mask.device)[None]
 
 
-class OneTowerHead(HeadModule):
+class OneTowerHead(DiffusionHead):
     name = "one_tower"
     description = "One-Tower diffusion LCM: the trunk denoises over interleaved clean/noisy concepts"
     Config = OneTowerConfig
 
     def __init__(self, config, trunk, concept_dim):
         super().__init__(config, trunk, concept_dim)
-        check_guidance_dropout(self.config.cfg_dropout)
-        self.scheduler = DDIMScheduler(self.config.diffusion)
         self.time = TimestepEmbedding(trunk.model_dim)
         self.output = nn.Linear(trunk.model_dim, concept_dim)
 
@@ -92,25 +89,52 @@ class OneTowerHead(HeadModule):
         return diffusion_loss(self.scheduler, output, noised, mask)
 
     # ------------------------------------------------------------------ generation
-    def next_concept(self, model, state: GenerationState):
+    def denoiser_for(self, model, state: GenerationState):
         cache, committed = state.cache, state.cache.length
         visible = cache.key_mask[:, :committed]  # (B, S) the clean context
-        if self.scheduler.uses_guidance:
+        if self.scheduler.uses_guidance:  # both passes in one batch over a doubled cache
             cache = duplicated(cache)
             visible = torch.cat([visible, torch.zeros_like(visible)])  # (2B, S)
         positions = cache.real_counts()[:, None]  # (N, 1): the next concept's position
         attn_mask = F.pad(visible, (0, 1), value=True)[:, None, :]  # (N, 1, S + 1): + itself
 
         def denoise(latents: Tensor, t: int) -> Tensor:
-            steps = torch.full((latents.shape[0], 1), t, dtype=torch.long, device=latents.device)
-            x = self.noisy_inputs(model, latents[:, None], steps)  # (N, 1, d)
-            hidden = model.trunk(x, cache=cache, positions=positions, attn_mask=attn_mask)
+            hidden = model.trunk(self.candidate_inputs(model, latents, t), cache=cache,
+                                 positions=positions, attn_mask=attn_mask)
             cache.rollback(committed)  # the candidate is never part of the context
             return self.output(hidden[:, 0])
+        return denoise
 
-        return self.scheduler.sample(denoise, (state.batch_size, self.concept_dim),
-                                     generator=state.generator, device=state.context.device,
-                                     dtype=state.context.dtype)
+    def uncached_denoiser(self, model, state: GenerationState):
+        context, mask = state.context, state.context_mask
+        S = context.shape[1]
+        counts = mask.sum(-1, keepdim=True)  # (B, 1): the candidate's position
+        positions = torch.cat([(mask.long().cumsum(-1) - 1).clamp(min=0), counts], 1)
+        slots_real = F.pad(mask, (0, 1), value=True)  # (B, S + 1)
+        causal = torch.ones(S + 1, S + 1, dtype=torch.bool, device=mask.device).tril()
+        own = torch.eye(S + 1, dtype=torch.bool, device=mask.device)
+        attn_mask = causal[None] & slots_real[:, None, :] | own[None]  # (B, S + 1, S + 1)
+
+        def conditional(latents: Tensor, t: int) -> Tensor:
+            inputs = torch.cat([model.prenet(context), self.candidate_inputs(model, latents, t)], 1)
+            return self.output(model.trunk(inputs, positions=positions, attn_mask=attn_mask)[:, -1])
+
+        def unconditional(latents: Tensor, t: int) -> Tensor:
+            hidden = model.trunk(self.candidate_inputs(model, latents, t), positions=counts)
+            return self.output(hidden[:, 0])
+
+        def denoise(latents: Tensor, t: int) -> Tensor:
+            if not self.scheduler.uses_guidance:
+                return conditional(latents, t)
+            cond, uncond = latents.chunk(2)
+            return torch.cat([conditional(cond, t), unconditional(uncond, t)])
+        return denoise
+
+    def candidate_inputs(self, model, latents: Tensor, t: int) -> Tensor:
+        """(N, D) next-concept candidates at step ``t`` -> (N, 1, d) trunk inputs. The step is
+        shared by the batch: its embedding is computed once and broadcast."""
+        steps = torch.full((1, 1), t, dtype=torch.long, device=latents.device)
+        return self.noisy_inputs(model, latents[:, None], steps)
 
 
 def duplicated(cache: KVCache) -> KVCache:

@@ -26,14 +26,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lcm.diffusion.config import DiffusionConfig
-from lcm.diffusion.objective import (check_guidance_dropout, diffusion_loss, guidance_dropout,
-                                     noise_targets)
-from lcm.diffusion.scheduler import DDIMScheduler
+from lcm.diffusion.head import DiffusionHead
+from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
 from lcm.diffusion.timestep import TimestepEmbedding
 from lcm.errors import UserError
 from lcm.hookspecs import hookimpl
 from lcm.model.config import TransformerConfig
-from lcm.model.heads import GenerationState, HeadModule, last_real
+from lcm.model.heads import GenerationState, last_real
 from lcm.model.transformer import Attention, RMSNorm, SwiGLU
 
 
@@ -138,8 +137,13 @@ class CrossContext:
                             [torch.cat([v, v]) for v in self.values],
                             torch.cat([self.mask, blind]))
 
+    def zero_vector_only(self) -> "CrossContext":
+        """What an unconditional pass sees: the zero vector's keys/values alone."""
+        return CrossContext([k[:, :, :1] for k in self.keys], [v[:, :, :1] for v in self.values],
+                            self.mask[:, :1])
 
-class Denoiser(nn.Module):
+
+class DenoiserTower(nn.Module):
     """Noisy concepts (B, T, D) + steps (B, T) + cross context -> the prediction (B, T, D)."""
 
     def __init__(self, config: TransformerConfig, concept_dim: int):
@@ -175,6 +179,13 @@ class Denoiser(nn.Module):
         real = torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)
         return self.cross_context(torch.cat([zero, context], 1), torch.cat([real, mask], 1))
 
+    def next_position(self, latents: Tensor, t: int, cross: CrossContext) -> Tensor:
+        """Denoise one next concept per row: (N, D) latents at step ``t``, seeing every key
+        ``cross.mask`` allows. The step is shared by the batch, so its embedding and AdaLN
+        modulation are computed once and broadcast."""
+        steps = torch.full((1, 1), t, dtype=torch.long, device=latents.device)
+        return self(latents[:, None], steps, cross, cross.mask[:, None, :])[:, 0]
+
     def forward(self, latents: Tensor, timesteps: Tensor, cross: CrossContext,
                 cross_mask: Tensor) -> Tensor:
         """``cross_mask`` (B, T, 1 + S): which keys each position may see."""
@@ -199,19 +210,17 @@ def shifted_causal_mask(mask: Tensor, dropped: Tensor | None = None) -> Tensor:
     return visible
 
 
-class TwoTowerHead(HeadModule):
+class TwoTowerHead(DiffusionHead):
     name = "two_tower"
     description = "Two-Tower diffusion LCM: causal contextualizer + AdaLN cross-attention denoiser"
     Config = TwoTowerConfig
 
     def __init__(self, config, trunk, concept_dim):
         super().__init__(config, trunk, concept_dim)
-        check_guidance_dropout(self.config.cfg_dropout)
-        self.scheduler = DDIMScheduler(self.config.diffusion)
         layers = denoiser_config(trunk, self.config)
         if layers.problems():
             raise UserError(f"two_tower denoiser: {'; '.join(layers.problems())}")
-        self.denoiser = Denoiser(layers, concept_dim)
+        self.denoiser = DenoiserTower(layers, concept_dim)
 
     # ------------------------------------------------------------------ training
     def loss(self, model, concepts, mask):
@@ -237,19 +246,22 @@ class TwoTowerHead(HeadModule):
         real = torch.ones(state.batch_size, 1, dtype=torch.bool, device=concepts.device)
         state.extra = state.extra.extended(self.denoiser.cross_context(state.hidden[:, None], real))
 
-    def next_concept(self, model, state: GenerationState):
+    def denoiser_for(self, model, state: GenerationState):
         cross: CrossContext = state.extra
         if self.scheduler.uses_guidance:
-            cross = cross.with_unconditional()
-        visible = cross.mask[:, None, :]  # (B or 2B, 1, 1 + S)
+            cross = cross.with_unconditional()  # (2B, ...): both passes in one batch
+        return lambda latents, t: self.denoiser.next_position(latents, t, cross)
 
+    def uncached_denoiser(self, model, state: GenerationState):
         def denoise(latents: Tensor, t: int) -> Tensor:
-            steps = torch.full((latents.shape[0], 1), t, dtype=torch.long, device=latents.device)
-            return self.denoiser(latents[:, None], steps, cross, visible)[:, 0]
-
-        return self.scheduler.sample(denoise, (state.batch_size, self.concept_dim),
-                                     generator=state.generator, device=state.context.device,
-                                     dtype=state.context.dtype)
+            context = model.contextualize(state.context, state.context_mask)  # (B, S, d)
+            cross = self.denoiser.zero_prefixed(context, state.context_mask)
+            if not self.scheduler.uses_guidance:
+                return self.denoiser.next_position(latents, t, cross)
+            cond, uncond = latents.chunk(2)
+            return torch.cat([self.denoiser.next_position(cond, t, cross),
+                              self.denoiser.next_position(uncond, t, cross.zero_vector_only())])
+        return denoise
 
 
 @hookimpl

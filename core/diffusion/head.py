@@ -1,0 +1,44 @@
+"""The base of diffusion heads: the next concept is sampled by DDIM from a denoiser network.
+
+A subclass says how to denoise given the generation state, twice:
+
+* ``denoiser_for(model, state)``: the fast path generation uses, reusing what the context
+  gives once per concept (a Two-Tower's cross-attention keys/values, a One-Tower's KV cache);
+* ``uncached_denoiser(model, state)``: everything recomputed from ``state.context`` at every
+  call, conditional and unconditional passes run separately. It is the reference the fast
+  path must match (tests) and the no-cache baseline of the generation benchmark.
+
+Both return a ``lcm.diffusion.scheduler.Denoiser``: ``denoise(latents, t)``; with guidance the
+latents come twice ([2B, D]), the first half to condition on the context, the second on none.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from lcm.diffusion.objective import check_guidance_dropout
+from lcm.diffusion.scheduler import DDIMScheduler, Denoiser
+from lcm.model.heads import GenerationState, HeadModule
+
+
+class DiffusionHead(HeadModule):
+    """A head whose options have ``cfg_dropout`` and ``diffusion`` (a DiffusionConfig)."""
+
+    def __init__(self, config: Any, trunk: Any, concept_dim: int):
+        super().__init__(config, trunk, concept_dim)
+        check_guidance_dropout(self.config.cfg_dropout)
+        self.scheduler = DDIMScheduler(self.config.diffusion)
+
+    def denoiser_for(self, model: Any, state: GenerationState) -> Denoiser:
+        raise NotImplementedError
+
+    def uncached_denoiser(self, model: Any, state: GenerationState) -> Denoiser:
+        raise NotImplementedError
+
+    def next_concept(self, model: Any, state: GenerationState) -> Tensor:
+        """DDIM from scaled noise, seeded by ``state.generator``; (B, D) normalised x0."""
+        return self.scheduler.sample(self.denoiser_for(model, state),
+                                     (state.batch_size, self.concept_dim),
+                                     generator=state.generator, device=state.context.device,
+                                     dtype=state.context.dtype)
