@@ -58,6 +58,8 @@ def train_recipe(shards: Path, output: Path, **train: object) -> dict:
         "head": {"name": "mse"},
         "train": {"steps": 30, "lr": 3e-3, "warmup_steps": 3, "checkpoint_every": 10,
                   "log_every": 1, "seed": 7, **train},
+        # One thread: toy tensors gain nothing from two, and lose a lot when the cores are busy.
+        "distributed": {"cpu_threads": 1},
         "output": str(output),
     }
 

@@ -242,6 +242,17 @@ def test_normalizer_of_another_space_is_refused_before_training(shards, tmp_path
         resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
 
 
+def test_bad_values_are_all_reported_before_training(shards, tmp_path):
+    recipe = train_recipe(shards, tmp_path / "model", steps=0, zero_stage=5, min_lr_ratio=2)
+    recipe["data"]["max_concepts"] = 1
+    recipe["model"]["overrides"] = {"num_layerz": 2}
+    with pytest.raises(RecipeError) as caught:
+        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
+    assert [p.split(":")[0] for p in caught.value.problems] == [
+        "train.zero_stage", "data.max_concepts", "train.steps", "train.min_lr_ratio", "model"]
+    assert "num_layerz" in caught.value.problems[-1]
+
+
 def test_empty_shard_set_is_refused(tmp_path):
     ShardWriter(tmp_path / "shards", SPACE, encoder="toy-walk").close()
     RobustScaler.fit(np.zeros((4, SPACE.dim)), SPACE).save(tmp_path / "shards")

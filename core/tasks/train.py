@@ -1,7 +1,7 @@
 """The ``train`` task: a concept model on shards, through DeepSpeed (see ``lcm.train``).
 
-Validation also checks what the schema cannot: that the normaliser was fitted in the shards'
-concept space and that the architecture name is known, without importing torch.
+Validation also checks what the schema cannot, without importing torch: value ranges, the
+architecture and its overrides, and that the normaliser was fitted in the shards' concept space.
 """
 from __future__ import annotations
 
@@ -21,14 +21,17 @@ class Train(Task):
     def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
         from pathlib import Path
 
-        from lcm.model.config import arch_names
+        from lcm.model.config import get_arch
         from lcm.train.inputs import check_inputs
+        from lcm.train.options import range_problems
 
         prefix = f"{where}." if where else ""
-        arch = (body.get("model") or {}).get("arch", "toy")
-        if arch not in arch_names():
-            result.problems.append(f"{prefix}model.arch: unknown architecture {arch!r}; "
-                                   f"known: {', '.join(arch_names())}")
+        result.problems.extend(range_problems(body, prefix))
+        model = body.get("model") or {}
+        try:
+            get_arch(str(model.get("arch", "toy")), model.get("overrides") or {})
+        except UserError as exc:
+            result.problems.append(f"{prefix}model: {exc}")
         data = body.get("data") or {}
         shards, normalizer = data.get("shards"), data.get("normalizer")
         if shards and normalizer and Path(str(shards)).exists() and Path(str(normalizer)).exists():

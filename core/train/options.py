@@ -15,6 +15,29 @@ ZERO_STAGES = (0, 1, 2, 3)
 BACKENDS = ("auto", "gloo", "nccl")
 
 
+MINIMUMS = {
+    "data": {"max_concepts": 2, "batch_size": 1, "num_workers": 0, "shuffle_buffer": 1},
+    "train": {"steps": 1, "warmup_steps": 0, "grad_accum": 1, "checkpoint_every": 1,
+              "keep_checkpoints": 1, "log_every": 1, "lr": 0.0, "weight_decay": 0.0},
+}
+"""Smallest allowed values (a window needs two concepts: a context and a next one)."""
+
+
+def range_problems(body: dict, prefix: str = "") -> list[str]:
+    """Values of a raw recipe body below their minimum (the schema checks only types)."""
+    found = []
+    for section, minimums in MINIMUMS.items():
+        values = body.get(section) or {}
+        for name, minimum in minimums.items():
+            value = values.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < minimum:
+                found.append(f"{prefix}{section}.{name}: must be at least {minimum}, got {value}")
+    ratio = (body.get("train") or {}).get("min_lr_ratio")
+    if isinstance(ratio, (int, float)) and not 0 <= ratio <= 1:
+        found.append(f"{prefix}train.min_lr_ratio: must be between 0 and 1, got {ratio}")
+    return found
+
+
 @dataclass
 class DataOptions:
     shards: str = path(must_exist=True, space_source=True,

@@ -180,9 +180,12 @@ class Trainer:
     def _start_or_resume(self, work: Path) -> None:
         target = checkpointing.resolve_resume(self.options.resume, work)
         if target is None:
-            if self.context.is_main:  # a fresh run: earlier checkpoints and logs would mix in
-                for stale in (work / CHECKPOINTS, work / LOGS):
-                    shutil.rmtree(stale, ignore_errors=True)
+            stale = [p for p in (work / CHECKPOINTS, work / LOGS) if p.exists()]
+            if stale:  # a fresh run: earlier checkpoints and logs would mix in
+                self._say(f"starting afresh (train.resume is off): removing {', '.join(map(str, stale))}")
+            if self.context.is_main:
+                for directory in stale:
+                    shutil.rmtree(directory)
             barrier()
             return
         self.state = checkpointing.load(self.engine, target, self.context)
