@@ -275,3 +275,56 @@ def test_a_checkpoint_of_another_space_is_refused(tmp_path, registry, capsys):
     assert main(["run", recipe]) == 2
     err = capsys.readouterr().err
     assert "concept spaces differ" in err and "other_space" in err and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- real speech
+
+SPOKEN = ["The lighthouse keeper climbed the stairs every night.",
+          "Ships from the north sailed past the rocks.",
+          "In the morning he wrote the weather in a book."]
+MINILM = ConceptSpace("minilm", 384)
+
+
+def cascade_recipe(tmp_path, registry, recording, picks):
+    """A summarize recipe on ``recording`` with whisper_cascade + minilm and a copying model."""
+    from lcm.plugins.encoders.minilm import MiniLMEncoder
+
+    normalizer = toy_normalizer(MINILM)
+    end = normalizer.normalize(MiniLMEncoder().encode(["End of text."])[0]).tolist()
+    model = build_model("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, MINILM,
+                        registry=registry)
+    checkpoint = save_checkpoint(tmp_path / "model", model, normalizer)
+    return write_recipe(tmp_path, model=str(checkpoint), input=str(recording),
+                        encoder={"name": "whisper_cascade", "text_encoder": {"name": "minilm"}},
+                        text_encoder={"name": "minilm"}, decoder={"name": "retrieval"})
+
+
+def test_espeak_recording_is_transcribed_and_summarised(tmp_path, registry, capsys):
+    from tests._sonar_fixtures import speech_recording
+
+    recording, spans = speech_recording(tmp_path, SPOKEN)
+    assert main(["run", cascade_recipe(tmp_path, registry, recording, picks=[1])]) == 0
+    document, = read_report(tmp_path)["documents"]
+    segments = document["segments"]
+    assert len(segments) == 3
+    for segment, sentence, (start, end) in zip(segments, SPOKEN, spans):
+        heard = set(segment["text"].lower().strip(".").split())
+        assert len(heard & set(sentence.lower().strip(".").split())) >= 3, segment["text"]
+        assert abs(segment["start_s"] - start) < 0.3 and abs(segment["end_s"] - end) < 0.3
+    item, = document["summary"]
+    assert item["text"] == segments[1]["text"] and item["source_index"] == 1
+    assert (item["start_s"], item["end_s"]) == (segments[1]["start_s"], segments[1]["end_s"])
+    assert document["parts"][0]["stop_reason"] == "end"
+    out = capsys.readouterr().out
+    assert "Transcript" in out and f"1. {segments[1]['text']}" in out
+
+
+def test_a_silent_recording_is_refused_in_one_line(tmp_path, registry, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    silent = tmp_path / "silence.wav"
+    sf.write(silent, np.zeros(16_000 * 3, dtype=np.float32), 16_000)
+    assert main(["run", cascade_recipe(tmp_path, registry, silent, picks=[0])]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {silent}: silent")

@@ -16,12 +16,12 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from lcm.config import choice, component, component_options, path
 from lcm.errors import InputFileError, UserError
 from lcm.hookspecs import hookimpl
-from lcm.interfaces import ConceptSpace, Encoder
+from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,14 @@ class WhisperCascadeEncoder(Encoder):
         concepts = [SpokenConcept(round(times[i][0], 3), round(times[i][1], 3), texts[i], v)
                     for i, v in zip(kept, vectors)]
         return SpokenRecording(str(path), plan.recording.duration_s, concepts, skipped)
+
+    def encode_document(self, path: str) -> Iterator[EncodedSegment]:
+        """Core's ``DocumentEncoder`` view of ``encode_recording`` (the summarize task uses it)."""
+        import torch
+
+        for concept in self.encode_recording(path).concepts:
+            yield EncodedSegment(concept.transcript, torch.from_numpy(concept.vector),
+                                 concept.start_s, concept.end_s)
 
     def transcribe(self, utterances: Iterable[Any], total: int, label: str = "speech") -> list[str]:
         """A transcript per utterance (1-D float32 arrays at 16 kHz), "" where none was heard."""
