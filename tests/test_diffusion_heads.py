@@ -213,3 +213,25 @@ def test_diffusion_heads_beat_a_context_blind_predictor_on_contrastive_accuracy(
 def test_impossible_head_options_are_refused_with_a_user_error(spec, message):
     with pytest.raises(UserError, match=message):
         build_model("toy", {}, spec, SPACE)
+
+
+# --------------------------------------------------------------------------- end to end
+
+@pytest.mark.parametrize("name", ["two_tower", "one_tower"])
+def test_train_recipe_with_a_diffusion_head_trains_and_its_checkpoint_generates(name, tmp_path):
+    """The mse train recipe with one line changed (``head.name``), through the CLI/DeepSpeed."""
+    from lcm.generate.loop import StopRules, generate
+    from lcm.model.checkpoint import load_checkpoint
+    from tests._train_fixtures import run_lcm, train_recipe, walk_documents, write_shards, write_yaml
+
+    shards = write_shards(tmp_path / "shards", walk_documents(40))
+    recipe = train_recipe(shards, tmp_path / "model", steps=12, checkpoint_every=12)
+    recipe["head"] = {"name": name, "diffusion": {"inference_steps": 4}}
+    done = run_lcm(write_yaml(tmp_path / "train.yaml", recipe))
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = load_checkpoint(tmp_path / "model")
+    assert loaded.model.head.name == name and loaded.model.head.scheduler.timesteps.numel() == 4
+    prompt = loaded.normalizer.normalize(torch.randn(3, loaded.space.dim))
+    [continuation] = generate(loaded.model, [prompt], StopRules(max_new_concepts=2, repetition_threshold=None),
+                              denormalize=loaded.normalizer.denormalize)
+    assert continuation.concepts.shape == (2, loaded.space.dim)
