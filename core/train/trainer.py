@@ -5,6 +5,7 @@ CPU (``lcm run``) and under the ``deepspeed`` launcher on GPUs and several nodes
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -235,19 +236,19 @@ class Trainer:
             model = self._build_model()
             model.load_state_dict(state)
             save_checkpoint(self.recipe.output, model, self.normalizer,
-                            extra={"training": asdict(summary), "arch": self.recipe.model.arch})
+                            extra={"training": asdict(summary), "train": asdict(self.options)})
             (work / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2))
         barrier()
 
     def _full_state_dict(self) -> dict[str, torch.Tensor]:
         """The whole model's weights in fp32 (ZeRO-3 gathers its partitions first)."""
-        module = self.engine.module
-        if self.engine.zero_optimization_stage() == 3:
-            import deepspeed
+        import deepspeed
 
-            with deepspeed.zero.GatheredParameters(list(module.parameters())):
-                return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
-        return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
+        module = self.engine.module
+        gathered = (deepspeed.zero.GatheredParameters(list(module.parameters()))
+                    if self.engine.zero_optimization_stage() == 3 else contextlib.nullcontext())
+        with gathered:
+            return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
 
 
 class _Window:
