@@ -17,7 +17,7 @@ import torch
 from lcm.config import resolve_recipe
 from lcm.data.normalizer import RobustScaler
 from lcm.data.shards import Manifest, ShardWriter, iter_documents
-from lcm.errors import RecipeError
+from lcm.errors import DataIntegrityError, RecipeError
 from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import load_checkpoint
 from lcm.train.checkpointing import CHECKPOINTS, find_latest
@@ -223,6 +223,12 @@ def test_mismatched_vector_counts_are_refused_with_exit_2(tmp_path):
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "doc00001" in error[0] and "refusing the shard set" in error[0]
     assert not (tmp_path / "model").exists()
+
+
+def test_a_worker_reading_a_corrupt_shard_raises_the_same_one_line_error(tmp_path):
+    shards = _corrupt_shards(tmp_path / "shards")
+    with pytest.raises(DataIntegrityError, match=r"^\S+shard-000000.tar: document doc00001 has \d+ vectors"):
+        next(iter(_stream(shards, workers=2)))
 
 
 def test_missing_shards_directory_is_one_line_and_exit_2(tmp_path):
