@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except LcmError as exc:
+        sys.stdout.flush()  # what was printed before the error stays before it
         if debug:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
