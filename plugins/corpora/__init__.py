@@ -1,0 +1,1 @@
+"""Tasks that export corpora shipped inside registry packages as JSONL for ``prepare``."""
