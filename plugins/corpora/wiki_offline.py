@@ -32,8 +32,10 @@ class WikiCorpusConfig:
     language: str = "en-us"
     """Which summaries file of the package (en-us, fr-fr, es-es)."""
     exclude: Optional[str] = path(None, must_exist=True, help="JSONL whose `id`s are left out")
+    every: int = 1
+    """Keep every n-th summary in title order (a subset spread over the alphabet)."""
     limit: Optional[int] = None
-    """Write at most this many summaries (in title order)."""
+    """Write at most this many summaries."""
 
 
 class WikiCorpus(Task):
@@ -46,7 +48,9 @@ class WikiCorpus(Task):
         excluded = _ids(Path(recipe.exclude)) if recipe.exclude else set()
         counts: Counter[str] = Counter()
         lines = []
-        for title in sorted(summaries):
+        if recipe.every < 1:
+            raise UserError(f"every must be at least 1, got {recipe.every}")
+        for title in sorted(summaries)[::recipe.every]:
             if recipe.limit is not None and counts["written"] >= recipe.limit:
                 break
             text = " ".join(str(summaries[title].get("extract") or "").split())
