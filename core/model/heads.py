@@ -5,7 +5,8 @@ context. The MSE head regresses it; a Two-Tower head runs its own denoiser cross
 trunk's outputs; a One-Tower head runs the trunk itself over clean and noisy concepts. All three
 fit this one protocol:
 
-* ``loss(model, concepts, mask)`` for training;
+* ``loss(model, concepts, mask, target_mask=None)`` for training (``target_mask``: only those
+  positions are learned, e.g. a summary after its source; see ``lcm.data.instruction``);
 * generation, driven by ``lcm.generate.loop``: ``start(model, state)`` reads the prompt (default:
   one pass of the trunk, filling ``state.cache`` and ``state.hidden``), then per step
   ``next_concept(model, state)`` proposes a concept and ``append(model, state, concepts)``
@@ -85,8 +86,13 @@ class HeadModule(nn.Module, Head):
         return {}
 
     # ------------------------------------------------------------------ training
-    def loss(self, model: "ConceptModel", concepts: Tensor, mask: Tensor) -> LossOutput:
-        """Training loss on normalised ``concepts`` (B, T, D); ``mask`` (B, T) marks real ones."""
+    def loss(self, model: "ConceptModel", concepts: Tensor, mask: Tensor,
+             target_mask: Tensor | None = None) -> LossOutput:
+        """Training loss on normalised ``concepts`` (B, T, D); ``mask`` (B, T) marks real ones.
+
+        ``target_mask`` (B, T): when given, only the concepts it marks are predicted (and
+        scored); the others are context only. Use ``next_concept_pairs`` / ``learned_positions``.
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------------ generation
@@ -113,10 +119,22 @@ def last_real(values: Tensor, mask: Tensor) -> Tensor:
     return values[torch.arange(values.shape[0], device=values.device), last]
 
 
-def next_concept_pairs(concepts: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+def next_concept_pairs(concepts: Tensor, mask: Tensor,
+                       target_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Targets for next-concept prediction: ``(targets (B, T-1, D), valid (B, T-1))``.
 
-    Position t predicts concept t+1; a pair counts only if both are real. Batches given to
-    ``loss`` are right-padded, so this is the usual shift by one.
+    Position t predicts concept t+1; a pair counts only if both are real and, with a
+    ``target_mask`` (B, T), concept t+1 is one to learn. Batches given to ``loss`` are
+    right-padded, so this is the usual shift by one.
     """
-    return concepts[:, 1:], mask[:, 1:] & mask[:, :-1]
+    valid = mask[:, 1:] & mask[:, :-1]
+    if target_mask is not None:
+        valid = valid & target_mask[:, 1:]
+    return concepts[:, 1:], valid
+
+
+def learned_positions(mask: Tensor, target_mask: Tensor | None = None) -> Tensor:
+    """(B, T) concepts a head that predicts each position in place (diffusion heads: position t
+    denoises concept t from the context before it) is scored on: real ones, within
+    ``target_mask`` when given."""
+    return mask if target_mask is None else mask & target_mask

@@ -45,11 +45,13 @@ class ConceptModel(nn.Module):
         self.trunk = ConceptTransformer(config)
         self.head = head
 
-    def forward(self, concepts: Tensor, mask: Tensor | None = None) -> LossOutput:
-        """Training loss of right-padded normalised ``concepts`` (B, T, D), ``mask`` (B, T)."""
+    def forward(self, concepts: Tensor, mask: Tensor | None = None,
+                target_mask: Tensor | None = None) -> LossOutput:
+        """Training loss of right-padded normalised ``concepts`` (B, T, D), ``mask`` (B, T);
+        with ``target_mask`` (B, T) only the concepts it marks are learned (supervised style)."""
         if mask is None:
             mask = torch.ones(concepts.shape[:2], dtype=torch.bool, device=concepts.device)
-        return self.head.loss(self, concepts, mask)
+        return self.head.loss(self, concepts, mask, target_mask)
 
     def contextualize(self, concepts: Tensor, mask: Tensor | None = None,
                       cache: KVCache | None = None) -> Tensor:

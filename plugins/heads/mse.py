@@ -29,10 +29,10 @@ class MseHead(HeadModule):
         super().__init__(config, trunk, concept_dim)
         self.postnet = nn.Linear(trunk.model_dim, concept_dim, bias=self.config.postnet_bias)
 
-    def loss(self, model, concepts, mask):
+    def loss(self, model, concepts, mask, target_mask=None):
         hidden = model.contextualize(concepts, mask)  # (B, T, d)
         predicted = self.postnet(hidden[:, :-1])  # (B, T-1, D)
-        targets, valid = next_concept_pairs(concepts, mask)
+        targets, valid = next_concept_pairs(concepts, mask, target_mask)
         squared = (predicted.float() - targets.float()).pow(2)  # (B, T-1, D)
         count = valid.sum().clamp(min=1)
         per_concept = squared.sum(-1)  # (B, T-1): squared l2 per predicted concept

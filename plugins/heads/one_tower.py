@@ -29,7 +29,7 @@ from lcm.diffusion.head import DiffusionHead
 from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
 from lcm.diffusion.timestep import TimestepEmbedding
 from lcm.hookspecs import hookimpl
-from lcm.model.heads import GenerationState
+from lcm.model.heads import GenerationState, learned_positions
 from lcm.model.transformer import KVCache
 
 
@@ -76,8 +76,7 @@ class OneTowerHead(DiffusionHead):
         return model.prenet(latents) + self.time(timesteps)
 
     # ------------------------------------------------------------------ training
-    def loss(self, model, concepts, mask):
-        B, T, _ = concepts.shape
+    def loss(self, model, concepts, mask, target_mask=None):
         noised = noise_targets(self.scheduler, concepts)
         noisy = self.noisy_inputs(model, noised.latents, noised.timesteps)  # (B, T, d)
         inputs = torch.stack([noisy, model.prenet(concepts)], dim=2).flatten(1, 2)  # (B, 2T, d)
@@ -86,7 +85,7 @@ class OneTowerHead(DiffusionHead):
         hidden = model.trunk(inputs, mask.repeat_interleave(2, dim=1), positions=positions,
                              attn_mask=interleaved_mask(mask, dropped))  # (B, 2T, d)
         output = self.output(hidden[:, 0::2])  # (B, T, D): the noisy slots
-        return diffusion_loss(self.scheduler, output, noised, mask)
+        return diffusion_loss(self.scheduler, output, noised, learned_positions(mask, target_mask))
 
     # ------------------------------------------------------------------ generation
     def denoiser_for(self, model, state: GenerationState):

@@ -149,10 +149,10 @@ class QuantizedHead(HeadModule):
                                "(stored_codebooks) but its codebooks were never loaded")
 
     # ------------------------------------------------------------------ training
-    def loss(self, model, concepts, mask):
+    def loss(self, model, concepts, mask, target_mask=None):
         self._check_codebooks()
         hidden = model.contextualize(concepts, mask)[:, :-1]  # (B, T-1, d)
-        targets, valid = next_concept_pairs(concepts, mask)
+        targets, valid = next_concept_pairs(concepts, mask, target_mask)
         hidden, targets = hidden[valid], targets[valid].float()  # (N, d), (N, D): real pairs only
         with torch.no_grad():
             codes = self.encode(targets)  # (N, K)

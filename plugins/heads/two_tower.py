@@ -32,7 +32,7 @@ from lcm.diffusion.timestep import TimestepEmbedding
 from lcm.errors import UserError
 from lcm.hookspecs import hookimpl
 from lcm.model.config import TransformerConfig
-from lcm.model.heads import GenerationState, last_real
+from lcm.model.heads import GenerationState, last_real, learned_positions
 from lcm.model.transformer import Attention, RMSNorm, SwiGLU
 
 
@@ -223,14 +223,14 @@ class TwoTowerHead(DiffusionHead):
         self.denoiser = DenoiserTower(layers, concept_dim)
 
     # ------------------------------------------------------------------ training
-    def loss(self, model, concepts, mask):
+    def loss(self, model, concepts, mask, target_mask=None):
         context = model.contextualize(concepts, mask)  # (B, T, d)
         cross = self.denoiser.zero_prefixed(context, mask)
         dropped = guidance_dropout(mask, self.config.cfg_dropout) if self.training else None
         noised = noise_targets(self.scheduler, concepts)
         output = self.denoiser(noised.latents, noised.timesteps, cross,
                                shifted_causal_mask(mask, dropped))
-        return diffusion_loss(self.scheduler, output, noised, mask)
+        return diffusion_loss(self.scheduler, output, noised, learned_positions(mask, target_mask))
 
     # ------------------------------------------------------------------ generation
     def start(self, model, state: GenerationState) -> None:

@@ -27,10 +27,10 @@ class ResidualMseHead(HeadModule):
         super().__init__(config, trunk, concept_dim)
         self.postnet = nn.Linear(trunk.model_dim, concept_dim)
 
-    def loss(self, model, concepts, mask):
+    def loss(self, model, concepts, mask, target_mask=None):
         hidden = model.contextualize(concepts, mask)  # (B, T, d)
         predicted = concepts[:, :-1] + self.config.delta_scale * self.postnet(hidden[:, :-1])
-        targets, valid = next_concept_pairs(concepts, mask)
+        targets, valid = next_concept_pairs(concepts, mask, target_mask)
         per_concept = (predicted.float() - targets.float()).pow(2).mean(-1)  # (B, T-1)
         loss = (per_concept * valid).sum() / valid.sum().clamp(min=1)
         return LossOutput(loss, {"mse": float(loss.detach())})
