@@ -3,7 +3,6 @@ espeak-ng speech: transcripts, vectors, time spans, bad recordings, a missing mo
 encode_audio task, and a long recording streamed in bounded memory."""
 from __future__ import annotations
 
-import re
 import sys
 import tracemalloc
 
@@ -20,6 +19,7 @@ from lcm.errors import InputFileError, UserError, WeightsUnavailableError
 from lcm.interfaces import ConceptSpace
 from lcm.plugins.audio import load_audio, segment_by_silence
 from lcm.plugins.encoders.whisper_cascade import NO_WORDS
+from lcm.plugins.speech.metrics import word_error_rate
 from lcm.registry import build_registry, get_registry
 
 SENTENCES = ["The museum opens at nine in the morning.",
@@ -27,17 +27,6 @@ SENTENCES = ["The museum opens at nine in the morning.",
              "The weather was cold and the roads were icy."]
 MORE_SENTENCES = ["Children can visit the gardens for free.",
                   "We planted tomatoes and beans in the garden."]
-
-
-def word_error_rate(hypothesis: str, reference: str) -> float:
-    """Word-level edit distance over the reference's length (case and punctuation ignored)."""
-    hyp, ref = (re.findall(r"[a-z0-9']+", s.lower()) for s in (hypothesis, reference))
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return row[-1] / len(ref)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,6 +55,8 @@ def spoken(encoder, recording):
 def test_wer_helper():
     assert word_error_rate("The cat sat.", "the cat sat") == 0
     assert word_error_rate("a cat sat down", "the cat sat") == pytest.approx(2 / 3)
+    assert word_error_rate("cat", "the cat sat") == pytest.approx(2 / 3)
+    assert word_error_rate("", "") == 0 and word_error_rate("words", "") == 1
 
 
 def test_one_concept_per_sentence_with_transcript_and_time_span(spoken, recording):
