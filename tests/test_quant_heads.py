@@ -24,7 +24,7 @@ from tests._head_fixtures import SPACE as TASK_SPACE
 from tests._head_fixtures import fit, rotation_task
 from tests._quant_fixtures import code_task, fit_tiny_quantizer, head_scores, uninformed_scores
 from tests._train_fixtures import SPACE as WALK_SPACE
-from tests._train_fixtures import (restored_environment, train_recipe, walk_documents, write_shards,
+from tests._train_fixtures import (restored_process_state, train_recipe, walk_documents, write_shards,
                                    write_yaml)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -256,7 +256,7 @@ def test_train_task_trains_the_head_into_a_checkpoint_that_generates_alone(head,
     recipe = train_recipe(Path(wiki_like["shards"]), tmp_path / "model", steps=8)
     recipe["head"] = {"name": head, "quantizer": str(quantizer)}
     resolved = resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
-    with restored_environment():
+    with restored_process_state():
         resolved.task_cls(resolved.config).run(resolved.config)
     shutil.rmtree(quantizer)
     loaded = load_checkpoint(tmp_path / "model")
