@@ -16,7 +16,7 @@ from lcm.model.heads import GenerationState
 from lcm.model.lcm import build_model, count_parameters
 from lcm.plugins.heads.one_tower import interleaved_mask
 from lcm.plugins.heads.two_tower import shifted_causal_mask
-from tests._head_fixtures import SPACE, fit, rotation_task, toy_head_model
+from tests._head_fixtures import SPACE, fit, rotation_task, single_thread, toy_head_model  # noqa: F401
 
 GUIDED = {"diffusion": {"inference_steps": 5, "guidance_scale": 2.5, "guidance_rescale": 0.5}}
 
@@ -227,7 +227,7 @@ def test_train_recipe_with_a_diffusion_head_trains_and_its_checkpoint_generates(
     shards = write_shards(tmp_path / "shards", walk_documents(40))
     recipe = train_recipe(shards, tmp_path / "model", steps=12, checkpoint_every=12)
     recipe["head"] = {"name": name, "diffusion": {"inference_steps": 4}}
-    done = run_lcm(write_yaml(tmp_path / "train.yaml", recipe))
+    done = run_lcm(write_yaml(tmp_path / "train.yaml", recipe), OMP_NUM_THREADS="1")
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = load_checkpoint(tmp_path / "model")
     assert loaded.model.head.name == name and loaded.model.head.scheduler.timesteps.numel() == 4

@@ -14,7 +14,8 @@ from lcm.generate.loop import STOP_MAX_LENGTH, StopRules, generate
 from lcm.generate.recompute import recomputing
 from lcm.model.checkpoint import load_checkpoint, save_checkpoint
 from lcm.registry import get_registry
-from tests._head_fixtures import SPACE, fit, rotation_task, seeded_loss, toy_head_model
+from tests._head_fixtures import (SPACE, fit, rotation_task, seeded_loss,  # noqa: F401
+                                  single_thread, toy_head_model)
 from tests._model_fixtures import toy_normalizer
 
 HEADS = get_registry().names("head")
