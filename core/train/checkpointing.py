@@ -145,10 +145,10 @@ def resolve_resume(resume: bool | str, training_dir: Path) -> Path | None:
         return None
     if resume is True or resume in ("true", "True"):
         return find_latest(training_dir / CHECKPOINTS)
-    target = Path(str(resume))
+    target = Path(str(resume))  # a step directory, a checkpoints directory or a training_dir
     if is_complete(target):
         return target
-    found = find_latest(target)
+    found = find_latest(target) or find_latest(target / CHECKPOINTS)
     if found is None:
         raise InputFileError(target, "no complete training checkpoint here to resume from")
     return found
