@@ -16,12 +16,20 @@ whatever space the caller works in; the normalised space is where the model sees
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Mapping, Optional
 
 DEFAULT_END_SENTENCE = "End of text."
 CHECKPOINT_KEY = "instruction"
 """Where a checkpoint's ``extra`` holds the format it was fine-tuned with."""
+SOURCE_LENGTH_KEY = "source_len"
+"""Meta key of a pair shard document: how many of its sentences are the source (the rest are
+the target). Written by ``prepare`` with a ``target_field``."""
+FRAMING_FILE = "instruction.json"
+"""Beside pair shards: the format and the encoded framing sentences, so training needs no
+encoder."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,48 @@ class InstructionFormat:
         """The format a checkpoint's ``extra`` records; None for a model never fine-tuned."""
         recorded = extra.get(CHECKPOINT_KEY)
         return cls(**recorded) if recorded else None
+
+
+@dataclass
+class Framing:
+    """A format with its sentences encoded (raw encoder space, float32)."""
+
+    format: InstructionFormat
+    end: Any  # (D,) numpy array: the end concept
+    suffix: Any = None  # (D,) numpy array, or None without a source suffix
+
+    def save(self, directory: str | Path, pairs: int) -> Path:
+        """Write ``instruction.json`` beside the pair shards (``pairs``: how many they hold)."""
+        target = Path(directory) / FRAMING_FILE
+        data = {"format": self.format.to_meta(), "pairs": pairs, "end": self.end.tolist(),
+                "suffix": None if self.suffix is None else self.suffix.tolist()}
+        target.write_text(json.dumps(data))
+        return target
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Framing | None":
+        """The framing stored beside a shard set; None for shards of plain documents."""
+        import numpy as np
+
+        from lcm.errors import InputFileError
+
+        path = Path(directory) / FRAMING_FILE
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            suffix = data.get("suffix")
+            return cls(InstructionFormat(**data["format"]), np.asarray(data["end"], dtype=np.float32),
+                       None if suffix is None else np.asarray(suffix, dtype=np.float32))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputFileError(path, f"malformed instruction framing: {exc}") from None
+
+
+def encode_framing(format: InstructionFormat, encoder: Any) -> Framing:
+    """Encode the end sentence (and the source suffix) with ``encoder``."""
+    texts = [format.end_sentence] + ([format.source_suffix] if format.source_suffix else [])
+    vectors = encoder.encode(texts).detach().float().cpu().numpy()
+    return Framing(format, vectors[0], vectors[1] if format.source_suffix else None)
 
 
 def build_prompt(source: Any, suffix: Any = None) -> Any:

@@ -4,6 +4,12 @@ Sentences of consecutive documents are gathered into batches of ``batch_size`` f
 (small documents would otherwise waste most of each forward pass), then split back per document
 and written with their fp16 vectors and metadata. Every document left out is counted by reason
 in the manifest and the summary line.
+
+With a ``target_field`` (.jsonl input) each record is a source/target pair (a document and its
+summary): its shard document holds the source sentences, then the target sentences, with
+``meta["source_len"]``; the framing sentences of ``lcm.data.instruction`` (end sentence, source
+suffix) are encoded once into ``instruction.json`` beside the shards, for the ``supervised``
+training style.
 """
 from __future__ import annotations
 
@@ -14,12 +20,24 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lcm.config import choice, component, path
-from lcm.data.readers import FORMATS, RawDocument, count_records, read_documents
+from lcm.data.instruction import DEFAULT_END_SENTENCE
+from lcm.data.readers import FORMATS, RawDocument, count_records, detect_format, read_documents
 from lcm.data.segment import DEFAULT_MAX_CHARS, segment_document
-from lcm.errors import InputFileError
+from lcm.errors import InputFileError, UserError
 from lcm.interfaces import Task
 
 TOO_FEW_SENTENCES = "fewer sentences than min_sentences"
+NO_TARGET = "no target text"
+
+
+@dataclass
+class InstructionOptions:
+    """How pairs are framed (see ``lcm.data.instruction``); used only with ``target_field``."""
+
+    source_suffix: Optional[str] = None
+    """A separator sentence between source and target (e.g. "Summary:"); None: none."""
+    end_sentence: str = DEFAULT_END_SENTENCE
+    """Ends every target; generation stops when its concept comes."""
 
 
 @dataclass
@@ -40,6 +58,9 @@ class PrepareConfig:
     """The .jsonl field / Parquet column holding the text."""
     id_field: str = "id"
     """The .jsonl field / Parquet column holding the document id (else line/row numbers)."""
+    target_field: Optional[str] = None
+    """The .jsonl field holding each document's target (e.g. its summary): shards of pairs."""
+    instruction: InstructionOptions = field(default_factory=InstructionOptions)
     limit: Optional[int] = None
     """Read at most this many documents (skipped ones included)."""
     min_sentences: int = 1
@@ -61,6 +82,8 @@ class Prepare(Task):
         from lcm.data.shards import Manifest, ShardWriter
         from lcm.registry import get_registry
 
+        if recipe.target_field and detect_format(recipe.input, recipe.format) != "jsonl":
+            raise UserError(f"target_field needs .jsonl input (pairs), not {recipe.input}")
         encoder = get_registry().create("encoder", recipe.encoder)
         output = Path(recipe.output)
         _remove_previous_shards(output)
@@ -84,6 +107,11 @@ class Prepare(Task):
                 if len(sentences) < recipe.min_sentences:
                     skip(TOO_FEW_SENTENCES)
                     continue
+                if recipe.target_field:
+                    doc, sentences = _as_pair(doc, sentences, recipe)
+                    if doc is None:
+                        skip(NO_TARGET)
+                        continue
                 pending.add(keys.key(doc), doc, sentences)
                 bar.update(1)
                 if pending.sentences >= recipe.batch_size:
@@ -91,8 +119,31 @@ class Prepare(Task):
                     bar.set_postfix(sentences=pending.written, refresh=False)
             pending.flush(encoder, writer)
         manifest = Manifest.read(output)
+        if recipe.target_field:
+            _save_framing(recipe.instruction, encoder, output, manifest.documents)
         print(summary_line(manifest, output, time.perf_counter() - started))
         return manifest
+
+
+def _as_pair(doc: RawDocument, source: list[str], recipe: PrepareConfig
+             ) -> tuple[RawDocument | None, list[str]]:
+    """The document with its target's sentences after the source's; None without a target."""
+    from lcm.data.instruction import SOURCE_LENGTH_KEY
+
+    meta = dict(doc.meta)
+    target = meta.pop(recipe.target_field, None)
+    sentences = (segment_document(target, recipe.segmenter.language, recipe.segmenter.max_chars)
+                 if isinstance(target, str) else [])
+    if not sentences:
+        return None, source
+    return doc._replace(meta={**meta, SOURCE_LENGTH_KEY: len(source)}), source + sentences
+
+
+def _save_framing(options: InstructionOptions, encoder: Any, output: Path, pairs: int) -> None:
+    from lcm.data.instruction import InstructionFormat, encode_framing
+
+    framing = encode_framing(InstructionFormat(options.source_suffix, options.end_sentence), encoder)
+    framing.save(output, pairs)
 
 
 @dataclass
@@ -147,12 +198,14 @@ class _ShardKeys:
 
 def _remove_previous_shards(output: Path) -> None:
     """A re-run replaces the shards of an earlier run instead of leaving stale ones beside it."""
+    from lcm.data.instruction import FRAMING_FILE
     from lcm.data.shards import MANIFEST
 
     if (output / MANIFEST).is_file():
         for stale in output.glob("shard-*.tar"):
             stale.unlink()
         (output / MANIFEST).unlink()
+        (output / FRAMING_FILE).unlink(missing_ok=True)
 
 
 def summary_line(manifest: Any, output: Path, seconds: float) -> str:
