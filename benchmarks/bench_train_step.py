@@ -1,5 +1,5 @@
 """Training-step speed of each head: concepts per second and achieved FLOP/s, the latter set
-against this machine's dense fp32 matmul FLOP/s measured in the same run.
+against this machine's dense fp32 matmul FLOP/s, measured just before each head's steps.
 
 FLOPs are counted, not estimated from a formula, in one extra (untimed) step:
 
@@ -33,6 +33,7 @@ from lcm.model.lcm import build_model
 SPACE = ConceptSpace("bench", 384)
 TRUNK = {"model_dim": 512, "num_heads": 8, "ffn_inner_dim": 1408, "num_layers": 4}
 HEADS = ("mse", "two_tower", "one_tower")
+MATMUL_SIZE = 1024
 
 
 def matmul_flops_per_second(size: int, repeats: int) -> float:
@@ -106,14 +107,16 @@ def trunk_step(model, concepts: torch.Tensor) -> Callable[[], None]:
 
 
 def measure(name: str, model, step: Callable[[], None], concepts: int, repeats: int,
-            peak: float, baseline_rate: float | None) -> tuple[list[Result], float]:
+            baseline_rate: float | None) -> tuple[list[Result], float]:
     with counting_flops(model) as counted:
         step()  # also the warm-up (allocations, optimiser state), untimed
+    # the machine's rate right before this head's steps: a busy machine's speed drifts
+    peak = matmul_flops_per_second(MATMUL_SIZE, 20)
     seconds = step_seconds(step, repeats)
     flops_per_second = 3 * counted[0] / seconds
     rate = concepts / seconds
     rows = [Result("train_step", f"{name}: achieved FLOP/s", "GFLOP/s", flops_per_second / 1e9,
-                   "dense fp32 matmul 1024², same run", peak / 1e9)]
+                   f"dense fp32 matmul {MATMUL_SIZE}², just before", peak / 1e9)]
     if baseline_rate is not None:
         rows.append(Result("train_step", f"{name}: training step", "concepts/s", rate,
                            "mse head (Base-LCM)", baseline_rate))
@@ -122,20 +125,19 @@ def measure(name: str, model, step: Callable[[], None], concepts: int, repeats: 
 
 def run(quick: bool = False) -> list[Result]:
     batch, length, repeats = (2, 32, 1) if quick else (4, 64, 3)
-    peak = matmul_flops_per_second(1024, 3 if quick else 10)
     concepts = torch.randn(batch, length, SPACE.dim, generator=torch.Generator().manual_seed(0))
     results: list[Result] = []
     torch.manual_seed(0)
     mse = build_model("small", TRUNK, {"name": "mse"}, SPACE).train()
     rows, _ = measure(f"trunk d={TRUNK['model_dim']} (fwd+bwd)", mse, trunk_step(mse, concepts),
-                      batch * length, repeats, peak, None)
+                      batch * length, repeats, None)
     results += rows
     mse_rate = None
     for head in HEADS:
         torch.manual_seed(0)
         model = mse if head == "mse" else build_model("small", TRUNK, {"name": head}, SPACE).train()
         rows, rate = measure(f"{head} head", model, head_step(model, concepts), batch * length,
-                             repeats, peak, mse_rate)
+                             repeats, mse_rate)
         mse_rate = mse_rate or rate
         results += rows
     return results
