@@ -1,5 +1,11 @@
 """Training batches from concept shards: wrap documents into windows, shuffle, pad, mask.
 
+Supervised style (shards of source/target pairs, with their ``Framing``): each pair is one
+window laid out by ``lcm.data.instruction.build_pair`` (source, [suffix], target, end) with a
+target mask; it is never wrapped mid-target. A pair longer than ``max_concepts`` keeps the first
+source sentences that fit (counted as ``sources_cut``); one whose target alone does not fit is
+skipped (counted with ``windows_skipped``).
+
 The order of batches is a pure function of (seed, epoch, rank, worker count), so a resumed run
 sees exactly the batches an uninterrupted run would. Resuming re-reads the current epoch and
 skips the batches already consumed: cheap at the scale of this project, and it needs no
@@ -16,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from lcm.data.instruction import SOURCE_LENGTH_KEY, Framing, build_pair
 from lcm.data.normalizer import RobustScaler
 from lcm.data.shards import iter_documents, shard_paths
 from lcm.errors import DataIntegrityError, LcmError, UserError
@@ -32,6 +39,8 @@ class Batch:
     mask: torch.Tensor  # (B, T) bool, True on real concepts
     documents_read: int  # documents the reader finished since the previous batch
     windows_skipped: int  # windows too short to train on, since the previous batch
+    target_mask: torch.Tensor | None = None  # (B, T) bool, the concepts to learn (supervised)
+    sources_cut: int = 0  # pairs whose source was cut to fit, since the previous batch
 
     @property
     def num_concepts(self) -> int:
@@ -63,6 +72,21 @@ def wrap_document(vectors: np.ndarray, max_concepts: int) -> list[np.ndarray]:
     return [vectors[i:i + max_concepts] for i in range(0, len(vectors), max_concepts)]
 
 
+def pair_window(vectors: np.ndarray, source_length: int, framing: Framing,
+                max_concepts: int) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """One pair as ``(sequence (L, D), learned (L,), source_cut)``; None if the target, its
+    framing and one source concept cannot fit in ``max_concepts``."""
+    source, target = vectors[:source_length], vectors[source_length:]
+    framing_length = len(target) + 1 + (framing.suffix is not None)
+    room = max_concepts - framing_length
+    if room < 1 or len(source) < 1 or len(target) < 1:
+        return None
+    end = framing.end.astype(vectors.dtype)
+    suffix = None if framing.suffix is None else framing.suffix.astype(vectors.dtype)
+    sequence, learned = build_pair(source[:room], target, end, suffix)
+    return sequence, learned, len(source) > room
+
+
 def shuffled(items: Iterable[Any], buffer_size: int, rng: random.Random) -> Iterator[Any]:
     """A shuffle buffer: streams ``items`` in a random order that depends only on ``rng``."""
     buffer: list[Any] = []
@@ -74,6 +98,14 @@ def shuffled(items: Iterable[Any], buffer_size: int, rng: random.Random) -> Iter
             yield buffer.pop()
     rng.shuffle(buffer)
     yield from buffer
+
+
+def pad_masks(masks: list[np.ndarray], length: int) -> torch.Tensor:
+    """(B, length) bool: each (L,) mask, right-padded with False."""
+    padded = torch.zeros(len(masks), length, dtype=torch.bool)
+    for row, values in enumerate(masks):
+        padded[row, :len(values)] = torch.from_numpy(values)
+    return padded
 
 
 def pad_windows(windows: list[np.ndarray], normalizer: RobustScaler) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,8 +131,9 @@ class ConceptWindows(IterableDataset):
 
     def __init__(self, shards: str | Path, normalizer: RobustScaler, max_concepts: int,
                  batch_size: int, shuffle_buffer: int, seed: int, epoch: int, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, framing: Framing | None = None):
         super().__init__()
+        self.framing = framing  # None: pre-training windows; else supervised pairs
         self.shards, self.normalizer = Path(shards), normalizer
         self.max_concepts, self.batch_size = max_concepts, batch_size
         self.shuffle_buffer, self.seed, self.epoch = max(1, shuffle_buffer), seed, epoch
@@ -118,22 +151,31 @@ class ConceptWindows(IterableDataset):
                 raise
             yield _ReaderFailure(str(exc), isinstance(exc, UserError))
 
-    def _documents(self, part: int, parts: int) -> Iterator[np.ndarray]:
+    def _documents(self, part: int, parts: int) -> Iterator[Any]:
         if self.num_shards >= parts:
-            for doc in iter_documents(self.shards, part, parts):
-                yield doc.vectors
+            yield from iter_documents(self.shards, part, parts)
         else:
             for index, doc in enumerate(iter_documents(self.shards)):
                 if index % parts == part:
-                    yield doc.vectors
+                    yield doc
 
     def _batches(self, part: int, parts: int) -> Iterator[Batch]:
-        counts = {"documents": 0, "skipped": 0}
+        counts = {"documents": 0, "skipped": 0, "cut": 0}
 
-        def windows() -> Iterator[np.ndarray]:
-            for vectors in self._documents(part, parts):
+        def windows() -> Iterator[Any]:
+            for doc in self._documents(part, parts):
                 counts["documents"] += 1
-                for window in wrap_document(vectors, self.max_concepts):
+                if self.framing is not None:
+                    pair = pair_window(doc.vectors, _source_length(doc), self.framing,
+                                       self.max_concepts)
+                    if pair is None:
+                        counts["skipped"] += 1
+                        continue
+                    sequence, learned, cut = pair
+                    counts["cut"] += cut
+                    yield sequence, learned
+                    continue
+                for window in wrap_document(doc.vectors, self.max_concepts):
                     if len(window) >= MIN_WINDOW:
                         yield window
                     else:
@@ -151,10 +193,15 @@ class ConceptWindows(IterableDataset):
         # The shuffle buffer drains only after the reader is exhausted, so the last batch
         # carries the final counts: nothing is read after it.
 
-    def _batch(self, group: list[np.ndarray], counts: dict[str, int]) -> Batch:
+    def _batch(self, group: list[Any], counts: dict[str, int]) -> Batch:
+        target_mask = None
+        if self.framing is not None:
+            group, learned = [w for w, _ in group], [m for _, m in group]
+            target_mask = pad_masks(learned, max(len(m) for m in learned))
         concepts, mask = pad_windows(group, self.normalizer)
-        batch = Batch(concepts, mask, counts["documents"], counts["skipped"])
-        counts["documents"] = counts["skipped"] = 0
+        batch = Batch(concepts, mask, counts["documents"], counts["skipped"], target_mask,
+                      counts["cut"])
+        counts["documents"] = counts["skipped"] = counts["cut"] = 0
         return batch
 
 
@@ -167,17 +214,20 @@ class BatchStream:
 
     def __init__(self, shards: str | Path, normalizer: RobustScaler, *, max_concepts: int,
                  batch_size: int, shuffle_buffer: int, num_workers: int, seed: int,
-                 rank: int = 0, world_size: int = 1, position: DataPosition | None = None):
-        self.shards, self.normalizer = Path(shards), normalizer
+                 rank: int = 0, world_size: int = 1, position: DataPosition | None = None,
+                 framing: Framing | None = None):
+        self.shards, self.normalizer, self.framing = Path(shards), normalizer, framing
         self.max_concepts, self.batch_size, self.shuffle_buffer = max_concepts, batch_size, shuffle_buffer
         self.num_workers, self.seed, self.rank, self.world_size = num_workers, seed, rank, world_size
         self.position = position or DataPosition()
         self.documents_read = 0
         self.windows_skipped = 0
+        self.sources_cut = 0
 
     def epoch_loader(self, epoch: int) -> DataLoader:
         dataset = ConceptWindows(self.shards, self.normalizer, self.max_concepts, self.batch_size,
-                                 self.shuffle_buffer, self.seed, epoch, self.rank, self.world_size)
+                                 self.shuffle_buffer, self.seed, epoch, self.rank, self.world_size,
+                                 self.framing)
         return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
                           collate_fn=_as_is)
 
@@ -192,6 +242,7 @@ class BatchStream:
                     continue
                 self.documents_read += item.documents_read
                 self.windows_skipped += item.windows_skipped
+                self.sources_cut += item.sources_cut
                 self.position.batches += 1
                 yield item
             if served == 0:
@@ -204,6 +255,16 @@ class BatchStream:
                     f"batch {skip}) is past the end of the epoch ({served} batches); the shards "
                     f"changed since the checkpoint was written")
             self.position = DataPosition(self.position.epoch + 1, 0)
+
+
+def _source_length(doc: Any) -> int:
+    """How many of a pair document's sentences are its source, checked."""
+    length = doc.meta.get(SOURCE_LENGTH_KEY)
+    if not isinstance(length, int) or not 0 < length < len(doc.vectors):
+        raise DataIntegrityError(
+            f"document {doc.id} is not a source/target pair (meta {SOURCE_LENGTH_KEY}={length!r} "
+            f"for {len(doc.vectors)} sentences); prepare pairs with a target_field")
+    return length
 
 
 def _as_is(item: Any) -> Any:

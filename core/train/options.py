@@ -13,6 +13,7 @@ from lcm.config import choice, component, path
 PRECISIONS = ("fp32", "bf16", "fp16")
 ZERO_STAGES = (0, 1, 2, 3)
 BACKENDS = ("auto", "gloo", "nccl")
+STYLES = ("pretrain", "supervised")
 
 
 MINIMUMS = {
@@ -59,10 +60,16 @@ class ModelOptions:
     """A named architecture of lcm.model (toy, small, ...)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """Fields of the architecture's config to change, e.g. {num_layers: 2}."""
+    init_from: Optional[str] = path(None, must_exist=True, space_source=True, help=(
+        "start from this checkpoint's weights (train's output; same arch and head), e.g. to "
+        "fine-tune a pre-trained model"))
 
 
 @dataclass
 class TrainOptions:
+    style: str = choice("pretrain", STYLES, help=(
+        "pretrain: predict every next concept of documents; supervised: shards of source/target "
+        "pairs (prepare with target_field), only the target and its end concept are learned"))
     steps: int = 1000
     """Optimizer steps (each is grad_accum micro-batches on every rank)."""
     lr: float = 4e-4

@@ -25,6 +25,7 @@ from lcm.train.engine import create_engine
 from lcm.train.inputs import check_inputs
 from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
 from lcm.train.options import TrainRecipe
+from lcm.train.supervised import instruction_extra, load_initial_weights, training_framing
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LOGS = "logs"
@@ -52,12 +53,15 @@ class TrainingSummary:
     documents_read: int
     windows_skipped: int
     output: str
+    sources_cut: int = 0
 
     def line(self) -> str:
         return (f"trained {self.steps} steps in {self.seconds:.1f} s: loss {self.first_loss:.4f} "
                 f"-> {self.last_loss:.4f}, {self.concepts_per_s:,.0f} concepts/s; "
                 f"{self.documents_read} documents read, {self.windows_skipped} windows skipped "
-                f"(fewer than 2 concepts); model -> {self.output}")
+                f"(too short to learn from)"
+                + (f", {self.sources_cut} sources cut to fit" if self.sources_cut else "")
+                + f"; model -> {self.output}")
 
 
 class Trainer:
@@ -70,10 +74,13 @@ class Trainer:
             set_cpu_threads(recipe.distributed.cpu_threads, recipe.data.num_workers)
         inputs = check_inputs(recipe.data.shards, recipe.data.normalizer)
         self.space, self.normalizer = inputs.space, inputs.normalizer
+        self.framing = training_framing(self.options.style, recipe.data.shards)
         _seed_everything(self.options.seed)
         started = time.perf_counter()
-        self.engine = create_engine(self._build_model(), self.options, recipe.data.batch_size,
-                                    self.context)
+        model = self._build_model()
+        if recipe.model.init_from:
+            load_initial_weights(model, recipe.model.init_from, self.normalizer)
+        self.engine = create_engine(model, self.options, recipe.data.batch_size, self.context)
         self._say(f"DeepSpeed engine ready in {time.perf_counter() - started:.1f} s "
                   f"(ZeRO stage {self.options.zero_stage}, {self.options.precision}, "
                   f"{self.context.world_size} rank(s), {self.context.backend} on {self.context.device}, "
@@ -100,7 +107,7 @@ class Trainer:
                            batch_size=data.batch_size, shuffle_buffer=data.shuffle_buffer,
                            num_workers=data.num_workers, seed=self.options.seed,
                            rank=self.context.rank, world_size=self.context.world_size,
-                           position=position)
+                           position=position, framing=self.framing)
 
     # ----------------------------------------------------------------------- one step
 
@@ -110,7 +117,9 @@ class Trainer:
         loss_sum, concepts, grad_norm, lr = 0.0, 0, None, float(engine.get_lr()[0])
         for _ in range(self.options.grad_accum):
             batch = next(self._batches)
-            output = engine(batch.concepts.to(engine.device, self.dtype), batch.mask.to(engine.device))
+            target_mask = None if batch.target_mask is None else batch.target_mask.to(engine.device)
+            output = engine(batch.concepts.to(engine.device, self.dtype), batch.mask.to(engine.device),
+                            target_mask)
             engine.backward(output.loss)
             if engine.is_gradient_accumulation_boundary():
                 grad_norm = self._unsharded_grad_norm()
@@ -218,14 +227,14 @@ class Trainer:
     def _summary(self, session: "_Window", session_start: float) -> TrainingSummary:
         """This session's figures (all ranks), with the loss curve of the whole run."""
         training_seconds = max(time.perf_counter() - session.started, 1e-9)
-        concepts, documents, skipped = all_reduce_sum(
-            [session.concepts, self.stream.documents_read, self.stream.windows_skipped],
-            self.context.device)
+        concepts, documents, skipped, cut = all_reduce_sum(
+            [session.concepts, self.stream.documents_read, self.stream.windows_skipped,
+             self.stream.sources_cut], self.context.device)
         history = self.state.history
         first, last = (history[0]["loss"], history[-1]["loss"]) if history else (math.nan, math.nan)
         return TrainingSummary(self.state.step, first, last, concepts / training_seconds,
                                time.perf_counter() - session_start, int(documents), int(skipped),
-                               str(self.recipe.output))
+                               str(self.recipe.output), int(cut))
 
     def _export(self, summary: TrainingSummary, work: Path) -> None:
         """Save the inference checkpoint (fp32 weights, normaliser) on rank 0."""
@@ -236,7 +245,8 @@ class Trainer:
             model = self._build_model()
             model.load_state_dict(state)
             save_checkpoint(self.recipe.output, model, self.normalizer,
-                            extra={"training": asdict(summary), "train": asdict(self.options)})
+                            extra={"training": asdict(summary), "train": asdict(self.options),
+                                   **instruction_extra(self.framing)})
             (work / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2))
         barrier()
 
