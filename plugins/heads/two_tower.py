@@ -13,6 +13,10 @@ the *denoiser*, which predicts concept i from its noisy version x_t:
 * classifier-free guidance: in training a share ``cfg_dropout`` of positions sees only the zero
   vector; in generation the conditional and unconditional passes run as one batch.
 
+Generation caches twice: the trunk's KV cache (one contextualizer step per new concept) and,
+per denoiser layer, the cross-attention keys/values of [zero, c_0, ...], extended by one
+position per concept and reused by all the DDIM steps.
+
 The diagonal self-attention keeps its query/key projections, as the reference does: they get
 no gradient (softmax over one key is 1) but keep checkpoints and parameter counts comparable.
 """
