@@ -33,6 +33,7 @@ from lcm.tasks.prepare import SegmenterConfig
 
 log = logging.getLogger(__name__)
 
+NO_REFERENCE = "no reference text"
 ENCODE_BATCH = 256
 """Sentences per encoder call, so a long text shows progress as it is encoded."""
 
@@ -55,6 +56,11 @@ class SummarizeConfig:
     """The .jsonl field / Parquet column holding the text."""
     id_field: str = "id"
     """The .jsonl field / Parquet column holding the document id."""
+    reference_field: Optional[str] = None
+    """The .jsonl field holding a reference summary; with ``evaluation_output``, for scoring."""
+    evaluation_output: Optional[str] = path(None, output=True, help=(
+        "JSONL of {id, source, reference, prediction} per document: the input of `evaluate` "
+        "mode generation (needs reference_field)"))
     limit: Optional[int] = None
     """Summarise at most this many text documents (skipped ones included)."""
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
@@ -84,6 +90,8 @@ class SourceDocument:
     vectors: Any  # (N, D) float tensor, the encoder's space
     spans: Optional[list[tuple[Optional[float], Optional[float]]]] = None
     modality: str = "text"
+    reference: Optional[str] = None
+    """The input's reference summary (``reference_field``), kept for evaluation."""
 
 
 class Summarize(Task):
@@ -98,6 +106,8 @@ class Summarize(Task):
 
         started = time.perf_counter()
         source = check_input_file(recipe.input)
+        if recipe.evaluation_output and not recipe.reference_field:
+            raise UserError("evaluation_output needs reference_field (the input's reference summaries)")
         loaded = load_checkpoint(recipe.model, device=recipe.device)
         registry = get_registry()
         encoder = registry.create("encoder", recipe.encoder)
@@ -119,6 +129,8 @@ class Summarize(Task):
             # A fresh decoder per document: what it observes (the source) stays that document's.
             decoder = registry.create("decoder", recipe.decoder)
             result = summarize_document(doc, loaded, rules, suffix, cap, recipe, decoder)
+            if recipe.reference_field:
+                result["reference"] = doc.reference
             results.append(result)
             if recipe.show:
                 print_summary(result)
@@ -126,6 +138,8 @@ class Summarize(Task):
             raise InputFileError(source, f"nothing to summarise ({format_counts(skipped)})")
         if recipe.output:
             write_summaries(Path(recipe.output), recipe, results)
+        if recipe.evaluation_output:
+            write_evaluation_pairs(Path(recipe.evaluation_output), results)
         seconds = time.perf_counter() - started
         print(f"summarised {len(results)} document(s) into "
               f"{sum(len(r['summary']) for r in results)} sentence(s) in {seconds:.1f} s "
@@ -235,7 +249,12 @@ def _text_documents(recipe: SummarizeConfig, source: Path, encoder: Any,
             if not sentences:
                 skip(NO_SENTENCES)
                 continue
-            yield SourceDocument(raw.id, sentences, _encode_sentences(encoder, sentences, bar))
+            reference = raw.meta.get(recipe.reference_field) if recipe.reference_field else None
+            if recipe.reference_field and not isinstance(reference, str):
+                skip(NO_REFERENCE)
+                continue
+            yield SourceDocument(raw.id, sentences, _encode_sentences(encoder, sentences, bar),
+                                 reference=reference)
 
 
 def _whole_text(source: Path) -> str:
@@ -341,6 +360,17 @@ def print_summary(result: dict[str, Any]) -> None:
     stops = ", ".join(sorted({p["stop_reason"] for p in result["parts"]}))
     console.print(f"  [dim]{len(result['summary'])} sentence(s) from {len(result['parts'])} "
                   f"part(s), stopped: {stops}; {result['left_out']} segment(s) left out[/dim]")
+
+
+def write_evaluation_pairs(target: Path, results: list[dict[str, Any]]) -> None:
+    """One JSON line per document: source segments, reference, predicted summary sentences."""
+    from lcm.tasks.generate import write_text_atomically
+
+    lines = [json.dumps({"id": r["id"], "source": [s["text"] for s in r["segments"]],
+                         "reference": r["reference"],
+                         "prediction": [s["text"] for s in r["summary"]]}, ensure_ascii=False)
+             for r in results]
+    write_text_atomically(target, "\n".join(lines) + "\n")
 
 
 def write_summaries(target: Path, recipe: SummarizeConfig, results: list[dict[str, Any]]) -> None:
