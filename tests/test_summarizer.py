@@ -123,3 +123,19 @@ def test_the_shipped_model_loads_and_summarises_a_short_text(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())["documents"][0]["summary"]
     assert 1 <= len(summary) <= 8
     assert all(item["text"] in sentences for item in summary)
+
+
+def test_a_distinct_retrieval_decoder_names_each_source_sentence_once():
+    from lcm.registry import get_registry
+
+    sentences = ["first", "second", "third"]
+    vectors = torch.eye(3)
+    queries = torch.tensor([[1.0, 0.1, 0.0], [0.9, 0.0, 0.2], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    decoders = {}
+    for distinct in (False, True):
+        decoders[distinct] = get_registry().create(
+            "decoder", {"name": "retrieval", "space": "s", "dim": 3, "distinct": distinct})
+        decoders[distinct].observe(sentences, vectors)
+    assert decoders[False].decode(queries) == ["first", "first", "first", "third"]
+    # row 2 takes its next best, row 3 the one left; row 4 finds all taken and starts over
+    assert decoders[True].decode(queries) == ["first", "third", "second", "third"]

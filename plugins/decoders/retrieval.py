@@ -33,6 +33,9 @@ class RetrievalConfig:
     """The concept space's dimension, when there is no bank to read it from."""
     batch_size: int = 1024
     """Queries scored per matrix product."""
+    distinct: bool = False
+    """Within one decode call, never return a sentence twice: each row takes the best candidate
+    earlier rows did not take (an extractive summary names each source sentence once)."""
 
 
 class RetrievalDecoder(Decoder):
@@ -81,8 +84,12 @@ class RetrievalDecoder(Decoder):
             raise ConceptSpaceMismatchError(f"retrieval decoder: vectors of dim {queries.shape[-1]} "
                                             f"for a bank of dim {bank.shape[-1]}")
         results: list[tuple[str, float]] = []
+        taken = torch.zeros(len(texts), dtype=torch.bool)
         for start in range(0, len(queries), self.config.batch_size):
             scores = queries[start:start + self.config.batch_size] @ bank.T  # (B, N)
+            if self.config.distinct:
+                results.extend(_distinct_best(scores, taken, texts))
+                continue
             best, index = scores.max(dim=-1)
             results.extend((texts[i], float(s)) for i, s in zip(index.tolist(), best.tolist()))
         return results
@@ -112,6 +119,19 @@ class RetrievalDecoder(Decoder):
                 "(from the prepare task) or let it observe the input documents (observed: include)")
         unit = torch.nn.functional.normalize(torch.cat(pool.vectors).float(), dim=-1)
         return pool.texts, unit
+
+
+def _distinct_best(scores, taken, texts: list[str]) -> list[tuple[str, float]]:
+    """Row by row, the best candidate not yet ``taken`` (B, N scores; ``taken`` updated); once
+    every candidate is taken, candidates may repeat."""
+    picks = []
+    for row in scores:
+        if bool(taken.all()):
+            taken.zero_()
+        score, index = row.masked_fill(taken, float("-inf")).max(dim=-1)
+        taken[index] = True
+        picks.append((texts[int(index)], float(score)))
+    return picks
 
 
 class _SentenceBank:
