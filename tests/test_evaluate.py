@@ -13,7 +13,7 @@ from lcm.config import resolve_recipe
 from lcm.errors import InputFileError, RecipeError, UserError
 from lcm.evaluate import text_metrics
 from lcm.evaluate.baselines import lead_k, random_k
-from lcm.evaluate.generation import evaluate_generation, read_examples
+from lcm.evaluate.generation import read_examples
 
 SENTENCES = ["One fish swam.", "Two birds flew.", "Three cats slept.", "Four dogs ran.", "Five owls hooted."]
 
@@ -228,7 +228,6 @@ def _positions(documents):
 
 def test_pretraining_report_with_round_trip_and_mi(tmp_path):
     import numpy as np
-    import torch
 
     from lcm.evaluate.mutual_information import ContextMutualInformation
     from lcm.evaluate.pretraining import (MEAN_CONCEPT, PREVIOUS_CONCEPT, TOO_SHORT, PretrainingOptions,
@@ -315,7 +314,6 @@ def test_pretraining_task_writes_the_table_and_json(tmp_path):
 
 
 def test_pretraining_recipes_are_checked_before_running(tmp_path):
-    from lcm.interfaces import ConceptSpace
     from tests._evaluate_fixtures import held_out, write_shards
 
     data = held_out(tmp_path)

@@ -23,6 +23,7 @@ from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.evaluate import concept_metrics
 from lcm.evaluate.options import PretrainingOptions
 from lcm.evaluate.report import Metric, Report
+from lcm.iterutils import batched
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -108,16 +109,6 @@ def windows(documents: Iterable["Document"], length: int, counts: ReadCounts) ->
             stop = min(start + length, len(vectors))
             yield Window(doc.sentences[start:stop], vectors[start:stop])
 
-
-def _batches(items: Iterable[Window], size: int) -> Iterator[list[Window]]:
-    batch: list[Window] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _stack(batch: list[Window]) -> tuple["Tensor", "Tensor"]:
@@ -220,7 +211,7 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
     documents = tqdm(islice(iter_documents(shards), options.max_documents), total=total,
                      desc="evaluating", unit="doc", disable=not progress)
     with torch.no_grad():
-        for batch in _batches(windows(documents, length, counts), options.batch_size):
+        for batch in batched(windows(documents, length, counts), options.batch_size):
             concepts, mask = _stack(batch)
             for system, predict in predictors.items():
                 _score_batch(batch, concepts, mask, predict(concepts, mask), scores[system],

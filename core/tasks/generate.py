@@ -19,6 +19,7 @@ from lcm.config import choice, component, path
 from lcm.data.readers import FORMATS
 from lcm.errors import ConceptSpaceMismatchError
 from lcm.interfaces import Task
+from lcm.iterutils import batched
 from lcm.tasks.prepare import SegmenterConfig
 
 NO_SENTENCES = "no sentences after segmentation"
@@ -97,7 +98,7 @@ class Generate(Task):
         rows: list[dict[str, Any]] = []
         total = min(count_records(recipe.input, recipe.format), recipe.limit or 1 << 62)
         with tqdm(total=total, unit="doc", desc="generate", dynamic_ncols=True) as bar:
-            for batch in _batches(_documents(recipe, skipped, bar), recipe.batch_size):
+            for batch in batched(_documents(recipe, skipped, bar), recipe.batch_size):
                 for row in _continue_batch(batch, recipe, loaded, encoder, decoder, rules):
                     rows.append(row)
                     stops[row["stop_reason"]] += 1
@@ -151,16 +152,6 @@ def _documents(recipe: GenerateConfig, skipped: Counter, bar: Any) -> Iterator[_
             continue
         yield _Document(doc.id, sentences[: recipe.prompt_concepts])
 
-
-def _batches(items: Iterator[_Document], size: int) -> Iterator[list[_Document]]:
-    batch: list[_Document] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _continue_batch(batch: list[_Document], recipe: GenerateConfig, loaded: Any, encoder: Any,
