@@ -139,3 +139,26 @@ def test_a_distinct_retrieval_decoder_names_each_source_sentence_once():
     assert decoders[False].decode(queries) == ["first", "first", "first", "third"]
     # row 2 takes its next best, row 3 the one left; row 4 finds all taken and starts over
     assert decoders[True].decode(queries) == ["first", "third", "second", "third"]
+
+
+def test_fp16_export_halves_the_weights_and_loads_back_as_fp32(tmp_path):
+    from safetensors.torch import load_file
+
+    from lcm.model.checkpoint import load_checkpoint, save_checkpoint
+    from tests._head_fixtures import SPACE, toy_head_model
+    from tests._model_fixtures import toy_normalizer
+
+    model = toy_head_model("two_tower", tmp_path)
+    save_checkpoint(tmp_path / "fp32", model, toy_normalizer(SPACE))
+    save_checkpoint(tmp_path / "fp16", model, toy_normalizer(SPACE), dtype="fp16")
+    stored = load_file(str(tmp_path / "fp16" / "model.safetensors"))
+    parameters = {name for name, _ in model.named_parameters()}
+    assert all(stored[k].dtype == torch.float16 for k in parameters)
+    assert all(stored[k].dtype == v.dtype for k, v in model.named_buffers() if k in stored)
+    assert (tmp_path / "fp16" / "model.safetensors").stat().st_size < 0.6 * (
+        tmp_path / "fp32" / "model.safetensors").stat().st_size
+    loaded = load_checkpoint(tmp_path / "fp16").model
+    for name, value in model.state_dict().items():
+        again = loaded.state_dict()[name]
+        assert again.dtype == value.dtype
+        torch.testing.assert_close(again, value.half().to(value.dtype) if name in parameters else value)

@@ -35,13 +35,19 @@ class LoadedModel:
     meta: dict[str, Any]  # the whole config.json (incl. ``extra``)
 
 
+WEIGHT_DTYPES = ("fp32", "fp16", "bf16")
+
+
 def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
-                    extra: dict[str, Any] | None = None) -> Path:
+                    extra: dict[str, Any] | None = None, dtype: str = "fp32") -> Path:
     """Write ``model`` (a ConceptModel) and ``normalizer`` to ``directory``, atomically.
 
     An existing checkpoint at ``directory`` is replaced only once the new one is complete.
-    ``extra`` (e.g. the training step) is stored under ``"extra"`` in config.json.
+    ``extra`` (e.g. the training step) is stored under ``"extra"`` in config.json. ``dtype``:
+    learned weights are stored in it (fp16 halves a shipped file; buffers such as noise
+    schedules stay as they are); loading casts them back to the model's fp32.
     """
+    import torch
     from safetensors.torch import save_file
 
     from lcm import __version__
@@ -53,7 +59,10 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        stored = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+        learned = {name for name, _ in model.named_parameters()}  # buffers (schedules) keep theirs
+        state = {k: v.detach().to("cpu", stored if k in learned else v.dtype).contiguous()
+                 for k, v in model.state_dict().items()}
         save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "lcm"})
         meta = {"format_version": FORMAT_VERSION, "lcm_version": __version__,
                 **model.describe(), "extra": dict(extra or {})}

@@ -89,6 +89,8 @@ class TrainOptions:
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     log_every: int = 10
+    export_dtype: str = choice("fp32", ("fp32", "fp16", "bf16"), help=(
+        "dtype of the exported model's weights; fp16 halves the file (loading casts back)"))
     resume: Union[bool, str] = False
     """true: continue from the output's latest checkpoint (or start if there is none);
     a path: continue from that checkpoint directory."""

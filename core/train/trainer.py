@@ -246,7 +246,8 @@ class Trainer:
             model.load_state_dict(state)
             save_checkpoint(self.recipe.output, model, self.normalizer,
                             extra={"training": asdict(summary), "train": asdict(self.options),
-                                   **instruction_extra(self.framing)})
+                                   **instruction_extra(self.framing)},
+                            dtype=self.options.export_dtype)
             (work / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2))
         barrier()
 
