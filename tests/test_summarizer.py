@@ -97,7 +97,6 @@ def test_supervised_style_learns_the_targets_and_ignores_noise_sources(tmp_path)
     assert source_loss > 4 * target_loss, (source_loss, target_loss)
 
 
-@pytest.mark.skipif(not (SHIPPED / "model.safetensors").is_file(), reason="no shipped model yet")
 def test_the_shipped_model_loads_and_summarises_a_short_text(tmp_path):
     from lcm.model.checkpoint import load_checkpoint
 
