@@ -66,6 +66,9 @@ class SummarizeConfig:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     max_summary_concepts: int = 8
     """Most summary sentences per prompt (per part of a long source)."""
+    order: str = choice("generation", ("generation", "source"), help=(
+        "the summary's sentences in the order generated, or in source order (an extractive "
+        "summary then reads like the document, as lead-k/random-k baselines do)"))
     max_source_concepts: Optional[int] = None
     """Most source concepts in one prompt; None: what the model's max_seq_len leaves room for."""
     long_input: str = choice("chunk", LONG_INPUT_MODES, help=(
@@ -309,12 +312,20 @@ def summarize_document(doc: SourceDocument, loaded: Any, rules: Any, suffix: Any
     summary = [{"text": text, "source_index": origin.index, "similarity": round(origin.similarity, 4),
                 **_span(doc, origin.index), "part": part}
                for text, origin, part in zip(sentences, origins, part_of)]
+    if recipe.order == "source":
+        summary.sort(key=lambda item: _source_position(doc.texts, item))
     return {"id": doc.id, "modality": doc.modality,
             "segments": [{"index": i, "text": text, **_span(doc, i)} for i, text in enumerate(doc.texts)],
             "summary": summary,
             "parts": [{"start": p.start, "stop": p.stop, "stop_reason": c.stop_reason}
                       for p, c in zip(parts, continuations)],
             "left_out": total - parts[-1].stop}
+
+
+def _source_position(texts: list[str], item: dict[str, Any]) -> int:
+    """Where a summary sentence stands in the source: its own index when it is a source
+    sentence (a retrieval decoder's output), else that of its nearest source segment."""
+    return texts.index(item["text"]) if item["text"] in texts else item["source_index"]
 
 
 def _span(doc: SourceDocument, index: int) -> dict[str, Any]:
