@@ -44,8 +44,8 @@ def print_table(rows: list[dict]) -> None:
     for header in ("benchmark", "measure", "value", "baseline", "baseline value", "ratio"):
         table.add_column(header)
     for r in rows:
-        table.add_row(r["benchmark"], r["measure"], f"{r['value']:.1f} {r['unit']}", r["baseline_name"],
-                      f"{r['baseline']:.1f} {r['unit']}", f"{r['ratio']:.2f}x")
+        table.add_row(r["benchmark"], r["measure"], f"{r['value']:.4g} {r['unit']}", r["baseline_name"],
+                      f"{r['baseline']:.4g} {r['unit']}", f"{r['ratio']:.2f}x")
     Console(stderr=True, width=150).print(table)
 
 
