@@ -222,6 +222,13 @@ def test_plan_parts_and_trace_sources():
     traced = trace_sources(torch.tensor([[0.1, 0.0, 3.0, 0.0], [0.0, 2.0, 0.0, 0.5]]), source)
     assert [t.index for t in traced] == [2, 1]
     assert traced[0].similarity == pytest.approx(3.0 / (9.01 ** 0.5))
+    # a decoded source sentence (a retrieval decoder that could not repeat the nearest one)
+    # came from itself, with its own cosine; a sentence not in the source from the nearest
+    texts = ["a", "b", "c", "d"]
+    traced = trace_sources(torch.tensor([[0.1, 0.0, 3.0, 0.0], [0.0, 2.0, 0.0, 0.5]]), source,
+                           decoded=["a", "not in the source"], source_texts=texts)
+    assert [t.index for t in traced] == [0, 1]
+    assert traced[0].similarity == pytest.approx(0.1 / (9.01 ** 0.5))
     assert format_time(4.25) == "00:04.2" and format_time(3725.0) == "1:02:05.0"
 
 

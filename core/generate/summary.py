@@ -49,14 +49,23 @@ class Provenance:
     similarity: float
 
 
-def trace_sources(summary: "Tensor", source: "Tensor") -> list[Provenance]:
-    """For each row of ``summary`` (n, D), the nearest row of ``source`` (N, D) by cosine;
-    both in the encoder's own (de-normalised) space."""
+def trace_sources(summary: "Tensor", source: "Tensor", decoded: list[str] | None = None,
+                  source_texts: list[str] | None = None) -> list[Provenance]:
+    """For each row of ``summary`` (n, D), the row of ``source`` (N, D) it came from, with
+    their cosine; both in the encoder's own (de-normalised) space.
+
+    A decoded sentence that is itself a source segment (a retrieval decoder's output, which may
+    be the second-nearest when it must not repeat itself) came from that segment; any other
+    came from the segment nearest to its concept.
+    """
     import torch.nn.functional as F
 
     if len(summary) == 0:
         return []
     scores = F.normalize(summary.float(), dim=-1) @ F.normalize(source.float(), dim=-1).T  # (n, N)
-    best, index = scores.max(dim=-1)
-    return [Provenance(int(i), float(s)) for i, s in zip(index.tolist(), best.tolist())]
+    index = scores.argmax(dim=-1).tolist()
+    if decoded is not None and source_texts is not None:
+        position = {text: i for i, text in reversed(list(enumerate(source_texts)))}
+        index = [position.get(text, nearest) for text, nearest in zip(decoded, index)]
+    return [Provenance(i, float(scores[row, i])) for row, i in enumerate(index)]
 

@@ -307,25 +307,19 @@ def summarize_document(doc: SourceDocument, loaded: Any, rules: Any, suffix: Any
                              seed=recipe.seed)
     concepts = torch.cat([c.concepts for c in continuations])
     sentences = decoder.decode(concepts, recipe.language) if len(concepts) else []
-    origins = trace_sources(concepts, doc.vectors)
+    origins = trace_sources(concepts, doc.vectors, sentences, doc.texts)
     part_of = [i for i, c in enumerate(continuations) for _ in range(len(c.concepts))]
     summary = [{"text": text, "source_index": origin.index, "similarity": round(origin.similarity, 4),
                 **_span(doc, origin.index), "part": part}
                for text, origin, part in zip(sentences, origins, part_of)]
     if recipe.order == "source":
-        summary.sort(key=lambda item: _source_position(doc.texts, item))
+        summary.sort(key=lambda item: item["source_index"])
     return {"id": doc.id, "modality": doc.modality,
             "segments": [{"index": i, "text": text, **_span(doc, i)} for i, text in enumerate(doc.texts)],
             "summary": summary,
             "parts": [{"start": p.start, "stop": p.stop, "stop_reason": c.stop_reason}
                       for p, c in zip(parts, continuations)],
             "left_out": total - parts[-1].stop}
-
-
-def _source_position(texts: list[str], item: dict[str, Any]) -> int:
-    """Where a summary sentence stands in the source: its own index when it is a source
-    sentence (a retrieval decoder's output), else that of its nearest source segment."""
-    return texts.index(item["text"]) if item["text"] in texts else item["source_index"]
 
 
 def _span(doc: SourceDocument, index: int) -> dict[str, Any]:
