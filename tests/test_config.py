@@ -151,8 +151,12 @@ def test_cli_missing_recipe_and_dump_config(tmp_path):
     missing = lcm("run", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2 and "nope.yaml: recipe file not found" in missing.stderr
     recipe = write(tmp_path, "task: pipeline\nsteps: []\n")
-    dumped = lcm("run", str(recipe), "--dump-config")
-    assert dumped.returncode == 2 and "a pipeline needs steps" in dumped.stderr
+    refused = lcm("run", str(recipe), "--dump-config")
+    assert refused.returncode == 2 and "a pipeline needs steps" in refused.stderr
+    dumped = lcm("run", "recipes/text_summarize.yaml", "max_summary_concepts=7", "--dump-config")
+    assert dumped.returncode == 0, dumped.stderr
+    assert "task: summarize" in dumped.stdout and "max_summary_concepts: 7" in dumped.stdout
+    assert "id_field: id" in dumped.stdout  # a default the recipe does not set
 
 
 def test_every_shipped_recipe_validates():
