@@ -60,18 +60,23 @@ def run(quick: bool = False) -> list[Result]:
     uncached_new = 1 if quick else 2  # without caches a diffusion concept takes ~1 s
     gen = torch.Generator().manual_seed(0)
     prompts = [torch.randn(CONTEXT, SPACE.dim, generator=gen) for _ in range(DOCUMENTS)]
+
+    def warmed(model):
+        """Every model is run once before it is timed: first calls pay for allocations."""
+        if not quick:
+            generation_rate(model, prompts, 1, 1)
+        return model
+
     results = []
     for head in HEADS:
-        model = build(head)
-        if not quick:
-            generation_rate(model, prompts, 1, 1)  # warm-up
+        model = warmed(build(head))
         cached = generation_rate(model, prompts, new, repeats)
         recomputed = generation_rate(model, prompts, uncached_new, 1, recompute=True)
         results.append(Result("generation", f"{head}: KV cache, {CONTEXT}-concept prompt",
                               "concepts/s", cached, "no cache (recompute prefix)", recomputed))
     for head in DIFFUSION_HEADS:
-        guided = generation_rate(build(head, 3.0), prompts, new, repeats)
-        plain = generation_rate(build(head, 1.0), prompts, new, repeats)
+        guided = generation_rate(warmed(build(head, 3.0)), prompts, new, repeats)
+        plain = generation_rate(warmed(build(head, 1.0)), prompts, new, repeats)
         results.append(Result("generation", f"{head}: guidance 3 (batched)", "concepts/s",
                               guided, "no guidance", plain))
     return results
