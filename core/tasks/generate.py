@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from lcm.config import choice, component, path
-from lcm.data.readers import FORMATS
 from lcm.errors import ConceptSpaceMismatchError
 from lcm.interfaces import Task
 from lcm.iterutils import batched
-from lcm.tasks.prepare import SegmenterConfig
+from lcm.tasks.document_input import DocumentInput
 
 NO_SENTENCES = "no sentences after segmentation"
 
@@ -36,20 +35,12 @@ class StopConfig:
 
 
 @dataclass
-class GenerateConfig:
+class GenerateConfig(DocumentInput):
     model: str = path(must_exist=True, space_source=True, help="checkpoint directory")
     input: str = path(must_exist=True, help="documents: .txt (one per line), .jsonl or .parquet")
     output: Optional[str] = path(None, output=True, help="JSONL of the continuations")
     encoder: Any = component("encoder", default="minilm")
     decoder: Any = component("decoder", default="retrieval")
-    format: str = choice("auto", FORMATS, help="input format; auto = by file suffix")
-    text_field: str = "text"
-    """The .jsonl field / Parquet column holding the text."""
-    id_field: str = "id"
-    """The .jsonl field / Parquet column holding the document id."""
-    limit: Optional[int] = None
-    """Continue at most this many documents (skipped ones included)."""
-    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     prompt_concepts: Optional[int] = None
     """Use only the first K sentences of each document as the prompt (None: all of them)."""
     max_new_concepts: int = 16
@@ -137,21 +128,17 @@ def stop_rules(stop: StopConfig, max_new_concepts: int, text_encoder: Any) -> An
 
 def _documents(recipe: GenerateConfig, skipped: Counter, bar: Any) -> Iterator[_Document]:
     """Prompts of the input documents; every document left out is counted by reason."""
-    from lcm.data.readers import read_documents
-    from lcm.data.segment import segment_document
 
     def skip(reason: str) -> None:
         skipped[reason] += 1
         bar.update(1)
 
-    for doc in read_documents(recipe.input, recipe.format, recipe.text_field, recipe.id_field,
-                              on_skip=skip, limit=recipe.limit):
-        sentences = segment_document(doc.text, recipe.segmenter.language, recipe.segmenter.max_chars)
+    for doc in recipe.documents(recipe.input, on_skip=skip):
+        sentences = recipe.sentences(doc.text)
         if not sentences:
             skip(NO_SENTENCES)
             continue
         yield _Document(doc.id, sentences[: recipe.prompt_concepts])
-
 
 
 def _continue_batch(batch: list[_Document], recipe: GenerateConfig, loaded: Any, encoder: Any,

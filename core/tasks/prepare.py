@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from lcm.config import choice, component, path
+from lcm.config import component, path
 from lcm.data.instruction import DEFAULT_END_SENTENCE
-from lcm.data.readers import FORMATS, RawDocument, count_records, detect_format, read_documents
-from lcm.data.segment import DEFAULT_MAX_CHARS, segment_document
+from lcm.data.readers import RawDocument, count_records, detect_format
 from lcm.errors import InputFileError, UserError
 from lcm.interfaces import Task
+from lcm.tasks.document_input import DocumentInput
 
 TOO_FEW_SENTENCES = "fewer sentences than min_sentences"
 NO_TARGET = "no target text"
@@ -41,31 +41,15 @@ class InstructionOptions:
 
 
 @dataclass
-class SegmenterConfig:
-    language: str = "en"
-    """Language code for sentencex's rules."""
-    max_chars: int = DEFAULT_MAX_CHARS
-    """Longer sentences are split at punctuation, then whitespace (the paper caps at 200)."""
-
-
-@dataclass
-class PrepareConfig:
+class PrepareConfig(DocumentInput):
     input: str = path(must_exist=True, help="documents: .txt (one per line), .jsonl or .parquet")
     output: str = path(output=True, help="directory for the shards and manifest")
     encoder: Any = component("encoder", default="minilm")
-    format: str = choice("auto", FORMATS, help="input format; auto = by file suffix")
-    text_field: str = "text"
-    """The .jsonl field / Parquet column holding the text."""
-    id_field: str = "id"
-    """The .jsonl field / Parquet column holding the document id (else line/row numbers)."""
     target_field: Optional[str] = None
     """The .jsonl field holding each document's target (e.g. its summary): shards of pairs."""
     instruction: InstructionOptions = field(default_factory=InstructionOptions)
-    limit: Optional[int] = None
-    """Read at most this many documents (skipped ones included)."""
     min_sentences: int = 1
     """Documents with fewer sentences are skipped (and counted)."""
-    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     docs_per_shard: int = 1000
     batch_size: int = 256
     """Sentences gathered (across documents) per encoder call."""
@@ -100,10 +84,8 @@ class Prepare(Task):
                 bar.update(1)
 
             pending = _Pending()
-            for doc in read_documents(recipe.input, recipe.format, recipe.text_field,
-                                      recipe.id_field, on_skip=skip, limit=recipe.limit):
-                sentences = segment_document(doc.text, recipe.segmenter.language,
-                                             recipe.segmenter.max_chars)
+            for doc in recipe.documents(recipe.input, on_skip=skip):
+                sentences = recipe.sentences(doc.text)
                 if len(sentences) < recipe.min_sentences:
                     skip(TOO_FEW_SENTENCES)
                     continue
@@ -132,8 +114,7 @@ def _as_pair(doc: RawDocument, source: list[str], recipe: PrepareConfig
 
     meta = dict(doc.meta)
     target = meta.pop(recipe.target_field, None)
-    sentences = (segment_document(target, recipe.segmenter.language, recipe.segmenter.max_chars)
-                 if isinstance(target, str) else [])
+    sentences = recipe.sentences(target) if isinstance(target, str) else []
     if not sentences:
         return None, source
     return doc._replace(meta={**meta, SOURCE_LENGTH_KEY: len(source)}), source + sentences

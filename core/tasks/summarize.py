@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from lcm.config import choice, component, path
-from lcm.data.readers import FORMATS
 from lcm.errors import InputFileError, UserError
 from lcm.generate.summary import LONG_INPUT_MODES
 from lcm.interfaces import Task
 from lcm.tasks.generate import NO_SENTENCES, StopConfig, format_counts
-from lcm.tasks.prepare import SegmenterConfig
+from lcm.tasks.document_input import DocumentInput
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ ENCODE_BATCH = 256
 
 
 @dataclass
-class SummarizeConfig:
+class SummarizeConfig(DocumentInput):
     model: str = path(must_exist=True, space_source=True, help="checkpoint of a summarisation model")
     input: str = path(must_exist=True, help="a recording (with a speech encoder) or a text file: "
                                             ".txt (one document per line), .jsonl or .parquet")
@@ -51,19 +50,11 @@ class SummarizeConfig:
     decoder: Any = component("decoder", default="retrieval")
     as_single_document: bool = False
     """Read a .txt input as ONE document instead of one document per line."""
-    format: str = choice("auto", FORMATS, help="text input format; auto = by file suffix")
-    text_field: str = "text"
-    """The .jsonl field / Parquet column holding the text."""
-    id_field: str = "id"
-    """The .jsonl field / Parquet column holding the document id."""
     reference_field: Optional[str] = None
     """The .jsonl field holding a reference summary; with ``evaluation_output``, for scoring."""
     evaluation_output: Optional[str] = path(None, output=True, help=(
         "JSONL of {id, source, reference, prediction} per document: the input of `evaluate` "
         "mode generation (needs reference_field)"))
-    limit: Optional[int] = None
-    """Summarise at most this many text documents (skipped ones included)."""
-    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     max_summary_concepts: int = 8
     """Most summary sentences per prompt (per part of a long source)."""
     order: str = choice("generation", ("generation", "source"), help=(
@@ -235,8 +226,7 @@ def _text_documents(recipe: SummarizeConfig, source: Path, encoder: Any,
     """The input's text documents, segmented and encoded; those left out are counted."""
     from tqdm import tqdm
 
-    from lcm.data.readers import RawDocument, read_documents
-    from lcm.data.segment import segment_document
+    from lcm.data.readers import RawDocument
 
     def skip(reason: str) -> None:
         skipped[reason] += 1
@@ -244,11 +234,10 @@ def _text_documents(recipe: SummarizeConfig, source: Path, encoder: Any,
     if recipe.as_single_document:
         raws: Any = [RawDocument(source.stem, _whole_text(source), {})]
     else:
-        raws = read_documents(source, recipe.format, recipe.text_field, recipe.id_field,
-                              on_skip=skip, limit=recipe.limit)
+        raws = recipe.documents(source, on_skip=skip)
     with tqdm(unit=" sentences", desc="encode", dynamic_ncols=True) as bar:
         for raw in raws:
-            sentences = segment_document(raw.text, recipe.segmenter.language, recipe.segmenter.max_chars)
+            sentences = recipe.sentences(raw.text)
             if not sentences:
                 skip(NO_SENTENCES)
                 continue
