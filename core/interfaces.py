@@ -84,15 +84,33 @@ class DocumentEncoder(Protocol):
         """The segments of the document at ``path``, in order."""
 
 
+@dataclass(frozen=True)
+class DecodedSentence:
+    """A decoded sentence with where it came from."""
+
+    text: str
+    origin: str
+    """"generated" (written by a model) or "retrieved" (an existing sentence looked up)."""
+    cosine: float | None = None
+    """Cosine of the sentence's vector (re-encoded, or the bank's) to the concept, where known."""
+
+
 class Decoder(Component):
     """Maps ``[N, dim]`` concept vectors back to text."""
 
     kind = "decoder"
     modalities = ("text",)
+    origin: ClassVar[str] = "generated"
+    """What ``decode_traced`` reports for this decoder's sentences by default."""
 
     @abstractmethod
     def decode(self, vectors: "torch.Tensor", language: str | None = None) -> list[str]:
         """Decode each row of ``vectors`` to a sentence (in ``language`` where supported)."""
+
+    def decode_traced(self, vectors: "torch.Tensor",
+                      language: str | None = None) -> list[DecodedSentence]:
+        """``decode``, with each sentence's origin (and cosine, where the decoder knows it)."""
+        return [DecodedSentence(text, self.origin) for text in self.decode(vectors, language)]
 
     def observe(self, sentences: Sequence[str], vectors: "torch.Tensor") -> None:
         """Sentences seen by the pipeline (e.g. the input document) with their vectors.

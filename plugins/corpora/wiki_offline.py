@@ -48,6 +48,7 @@ class WikiCorpus(Task):
         excluded = _ids(Path(recipe.exclude)) if recipe.exclude else set()
         counts: Counter[str] = Counter()
         lines = []
+        written: set[str] = set()  # titles differing only in punctuation share an id
         if recipe.every < 1:
             raise UserError(f"every must be at least 1, got {recipe.every}")
         for title in sorted(summaries)[::recipe.every]:
@@ -59,7 +60,10 @@ class WikiCorpus(Task):
                 counts["skipped: empty summary"] += 1
             elif doc_id in excluded:
                 counts["skipped: in exclude"] += 1
+            elif doc_id in written:
+                counts["skipped: same id as an earlier title"] += 1
             else:
+                written.add(doc_id)
                 lines.append(json.dumps({"id": doc_id, "title": title, "text": text},
                                         ensure_ascii=False) + "\n")
                 counts["written"] += 1

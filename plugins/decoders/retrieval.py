@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 from lcm.config import choice, path, read_space
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.hookspecs import hookimpl
-from lcm.interfaces import ConceptSpace, Decoder
+from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder
 
 OBSERVED_MODES = ("include", "ignore", "exclude")
 
@@ -44,6 +44,7 @@ class RetrievalDecoder(Decoder):
     name = "retrieval"
     description = "nearest-neighbour retrieval (cosine) over a sentence bank; not generation"
     modalities = ("text",)
+    origin = "retrieved"
     Config = RetrievalConfig
 
     def __init__(self, config: RetrievalConfig | None = None):
@@ -73,6 +74,9 @@ class RetrievalDecoder(Decoder):
     def decode(self, vectors, language: str | None = None) -> list[str]:
         """The nearest candidate sentence per row; ``language`` is ignored (the bank's own)."""
         return [text for text, _ in self.nearest(vectors)]
+
+    def decode_traced(self, vectors, language: str | None = None) -> list[DecodedSentence]:
+        return [DecodedSentence(text, self.origin, cosine) for text, cosine in self.nearest(vectors)]
 
     def nearest(self, vectors) -> list[tuple[str, float]]:
         """``(sentence, cosine similarity)`` of the best candidate for each row of ``vectors``."""

