@@ -93,6 +93,9 @@ class DecodedSentence:
     """"generated" (written by a model) or "retrieved" (an existing sentence looked up)."""
     cosine: float | None = None
     """Cosine of the sentence's vector (re-encoded, or the bank's) to the concept, where known."""
+    generated_cosine: float | None = None
+    """Where a retrieved sentence won over generated candidates: the best generated one's cosine
+    (why retrieval won, in one number)."""
 
 
 class Decoder(Component):

@@ -169,3 +169,17 @@ def test_surface_restoration_fixes_case_and_wordpiece_spacing():
         "Prices in the U.S. rose 3.2% in Egypt."
     assert casing.apply("a well - known ( 1, 000 ) list : it ' s long") == \
         "A well-known (1,000) list: it's long"
+
+
+def test_an_output_folder_holding_other_files_is_refused_before_training(prepared_sample, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    recipe = toy_recipe(tmp_path, prepared_sample.shards, precious, steps=2)
+    result = run_lcm("run", str(recipe))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {precious}: the folder holds files that are not a learned decoder; "
+        "choose another output")
+    assert [p.name for p in precious.iterdir()] == ["notes.txt"]
+    assert not precious.with_name("precious-training").exists()

@@ -19,6 +19,7 @@ from lcm.config import choice, component, path
 from lcm.errors import ConceptSpaceMismatchError
 from lcm.interfaces import Task
 from lcm.iterutils import batched
+from lcm.tasks.decoded import decoding_record, describe_decoding
 from lcm.tasks.document_input import DocumentInput
 
 NO_SENTENCES = "no sentences after segmentation"
@@ -158,11 +159,13 @@ def _continue_batch(batch: list[_Document], recipe: GenerateConfig, loaded: Any,
     continuations = generate(loaded.model, prompts, rules, loaded.normalizer.denormalize,
                              seed=recipe.seed, padding_side=recipe.padding_side)
     new = [c.concepts for c in continuations]
-    sentences = decoder.decode(torch.cat(new), recipe.language) if sum(len(c) for c in new) else []
+    decoded = decoder.decode_traced(torch.cat(new), recipe.language) if sum(len(c) for c in new) else []
     rows, start = [], 0
     for doc, continuation in zip(batch, continuations):
         n = len(continuation.concepts)
-        rows.append({"id": doc.id, "prompt": doc.prompt, "generated": sentences[start:start + n],
+        rows.append({"id": doc.id, "prompt": doc.prompt,
+                     "generated": [d.text for d in decoded[start:start + n]],
+                     "decoding": [decoding_record(d) for d in decoded[start:start + n]],
                      "stop_reason": continuation.stop_reason})
         start += n
     return rows
@@ -171,7 +174,7 @@ def _continue_batch(batch: list[_Document], recipe: GenerateConfig, loaded: Any,
 def format_continuation(row: dict[str, Any]) -> str:
     """A continuation as a reader wants it: the prompt, then each new sentence marked."""
     lines = [f"── {row['id']} ──", *(f"   {s}" for s in row["prompt"])]
-    lines += [f" + {s}" for s in row["generated"]]
+    lines += [f" + {s}  [{describe_decoding(how)}]" for s, how in zip(row["generated"], row["decoding"])]
     lines.append(f"   [{len(row['generated'])} new, stopped: {row['stop_reason']}]")
     return "\n".join(lines)
 

@@ -28,6 +28,7 @@ from lcm.errors import InputFileError, UserError
 from lcm.generate.summary import LONG_INPUT_MODES
 from lcm.interfaces import Task
 from lcm.tasks.generate import NO_SENTENCES, StopConfig, format_counts
+from lcm.tasks.decoded import decoding_record, describe_decoding
 from lcm.tasks.document_input import DocumentInput
 
 log = logging.getLogger(__name__)
@@ -295,12 +296,13 @@ def summarize_document(doc: SourceDocument, loaded: Any, rules: Any, suffix: Any
     continuations = generate(loaded.model, prompts, rules, loaded.normalizer.denormalize,
                              seed=recipe.seed)
     concepts = torch.cat([c.concepts for c in continuations])
-    sentences = decoder.decode(concepts, recipe.language) if len(concepts) else []
+    decoded = decoder.decode_traced(concepts, recipe.language) if len(concepts) else []
+    sentences = [d.text for d in decoded]
     origins = trace_sources(concepts, doc.vectors, sentences, doc.texts)
     part_of = [i for i, c in enumerate(continuations) for _ in range(len(c.concepts))]
     summary = [{"text": text, "source_index": origin.index, "similarity": round(origin.similarity, 4),
-                **_span(doc, origin.index), "part": part}
-               for text, origin, part in zip(sentences, origins, part_of)]
+                **_span(doc, origin.index), "part": part, **decoding_record(how)}
+               for text, origin, part, how in zip(sentences, origins, part_of, decoded)]
     if recipe.order == "source":
         summary.sort(key=lambda item: item["source_index"])
     return {"id": doc.id, "modality": doc.modality,
@@ -350,7 +352,8 @@ def print_summary(result: dict[str, Any]) -> None:
     for number, item in enumerate(result["summary"], 1):
         console.print(f"  {number}. {escape(item['text'])}")
         origin = escape(_label(item["source_index"], item))
-        console.print(f"     [dim]← {origin}, cosine {item['similarity']:.2f}[/dim]")
+        console.print(f"     [dim]{describe_decoding(item)}; ← {origin}, "
+                      f"cosine {item['similarity']:.2f}[/dim]")
     stops = ", ".join(sorted({p["stop_reason"] for p in result["parts"]}))
     console.print(f"  [dim]{len(result['summary'])} sentence(s) from {len(result['parts'])} "
                   f"part(s), stopped: {stops}; {result['left_out']} segment(s) left out[/dim]")

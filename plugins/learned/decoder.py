@@ -146,6 +146,8 @@ def rerank(encoder: Any, pools: list[list[tuple[str, str]]], vectors) -> list[De
     for pool in pools:
         scores = cosines[offset:offset + len(pool)]
         best = max(range(len(pool)), key=scores.__getitem__)
-        chosen.append(DecodedSentence(pool[best][0], pool[best][1], scores[best]))
+        generated = [s for s, (_, origin) in zip(scores, pool) if origin == "generated"]
+        runner_up = max(generated) if pool[best][1] != "generated" and generated else None
+        chosen.append(DecodedSentence(pool[best][0], pool[best][1], scores[best], runner_up))
         offset += len(pool)
     return chosen

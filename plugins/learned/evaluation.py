@@ -36,12 +36,17 @@ def noised(vectors: torch.Tensor, level: float) -> torch.Tensor:
 
 
 def score_decoder(model_dir: str, shards: str, sentences: int, noise_levels: Sequence[float],
-                  encoder: Any = None, batch_size: int = 32) -> list[dict[str, float]]:
+                  encoder: Any = None) -> list[dict[str, float]]:
     """One row of scores per noise level on the first ``sentences`` of ``shards``."""
     from lcm.plugins.learned.model import load_model
 
     model, truecaser = load_model(model_dir)
-    pairs = SentencePairs.read(shards, sentences)
+    return score_pairs(model, truecaser, SentencePairs.read(shards, sentences), noise_levels, encoder)
+
+
+def score_pairs(model: Any, truecaser: Any, pairs: SentencePairs, noise_levels: Sequence[float],
+                encoder: Any = None, batch_size: int = 32) -> list[dict[str, float]]:
+    """Scores of ``model`` (in eval mode) on ``pairs``, one row per noise level."""
     clean = torch.from_numpy(pairs.vectors)
     rows = []
     for level in noise_levels:

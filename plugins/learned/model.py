@@ -12,6 +12,8 @@ record), ``model.safetensors``, the tokenizer's files and ``casing.json``.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -164,13 +166,25 @@ class DecoderRecord:
     training: dict[str, Any] = field(default_factory=dict)
 
 
+def check_output(directory: str | Path) -> Path:
+    """Refuse an output folder that holds something other than an earlier decoder export."""
+    target = Path(directory)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())) \
+            and not (target / CONFIG_FILE).is_file():
+        raise UserError(f"{target}: the folder holds files that are not a learned decoder; "
+                        f"choose another output")
+    return target
+
+
 def save_model(model: ConceptDecoderModel, directory: str | Path, truecaser: Truecaser,
                training: dict[str, Any], dtype: str = "fp32") -> Path:
     """Write the model folder (weights in ``dtype``; loading casts back to fp32)."""
     from safetensors.torch import save_file
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    target = check_output(directory)
+    directory = target.with_name(f".{target.name}.partial")  # written whole, then swapped in
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
     cast = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     state = {k: v.detach().to(cast if v.is_floating_point() else v.dtype).contiguous().cpu().clone()
              for k, v in model.state_dict().items() if k not in TIED}
@@ -183,7 +197,18 @@ def save_model(model: ConceptDecoderModel, directory: str | Path, truecaser: Tru
     from lcm.config import write_space
 
     write_space(directory, model.space)
-    return directory
+    _swap_in(directory, target)
+    return target
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Replace ``target`` (an earlier export, or nothing) by ``staging`` in two renames."""
+    previous = target.with_name(f".{target.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if target.exists():
+        os.rename(target, previous)
+    os.rename(staging, target)
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 def read_record(directory: str | Path) -> DecoderRecord:

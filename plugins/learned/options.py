@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from lcm.config import choice, path
+from lcm.config import component, path
 from lcm.train.options import DistributedOptions, TrainOptions
 
 MINILM = "minilm"
@@ -60,8 +60,15 @@ class DecoderEvaluation:
         "held-out shards scored after training at each noise level (token NLL, BLEU, exact "
         "match of the greedy decoding); null: no evaluation"))
     sentences: int = 100
-    """How many held-out sentences to score."""
+    """How many held-out sentences to score after training."""
     noise_levels: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
+    encoder: Any = component("encoder", help=(
+        "the encoder of the space, to score the round-trip cosine (decoded text re-encoded); "
+        "null: scores that need no encoder only"))
+    curve_sentences: int = 32
+    """At every checkpoint, the first this many held-out sentences are decoded (greedy, clean
+    vectors) and scored into logs/heldout.csv and logs/quality.png: quality against sentences
+    seen, to size the next run. 0: no curve."""
 
 
 @dataclass

@@ -30,7 +30,8 @@ class TrainDecoder(Task):
               f"model -> {recipe.output}", flush=True)
         if recipe.evaluation.shards:
             scores = score_decoder(recipe.output, recipe.evaluation.shards,
-                                   recipe.evaluation.sentences, recipe.evaluation.noise_levels)
+                                   recipe.evaluation.sentences, recipe.evaluation.noise_levels,
+                                   trainer.encoder)
             summary["evaluation"] = scores
             for line in report_lines(scores):
                 print(line, flush=True)

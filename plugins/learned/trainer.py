@@ -17,7 +17,7 @@ import torch
 
 from lcm.plugins.learned.casing import Truecaser
 from lcm.plugins.learned.corpus import BatchPlan, SentencePairs
-from lcm.plugins.learned.model import ConceptDecoderModel, save_model
+from lcm.plugins.learned.model import ConceptDecoderModel, check_output, save_model
 from lcm.plugins.learned.options import TrainDecoderRecipe
 from lcm.train import checkpointing
 from lcm.train.checkpointing import CHECKPOINTS, TrainerState
@@ -32,6 +32,7 @@ LOGS = "logs"
 class DecoderTrainer:
     def __init__(self, recipe: TrainDecoderRecipe):
         self.recipe, self.options = recipe, recipe.train
+        check_output(recipe.output)  # before any work, not after hours of it
         self.context = init_distributed(recipe.distributed.backend)
         if self.context.device == "cpu":
             set_cpu_threads(recipe.distributed.cpu_threads, 0)
@@ -47,10 +48,28 @@ class DecoderTrainer:
                               self.context.world_size, self.tokenizer.pad_token_id)
         self.engine = create_engine(model, self.options, recipe.data.batch_size, self.context)
         self.state = TrainerState(world_size=self.context.world_size)
+        self.encoder = self._evaluation_encoder()
+        self.curve_pairs = self._curve_pairs()
         self._say(f"decoder: {sum(p.numel() for p in model.parameters()):,} weights from "
                   f"{recipe.model.base!r}, {len(self.pairs.sentences):,} sentences of "
                   f"{self.pairs.space}, {torch.get_num_threads()} torch thread(s) on "
                   f"{self.context.device}")
+
+    def _evaluation_encoder(self) -> Any:
+        """The space's encoder for round-trip scores (rank 0, where the recipe names one)."""
+        section = self.recipe.evaluation.encoder
+        if not self.context.is_main or section is None:
+            return None
+        from lcm.registry import get_registry
+
+        return get_registry().create("encoder", section)
+
+    def _curve_pairs(self) -> SentencePairs | None:
+        """Held-out pairs scored at every checkpoint, if asked."""
+        evaluation = self.recipe.evaluation
+        if not (self.context.is_main and evaluation.shards and evaluation.curve_sentences > 0):
+            return None
+        return SentencePairs.read(evaluation.shards, evaluation.curve_sentences)
 
     def _say(self, message: str) -> None:
         if self.context.is_main:
@@ -148,7 +167,26 @@ class DecoderTrainer:
                 plot_losses(self.state.history, work / LOGS / PLOT_FILE,
                             title="decoder training loss (token NLL)")
             self.export(saved.elapsed_s)
+            self._record_quality(work / LOGS)
         barrier()
+
+    def _record_quality(self, logs: Path) -> None:
+        """Score the held-out curve sentences now; the RNG is left as training had it."""
+        if self.curve_pairs is None:
+            return
+        from lcm.plugins.learned import curve
+        from lcm.plugins.learned.evaluation import score_pairs
+
+        rng = checkpointing.capture_rng()
+        module = self.engine.module
+        module.eval()
+        try:
+            (row,) = score_pairs(module, self.truecaser, self.curve_pairs, [0.0], self.encoder)
+        finally:
+            module.train()
+            checkpointing.restore_rng(rng)
+        curve.record(logs, {"step": self.state.step, "sentences_seen": self._sentences_seen(), **row},
+                     self.state.step)
 
     def export(self, elapsed_s: float) -> Path:
         """Write the model folder from the engine's current weights (rank 0)."""

@@ -1,0 +1,58 @@
+"""Held-out quality against sentences seen, recorded at every checkpoint of a decoder run.
+
+The loss curve says how well the decoder fits its training sentences; this curve says how well
+it writes sentences it never saw (greedy decoding of clean held-out vectors), which is what a
+user needs to decide how many more hours a run is worth. One CSV row per checkpoint, and a PNG.
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+COLUMNS = ("step", "sentences_seen", "nll_per_token", "bleu", "exact_match", "round_trip_cosine")
+CSV_FILE = "heldout.csv"
+PLOT_FILE = "quality.png"
+
+
+def record(directory: Path, row: dict[str, float], step: int) -> list[dict[str, float]]:
+    """Add ``row`` to the curve (dropping rows past ``step`` left by a killed run); all rows."""
+    path = directory / CSV_FILE
+    rows = read_curve(path) if path.is_file() else []
+    rows = [r for r in rows if r["step"] < step] + [{k: row.get(k, float("nan")) for k in COLUMNS}]
+    directory.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, directory / PLOT_FILE)
+    return rows
+
+
+def read_curve(path: Path) -> list[dict[str, float]]:
+    with Path(path).open(newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def plot(rows: list[dict[str, float]], path: Path) -> Path:
+    """Round-trip cosine (where measured) and token NLL against sentences seen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seen = [r["sentences_seen"] for r in rows]
+    figure, left = plt.subplots(figsize=(7, 4))
+    left.plot(seen, [r["nll_per_token"] for r in rows], color="tab:red", marker=".")
+    left.set(xlabel="sentences seen", ylabel="held-out NLL (nats/token)",
+             title="decoder quality on held-out sentences (greedy, clean vectors)")
+    left.grid(alpha=0.3)
+    right = left.twinx()
+    right.plot(seen, [r["round_trip_cosine"] for r in rows], color="tab:blue", marker=".")
+    right.plot(seen, [r["bleu"] / 100 for r in rows], color="tab:green", marker=".", linestyle="--")
+    right.set(ylabel="round-trip cosine (blue), BLEU/100 (green)", ylim=(0, 1))
+    figure.tight_layout()
+    temporary = path.with_name(path.stem + ".tmp.png")
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    temporary.replace(path)
+    return path
