@@ -41,12 +41,19 @@ def deepspeed_config(options: TrainOptions, micro_batch_size: int, world_size: i
     return config
 
 
-def create_engine(model, options: TrainOptions, micro_batch_size: int, context: DistributedContext):
-    """Wrap ``model`` in a DeepSpeed engine with AdamW and the warm-up + cosine schedule."""
+def create_engine(model, options: TrainOptions, micro_batch_size: int, context: DistributedContext,
+                  autocast: str | None = None):
+    """Wrap ``model`` in a DeepSpeed engine with AdamW and the warm-up + cosine schedule.
+
+    ``autocast`` ("bfloat16"): DeepSpeed's torch_autocast, matrix products in that dtype while
+    weights, optimizer and checkpoints stay in the training precision.
+    """
     import deepspeed
 
     config = deepspeed_config(options, micro_batch_size, context.world_size,
                               on_gpu=context.device != "cpu")
+    if autocast:
+        config["torch_autocast"] = {"enabled": True, "dtype": autocast}
     scheduler = partial(warmup_cosine_scheduler, warmup_steps=options.warmup_steps,
                         total_steps=options.steps, min_ratio=options.min_lr_ratio)
     engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(),

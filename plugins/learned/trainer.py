@@ -46,7 +46,8 @@ class DecoderTrainer:
         self.plan = BatchPlan(self.pairs, ids, recipe.data.batch_size, recipe.data.noise_levels,
                               self.options.seed, recipe.data.bucket_batches, self.context.rank,
                               self.context.world_size, self.tokenizer.pad_token_id)
-        self.engine = create_engine(model, self.options, recipe.data.batch_size, self.context)
+        self.engine = create_engine(model, self.options, recipe.data.batch_size, self.context,
+                                    autocast="bfloat16" if recipe.autocast == "bf16" else None)
         self.state = TrainerState(world_size=self.context.world_size)
         self.encoder = self._evaluation_encoder()
         self.curve_pairs = self._curve_pairs()
