@@ -7,12 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lcm.config import resolve_recipe
 from lcm.errors import InputFileError, RecipeError, UserError
 from lcm.evaluate import text_metrics
-from lcm.evaluate.baselines import lead_k, random_k
+from lcm.evaluate.baselines import centroid_k, lead_k, random_k, textrank_k
 from lcm.evaluate.generation import read_examples
 
 SENTENCES = ["One fish swam.", "Two birds flew.", "Three cats slept.", "Four dogs ran.", "Five owls hooted."]
@@ -83,6 +84,19 @@ def test_random_k_is_seeded_ordered_and_varies_with_the_seed():
     assert random_k(SENTENCES, 9, seed=0, example_index=0) == SENTENCES
 
 
+def test_centroid_and_textrank_pick_the_sentences_of_the_main_topic():
+    # three sentences share a direction (the topic), two are off on their own
+    topic = np.array([1.0, 0.0, 0.0])
+    vectors = np.array([[0.0, 1.0, 0.0], topic + [0, 0.1, 0], [0.0, 0.0, 1.0],
+                        topic + [0, 0, 0.1], topic])
+    assert centroid_k(vectors, 2) == [1, 3]  # nearer the mean than the pure topic vector
+    assert set(centroid_k(vectors, 3)) == {1, 3, 4}
+    assert set(textrank_k(vectors, 3)) == {1, 3, 4}
+    assert textrank_k(vectors, 3) == sorted(textrank_k(vectors, 3))  # source order
+    assert textrank_k(np.eye(3), 2) == [0, 1]  # no edges: ties keep source order
+    assert centroid_k(vectors, 9) == [0, 1, 2, 3, 4]
+
+
 # ----------------------------------------------------------------------------- generation report
 
 def test_generation_report_scores_model_and_baselines(tmp_path):
@@ -110,6 +124,13 @@ def test_generation_report_scores_model_and_baselines(tmp_path):
     assert written["settings"]["random_seed"] == 3
     again, _ = run_recipe(tmp_path, f"generation: {{input: {data}, seed: 3}}")
     assert again.to_dict()["rows"] == report.to_dict()["rows"]
+
+
+def test_an_encoder_adds_the_centroid_and_textrank_baselines(tmp_path):
+    data = write_jsonl(tmp_path / "refs.jsonl", [{"source": SENTENCES, "reference": "Five owls hooted."}])
+    report, _ = run_recipe(tmp_path, f"generation: {{input: {data}, k: 2, encoder: {{name: minilm}}}}")
+    assert list(report.rows) == ["lead-2", "random-2", "centroid-2", "textrank-2"]
+    assert report.cell("centroid-2", "ovl_3").mean == 1.0  # extractive
 
 
 def test_sources_and_references_alone_score_the_baselines_with_a_fixed_k(tmp_path):

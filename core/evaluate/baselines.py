@@ -1,6 +1,7 @@
-"""Extractive baselines that any summariser must beat: lead-k and random-k.
+"""Extractive baselines that any summariser must beat: lead-k, random-k, and over the source's
+own sentence vectors, centroid-k and TextRank-k.
 
-Both pick whole source sentences and keep them in source order. ``k`` is either fixed or, by
+All pick whole source sentences and keep them in source order. ``k`` is either fixed or, by
 default, the number of sentences of the example's reference, so a baseline is never longer or
 shorter than what the reference asks for (ROUGE favours longer outputs on recall).
 """
@@ -26,3 +27,35 @@ def random_k(sentences: Sequence[str], k: int, seed: int, example_index: int) ->
     rng = np.random.default_rng([seed, example_index])
     chosen = sorted(rng.choice(len(sentences), size=k, replace=False).tolist())
     return [sentences[i] for i in chosen]
+
+
+def centroid_k(vectors: "np.ndarray", k: int) -> list[int]:
+    """Indices of the ``k`` sentences closest (cosine) to the document's mean direction."""
+    import numpy as np
+
+    unit = _unit(vectors)
+    centre = unit.mean(axis=0)
+    scores = unit @ (centre / max(float(np.linalg.norm(centre)), 1e-12))
+    return sorted(np.argsort(-scores, kind="stable")[:max(k, 0)].tolist())
+
+
+def textrank_k(vectors: "np.ndarray", k: int, damping: float = 0.85) -> list[int]:
+    """Indices of the ``k`` most central sentences: PageRank over the graph whose edges are the
+    sentences' positive cosine similarities (TextRank / continuous LexRank)."""
+    import networkx as nx
+    import numpy as np
+
+    unit = _unit(vectors)
+    weights = np.clip(unit @ unit.T, 0.0, None)
+    np.fill_diagonal(weights, 0.0)
+    graph = nx.from_numpy_array(weights)
+    rank = nx.pagerank(graph, alpha=damping, weight="weight") if graph.number_of_edges() else {}
+    scores = np.array([rank.get(i, 0.0) for i in range(len(unit))])
+    return sorted(np.argsort(-scores, kind="stable")[:max(k, 0)].tolist())
+
+
+def _unit(vectors: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    vectors = np.asarray(vectors, dtype=np.float64)
+    return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)

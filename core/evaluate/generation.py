@@ -4,7 +4,8 @@ Input: a JSONL file, one example per line, with a ``source`` (a list of sentence
 is split into capped sentences as ``prepare`` splits documents), a ``reference`` (text or list of
 sentences) and, optionally, a ``prediction`` (the model's output, text or list of sentences).
 Without predictions only the baselines are scored. Every system is scored on the same examples:
-the model's outputs, lead-k and random-k (see ``lcm.evaluate.baselines``).
+the model's outputs, lead-k and random-k, and where the source sentences' vectors are given,
+centroid-k and TextRank-k (see ``lcm.evaluate.baselines``).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from lcm.errors import InputFileError
 from lcm.evaluate import text_metrics
-from lcm.evaluate.baselines import lead_k, random_k
+from lcm.evaluate.baselines import centroid_k, lead_k, random_k, textrank_k
 from lcm.evaluate.report import Metric, Report
 
 METRICS = [
@@ -44,6 +45,8 @@ class Example:
 
 
 Splitter = Callable[[str], list[str]]
+Encode = Callable[[list[str]], Any]
+"""Sentences to their vectors (a numpy array or tensor ``[N, dim]``)."""
 
 
 def read_examples(path: str | Path, split: Splitter,
@@ -114,21 +117,27 @@ def _sentences(where: str, name: str, value: Any, split: Splitter) -> list[str]:
 
 
 def evaluate_generation(examples: list[Example], k: int | None, seed: int,
-                        progress: bool = True) -> Report:
-    """Score the model's outputs (if any), lead-k and random-k on ``examples``.
+                        progress: bool = True, encode: Encode | None = None) -> Report:
+    """Score the model's outputs (if any) and the extractive baselines on ``examples``.
 
     ``k=None``: each baseline takes as many sentences as the example's reference has.
+    ``encode``: sentences -> vectors ``[N, dim]``; adds centroid-k and TextRank-k.
     """
     from tqdm import tqdm
 
     label = "k" if k is None else str(k)
     systems = ([MODEL_SYSTEM] if examples[0].prediction is not None else []) + \
-              [f"lead-{label}", f"random-{label}"]
+              [f"lead-{label}", f"random-{label}"] + \
+              ([f"centroid-{label}", f"textrank-{label}"] if encode is not None else [])
     scores: dict[str, dict[str, list[float]]] = {s: {m.key: [] for m in METRICS} for s in systems}
     for index, example in enumerate(tqdm(examples, desc="scoring", unit="ex", disable=not progress)):
         count = len(example.reference) if k is None else k
         outputs = {f"lead-{label}": lead_k(example.source, count),
                    f"random-{label}": random_k(example.source, count, seed, index)}
+        if encode is not None:
+            vectors = encode(example.source)
+            for name, pick in (("centroid", centroid_k), ("textrank", textrank_k)):
+                outputs[f"{name}-{label}"] = [example.source[i] for i in pick(vectors, count)]
         if example.prediction is not None:
             outputs[MODEL_SYSTEM] = example.prediction
         reference = " ".join(example.reference)

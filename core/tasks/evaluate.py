@@ -1,7 +1,7 @@
 """The ``evaluate`` task: one command, one table printed, one JSON written.
 
 ``mode: generation`` scores generated outputs (ROUGE-L, OVL-3, REP-4) beside lead-k and
-random-k extractive baselines; ``mode: pretraining`` scores a checkpoint's next-concept
+random-k extractive baselines (and centroid-k, TextRank-k given an encoder); ``mode: pretraining`` scores a checkpoint's next-concept
 predictions on held-out shards (ℓ2, contrastive accuracy, ...) beside uninformed predictors.
 Each mode reads only its own section of the recipe.
 """
@@ -31,6 +31,9 @@ class GenerationOptions:
     source_field: str = "source"
     reference_field: str = "reference"
     prediction_field: str = "prediction"
+    encoder: Optional[dict] = component("encoder", help=(
+        "encodes each source's sentences for the centroid-k and TextRank-k baselines; "
+        "null: lead-k and random-k only"))
 
 
 @dataclass
@@ -103,7 +106,15 @@ def _run_generation(options: GenerationOptions, progress: bool) -> Any:
     fields = FieldNames(options.source_field, options.reference_field, options.prediction_field)
     examples = read_examples(
         options.input, lambda text: segment_document(text, options.language, options.max_chars), fields)
-    report = evaluate_generation(examples, options.k, options.seed, progress)
+    encode: Any = None
+    if options.encoder is not None:
+        from lcm.registry import get_registry
+
+        encoder = get_registry().create("encoder", options.encoder)
+
+        def encode(sentences: list[str]) -> Any:
+            return encoder.encode(sentences).float().numpy()
+    report = evaluate_generation(examples, options.k, options.seed, progress, encode)
     report.settings["input"] = str(options.input)
     return report
 

@@ -44,6 +44,9 @@ class LearnedConfig:
     observed: str = choice("include", ("include", "ignore", "exclude"), help=(
         "the hybrid's retrieval: what to do with the input documents' sentences (see the "
         "retrieval decoder)"))
+    distinct: bool = False
+    """The hybrid's retrieval returns each sentence at most once per decode call (an
+    extractive part of a summary names each source sentence once)."""
     batch_size: int = 32
     device: str = "cpu"
 
@@ -67,7 +70,7 @@ class LearnedDecoder(Decoder):
 
             self._retrieval = RetrievalDecoder(RetrievalConfig(
                 bank=self.config.bank, observed=self.config.observed, space=self._space().name,
-                dim=self._space().dim))
+                dim=self._space().dim, distinct=self.config.distinct))
 
     @classmethod
     def concept_space(cls, config: LearnedConfig) -> ConceptSpace | None:
