@@ -19,41 +19,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lcm.errors import InputFileError, RecipeError, UnknownComponentError, UserError
+from lcm.fields import (META_CHOICES, META_COMPONENT, META_OUTPUT, META_PATH, META_SPACE_SOURCE, bounded, choice,
+                        component, field_problems, own_problems, path, problems_of, require_valid)
 from lcm.interfaces import ConceptSpace
-
-# Field metadata keys.
-_COMPONENT = "lcm_component"
-_PATH = "lcm_path"
-_CHOICES = "lcm_choices"
-_SPACE_SOURCE = "lcm_space_source"
-_OUTPUT = "lcm_output"
 
 SPACE_FILE = "concept_space.json"
 """Written beside shards, normalisers and checkpoints: the space their vectors live in."""
-
-
-def component(kind: str, default: str | None = None, help: str = "") -> Any:
-    """A recipe section naming a plugin of ``kind``: ``{name: ..., **its options}``."""
-    factory: Callable[[], Any] = (lambda: {"name": default}) if default else (lambda: None)
-    return field(default_factory=factory, metadata={_COMPONENT: kind, "help": help})
-
-
-def path(default: Any = MISSING, *, must_exist: bool = False, space_source: bool = False,
-         output: bool = False, help: str = "") -> Any:
-    """A filesystem path; ``must_exist`` is checked at validation time.
-
-    ``space_source``: the path holds data of a concept space (shards, a checkpoint) recorded
-    in its ``concept_space.json``; validation checks it against the recipe's components.
-    ``output``: the task writes this path, so a later step of a pipeline may read it before
-    it exists.
-    """
-    meta = {_PATH: must_exist, _SPACE_SOURCE: space_source, _OUTPUT: output, "help": help}
-    return field(default=default, metadata=meta)
-
-
-def choice(default: Any, choices: tuple[Any, ...], help: str = "") -> Any:
-    """A value restricted to ``choices`` (OmegaConf has no Literal)."""
-    return field(default=default, metadata={_CHOICES: choices, "help": help})
 
 
 def write_space(directory: str | Path, space: ConceptSpace) -> None:
@@ -149,11 +120,11 @@ def validate_section(schema: type, values: Any, where: str, result: Validation,
         label = f"{where}.{f.name}" if where else f.name
         present = f.name in values
         value = values[f.name] if present else None
-        if _COMPONENT in f.metadata:
+        if META_COMPONENT in f.metadata:
             if present or f.default_factory is not MISSING:
                 spec = value if present else f.default_factory()
                 if spec is not None:
-                    _validate_component(f.metadata[_COMPONENT], spec, label, result, registry)
+                    _validate_component(f.metadata[META_COMPONENT], spec, label, result, registry)
             continue
         if not present:
             if f.default is MISSING and f.default_factory is MISSING:
@@ -170,17 +141,27 @@ def validate_section(schema: type, values: Any, where: str, result: Validation,
         if problem:
             result.problems.append(f"{label}: {problem}")
             continue
-        if _CHOICES in f.metadata and value not in f.metadata[_CHOICES]:
-            allowed = ", ".join(map(str, f.metadata[_CHOICES]))
-            result.problems.append(f"{label}: {value!r} is not one of {allowed}")
-        if f.metadata.get(_OUTPUT) and value is not None:
+        result.problems.extend(f"{label}: {p}" for p in field_problems(f, value))
+        if f.metadata.get(META_OUTPUT) and value is not None:
             result.produced.add(_canonical(value))
-        elif f.metadata.get(_PATH) and value is not None and not result.will_exist(value):
+        elif f.metadata.get(META_PATH) and value is not None and not result.will_exist(value):
             result.problems.append(f"{label}: file not found: {value}")
-        if f.metadata.get(_SPACE_SOURCE) and value is not None and Path(str(value)).exists():
+        if f.metadata.get(META_SPACE_SOURCE) and value is not None and Path(str(value)).exists():
             space = read_space(str(value))
             if space is not None:
                 result.spaces.append((f"{label} ({value})", space))
+    if hasattr(schema, "problems"):
+        result.problems.extend(_cross_field_problems(schema, values, where))
+
+
+def _cross_field_problems(schema: type, values: Any, where: str) -> list[str]:
+    """The schema's own ``problems()`` of ``values``, when they make an instance at all (a
+    value of the wrong type has been reported already)."""
+    try:
+        return own_problems(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values)),
+                            where)
+    except (OmegaConfBaseException, ValueError, TypeError, ArithmeticError):
+        return []
 
 
 def _validate_component(kind: str, spec: Any, label: str, result: Validation, registry: Any) -> None:
@@ -215,11 +196,11 @@ def check_spaces(spaces: list[tuple[str, ConceptSpace]]) -> list[str]:
 
 
 def component_options(cls: type, options: Any) -> Any:
-    """Build a component's options dataclass from a recipe mapping (already validated)."""
-    if is_dataclass(options) and not isinstance(options, type):
-        return options
-    merged = OmegaConf.merge(OmegaConf.structured(cls.Config), dict(options or {}))
-    return OmegaConf.to_object(merged)
+    """A component's options dataclass from a recipe mapping, its constraints checked."""
+    if not (is_dataclass(options) and not isinstance(options, type)):
+        merged = OmegaConf.merge(OmegaConf.structured(cls.Config), dict(options or {}))
+        options = OmegaConf.to_object(merged)
+    return require_valid(options, f"{cls.kind} {cls.name!r}")
 
 
 # --------------------------------------------------------------------------- whole recipes
@@ -276,8 +257,7 @@ def validate_recipes(sources: list[Path], registry: Any) -> dict[Path, list[str]
 def validate_task_body(container: dict, where: str, result: Validation, registry: Any) -> None:
     """Validate one task's recipe body (``task:`` plus its fields) into ``result``.
 
-    A task class may define ``validate_extra(body, registry, result, where)`` for checks the
-    schema cannot express (a pipeline validates its steps this way).
+    Then the task's ``validate_extra`` (see ``lcm.interfaces.Task``).
     """
     label = f"{where}.task" if where else "task"
     task_name = container.get("task")
@@ -291,9 +271,7 @@ def validate_task_body(container: dict, where: str, result: Validation, registry
         return
     body = {k: v for k, v in container.items() if k != "task"}
     validate_section(info.cls.Config, body, where, result, registry)
-    hook = getattr(info.cls, "validate_extra", None)
-    if hook is not None:
-        hook(body, registry, result, where)
+    info.cls.validate_extra(body, registry, result, where)
 
 
 def typed_config(task_cls: type, body: dict) -> Any:

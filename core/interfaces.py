@@ -115,6 +115,11 @@ class Task(Component):
 
     kind = "task"
 
+    @staticmethod
+    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
+        """Checks the schema cannot express (a pipeline validates its steps here): append
+        to ``result.problems``; ``body`` is the raw recipe body, ``where`` its label."""
+
     @abstractmethod
     def run(self, recipe: Any) -> Any:
         """Run with a validated recipe (an instance of ``Config``)."""

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from lcm.config import load_recipe, resolve_recipe, validate_recipe, write_space
 from lcm.errors import InputFileError, RecipeError, UserError
@@ -190,3 +191,25 @@ def test_every_package_folder_is_listed_in_pyproject():
             rel = init.parent.relative_to(REPO / root).parts
             found.add(".".join((prefix, *rel)))
     assert found == listed
+
+
+def test_every_out_of_range_option_is_reported_at_once(tmp_path):
+    """Ranges are declared on the fields (head, diffusion, train, trunk): validation reports
+    them all, from ``--dump-config`` and ``recipes validate`` alike, before anything is built."""
+    bad = ["head.diffusion.guidance_rescale=2", "head.cfg_dropout=1.5", "train.min_lr_ratio=3",
+           "data.batch_size=0", "head.diffusion.inference_steps=500"]
+    expected = ["head.diffusion.guidance_rescale: must be at most 1, got 2",
+                "head.cfg_dropout: must be less than 1, got 1.5",
+                "train.min_lr_ratio: must be at most 1, got 3", "data.batch_size: must be at least 1",
+                "head.diffusion: inference_steps=500 must be at most train_steps=100"]
+    dumped = lcm("run", "recipes/train_two_tower_wiki.yaml", *bad, "--dump-config")
+    assert dumped.returncode == 2 and "Traceback" not in dumped.stderr
+    for problem in expected:
+        assert problem in dumped.stderr, dumped.stderr
+    recipe = write(tmp_path, (REPO / "recipes/train_two_tower_wiki.yaml").read_text())
+    body = load_recipe(recipe, bad)
+    recipe.write_text(OmegaConf.to_yaml(body))
+    validated = lcm("recipes", "validate", str(recipe))
+    assert validated.returncode == 2
+    for problem in expected:
+        assert problem in validated.stdout, validated.stdout

@@ -12,7 +12,7 @@ import yaml
 
 from _sonar_fixtures import DIM, build_assets, speech_recording
 from lcm.cli import main as lcm_main
-from lcm.config import component_options
+from lcm.config import component_options, require_valid
 from lcm.data.shards import Manifest, iter_documents
 from lcm.errors import UserError, WeightsUnavailableError
 from lcm.plugins.audio import load_audio, segment_by_silence
@@ -103,9 +103,9 @@ def test_empty_sentence_is_refused(assets):
 
 def test_unknown_language_code_suggests_the_right_one():
     with pytest.raises(UserError, match="'fra_latn'; did you mean fra_Latn"):
-        SonarTextEncoder.Config(source_lang="fra_latn")
+        require_valid(SonarTextEncoder.Config(source_lang="fra_latn"), "encoder")
     with pytest.raises(UserError, match="did you mean deu_Latn"):
-        SonarTextDecoder.Config(target_lang="deu")
+        require_valid(SonarTextDecoder.Config(target_lang="deu"), "decoder")
 
 
 def test_recipe_validation_reports_bad_language(tmp_path, capsys):

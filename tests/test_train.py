@@ -255,7 +255,7 @@ def test_bad_values_are_all_reported_before_training(shards, tmp_path):
     with pytest.raises(RecipeError) as caught:
         resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
     assert [p.split(":")[0] for p in caught.value.problems] == [
-        "train.zero_stage", "data.max_concepts", "train.steps", "train.min_lr_ratio", "model"]
+        "data.max_concepts", "train.steps", "train.min_lr_ratio", "train.zero_stage", "model"]
     assert "num_layerz" in caught.value.problems[-1]
 
 

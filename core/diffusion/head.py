@@ -17,7 +17,6 @@ from typing import Any
 
 from torch import Tensor
 
-from lcm.diffusion.objective import check_guidance_dropout
 from lcm.diffusion.scheduler import DDIMScheduler, Denoiser
 from lcm.model.heads import GenerationState, HeadModule
 
@@ -27,7 +26,6 @@ class DiffusionHead(HeadModule):
 
     def __init__(self, config: Any, trunk: Any, concept_dim: int):
         super().__init__(config, trunk, concept_dim)
-        check_guidance_dropout(self.config.cfg_dropout)
         self.scheduler = DDIMScheduler(self.config.diffusion)
 
     def denoiser_for(self, model: Any, state: GenerationState) -> Denoiser:

@@ -1,6 +1,6 @@
 """The ``train`` task: a concept model on shards, through DeepSpeed (see ``lcm.train``).
 
-Validation also checks what the schema cannot, without importing torch: value ranges, the
+Validation also checks what the schema cannot, without importing torch: the
 architecture and its overrides, and that the normaliser was fitted in the shards' concept space.
 """
 from __future__ import annotations
@@ -23,10 +23,8 @@ class Train(Task):
 
         from lcm.model.config import get_arch
         from lcm.train.inputs import check_inputs
-        from lcm.train.options import range_problems
 
         prefix = f"{where}." if where else ""
-        result.problems.extend(range_problems(body, prefix))
         model = body.get("model") or {}
         try:
             get_arch(str(model.get("arch", "toy")), model.get("overrides") or {})

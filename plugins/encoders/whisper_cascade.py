@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from lcm.config import choice, component, component_options, path
+from lcm.config import bounded, choice, component, component_options, path
 from lcm.errors import InputFileError, UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
@@ -42,21 +42,14 @@ class WhisperCascadeConfig:
     device: str = choice("cpu", ("cpu", "cuda", "auto"))
     compute_type: str = choice("int8", ("int8", "int8_float32", "int8_float16", "float16",
                                         "float32", "default"))
-    cpu_threads: int = 0
+    cpu_threads: int = bounded(0, ge=0)
     """CTranslate2 threads on CPU (0: its default, 4 or the cores there are)."""
-    beam_size: int = 1
+    beam_size: int = bounded(1, ge=1)
     """1 is greedy decoding: on espeak speech as accurate as 5 here, and faster."""
-    window_s: float = 30.0
+    window_s: float = bounded(30.0, gt=0, le=30)
     """Speech transcribed per Whisper pass: utterances are packed up to this (Whisper reads 30 s)."""
-    gap_s: float = 0.4
+    gap_s: float = bounded(0.4, ge=0)
     """Silence put between packed utterances, so Whisper hears where one ends."""
-
-    def __post_init__(self) -> None:
-        if self.beam_size < 1 or self.cpu_threads < 0:
-            raise UserError("beam_size must be at least 1 and cpu_threads at least 0")
-        if not 0 < self.window_s <= 30 or self.gap_s < 0:
-            raise UserError(f"window_s must be in (0, 30] (Whisper's input length) and gap_s "
-                            f"at least 0; got {self.window_s}, {self.gap_s}")
 
 
 class WhisperCascadeEncoder(Encoder):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lcm.config import bounded
 from lcm.diffusion.config import DiffusionConfig
 from lcm.diffusion.head import DiffusionHead
 from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
@@ -35,7 +36,7 @@ from lcm.model.transformer import KVCache
 
 @dataclass
 class OneTowerConfig:
-    cfg_dropout: float = 0.15
+    cfg_dropout: float = bounded(0.15, ge=0, lt=1)
     """Share of noisy positions that see no context in training (the paper's p=0.15)."""
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     """Noise schedule, training objective and DDIM/guidance settings for generation."""

@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lcm.config import bounded, require_valid
 from lcm.diffusion.config import DiffusionConfig
 from lcm.diffusion.head import DiffusionHead
 from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
 from lcm.diffusion.timestep import TimestepEmbedding
-from lcm.errors import UserError
 from lcm.hookspecs import hookimpl
 from lcm.model.config import TransformerConfig
 from lcm.model.heads import GenerationState, last_real, learned_positions
@@ -48,7 +48,7 @@ class TwoTowerConfig:
     """Attention heads of the denoiser (0: the trunk's)."""
     denoiser_ffn_dim: int = 0
     """SwiGLU width of the denoiser (0: the trunk's)."""
-    cfg_dropout: float = 0.15
+    cfg_dropout: float = bounded(0.15, ge=0, lt=1)
     """Share of training positions that see no context (trains the unconditional model)."""
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     """Noise schedule, training objective and DDIM/guidance settings for generation."""
@@ -221,9 +221,7 @@ class TwoTowerHead(DiffusionHead):
 
     def __init__(self, config, trunk, concept_dim):
         super().__init__(config, trunk, concept_dim)
-        layers = denoiser_config(trunk, self.config)
-        if layers.problems():
-            raise UserError(f"two_tower denoiser: {'; '.join(layers.problems())}")
+        layers = require_valid(denoiser_config(trunk, self.config), "two_tower denoiser")
         self.denoiser = DenoiserTower(layers, concept_dim)
 
     # ------------------------------------------------------------------ training

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from lcm.config import choice, path
+from lcm.config import bounded, choice, path
 from lcm.errors import UserError
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -34,25 +34,21 @@ class SonarModelOptions:
     model_config: Optional[dict[str, Any]] = None
     """Architecture overrides merged into the card's ``model_config`` (for a checkpoint that is
     not the standard size, e.g. ``{model_dim: 512, num_encoder_layers: 6}``)."""
-    dim: int = SONAR_DIM
+    dim: int = bounded(SONAR_DIM, ge=1)
     """Dimension of the concept space; checked against the loaded model."""
     device: str = "auto"
     """"auto" (CUDA when available, else CPU), or a torch device such as "cpu", "cuda:1"."""
     dtype: str = choice("fp32", DTYPES, help="weights and activations: fp32, fp16 or bf16")
-    batch_size: int = 16
+    batch_size: int = bounded(16, ge=1)
     """Most inputs per forward pass. 16 suits a CPU: with inputs sorted by length, several
     small batches pad less than one big one (measured 4.6 vs 2.9 sentences/s at the real
     encoder size, benchmarks/bench_sonar.py); on a GPU raise it (e.g. 256) with ``max_tokens``."""
 
-    def __post_init__(self) -> None:
-        if self.dim <= 0:
-            raise UserError(f"dim must be positive, got {self.dim}")
-        if self.batch_size <= 0:
-            raise UserError(f"batch_size must be positive, got {self.batch_size}")
-        if self.dtype not in DTYPES:
-            raise UserError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+    def problems(self) -> list[str]:
+        """A model must be named, by card or by local files."""
         if not self.card and not self.checkpoint:
-            raise UserError("name a model with `card`, or local files with `checkpoint`")
+            return ["name a model with `card`, or local files with `checkpoint`"]
+        return []
 
 
 def torch_device(name: str) -> Any:

@@ -16,7 +16,7 @@ from lcm.config import component, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import Task
 
-from .languages import check_language
+from .languages import language_problem
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,9 @@ class RoundTripConfig:
     batch_size: int = 256
     """Sentences encoded and decoded per call."""
 
-    def __post_init__(self) -> None:
-        for i, lang in enumerate(self.target_langs):
-            check_language(lang, f"target_langs[{i}]")
+    def problems(self) -> list[str]:
+        found = (language_problem(lang, f"target_langs[{i}]") for i, lang in enumerate(self.target_langs))
+        return [problem for problem in found if problem]
 
 
 class RoundTrip(Task):
