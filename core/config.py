@@ -39,16 +39,27 @@ def component(kind: str, default: str | None = None, help: str = "") -> Any:
 
 
 def path(default: Any = MISSING, *, must_exist: bool = False, space_source: bool = False,
-         output: bool = False, help: str = "") -> Any:
+         output: bool | str = False, help: str = "") -> Any:
     """A filesystem path; ``must_exist`` is checked at validation time.
 
     ``space_source``: the path holds data of a concept space (shards, a checkpoint) recorded
     in its ``concept_space.json``; validation checks it against the recipe's components.
-    ``output``: the task writes this path, so a later step of a pipeline may read it before
-    it exists.
+    ``output``: the task writes this path (True: a file, ``"dir"``: a folder of files), so a
+    later step of a pipeline may read it before it exists; ``lcm.outputs`` guards and locks it.
     """
     meta = {_PATH: must_exist, _SPACE_SOURCE: space_source, _OUTPUT: output, "help": help}
     return field(default=default, metadata=meta)
+
+
+def output_kind(f: dataclasses.Field) -> str | None:
+    """``"file"`` or ``"dir"`` for an output field, None for any other."""
+    output = f.metadata.get(_OUTPUT)
+    return None if not output else "dir" if output == "dir" else "file"
+
+
+RESERVED_KEYS = ("task", "overwrite")
+"""Keys of every recipe body besides the task's own fields; ``overwrite``: replace earlier
+lcm outputs (see ``lcm.outputs``)."""
 
 
 def choice(default: Any, choices: tuple[Any, ...], help: str = "") -> Any:
@@ -233,6 +244,8 @@ class ResolvedRecipe:
     task_cls: type
     config: Any  # an instance of task_cls.Config
     raw: DictConfig
+    overwrite: bool = False
+    """Replace earlier lcm outputs (``overwrite=true``)."""
 
 
 def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe",
@@ -289,7 +302,11 @@ def validate_task_body(container: dict, where: str, result: Validation, registry
     except UnknownComponentError as exc:
         result.problems.append(f"{label}: {exc}")
         return
-    body = {k: v for k, v in container.items() if k != "task"}
+    overwrite = container.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        result.problems.append(f"{where + '.' if where else ''}overwrite: expected true or false, "
+                               f"got {overwrite!r}")
+    body = {k: v for k, v in container.items() if k not in RESERVED_KEYS}
     validate_section(info.cls.Config, body, where, result, registry)
     hook = getattr(info.cls, "validate_extra", None)
     if hook is not None:
@@ -298,7 +315,7 @@ def validate_task_body(container: dict, where: str, result: Validation, registry
 
 def typed_config(task_cls: type, body: dict) -> Any:
     """A validated recipe body as an instance of the task's ``Config``."""
-    body = {k: v for k, v in body.items() if k != "task"}
+    body = {k: v for k, v in body.items() if k not in RESERVED_KEYS}
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(task_cls.Config), body))
 
 
@@ -314,7 +331,8 @@ def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = 
         raise RecipeError(str(source), result.problems)
     container = OmegaConf.to_container(cfg, resolve=True)
     info = registry.get("task", str(container["task"]))
-    return ResolvedRecipe(str(source), info.name, info.cls, typed_config(info.cls, container), cfg)
+    return ResolvedRecipe(str(source), info.name, info.cls, typed_config(info.cls, container), cfg,
+                          bool(container.get("overwrite", False)))
 
 
 def dump_config(recipe: ResolvedRecipe) -> str:
