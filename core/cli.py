@@ -37,6 +37,7 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
     """Run RECIPE (a YAML file), with optional key=value OVERRIDES."""
     from lcm.config import dump_config as render
     from lcm.config import resolve_recipe
+    from lcm.outputs import run_task
     from lcm.registry import get_registry
 
     if debug:
@@ -45,8 +46,7 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
     if dump_config:
         click.echo(render(resolved), nl=False)
         return
-    task = resolved.task_cls(resolved.config)  # a task's Config may have required fields
-    task.run(resolved.config)
+    run_task(resolved.task_cls, resolved.config, resolved.overwrite)
 
 
 @cli.group()

@@ -27,6 +27,11 @@ SPACE_FILE = "concept_space.json"
 """Written beside shards, normalisers and checkpoints: the space their vectors live in."""
 
 
+RESERVED_KEYS = ("task", "overwrite")
+"""Keys of every recipe body besides the task's own fields; ``overwrite``: replace earlier
+lcm outputs (see ``lcm.outputs``)."""
+
+
 def write_space(directory: str | Path, space: ConceptSpace) -> None:
     """Record the concept space of whatever ``directory`` holds."""
     Path(directory, SPACE_FILE).write_text(json.dumps(dataclasses.asdict(space)))
@@ -214,6 +219,8 @@ class ResolvedRecipe:
     task_cls: type
     config: Any  # an instance of task_cls.Config
     raw: DictConfig
+    overwrite: bool = False
+    """Replace earlier lcm outputs (``overwrite=true``)."""
 
 
 def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe",
@@ -269,14 +276,18 @@ def validate_task_body(container: dict, where: str, result: Validation, registry
     except UnknownComponentError as exc:
         result.problems.append(f"{label}: {exc}")
         return
-    body = {k: v for k, v in container.items() if k != "task"}
+    overwrite = container.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        result.problems.append(f"{where + '.' if where else ''}overwrite: expected true or false, "
+                               f"got {overwrite!r}")
+    body = {k: v for k, v in container.items() if k not in RESERVED_KEYS}
     validate_section(info.cls.Config, body, where, result, registry)
     info.cls.validate_extra(body, registry, result, where)
 
 
 def typed_config(task_cls: type, body: dict) -> Any:
     """A validated recipe body as an instance of the task's ``Config``."""
-    body = {k: v for k, v in body.items() if k != "task"}
+    body = {k: v for k, v in body.items() if k not in RESERVED_KEYS}
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(task_cls.Config), body))
 
 
@@ -292,7 +303,8 @@ def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = 
         raise RecipeError(str(source), result.problems)
     container = OmegaConf.to_container(cfg, resolve=True)
     info = registry.get("task", str(container["task"]))
-    return ResolvedRecipe(str(source), info.name, info.cls, typed_config(info.cls, container), cfg)
+    return ResolvedRecipe(str(source), info.name, info.cls, typed_config(info.cls, container), cfg,
+                          bool(container.get("overwrite", False)))
 
 
 def dump_config(recipe: ResolvedRecipe) -> str:

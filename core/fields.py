@@ -29,16 +29,22 @@ def component(kind: str, default: str | None = None, help: str = "") -> Any:
 
 
 def path(default: Any = MISSING, *, must_exist: bool = False, space_source: bool = False,
-         output: bool = False, help: str = "") -> Any:
+         output: bool | str = False, help: str = "") -> Any:
     """A filesystem path; ``must_exist`` is checked at validation time.
 
     ``space_source``: the path holds data of a concept space (shards, a checkpoint) recorded
     in its ``concept_space.json``; validation checks it against the recipe's components.
-    ``output``: the task writes this path, so a later step of a pipeline may read it before
-    it exists.
+    ``output``: the task writes this path (True: a file, ``"dir"``: a folder of files), so a
+    later step of a pipeline may read it before it exists; ``lcm.outputs`` guards and locks it.
     """
     meta = {META_PATH: must_exist, META_SPACE_SOURCE: space_source, META_OUTPUT: output, "help": help}
     return field(default=default, metadata=meta)
+
+
+def output_kind(f: dataclasses.Field) -> str | None:
+    """``"file"`` or ``"dir"`` for an output field, None for any other."""
+    output = f.metadata.get(META_OUTPUT)
+    return None if not output else "dir" if output == "dir" else "file"
 
 
 def choice(default: Any, choices: tuple[Any, ...], help: str = "") -> Any:

@@ -3,6 +3,7 @@ gradient accumulation, resume after a SIGKILL (same losses as an uninterrupted r
 order it relies on, and the refusals of bad input."""
 from __future__ import annotations
 
+import json
 import math
 import re
 import signal
@@ -20,6 +21,7 @@ from lcm.data.shards import Manifest, ShardWriter, iter_documents
 from lcm.errors import DataIntegrityError, RecipeError
 from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import load_checkpoint
+from lcm.outputs import lock_path, run_task
 from lcm.train.checkpointing import CHECKPOINTS, find_latest
 from lcm.train.data import BatchStream, DataPosition, wrap_document
 from lcm.train.log import read_log
@@ -39,7 +41,7 @@ def train_in_process(recipe: dict, directory: Path):
     """Resolve and run a recipe as ``lcm run`` does, in this process (DeepSpeed, gloo)."""
     resolved = resolve_recipe(write_yaml(directory / "recipe.yaml", recipe))
     with restored_process_state():
-        return resolved.task_cls(resolved.config).run(resolved.config)
+        return run_task(resolved.task_cls, resolved.config, resolved.overwrite)
 
 
 def log_rows(output: Path) -> list[dict[str, float]]:
@@ -141,8 +143,15 @@ def test_resume_after_a_kill_continues_with_the_same_losses(shards, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL
-    assert not output.exists()  # it never finished
+    assert not (output / "model.safetensors").exists()  # it never finished
     killed_at = len(read_log(log))
+
+    # The killed run's locks stay: reported (exit 2), not taken over, until the user removes them.
+    refused = run_lcm(recipe, *steps, "output=" + str(output))
+    assert refused.returncode == 2
+    assert f"{output}: stale lock {lock_path(output)} of pid {process.pid}" in refused.stderr
+    lock_path(output).unlink()
+    lock_path(training).unlink()
 
     # Simulate a checkpoint that was being written at the kill: never resumed from.
     half_written = training / CHECKPOINTS / "step_00000039.partial"
@@ -260,7 +269,13 @@ def test_bad_values_are_all_reported_before_training(shards, tmp_path):
 
 
 def test_empty_shard_set_is_refused(tmp_path):
-    ShardWriter(tmp_path / "shards", SPACE, encoder="toy-walk").close()
+    with pytest.raises(DataIntegrityError, match="no documents to write"):
+        ShardWriter(tmp_path / "shards", SPACE, encoder="toy-walk").close()
+    # One written otherwise (by hand, or an older lcm) is refused by training.
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "manifest.json").write_text(json.dumps(
+        {"space": {"name": SPACE.name, "dim": SPACE.dim}, "encoder": "toy-walk", "documents": 0,
+         "sentences": 0, "shards": []}))
     RobustScaler.fit(np.zeros((4, SPACE.dim)), SPACE).save(tmp_path / "shards")
     recipe = train_recipe(tmp_path / "shards", tmp_path / "model")
     with pytest.raises(RecipeError, match="holds no documents"):
@@ -331,7 +346,7 @@ def test_resume_ignores_partial_and_incomplete_checkpoints(tmp_path):
         directory.mkdir(parents=True)
         (directory / "mp_rank_00_model_states.pt").write_bytes(b"x")
         if complete:
-            (directory / "trainer_state_rank0.pt").write_bytes(b"x")
+            (directory / "trainer_state_rank0.json").write_text("{}")
         return directory
 
     assert find_latest(root) is None

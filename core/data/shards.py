@@ -60,18 +60,24 @@ class Manifest:
 
 
 class ShardWriter:
-    """Writes documents into numbered tar shards and the manifest on close."""
+    """Writes documents into numbered tar shards and the manifest on close.
+
+    Everything goes to a temporary sibling folder that replaces ``directory`` only once complete,
+    so a failed or killed run leaves the previous shard set (or nothing), never a part of one.
+    """
 
     def __init__(self, directory: str | Path, space: ConceptSpace, encoder: str,
                  docs_per_shard: int = 1000):
         import webdataset as wds
 
+        from lcm.outputs import staging_directory
+
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._staging = staging_directory(self.directory)
         self.space, self.encoder = space, encoder
         self.skipped: dict[str, int] = {}
         self._shards: list[dict[str, Any]] = []
-        self._writer = wds.ShardWriter(str(self.directory / SHARD_PATTERN), maxcount=docs_per_shard,
+        self._writer = wds.ShardWriter(str(self._staging / SHARD_PATTERN), maxcount=docs_per_shard,
                                        verbose=0)
         self._documents = 0
         self._sentences = 0
@@ -103,15 +109,29 @@ class ShardWriter:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
 
     def close(self) -> Manifest:
+        """Write the manifest and swap the complete shard set into place."""
+        from lcm.outputs import replace_directory
+
         self._writer.close()
+        if not self._documents:
+            self._discard()
+            skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
+            raise DataIntegrityError(f"{self.directory}: no documents to write (skipped: "
+                                     f"{skipped or 'none'}); nothing was written")
         manifest = Manifest(self.space, self.encoder, self._documents, self._sentences,
                             self._shards, self.skipped)
         data = {"space": {"name": self.space.name, "dim": self.space.dim}, "encoder": self.encoder,
                 "documents": self._documents, "sentences": self._sentences,
                 "shards": self._shards, "skipped": self.skipped}
-        (self.directory / MANIFEST).write_text(json.dumps(data, indent=2))
-        write_space(self.directory, self.space)
+        (self._staging / MANIFEST).write_text(json.dumps(data, indent=2))
+        write_space(self._staging, self.space)
+        replace_directory(self._staging, self.directory)
         return manifest
+
+    def _discard(self) -> None:
+        import shutil
+
+        shutil.rmtree(self._staging, ignore_errors=True)
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -121,6 +141,7 @@ class ShardWriter:
             self.close()
         else:
             self._writer.close()
+            self._discard()
 
 
 def shard_paths(directory: str | Path) -> list[Path]:

@@ -11,14 +11,13 @@ leaves a half-written checkpoint where a reader could find it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lcm.errors import InputFileError
+from lcm.outputs import replace_directory, staging_directory
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -56,8 +55,7 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
     if normalizer.space != model.space:
         raise ValueError(f"normaliser space {normalizer.space} differs from the model's {model.space}")
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    staging = staging_directory(target)
     try:
         stored = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
         learned = {name for name, _ in model.named_parameters()}  # buffers (schedules) keep theirs
@@ -69,22 +67,11 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         write_space(staging, model.space)
         normalizer.save(staging)
-        _replace_directory(staging, target)
+        replace_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
-
-
-def _replace_directory(staging: Path, target: Path) -> None:
-    """Move ``staging`` to ``target``; an old ``target`` is removed only after the move."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, retired)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def read_checkpoint_meta(directory: str | Path) -> dict[str, Any]:

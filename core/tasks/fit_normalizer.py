@@ -16,7 +16,7 @@ from lcm.interfaces import Task
 @dataclass
 class FitNormalizerConfig:
     shards: str = path(must_exist=True, space_source=True, help="shard directory (prepare's output)")
-    output: Optional[str] = path(None, output=True, help="directory for normalizer.json; "
+    output: Optional[str] = path(None, output="dir", help="directory for normalizer.json; "
                                                           "default: the shard directory")
     max_vectors: Optional[int] = 1_000_000
     """Fit on at most this many vectors, the first ones in shard order (the reference fits on

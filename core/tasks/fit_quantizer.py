@@ -22,7 +22,7 @@ RECONSTRUCTION_FILE = "reconstruction.json"
 @dataclass
 class FitQuantizerConfig:
     shards: str = path(must_exist=True, space_source=True, help="shard directory (prepare's output)")
-    output: str = path(output=True, help="directory for the codebooks and their report")
+    output: str = path(output="dir", help="directory for the codebooks and their report")
     normalizer: Optional[str] = path(None, must_exist=True, space_source=True,
                                      help="normalizer.json or its directory; default: the shards'")
     quantizer: FitOptions = field(default_factory=FitOptions)

@@ -8,7 +8,6 @@ sentences to its bank). Continuations stop on the end sentence, on repetition or
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from lcm.config import choice, component, path
 from lcm.errors import ConceptSpaceMismatchError
 from lcm.interfaces import Task
 from lcm.iterutils import batched
+from lcm.outputs import write_text_atomically
 from lcm.tasks.document_input import DocumentInput
 
 NO_SENTENCES = "no sentences after segmentation"
@@ -179,14 +179,6 @@ def format_continuation(row: dict[str, Any]) -> str:
 def write_jsonl(target: Path, rows: list[dict[str, Any]]) -> None:
     """One JSON object per line, written atomically."""
     write_text_atomically(target, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-
-
-def write_text_atomically(target: Path, text: str) -> None:
-    """Write a sibling file, then rename it into place, so readers never see half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, target)
 
 
 def format_counts(counter: Counter) -> str:

@@ -15,7 +15,8 @@ from lcm.interfaces import Task
 @dataclass
 class PipelineConfig:
     steps: list[Any] = field(default_factory=list)
-    """Each step is a recipe body: ``task:`` and that task's fields."""
+    """Each step is a recipe body: ``task:`` and that task's fields (and ``overwrite``; one at
+    the top of the pipeline applies to every step)."""
     vars: dict[str, Any] = field(default_factory=dict)
     """Values shared by the steps through interpolation; not used otherwise."""
 
@@ -43,6 +44,7 @@ class Pipeline(Task):
         from rich.console import Console
 
         from lcm.config import typed_config
+        from lcm.outputs import run_task
         from lcm.registry import get_registry
 
         registry, console = get_registry(), Console(stderr=True)
@@ -50,4 +52,4 @@ class Pipeline(Task):
             info = registry.get("task", str(step["task"]))
             console.rule(f"step {i}/{len(recipe.steps)}: {info.name}")
             config = typed_config(info.cls, step)
-            info.cls(config).run(config)
+            run_task(info.cls, config, bool(step.get("overwrite", False)))

@@ -43,7 +43,7 @@ class InstructionOptions:
 @dataclass
 class PrepareConfig(DocumentInput):
     input: str = path(must_exist=True, help="documents: .txt (one per line), .jsonl or .parquet")
-    output: str = path(output=True, help="directory for the shards and manifest")
+    output: str = path(output="dir", help="directory for the shards and manifest")
     encoder: Any = component("encoder", default="minilm")
     target_field: Optional[str] = None
     """The .jsonl field holding each document's target (e.g. its summary): shards of pairs."""
@@ -70,7 +70,6 @@ class Prepare(Task):
             raise UserError(f"target_field needs .jsonl input (pairs), not {recipe.input}")
         encoder = get_registry().create("encoder", recipe.encoder)
         output = Path(recipe.output)
-        _remove_previous_shards(output)
         started = time.perf_counter()
         records = count_records(recipe.input, recipe.format)
         keys = _ShardKeys(recipe.input)
@@ -175,18 +174,6 @@ class _ShardKeys:
                                  f"duplicate document id {doc.id!r} (shard key {key!r})")
         self.seen.add(key)
         return key
-
-
-def _remove_previous_shards(output: Path) -> None:
-    """A re-run replaces the shards of an earlier run instead of leaving stale ones beside it."""
-    from lcm.data.instruction import FRAMING_FILE
-    from lcm.data.shards import MANIFEST
-
-    if (output / MANIFEST).is_file():
-        for stale in output.glob("shard-*.tar"):
-            stale.unlink()
-        (output / MANIFEST).unlink()
-        (output / FRAMING_FILE).unlink(missing_ok=True)
 
 
 def summary_line(manifest: Any, output: Path, seconds: float) -> str:

@@ -358,7 +358,7 @@ def print_summary(result: dict[str, Any]) -> None:
 
 def write_evaluation_pairs(target: Path, results: list[dict[str, Any]]) -> None:
     """One JSON line per document: source segments, reference, predicted summary sentences."""
-    from lcm.tasks.generate import write_text_atomically
+    from lcm.outputs import write_text_atomically
 
     lines = [json.dumps({"id": r["id"], "source": [s["text"] for s in r["segments"]],
                          "reference": r["reference"],
@@ -368,7 +368,7 @@ def write_evaluation_pairs(target: Path, results: list[dict[str, Any]]) -> None:
 
 
 def write_summaries(target: Path, recipe: SummarizeConfig, results: list[dict[str, Any]]) -> None:
-    from lcm.tasks.generate import write_text_atomically
+    from lcm.outputs import write_text_atomically
 
     report = {"model": recipe.model, "input": recipe.input, "documents": results}
     write_text_atomically(target, json.dumps(report, ensure_ascii=False, indent=2) + "\n")

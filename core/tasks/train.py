@@ -5,6 +5,7 @@ architecture and its overrides, and that the normaliser was fitted in the shards
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lcm.errors import UserError
@@ -19,8 +20,6 @@ class Train(Task):
 
     @staticmethod
     def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
-        from pathlib import Path
-
         from lcm.model.config import get_arch
         from lcm.train.inputs import check_inputs
 
@@ -37,6 +36,18 @@ class Train(Task):
                 check_inputs(shards, normalizer)
             except UserError as exc:
                 result.problems.append(f"{prefix}data: {exc}")
+
+    @staticmethod
+    def outputs(recipe: TrainRecipe) -> list:
+        """The model folder and the training folder (derived from it by default)."""
+        from lcm.outputs import Output
+
+        return [Output(Path(recipe.output), True), Output(recipe.training_path(), True)]
+
+    @staticmethod
+    def continues(recipe: TrainRecipe) -> bool:
+        """A resumed run carries on the earlier run's checkpoints, logs and model."""
+        return recipe.train.resume not in (False, "", "false", "False")
 
     def run(self, recipe: TrainRecipe) -> Any:
         from lcm.train.trainer import train

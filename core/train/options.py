@@ -85,14 +85,14 @@ class DistributedOptions:
 class TrainRecipe:
     """The ``train`` task's recipe."""
 
-    output: str = path(output=True, help="directory of the trained model (an inference checkpoint)")
+    output: str = path(output="dir", help="directory of the trained model (an inference checkpoint)")
     data: DataOptions  # required: it names the shards and the normaliser
     model: ModelOptions = field(default_factory=ModelOptions)
     head: Any = component("head", default="mse", help="the prediction head and its options")
     train: TrainOptions = field(default_factory=TrainOptions)
     distributed: DistributedOptions = field(default_factory=DistributedOptions)
     training_dir: Optional[str] = path(
-        None, output=True, help="checkpoints and logs; default: <output>-training beside output")
+        None, output="dir", help="checkpoints and logs; default: <output>-training beside output")
 
     def training_path(self) -> Path:
         """Kept apart from ``output`` so the model directory stays small enough to copy."""

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class EncodeAudioConfig:
     input: str = path(must_exist=True, help="an audio file, or a folder searched recursively")
-    output: str = path(output=True, help="directory for the shards and manifest")
+    output: str = path(output="dir", help="directory for the shards and manifest")
     encoder: Any = component("encoder", default="sonar_speech")
     segmentation: SegmentConfig = field(default_factory=SegmentConfig)
     on_error: str = choice("fail", ("fail", "skip"),
