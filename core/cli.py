@@ -37,16 +37,21 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
     """Run RECIPE (a YAML file), with optional key=value OVERRIDES."""
     from lcm.config import dump_config as render
     from lcm.config import resolve_recipe
+    from rich.console import Console
+
+    from lcm.interfaces import RunContext
     from lcm.outputs import run_task
     from lcm.registry import get_registry
 
     if debug:
         os.environ[DEBUG_ENV] = "1"
-    resolved = resolve_recipe(recipe, overrides, get_registry())
+    registry = get_registry()
+    resolved = resolve_recipe(recipe, overrides, registry)
     if dump_config:
-        click.echo(render(resolved), nl=False)
+        click.echo(render(resolved, registry), nl=False)
         return
-    run_task(resolved.task_cls, resolved.config, resolved.overwrite)
+    run_task(resolved.task_cls, resolved.config, RunContext(registry, Console(stderr=True)),
+             resolved.overwrite)
 
 
 @cli.group()
@@ -63,7 +68,7 @@ def plugins_list(as_json: bool, kind: str | None) -> None:
     from lcm.registry import get_registry
 
     registry = get_registry()
-    rows = [info.as_dict() for info in registry.all() if kind is None or info.kind == kind]
+    rows = [registry.describe(info) for info in registry.all() if kind is None or info.kind == kind]
     failures = [f.__dict__ for f in registry.failures]
     if as_json:
         click.echo(json.dumps({"components": rows, "failures": failures}, indent=2))

@@ -9,43 +9,24 @@ before anything runs, in the spirit of torchtune's config validation.
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from lcm.components import plain, resolve, resolve_sections
 from lcm.errors import InputFileError, RecipeError, UnknownComponentError, UserError
-from lcm.fields import (META_CHOICES, META_COMPONENT, META_OUTPUT, META_PATH, META_SPACE_SOURCE, bounded, choice,
-                        component, field_problems, own_problems, path, problems_of, require_valid)
+from lcm.fields import (META_COMPONENT, META_OUTPUT, META_PATH, META_SPACE_SOURCE, field_problems,
+                        own_problems)
 from lcm.interfaces import ConceptSpace
-
-SPACE_FILE = "concept_space.json"
-"""Written beside shards, normalisers and checkpoints: the space their vectors live in."""
-
+from lcm.spaces import read_space
 
 RESERVED_KEYS = ("task", "overwrite")
 """Keys of every recipe body besides the task's own fields; ``overwrite``: replace earlier
 lcm outputs (see ``lcm.outputs``)."""
-
-
-def write_space(directory: str | Path, space: ConceptSpace) -> None:
-    """Record the concept space of whatever ``directory`` holds."""
-    Path(directory, SPACE_FILE).write_text(json.dumps(dataclasses.asdict(space)))
-
-
-def read_space(location: str | Path) -> ConceptSpace | None:
-    """The concept space recorded for a directory (or for a file's directory), if any."""
-    location = Path(location)
-    candidates = [location / SPACE_FILE, location.parent / SPACE_FILE]
-    for candidate in candidates:
-        if candidate.is_file():
-            data = json.loads(candidate.read_text())
-            return ConceptSpace(str(data["name"]), int(data["dim"]))
-    return None
 
 
 # --------------------------------------------------------------------------- loading
@@ -183,7 +164,8 @@ def _validate_component(kind: str, spec: Any, label: str, result: Validation, re
     validate_section(info.cls.Config, options, label, result, registry)
     if len(result.problems) == before:
         try:
-            space = info.cls.concept_space(component_options(info.cls, options))
+            resolved = resolve(registry, kind, spec)
+            space = resolved.cls.concept_space(resolved.options)
         except Exception as exc:  # a component that cannot tell its space is a recipe problem
             result.problems.append(f"{label}: {exc}")
             return
@@ -198,14 +180,6 @@ def check_spaces(spaces: list[tuple[str, ConceptSpace]]) -> list[str]:
         return []
     listing = "; ".join(f"{where}: {space}" for where, space in spaces)
     return [f"concept spaces differ: {listing}"]
-
-
-def component_options(cls: type, options: Any) -> Any:
-    """A component's options dataclass from a recipe mapping, its constraints checked."""
-    if not (is_dataclass(options) and not isinstance(options, type)):
-        merged = OmegaConf.merge(OmegaConf.structured(cls.Config), dict(options or {}))
-        options = OmegaConf.to_object(merged)
-    return require_valid(options, f"{cls.kind} {cls.name!r}")
 
 
 # --------------------------------------------------------------------------- whole recipes
@@ -280,34 +254,65 @@ def validate_task_body(container: dict, where: str, result: Validation, registry
     if not isinstance(overwrite, bool):
         result.problems.append(f"{where + '.' if where else ''}overwrite: expected true or false, "
                                f"got {overwrite!r}")
-    body = {k: v for k, v in container.items() if k not in RESERVED_KEYS}
+    body = with_section_defaults(info.cls, {k: v for k, v in container.items()
+                                            if k not in RESERVED_KEYS})
     validate_section(info.cls.Config, body, where, result, registry)
     info.cls.validate_extra(body, registry, result, where)
 
 
-def typed_config(task_cls: type, body: dict) -> Any:
-    """A validated recipe body as an instance of the task's ``Config``."""
-    body = {k: v for k, v in body.items() if k not in RESERVED_KEYS}
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(task_cls.Config), body))
+def typed_config(task_cls: type, body: dict, registry: Any) -> Any:
+    """A validated recipe body as an instance of the task's ``Config``, every component
+    section resolved to its (class, typed options)."""
+    body = with_section_defaults(task_cls, {k: v for k, v in body.items() if k not in RESERVED_KEYS})
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(task_cls.Config), body))
+    return resolve_sections(config, registry)
 
 
-def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = (),
-                   registry: Any = None) -> ResolvedRecipe:
+def with_section_defaults(task_cls: type, body: dict) -> dict:
+    """``body`` with the task's ``section_defaults`` laid under its component sections."""
+    for name, defaults in task_cls.section_defaults(body).items():
+        if defaults:
+            body = {**body, name: {**defaults, **dict(body.get(name) or {})}}
+    return body
+
+
+def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...],
+                   registry: Any) -> ResolvedRecipe:
     """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong."""
-    if registry is None:
-        from lcm.registry import get_registry
-        registry = get_registry()
     cfg = load_recipe(source, overrides)
     result = validate_recipe(cfg, registry, str(source))
     if result.problems:
         raise RecipeError(str(source), result.problems)
     container = OmegaConf.to_container(cfg, resolve=True)
     info = registry.get("task", str(container["task"]))
-    return ResolvedRecipe(str(source), info.name, info.cls, typed_config(info.cls, container), cfg,
+    return ResolvedRecipe(str(source), info.name, info.cls, typed_config(info.cls, container, registry), cfg,
                           bool(container.get("overwrite", False)))
 
 
-def dump_config(recipe: ResolvedRecipe) -> str:
-    """The resolved recipe (defaults filled in) as YAML."""
-    data = {"task": recipe.task_name, **OmegaConf.to_container(OmegaConf.structured(recipe.config))}
-    return OmegaConf.to_yaml(OmegaConf.create(data))
+def dump_config(recipe: ResolvedRecipe, registry: Any) -> str:
+    """The resolved recipe as YAML: every default filled in, every component's options too;
+    then, as comments, the model each checkpoint it reads holds, as it will run (the head's
+    stored options with the recipe's ``sampling`` laid over them)."""
+    data = {"task": recipe.task_name, **plain(recipe.config)}
+    text = OmegaConf.to_yaml(OmegaConf.create(data))
+    for label, model in _checkpoint_models(recipe.config, registry):
+        listing = OmegaConf.to_yaml(OmegaConf.create(model)).splitlines()
+        text += f"# {label}: the checkpoint's model\n" + "".join(f"#   {line}\n" for line in listing)
+    return text
+
+
+def _checkpoint_models(config: Any, registry: Any) -> list[tuple[str, dict]]:
+    """(field, {arch, transformer, head}) of each checkpoint the recipe reads."""
+    from lcm.model.checkpoint import CONFIG_FILE, read_checkpoint_meta, with_sampling
+
+    found = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if not (f.metadata.get(META_SPACE_SOURCE) and value and Path(str(value), CONFIG_FILE).is_file()):
+            continue
+        meta = read_checkpoint_meta(value)
+        head_cls = registry.get("head", str(meta["head"].get("name"))).cls
+        head = with_sampling(meta["head"], getattr(config, "sampling", None) or {}, head_cls)
+        found.append((f.name, {"arch": meta.get("arch"), "transformer": meta["transformer"],
+                               "head": resolve(registry, "head", head).as_dict()}))
+    return found

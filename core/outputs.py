@@ -166,7 +166,7 @@ def claimed(outputs: list[Output], overwrite: bool = False) -> Iterator[None]:
         _OVERWRITE.reset(token)
 
 
-def run_task(task_cls: type, config: Any, overwrite: bool = False) -> Any:
+def run_task(task_cls: type, config: Any, context: Any, overwrite: bool = False) -> Any:
     """Run a task with its outputs claimed; a task may name them itself with ``outputs(config)``
     (when one is derived from another) and say with ``continues(config)`` that it continues an
     earlier run in them (a resumed training), which may then replace what that run wrote."""
@@ -174,7 +174,7 @@ def run_task(task_cls: type, config: Any, overwrite: bool = False) -> Any:
     continues = getattr(task_cls, "continues", None)
     outputs = declared(config) if declared else outputs_of(config)
     with claimed(outputs, overwrite or bool(continues and continues(config))):
-        return task_cls(config).run(config)
+        return task_cls(config).run(config, context)
 
 
 def staging_directory(target: Path) -> Path:

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import pluggy
 
 from lcm import hookspecs
+from lcm.components import resolve
 from lcm.errors import DuplicateComponentError, UnknownComponentError
 from lcm.interfaces import COMPONENT_KINDS, Component, ConceptSpace
 
@@ -36,16 +37,8 @@ class ComponentInfo:
     distribution: str
     version: str
 
-    @property
-    def space(self) -> ConceptSpace | None:
-        """The concept space of the component with its default options."""
-        try:
-            return self.cls.concept_space(self.cls.Config())
-        except Exception:  # a space that needs options the defaults lack
-            return None
-
-    def as_dict(self) -> dict[str, Any]:
-        space = self.space
+    def as_dict(self, space: ConceptSpace | None) -> dict[str, Any]:
+        """What ``lcm plugins list`` shows, with the component's ``space`` (see Registry)."""
         return {
             "kind": self.kind,
             "name": self.name,
@@ -99,11 +92,18 @@ class Registry:
 
     def create(self, kind: str, spec: Any) -> Any:
         """Instantiate a component from a recipe section ``{name: ..., **options}``."""
-        from lcm.config import component_options  # config imports plugins; avoid a cycle
+        return resolve(self, kind, spec).create()
 
-        spec = dict(spec)
-        info = self.get(kind, spec.pop("name"))
-        return info.cls(component_options(info.cls, spec))
+    def space_of(self, info: ComponentInfo) -> ConceptSpace | None:
+        """The concept space of a component with its default options."""
+        try:
+            spec = resolve(self, info.kind, {"name": info.name})
+            return spec.cls.concept_space(spec.options)
+        except Exception:  # a space that needs options the defaults lack
+            return None
+
+    def describe(self, info: ComponentInfo) -> dict[str, Any]:
+        return info.as_dict(self.space_of(info))
 
 
 def _plugin_origin(module: str, entry_point: md.EntryPoint | None) -> tuple[str, str]:

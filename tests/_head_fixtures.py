@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from lcm.interfaces import ConceptSpace
-from lcm.model.lcm import ConceptModel, build_model
+from lcm.model.lcm import ConceptModel
 from tests._head_options import head_spec
+from tests._model_fixtures import model_of
 
 SPACE = ConceptSpace("head_test_space", 8)
 
@@ -62,7 +63,7 @@ def toy_head_model(name: str, tmp_path, seed: int = 0, **head_options) -> Concep
     """The `toy` architecture with head ``name`` (and what it needs in tests), in eval mode."""
     torch.manual_seed(seed)
     spec = {**head_spec(name, tmp_path, SPACE.dim), **head_options}
-    return build_model("toy", {}, spec, SPACE).eval()
+    return model_of("toy", {}, spec, SPACE).eval()
 
 
 def fit(model: ConceptModel, task: SequenceTask, steps: int, lr: float = 3e-3,

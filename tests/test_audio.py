@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from _sonar_fixtures import speech_recording
-from lcm.config import require_valid
+from lcm.fields import require_valid
 from lcm.errors import InputFileError, UserError
 from lcm.plugins.audio import SAMPLE_RATE, SegmentConfig, load_audio, segment_by_silence
 from lcm.plugins.audio.io import resample

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from lcm.config import load_recipe, resolve_recipe, validate_recipe, write_space
+from lcm.config import load_recipe, resolve_recipe, validate_recipe
 from lcm.errors import InputFileError, RecipeError, UserError
 from lcm.interfaces import ConceptSpace
 from lcm.registry import build_registry
+from lcm.spaces import write_space
 from tests._fake_plugins import EchoTask, standard_plugins
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +38,9 @@ def test_a_valid_recipe_resolves_with_defaults_and_overrides(tmp_path, registry)
     resolved = resolve_recipe(recipe, ["repeat=3"], registry)
     assert resolved.task_cls is EchoTask
     assert (resolved.config.message, resolved.config.repeat) == ("hi", 3)
-    assert resolved.config.encoder == {"name": "fake_enc", "dim": 4}
+    encoder = resolved.config.encoder  # resolved once: the class and every option, typed
+    assert (encoder.cls.name, encoder.options.dim, encoder.options.space) == ("fake_enc", 4, "fake")
+    assert encoder.as_dict() == {"name": "fake_enc", "dim": 4, "space": "fake", "scale": 1.0}
     assert resolved.config.decoder is None
 
 
@@ -95,7 +98,7 @@ steps:
 def test_a_recorded_space_on_disk_takes_part_in_the_check(tmp_path):
     from dataclasses import dataclass
 
-    from lcm.config import component, path
+    from lcm.fields import component, path
     from lcm.interfaces import Task
     from tests._fake_plugins import plugin_module
 
@@ -108,7 +111,7 @@ def test_a_recorded_space_on_disk_takes_part_in_the_check(tmp_path):
         name = "read"
         Config = ReadConfig
 
-        def run(self, recipe):
+        def run(self, recipe, context):
             pass
 
     shard_dir = tmp_path / "shards"
@@ -130,7 +133,7 @@ def test_missing_recipe_and_bad_yaml_and_bad_override(tmp_path, registry):
     with pytest.raises(UserError, match="key=value"):
         load_recipe(write(tmp_path, "task: echo\n"), ["novalue"])
     with pytest.raises(RecipeError):
-        resolve_recipe(write(tmp_path, "task: echo\nrepeat: x\n"), registry=registry)
+        resolve_recipe(write(tmp_path, "task: echo\nrepeat: x\n"), (), registry)
 
 
 def lcm(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -158,6 +161,9 @@ def test_cli_missing_recipe_and_dump_config(tmp_path):
     assert dumped.returncode == 0, dumped.stderr
     assert "task: summarize" in dumped.stdout and "max_summary_concepts: 7" in dumped.stdout
     assert "id_field: id" in dumped.stdout  # a default the recipe does not set
+    # every option of each component, with its value (the recipe names only the plugins)
+    for option in ("  name: minilm", "  name: retrieval", "  distinct: true", "  batch_size:"):
+        assert option in dumped.stdout, dumped.stdout
 
 
 def test_every_shipped_recipe_validates():

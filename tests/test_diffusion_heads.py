@@ -13,10 +13,12 @@ from lcm.errors import UserError
 from lcm.interfaces import ConceptSpace
 from lcm.model.config import head_options
 from lcm.model.heads import GenerationState
-from lcm.model.lcm import build_model, count_parameters
+from lcm.model.lcm import count_parameters
 from lcm.plugins.heads.one_tower import interleaved_mask
 from lcm.plugins.heads.two_tower import shifted_causal_mask
+from lcm.registry import get_registry
 from tests._head_fixtures import SPACE, fit, rotation_task, single_thread, toy_head_model  # noqa: F401
+from tests._model_fixtures import model_of
 
 GUIDED = {"diffusion": {"inference_steps": 5, "guidance_scale": 2.5, "guidance_rescale": 0.5}}
 
@@ -41,7 +43,7 @@ def trained_a_little(model, steps: int = 5):
 ])
 def test_published_sizes_have_their_parameter_counts_within_one_percent(arch, head, published):
     with torch.device("meta"):
-        model = build_model(arch, {}, {"name": head}, ConceptSpace("sonar", 1024))
+        model = model_of(arch, {}, {"name": head}, ConceptSpace("sonar", 1024))
     count = count_parameters(model)
     assert abs(count - published) / published < 0.01, count
 
@@ -212,7 +214,7 @@ def test_diffusion_heads_beat_a_context_blind_predictor_on_contrastive_accuracy(
 ])
 def test_impossible_head_options_are_refused_with_a_user_error(spec, message):
     with pytest.raises(UserError, match=message):
-        build_model("toy", {}, spec, SPACE)
+        model_of("toy", {}, spec, SPACE)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -229,7 +231,7 @@ def test_train_recipe_with_a_diffusion_head_trains_and_its_checkpoint_generates(
     recipe["head"] = {"name": name, "diffusion": {"inference_steps": 4}}
     done = run_lcm(write_yaml(tmp_path / "train.yaml", recipe), OMP_NUM_THREADS="1")
     assert done.returncode == 0, done.stderr[-2000:]
-    loaded = load_checkpoint(tmp_path / "model")
+    loaded = load_checkpoint(tmp_path / "model", get_registry())
     assert loaded.model.head.name == name and loaded.model.head.scheduler.timesteps.numel() == 4
     prompt = loaded.normalizer.normalize(torch.randn(3, loaded.space.dim))
     [continuation] = generate(loaded.model, [prompt], StopRules(max_new_concepts=2, repetition_threshold=None),

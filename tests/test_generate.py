@@ -16,10 +16,10 @@ from lcm.generate.loop import STOP_END, STOP_MAX_LENGTH, STOP_REPETITION, StopRu
 from lcm.interfaces import ConceptSpace, Encoder
 from lcm.model.checkpoint import save_checkpoint
 from lcm.model.heads import HeadModule
-from lcm.model.lcm import build_model
-from lcm.tasks.generate import check_spaces, format_continuation
+from lcm.tasks.continuation import check_spaces
+from lcm.tasks.generate import format_continuation
 from tests._fake_plugins import plugin_module
-from tests._model_fixtures import TOY_SPACE, random_concepts, toy_model, toy_normalizer
+from tests._model_fixtures import TOY_SPACE, model_of, random_concepts, toy_model, toy_normalizer
 
 D = TOY_SPACE.dim
 basis = torch.eye(D)
@@ -46,7 +46,7 @@ def scripted_registry():
 
 
 def scripted_model(script: torch.Tensor, noise: float = 0.0):
-    model = build_model("toy", {}, {"name": "scripted"}, TOY_SPACE, registry=scripted_registry())
+    model = model_of("toy", {}, {"name": "scripted"}, TOY_SPACE, registry=scripted_registry())
     model.head.script, model.head.noise = script, noise
     return model
 

@@ -89,7 +89,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(name, task, tmp_path):
     model = toy_head_model(name, tmp_path, seed=1)
     fit(model, task, steps=3)  # move every trained weight away from its initial value
     save_checkpoint(tmp_path / "model", model, toy_normalizer(SPACE))
-    loaded = load_checkpoint(tmp_path / "model").model
+    loaded = load_checkpoint(tmp_path / "model", get_registry()).model
     assert math.isclose(seeded_loss(loaded, task), seeded_loss(model, task), rel_tol=1e-6)
     for a, b in zip(generate(model, prompts(task), RULES, seed=5),
                     generate(loaded, prompts(task), RULES, seed=5)):

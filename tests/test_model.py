@@ -12,9 +12,10 @@ from lcm.errors import InputFileError, UserError
 from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from lcm.model.config import arch_names, get_arch
-from lcm.model.lcm import build_model, count_parameters
+from lcm.model.lcm import count_parameters
 from lcm.model.transformer import RMSNorm, RotaryEmbedding
-from tests._model_fixtures import TOY_SPACE, pad, random_concepts, toy_model, toy_normalizer
+from lcm.registry import get_registry
+from tests._model_fixtures import TOY_SPACE, model_of, pad, random_concepts, toy_model, toy_normalizer
 
 # --------------------------------------------------------------------------- architectures
 
@@ -35,7 +36,7 @@ def test_arch_overrides_apply_and_bad_ones_are_refused():
 def test_base_1_6b_parameter_count_matches_the_reference_within_one_percent():
     """The reference's base_lcm_1_6B docstring: 1,647,635,456 parameters (SONAR, 1024-d)."""
     with torch.device("meta"):
-        model = build_model("base_1_6b", {}, {"name": "mse"}, ConceptSpace("sonar", 1024))
+        model = model_of("base_1_6b", {}, {"name": "mse"}, ConceptSpace("sonar", 1024))
     count = count_parameters(model)
     assert abs(count - 1_647_635_456) / 1_647_635_456 < 0.01, count
 
@@ -163,7 +164,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     target = save_checkpoint(tmp_path / "ckpt", model, normalizer, extra={"step": 7})
     assert sorted(os.listdir(target)) == ["concept_space.json", "config.json",
                                           "model.safetensors", "normalizer.json"]
-    loaded = load_checkpoint(target)
+    loaded = load_checkpoint(target, get_registry())
     x = random_concepts(2, 5)
     assert torch.equal(loaded.model.contextualize(x), model.contextualize(x))
     assert loaded.space == TOY_SPACE and loaded.meta["extra"] == {"step": 7}
@@ -188,19 +189,19 @@ def test_failed_save_leaves_no_partial_directory_and_keeps_the_old_checkpoint(tm
     with pytest.raises(OSError):
         save_checkpoint(target, toy_model(seed=5), normalizer, extra={"step": 2})
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
-    assert load_checkpoint(target).meta["extra"] == {"step": 1}
+    assert load_checkpoint(target, get_registry()).meta["extra"] == {"step": 1}
 
 
 def test_bad_checkpoints_are_refused_naming_the_file(tmp_path):
     with pytest.raises(InputFileError, match="checkpoint directory not found"):
-        load_checkpoint(tmp_path / "nowhere")
+        load_checkpoint(tmp_path / "nowhere", get_registry())
     target = save_checkpoint(tmp_path / "ckpt", toy_model(), toy_normalizer())
     (target / WEIGHTS_FILE).write_bytes(b"not safetensors")
     with pytest.raises(InputFileError, match=r"model\.safetensors"):
-        load_checkpoint(target)
+        load_checkpoint(target, get_registry())
     (target / "config.json").write_text("{not json")
     with pytest.raises(InputFileError, match=r"config\.json"):
-        load_checkpoint(target)
+        load_checkpoint(target, get_registry())
 
 
 def test_weights_of_another_architecture_are_refused(tmp_path):
@@ -209,7 +210,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     meta["transformer"]["ffn_inner_dim"] = 48
     (target / "config.json").write_text(json.dumps(meta))
     with pytest.raises(InputFileError, match="do not fit"):
-        load_checkpoint(target)
+        load_checkpoint(target, get_registry())
 
 
 def test_parameter_count_of_toy_is_what_its_layers_add_up_to():

@@ -18,7 +18,7 @@ def test_components_are_registered_by_kind_and_name():
     assert registry.get("encoder", "fake_enc").cls is FakeEncoder
     assert registry.get("decoder", "fake_dec").cls is FakeDecoder
     assert registry.names("task") == ["echo"]
-    info = registry.get("encoder", "fake_enc").as_dict()
+    info = registry.describe(registry.get("encoder", "fake_enc"))
     assert (info["space"], info["dim"], info["modalities"]) == ("fake", 4, ["text"])
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lcm.config import component_options
+from lcm.components import component_options
 from lcm.data.shards import iter_documents
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.interfaces import ConceptSpace

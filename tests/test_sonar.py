@@ -12,7 +12,8 @@ import yaml
 
 from _sonar_fixtures import DIM, build_assets, speech_recording
 from lcm.cli import main as lcm_main
-from lcm.config import component_options, require_valid
+from lcm.components import component_options
+from lcm.fields import require_valid
 from lcm.data.shards import Manifest, iter_documents
 from lcm.errors import UserError, WeightsUnavailableError
 from lcm.plugins.audio import load_audio, segment_by_silence

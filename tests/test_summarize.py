@@ -14,9 +14,8 @@ from lcm.data.instruction import InstructionFormat, build_pair, build_prompt
 from lcm.generate.summary import plan_parts, trace_sources
 from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
 from lcm.model.checkpoint import save_checkpoint
-from lcm.model.lcm import build_model
 from lcm.tasks.summarize import format_time
-from tests._model_fixtures import TOY_SPACE, toy_model, toy_normalizer
+from tests._model_fixtures import TOY_SPACE, model_of, toy_model, toy_normalizer
 from tests._summarize_fixtures import copy_head_plugin, read_report, write_recipe
 from tests._fake_plugins import plugin_module
 from tests.test_generate import HashedWordsEncoder
@@ -74,7 +73,7 @@ def copying_checkpoint(tmp_path, registry, picks, end_sentence="End of text.", *
     """A toy model whose head emits the prompt's concepts at ``picks``, then the end concept."""
     normalizer = toy_normalizer()
     end = normalizer.normalize(HashedWordsEncoder().encode([end_sentence])[0]).tolist()
-    model = build_model("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, TOY_SPACE,
+    model = model_of("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, TOY_SPACE,
                         registry=registry)
     return save_checkpoint(tmp_path / "model", model, normalizer, extra=extra)
 
@@ -297,7 +296,7 @@ def cascade_recipe(tmp_path, registry, recording, picks):
 
     normalizer = toy_normalizer(MINILM)
     end = normalizer.normalize(MiniLMEncoder().encode(["End of text."])[0]).tolist()
-    model = build_model("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, MINILM,
+    model = model_of("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, MINILM,
                         registry=registry)
     checkpoint = save_checkpoint(tmp_path / "model", model, normalizer)
     return write_recipe(tmp_path, model=str(checkpoint), input=str(recording),

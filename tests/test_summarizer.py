@@ -84,7 +84,7 @@ def test_supervised_style_learns_the_targets_and_ignores_noise_sources(tmp_path)
     skipped, cut = re.search(r"(\d+) windows skipped .*?, (\d+) sources cut", result.stdout).groups()
     assert int(skipped) > 0 and int(cut) > 0  # the long target skipped, the long source cut
 
-    loaded = load_checkpoint(tmp_path / "model")
+    loaded = load_checkpoint(tmp_path / "model", get_registry())
     assert loaded.meta["extra"]["instruction"] == framing.format.to_meta()
     pairs = [pair_window(d.vectors, d.meta[SOURCE_LENGTH_KEY], framing, 12) for d in documents[:40]]
     concepts, mask = pad_windows([p[0] for p in pairs], loaded.normalizer)
@@ -102,7 +102,7 @@ def test_the_shipped_model_loads_and_summarises_a_short_text(tmp_path):
 
     size = sum(f.stat().st_size for f in SHIPPED.iterdir())
     assert size < 21_000_000
-    loaded = load_checkpoint(SHIPPED)
+    loaded = load_checkpoint(SHIPPED, get_registry())
     assert (loaded.space.name, loaded.space.dim) == ("minilm", 384)
     assert loaded.meta["extra"]["instruction"]["end_sentence"]
     text = tmp_path / "paper.txt"
@@ -157,7 +157,7 @@ def test_fp16_export_halves_the_weights_and_loads_back_as_fp32(tmp_path):
     assert all(stored[k].dtype == v.dtype for k, v in model.named_buffers() if k in stored)
     assert (tmp_path / "fp16" / "model.safetensors").stat().st_size < 0.6 * (
         tmp_path / "fp32" / "model.safetensors").stat().st_size
-    loaded = load_checkpoint(tmp_path / "fp16").model
+    loaded = load_checkpoint(tmp_path / "fp16", get_registry()).model
     for name, value in model.state_dict().items():
         again = loaded.state_dict()[name]
         assert again.dtype == value.dtype

@@ -21,11 +21,13 @@ from lcm.data.shards import Manifest, ShardWriter, iter_documents
 from lcm.errors import DataIntegrityError, RecipeError
 from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import load_checkpoint
-from lcm.outputs import lock_path, run_task
+from lcm.outputs import lock_path
 from lcm.train.checkpointing import CHECKPOINTS, find_latest
 from lcm.train.data import BatchStream, DataPosition, wrap_document
 from lcm.train.log import read_log
 from lcm.train.schedule import warmup_cosine
+from lcm.registry import get_registry
+from tests._run import run_resolved
 from tests._train_fixtures import (LCM, SPACE, clean_env, lcm_command, restored_process_state, run_lcm,
                                    train_recipe, walk_documents, write_shards, write_yaml)
 
@@ -39,9 +41,9 @@ def shards(tmp_path_factory) -> Path:
 
 def train_in_process(recipe: dict, directory: Path):
     """Resolve and run a recipe as ``lcm run`` does, in this process (DeepSpeed, gloo)."""
-    resolved = resolve_recipe(write_yaml(directory / "recipe.yaml", recipe))
+    resolved = resolve_recipe(write_yaml(directory / "recipe.yaml", recipe), (), get_registry())
     with restored_process_state():
-        return run_task(resolved.task_cls, resolved.config, resolved.overwrite)
+        return run_resolved(resolved)
 
 
 def log_rows(output: Path) -> list[dict[str, float]]:
@@ -84,7 +86,7 @@ def test_training_writes_model_log_plot_and_checkpoints(reference_run, shards):
                                                             "step_00000030"]
     assert find_latest(checkpoints).name == "step_00000030"
     # The exported model loads through the inference path and beats its own first loss.
-    loaded = load_checkpoint(output)
+    loaded = load_checkpoint(output, get_registry())
     assert loaded.meta["extra"]["training"]["steps"] == STEPS
     assert loaded.normalizer.space == SPACE
     batch = next(iter(BatchStream(shards, loaded.normalizer, max_concepts=8, batch_size=16,
@@ -112,7 +114,7 @@ def test_bf16_with_gradient_accumulation_and_two_workers(shards, tmp_path):
     assert_loss_falls(rows)
     assert summary.steps == 20
     # Exported in fp32 whatever the training precision.
-    loaded = load_checkpoint(tmp_path / "model")
+    loaded = load_checkpoint(tmp_path / "model", get_registry())
     assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
 
 
@@ -187,15 +189,15 @@ def test_two_ranks_under_the_deepspeed_launcher_split_the_shards(shards, tmp_pat
     for rank in (0, 1):  # each rank saved its data position and its ZeRO partition
         assert (checkpoint / f"trainer_state_rank{rank}.pt").is_file()
         assert (checkpoint / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").is_file()
-    assert load_checkpoint(tmp_path / "model").meta["extra"]["training"]["steps"] == 10
+    assert load_checkpoint(tmp_path / "model", get_registry()).meta["extra"]["training"]["steps"] == 10
     assert all(math.isfinite(r["loss"]) for r in log_rows(tmp_path / "model"))
 
 
 def test_throughput_measurement_trains_without_writing(shards, tmp_path):
     from lcm.train.trainer import measure_throughput
 
-    recipe = resolve_recipe(write_yaml(tmp_path / "recipe.yaml",
-                                       train_recipe(shards, tmp_path / "model"))).config
+    recipe = resolve_recipe(write_yaml(tmp_path / "recipe.yaml", train_recipe(shards, tmp_path / "model")),
+                            (), get_registry()).config
     with restored_process_state():
         concepts_per_s = measure_throughput(recipe, steps=4)
     assert math.isfinite(concepts_per_s) and concepts_per_s > 0
@@ -254,7 +256,7 @@ def test_normalizer_of_another_space_is_refused_before_training(shards, tmp_path
     recipe = train_recipe(shards, tmp_path / "model")
     recipe["data"]["normalizer"] = str(tmp_path / "normalizer.json")
     with pytest.raises(RecipeError, match="toy-walk .16-d. vectors but the normalizer .* other"):
-        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
+        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe), (), get_registry())
 
 
 def test_bad_values_are_all_reported_before_training(shards, tmp_path):
@@ -262,7 +264,7 @@ def test_bad_values_are_all_reported_before_training(shards, tmp_path):
     recipe["data"]["max_concepts"] = 1
     recipe["model"]["overrides"] = {"num_layerz": 2}
     with pytest.raises(RecipeError) as caught:
-        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
+        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe), (), get_registry())
     assert [p.split(":")[0] for p in caught.value.problems] == [
         "data.max_concepts", "train.steps", "train.min_lr_ratio", "train.zero_stage", "model"]
     assert "num_layerz" in caught.value.problems[-1]
@@ -279,7 +281,7 @@ def test_empty_shard_set_is_refused(tmp_path):
     RobustScaler.fit(np.zeros((4, SPACE.dim)), SPACE).save(tmp_path / "shards")
     recipe = train_recipe(tmp_path / "shards", tmp_path / "model")
     with pytest.raises(RecipeError, match="holds no documents"):
-        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
+        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe), (), get_registry())
 
 
 # --------------------------------------------------------------------------- the parts

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from lcm.config import write_space
+from lcm.spaces import write_space
 from lcm.errors import DataIntegrityError, InputFileError
 from lcm.interfaces import ConceptSpace
 

@@ -24,6 +24,10 @@ from lcm.model.heads import GenerationState, HeadModule
 class DiffusionHead(HeadModule):
     """A head whose options have ``cfg_dropout`` and ``diffusion`` (a DiffusionConfig)."""
 
+    sampling_options = tuple(f"diffusion.{name}" for name in (
+        "inference_steps", "timestep_spacing", "eta", "initial_noise_scale", "guidance_scale",
+        "guidance_rescale", "epsilon_scaling", "clip"))
+
     def __init__(self, config: Any, trunk: Any, concept_dim: int):
         super().__init__(config, trunk, concept_dim)
         self.scheduler = DDIMScheduler(self.config.diffusion)

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from lcm.config import require_valid
+from lcm.fields import require_valid
 from lcm.diffusion.config import DiffusionConfig
 from lcm.errors import UserError
 

@@ -19,7 +19,7 @@ A head whose trunk input is not the plain concept sequence (One-Tower) overrides
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -72,6 +72,10 @@ class HeadModule(nn.Module, Head):
     Constructed by ``lcm.model.lcm.build_model`` with its options (an instance of ``Config``),
     the trunk's configuration and the dimension D of the concept space.
     """
+
+    sampling_options: ClassVar[tuple[str, ...]] = ()
+    """Options (dotted paths) a generating recipe may change in a trained model: how the next
+    concept is drawn, never what the weights compute (see ``load_checkpoint``'s ``sampling``)."""
 
     def __init__(self, config: Any, trunk: TransformerConfig, concept_dim: int):
         nn.Module.__init__(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
-from lcm.config import choice
+from lcm.fields import choice
 from lcm.data.readers import FORMATS
 from lcm.data.segment import DEFAULT_MAX_CHARS
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from lcm.config import path, write_space
-from lcm.interfaces import Task
+from lcm.fields import path
+from lcm.spaces import write_space
+from lcm.interfaces import RunContext, Task
 
 
 @dataclass
@@ -30,7 +31,7 @@ class FitNormalizer(Task):
     description = "Fit the robust per-dimension normaliser (median, IQR/1.349) on a shard set."
     Config = FitNormalizerConfig
 
-    def run(self, recipe: FitNormalizerConfig) -> Any:
+    def run(self, recipe: FitNormalizerConfig, context: RunContext) -> Any:
         from lcm.data.normalizer import RobustScaler
         from lcm.data.shards import Manifest, load_vectors
 

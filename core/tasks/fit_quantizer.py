@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from lcm.config import path, write_space
-from lcm.interfaces import Task
+from lcm.fields import path
+from lcm.spaces import write_space
+from lcm.interfaces import RunContext, Task
 from lcm.quantize.options import FitOptions
 
 RECONSTRUCTION_FILE = "reconstruction.json"
@@ -41,7 +42,7 @@ class FitQuantizer(Task):
     description = "Fit residual vector quantisation codebooks (Quant-LCM) on normalised concepts."
     Config = FitQuantizerConfig
 
-    def run(self, recipe: FitQuantizerConfig) -> Any:
+    def run(self, recipe: FitQuantizerConfig, context: RunContext) -> Any:
         from lcm.data.normalizer import RobustScaler
         from lcm.data.shards import Manifest
         from lcm.errors import ConceptSpaceMismatchError

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
 
 
 @dataclass
@@ -40,16 +40,12 @@ class Pipeline(Task):
                 continue
             validate_task_body(step, label, result, registry)
 
-    def run(self, recipe: PipelineConfig) -> None:
-        from rich.console import Console
-
+    def run(self, recipe: PipelineConfig, context: RunContext) -> None:
         from lcm.config import typed_config
         from lcm.outputs import run_task
-        from lcm.registry import get_registry
 
-        registry, console = get_registry(), Console(stderr=True)
         for i, step in enumerate(recipe.steps, 1):
-            info = registry.get("task", str(step["task"]))
-            console.rule(f"step {i}/{len(recipe.steps)}: {info.name}")
-            config = typed_config(info.cls, step)
-            run_task(info.cls, config, bool(step.get("overwrite", False)))
+            info = context.registry.get("task", str(step["task"]))
+            context.console.rule(f"step {i}/{len(recipe.steps)}: {info.name}")
+            config = typed_config(info.cls, step, context.registry)
+            run_task(info.cls, config, context, bool(step.get("overwrite", False)))

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from lcm.config import component, path
+from lcm.fields import component, path
 from lcm.data.instruction import DEFAULT_END_SENTENCE
 from lcm.data.readers import RawDocument, count_records, detect_format
 from lcm.errors import InputFileError, UserError
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
 from lcm.tasks.document_input import DocumentInput
 
 TOO_FEW_SENTENCES = "fewer sentences than min_sentences"
@@ -60,15 +60,14 @@ class Prepare(Task):
     description = "Segment and encode text documents into webdataset shards of concept vectors."
     Config = PrepareConfig
 
-    def run(self, recipe: PrepareConfig) -> Any:
+    def run(self, recipe: PrepareConfig, context: RunContext) -> Any:
         from tqdm import tqdm
 
         from lcm.data.shards import Manifest, ShardWriter
-        from lcm.registry import get_registry
 
         if recipe.target_field and detect_format(recipe.input, recipe.format) != "jsonl":
             raise UserError(f"target_field needs .jsonl input (pairs), not {recipe.input}")
-        encoder = get_registry().create("encoder", recipe.encoder)
+        encoder = recipe.encoder.create()
         output = Path(recipe.output)
         started = time.perf_counter()
         records = count_records(recipe.input, recipe.format)

@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from lcm.config import choice, component, path
+from lcm.fields import choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.generate.summary import LONG_INPUT_MODES
-from lcm.interfaces import Task
-from lcm.tasks.generate import NO_SENTENCES, StopConfig, format_counts
+from lcm.interfaces import RunContext, Task
+from lcm.tasks.continuation import NO_SENTENCES, StopConfig, check_spaces, format_counts, stop_rules
 from lcm.tasks.document_input import DocumentInput
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ class SummarizeConfig(DocumentInput):
         "a source longer than max_source_concepts is summarised in near-equal parts whose "
         "summaries are read in order (chunk), or cut to its first max_source_concepts (truncate)"))
     stop: StopConfig = field(default_factory=StopConfig)
+    sampling: dict[str, Any] = field(default_factory=dict)
+    """Head options of the model to change for this run, among those its head lets change
+    (e.g. ``{diffusion: {inference_steps: 10}}``); the rest are the checkpoint's own."""
     seed: int = 0
     """Seeds heads that sample, so a run is reproducible."""
     device: str = "cpu"
@@ -93,22 +96,19 @@ class Summarize(Task):
     description = "Summarise a recording or a text with a fine-tuned model; show where each sentence came from."
     Config = SummarizeConfig
 
-    def run(self, recipe: SummarizeConfig) -> list[dict[str, Any]]:
+    def run(self, recipe: SummarizeConfig, context: RunContext) -> list[dict[str, Any]]:
         from lcm.model.checkpoint import load_checkpoint
-        from lcm.registry import get_registry
-        from lcm.tasks.generate import check_spaces, stop_rules
 
         started = time.perf_counter()
         source = check_input_file(recipe.input)
         if recipe.evaluation_output and not recipe.reference_field:
             raise UserError("evaluation_output needs reference_field (the input's reference summaries)")
-        loaded = load_checkpoint(recipe.model, device=recipe.device)
-        registry = get_registry()
-        encoder = registry.create("encoder", recipe.encoder)
-        decoder = registry.create("decoder", recipe.decoder)  # checked here, made per document
+        loaded = load_checkpoint(recipe.model, context.registry, recipe.device, recipe.sampling)
+        encoder = recipe.encoder.create()
+        decoder = recipe.decoder.create()  # checked here, made per document
         check_spaces(loaded.space, encoder, decoder)
         reads_recordings = _reads_recordings(encoder)
-        framing = _framing_encoder(recipe, encoder, registry)
+        framing = _framing_encoder(recipe, encoder)
         if framing is not encoder:
             check_spaces(loaded.space, framing, decoder)
         rules = stop_rules(recipe.stop, recipe.max_summary_concepts, framing)
@@ -121,7 +121,7 @@ class Summarize(Task):
         results = []
         for doc in documents:
             # A fresh decoder per document: what it observes (the source) stays that document's.
-            decoder = registry.create("decoder", recipe.decoder)
+            decoder = recipe.decoder.create()
             result = summarize_document(doc, loaded, rules, suffix, cap, recipe, decoder)
             if recipe.reference_field:
                 result["reference"] = doc.reference
@@ -165,10 +165,10 @@ def _reads_recordings(encoder: Any) -> bool:
     return True
 
 
-def _framing_encoder(recipe: SummarizeConfig, encoder: Any, registry: Any) -> Any:
+def _framing_encoder(recipe: SummarizeConfig, encoder: Any) -> Any:
     """The encoder of the framing sentences: ``text_encoder``, else ``encoder`` if it takes text."""
     if recipe.text_encoder is not None:
-        return registry.create("encoder", recipe.text_encoder)
+        return recipe.text_encoder.create()
     if "text" in encoder.modalities:
         return encoder
     raise UserError(f"encoder {encoder.name!r} takes no text, but the end sentence "

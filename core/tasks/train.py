@@ -6,10 +6,10 @@ architecture and its overrides, and that the normaliser was fitted in the shards
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from lcm.errors import UserError
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
 from lcm.train.options import TrainRecipe
 
 
@@ -17,6 +17,17 @@ class Train(Task):
     name = "train"
     description = "Train a concept model on shards with DeepSpeed (ZeRO, bf16, resume)."
     Config = TrainRecipe
+
+    @staticmethod
+    def section_defaults(body: dict) -> dict[str, dict[str, Any]]:
+        """The head options the architecture was published with (a Two-Tower's denoiser depth
+        is part of its size); the recipe's own head options override them."""
+        from lcm.model.config import head_options
+
+        model, head = body.get("model"), body.get("head")
+        if not isinstance(model, dict) or not isinstance(head, dict):
+            return {}
+        return {"head": head_options(str(model.get("arch", "toy")), str(head.get("name")))}
 
     @staticmethod
     def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
@@ -49,7 +60,16 @@ class Train(Task):
         """A resumed run carries on the earlier run's checkpoints, logs and model."""
         return recipe.train.resume not in (False, "", "false", "False")
 
-    def run(self, recipe: TrainRecipe) -> Any:
+    def run(self, recipe: TrainRecipe, context: RunContext) -> Any:
         from lcm.train.trainer import train
 
         return train(recipe)
+
+
+def resolve_head(registry: Any, arch: str, head: Mapping[str, Any]) -> Any:
+    """A ``head`` section as a train recipe spells it, resolved (a ComponentSpec) over the
+    head options architecture ``arch`` was published with."""
+    from lcm.components import resolve
+    from lcm.model.config import head_options
+
+    return resolve(registry, "head", {**head_options(arch, str(head["name"])), **head})

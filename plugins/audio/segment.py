@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lcm.config import bounded, require_valid
+from lcm.fields import bounded, require_valid
 from lcm.errors import InputFileError
 
 from .io import Audio

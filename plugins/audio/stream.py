@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from lcm.config import require_valid
+from lcm.fields import require_valid
 
 from .io import SAMPLE_RATE, inspect_audio, resample, to_mono
 from .segment import SegmentConfig, Utterance, frame_length, frame_levels_db, utterance_spans

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from lcm.config import bounded, choice
+from lcm.fields import bounded, choice
 from lcm.errors import UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Decoder

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from lcm.config import bounded
+from lcm.fields import bounded
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Encoder
 

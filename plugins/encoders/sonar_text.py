@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from lcm.config import bounded
+from lcm.fields import bounded
 from lcm.errors import UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Encoder

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from lcm.config import bounded, choice, component, component_options, path
+from lcm.components import ComponentSpec
+from lcm.fields import bounded, choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
@@ -67,16 +68,13 @@ class WhisperCascadeEncoder(Encoder):
 
     @classmethod
     def concept_space(cls, config: WhisperCascadeConfig) -> ConceptSpace | None:
-        cls_, options = _text_encoder_class(config.text_encoder)
-        return cls_.concept_space(component_options(cls_, options))
+        spec = _text_encoder_spec(config.text_encoder)
+        return spec.cls.concept_space(spec.options)
 
     @property
     def text_encoder(self) -> Encoder:
         if self._text_encoder is None:
-            from lcm.registry import get_registry
-
-            _text_encoder_class(self.config.text_encoder)  # refuses a non-text encoder
-            self._text_encoder = get_registry().create("encoder", self.config.text_encoder)
+            self._text_encoder = _text_encoder_spec(self.config.text_encoder).create()
         return self._text_encoder
 
     @property
@@ -156,18 +154,16 @@ class WhisperCascadeEncoder(Encoder):
         return texts
 
 
-def _text_encoder_class(spec: Any) -> tuple[type, dict[str, Any]]:
-    """The registered text encoder a ``text_encoder`` section names, and its options."""
-    from lcm.registry import get_registry
-
-    options = dict(spec or {})
-    if "name" not in options:
-        raise UserError("whisper_cascade: text_encoder needs the name of a text encoder")
-    info = get_registry().get("encoder", str(options.pop("name")))
-    if "text" not in info.cls.modalities:
-        raise UserError(f"whisper_cascade: text_encoder {info.name!r} does not take text "
-                        f"(it takes {', '.join(info.cls.modalities)}); name a text encoder")
-    return info.cls, options
+def _text_encoder_spec(spec: Any) -> ComponentSpec:
+    """The resolved ``text_encoder`` section (the recipe's validation resolved it), refused
+    where it names an encoder that does not take text."""
+    if not isinstance(spec, ComponentSpec):
+        raise UserError("whisper_cascade: text_encoder must be a resolved encoder section "
+                        "(create the encoder through a registry)")
+    if "text" not in spec.cls.modalities:
+        raise UserError(f"whisper_cascade: text_encoder {spec.name!r} does not take text "
+                        f"(it takes {', '.join(spec.cls.modalities)}); name a text encoder")
+    return spec
 
 
 @hookimpl

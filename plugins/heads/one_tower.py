@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lcm.config import bounded
+from lcm.fields import bounded
 from lcm.diffusion.config import DiffusionConfig
 from lcm.diffusion.head import DiffusionHead
 from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets

@@ -30,7 +30,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-from lcm.config import path
+from lcm.fields import path
 from lcm.errors import ConceptSpaceMismatchError, InputFileError, UserError
 from lcm.model.heads import GenerationState, HeadModule, LossOutput, next_concept_pairs
 from lcm.model.transformer import RMSNorm, SwiGLU

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lcm.config import bounded, require_valid
+from lcm.fields import bounded, require_valid
 from lcm.diffusion.config import DiffusionConfig
 from lcm.diffusion.head import DiffusionHead
 from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets

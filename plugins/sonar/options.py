@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from lcm.config import bounded, choice, path
+from lcm.fields import bounded, choice, path
 from lcm.errors import UserError
 
 DTYPES = ("fp32", "fp16", "bf16")

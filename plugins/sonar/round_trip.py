@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lcm.config import component, path
+from lcm.fields import component, path
 from lcm.hookspecs import hookimpl
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
 
 from .languages import language_problem
 
@@ -42,13 +42,11 @@ class RoundTrip(Task):
     description = "Encode sentences to SONAR vectors and decode them back in other languages."
     Config = RoundTripConfig
 
-    def run(self, recipe: RoundTripConfig) -> dict[str, Any]:
+    def run(self, recipe: RoundTripConfig, context: RunContext) -> dict[str, Any]:
         from lcm.data.readers import read_documents
-        from lcm.registry import get_registry
 
-        registry = get_registry()
-        encoder = registry.create("encoder", recipe.encoder)
-        decoder = registry.create("decoder", recipe.decoder)
+        encoder = recipe.encoder.create()
+        decoder = recipe.decoder.create()
         skipped: dict[str, int] = {}
 
         def on_skip(reason: str) -> None:

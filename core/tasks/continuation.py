@@ -1,0 +1,45 @@
+"""What the tasks that continue documents share (generate, summarize): stop options and the
+loop's rules from them, the concept-space check of a model's encoder and decoder, counts."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from lcm.errors import ConceptSpaceMismatchError
+
+NO_SENTENCES = "no sentences after segmentation"
+
+
+@dataclass
+class StopConfig:
+    end_sentence: Optional[str] = "End of text."
+    """Its encoding is the end concept; None disables this rule."""
+    end_threshold: float = 0.9
+    """Stop when a new concept's cosine to the end concept exceeds this."""
+    repetition_threshold: Optional[float] = 0.9
+    """Stop when a new concept's cosine to the previous one exceeds this; None disables."""
+
+
+def check_spaces(space: Any, encoder: Any, decoder: Any) -> None:
+    """Refuse an encoder or decoder of another concept space than the model's."""
+    for component_ in (encoder, decoder):
+        theirs = component_.concept_space(component_.config)
+        if theirs is not None and theirs != space:
+            raise ConceptSpaceMismatchError(
+                f"the model was trained in {space}, but {component_.kind} "
+                f"{component_.name!r} works in {theirs}")
+
+
+def stop_rules(stop: StopConfig, max_new_concepts: int, text_encoder: Any) -> Any:
+    """The loop's StopRules for ``stop``; the end sentence is encoded with ``text_encoder``."""
+    from lcm.generate.loop import StopRules
+
+    rules = StopRules(max_new_concepts, None, stop.end_threshold, stop.repetition_threshold)
+    if stop.end_sentence:
+        rules.end_concept = text_encoder.encode([stop.end_sentence])[0].float()
+    return rules
+
+
+def format_counts(counter: Counter) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(counter.items())) or "none"
