@@ -19,7 +19,8 @@ STYLES = ("pretrain", "supervised")
 MINIMUMS = {
     "data": {"max_concepts": 2, "batch_size": 1, "num_workers": 0, "shuffle_buffer": 1},
     "train": {"steps": 1, "warmup_steps": 0, "grad_accum": 1, "checkpoint_every": 1,
-              "keep_checkpoints": 1, "log_every": 1, "lr": 0.0, "weight_decay": 0.0},
+              "keep_checkpoints": 1, "log_every": 1, "lr": 0.0, "weight_decay": 0.0,
+              "max_nonfinite_steps": 1},
 }
 """Smallest allowed values (a window needs two concepts: a context and a next one)."""
 
@@ -91,6 +92,9 @@ class TrainOptions:
     log_every: int = 10
     export_dtype: str = choice("fp32", ("fp32", "fp16", "bf16"), help=(
         "dtype of the exported model's weights; fp16 halves the file (loading casts back)"))
+    max_nonfinite_steps: int = 3
+    """Stop (exit 1, no model exported) after this many consecutive steps whose loss is NaN or
+    inf; fp16 overflow steps that DeepSpeed skips are counted in the log either way."""
     resume: Union[bool, str] = False
     """true: continue from the output's latest checkpoint (or start if there is none);
     a path: continue from that checkpoint directory."""

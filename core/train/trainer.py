@@ -17,6 +17,7 @@ from typing import Iterator
 
 import torch
 
+from lcm.errors import TrainingDivergedError
 from lcm.train import checkpointing
 from lcm.train.checkpointing import CHECKPOINTS, TrainerState
 from lcm.train.data import Batch, BatchStream, DataPosition
@@ -54,6 +55,8 @@ class TrainingSummary:
     windows_skipped: int
     output: str
     sources_cut: int = 0
+    skipped_steps: int = 0
+    """Optimizer steps DeepSpeed skipped (fp16 overflow)."""
 
     def line(self) -> str:
         return (f"trained {self.steps} steps in {self.seconds:.1f} s: loss {self.first_loss:.4f} "
@@ -61,6 +64,7 @@ class TrainingSummary:
                 f"{self.documents_read} documents read, {self.windows_skipped} windows skipped "
                 f"(too short to learn from)"
                 + (f", {self.sources_cut} sources cut to fit" if self.sources_cut else "")
+                + (f", {self.skipped_steps} steps skipped (overflow)" if self.skipped_steps else "")
                 + f"; model -> {self.output}")
 
 
@@ -87,6 +91,7 @@ class Trainer:
                   f"{torch.get_num_threads()} torch thread(s))")
         self.dtype = _DTYPES[self.options.precision]
         self.state = TrainerState(world_size=self.context.world_size)
+        self._nonfinite = 0  # consecutive steps with a NaN/inf loss
         self.stream = self._stream(DataPosition())
         self._batches: Iterator[Batch] = iter(self.stream)
 
@@ -130,7 +135,18 @@ class Trainer:
         if reported is not None:
             grad_norm = float(reported)
         self.state.step += 1
+        self._check_finite(loss_sum)
         return StepResult(loss_sum, self.options.grad_accum, concepts, float(grad_norm or 0.0), lr)
+
+    def _check_finite(self, loss_sum: float) -> None:
+        """Stop after ``max_nonfinite_steps`` consecutive steps with a NaN/inf loss on any rank."""
+        (bad,) = all_reduce_sum([0.0 if math.isfinite(loss_sum) else 1.0], self.context.device)
+        self._nonfinite = self._nonfinite + 1 if bad else 0
+        if self._nonfinite >= self.options.max_nonfinite_steps:
+            raise TrainingDivergedError(
+                f"training stopped at step {self.state.step}: the loss was NaN or inf for "
+                f"{self._nonfinite} consecutive steps (train.max_nonfinite_steps); no model was "
+                f"exported (lower train.lr, or check the data and normaliser)")
 
     def _unsharded_grad_norm(self) -> float | None:
         """The gradient norm where DeepSpeed does not report one (ZeRO stage 0 in fp32).
@@ -211,7 +227,8 @@ class Trainer:
         row = {"step": self.state.step, "loss": loss_sum / micro,
                "lr": window.lr, "grad_norm": window.grad_norm,
                "concepts_per_s": concepts / seconds,
-               "elapsed_s": self.state.elapsed_s + time.perf_counter() - session_start}
+               "elapsed_s": self.state.elapsed_s + time.perf_counter() - session_start,
+               "skipped_steps": self.engine.skipped_steps}
         self.state.history.append(row)
         return row
 
@@ -234,7 +251,7 @@ class Trainer:
         first, last = (history[0]["loss"], history[-1]["loss"]) if history else (math.nan, math.nan)
         return TrainingSummary(self.state.step, first, last, concepts / training_seconds,
                                time.perf_counter() - session_start, int(documents), int(skipped),
-                               str(self.recipe.output), int(cut))
+                               str(self.recipe.output), int(cut), int(self.engine.skipped_steps))
 
     def _export(self, summary: TrainingSummary, work: Path) -> None:
         """Save the inference checkpoint (fp32 weights, normaliser) on rank 0."""
