@@ -190,3 +190,17 @@ def test_every_package_folder_is_listed_in_pyproject():
             rel = init.parent.relative_to(REPO / root).parts
             found.add(".".join((prefix, *rel)))
     assert found == listed
+
+
+@pytest.mark.parametrize("value", ["${oc.env:HOME}/out", "runs/${oc.decode:'1'}",
+                                   "${oc.select:vars.base}"])
+def test_resolvers_other_than_interpolation_are_refused(tmp_path, value, monkeypatch):
+    monkeypatch.setenv("HOME", "/secret")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\nvars: {base: runs}\n")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(recipe, [f"output={value}"])
+    [problem] = caught.value.problems
+    assert problem.startswith("output: resolver ${oc.") and "is not allowed in recipes" in problem
+    assert "/secret" not in str(caught.value)
+    assert load_recipe(recipe, ["output=${vars.base}/x"]).output == "runs/x"
