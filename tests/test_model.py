@@ -161,7 +161,7 @@ def test_mse_loss_falls_when_fitting_a_synthetic_sequence():
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     model, normalizer = toy_model(seed=3), toy_normalizer()
     target = save_checkpoint(tmp_path / "ckpt", model, normalizer, extra={"step": 7})
-    assert sorted(os.listdir(target)) == ["concept_space.json", "config.json",
+    assert sorted(os.listdir(target)) == [".lcm-output", "concept_space.json", "config.json",
                                           "model.safetensors", "normalizer.json"]
     loaded = load_checkpoint(target)
     x = random_concepts(2, 5)
