@@ -90,7 +90,8 @@ class Trainer:
                   f"{self.context.world_size} rank(s), {self.context.backend} on {self.context.device}, "
                   f"{torch.get_num_threads()} torch thread(s))")
         self.dtype = _DTYPES[self.options.precision]
-        self.state = TrainerState(world_size=self.context.world_size)
+        self.state = TrainerState(world_size=self.context.world_size,
+                                  options=checkpointing.run_options(recipe))
         self._nonfinite = 0  # consecutive steps with a NaN/inf loss
         self.stream = self._stream(DataPosition())
         self._batches: Iterator[Batch] = iter(self.stream)
@@ -173,7 +174,7 @@ class Trainer:
         work = self.recipe.training_path()
         self._start_or_resume(work)
         log = TrainingLog(work / LOGS, self.state.history, self.state.step) if context.is_main else None
-        session_start, window, session = time.perf_counter(), _Window(), _Window()
+        session_start, window, session = time.perf_counter(), _Window(self.state.window), _Window()
         progress = tqdm(total=options.steps, initial=self.state.step, unit="step",
                         desc="train", disable=not context.is_main, dynamic_ncols=True)
         try:
@@ -192,7 +193,7 @@ class Trainer:
                     window = _Window()
                 if self.state.step % options.checkpoint_every == 0 or done:
                     paused = time.perf_counter()
-                    self._checkpoint(work, session_start)
+                    self._checkpoint(work, session_start, window)
                     for clock in (window, session):  # throughput counts training time only
                         clock.started += time.perf_counter() - paused
         finally:
@@ -206,15 +207,18 @@ class Trainer:
     def _start_or_resume(self, work: Path) -> None:
         target = checkpointing.resolve_resume(self.options.resume, work)
         if target is None:
+            if self.options.resume not in (False, "", "false", "False"):
+                self._say(f"train.resume: no checkpoint in {work / CHECKPOINTS}; starting afresh")
             stale = [p for p in (work / CHECKPOINTS, work / LOGS) if p.exists()]
             if stale:  # a fresh run: earlier checkpoints and logs would mix in
-                self._say(f"starting afresh (train.resume is off): removing {', '.join(map(str, stale))}")
+                self._say(f"starting afresh: removing {', '.join(map(str, stale))}")
             if self.context.is_main:
                 for directory in stale:
                     shutil.rmtree(directory)
             barrier()
             return
-        self.state = checkpointing.load(self.engine, target, self.context)
+        self.state = checkpointing.load(self.engine, target, self.context,
+                                        checkpointing.run_options(self.recipe))
         checkpointing.restore_rng(self.state.rng)
         self.stream = self._stream(self.state.position)
         self._batches = iter(self.stream)
@@ -232,10 +236,10 @@ class Trainer:
         self.state.history.append(row)
         return row
 
-    def _checkpoint(self, work: Path, session_start: float) -> None:
+    def _checkpoint(self, work: Path, session_start: float, window: "_Window") -> None:
         saved = replace(self.state, position=replace(self.stream.position),
                         elapsed_s=self.state.elapsed_s + time.perf_counter() - session_start,
-                        rng=checkpointing.capture_rng())
+                        rng=checkpointing.capture_rng(), window=window.sums())
         checkpointing.save(self.engine, work / CHECKPOINTS, saved, self.context,
                            self.options.keep_checkpoints)
         if self.context.is_main and self.state.history:
@@ -280,12 +284,20 @@ class Trainer:
 
 
 class _Window:
-    """Sums over a span of steps (between two log rows, or a whole session)."""
+    """Sums over a span of steps (between two log rows, or a whole session); ``saved``: the
+    sums a checkpoint kept of a window that a resumed run continues."""
 
-    def __init__(self) -> None:
+    _SUMS = ("loss_sum", "micro_batches", "concepts", "grad_norm", "lr")
+
+    def __init__(self, saved: dict[str, float] | None = None) -> None:
         self.started = time.perf_counter()
         self.loss_sum, self.micro_batches, self.concepts = 0.0, 0, 0
         self.grad_norm = self.lr = 0.0
+        for name, value in (saved or {}).items():
+            setattr(self, name, value)
+
+    def sums(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in self._SUMS}
 
     def add(self, result: StepResult) -> None:
         self.loss_sum += result.loss_sum
