@@ -9,6 +9,7 @@ before anything runs, in the spirit of torchtune's config validation.
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -49,7 +50,29 @@ def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
         cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
     except OmegaConfBaseException as exc:
         raise UserError(f"bad override: {_first_line(exc)}") from None
+    problems = resolver_problems(OmegaConf.to_container(cfg, resolve=False))
+    if problems:
+        raise RecipeError(str(source), problems)
     return cfg
+
+
+ALLOWED_RESOLVERS: tuple[str, ...] = ()
+"""OmegaConf resolvers a recipe may call: none. ``${key}`` interpolation is the documented way
+to share values; a resolver such as ``${oc.env:VAR}`` would let a recipe read the environment
+into an output path or a file."""
+_RESOLVER = re.compile(r"\$\{\s*([\w.\-]+)\s*:")
+
+
+def resolver_problems(node: Any, where: str = "") -> list[str]:
+    """Every value of a raw recipe that calls a resolver lcm does not document."""
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in resolver_problems(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in resolver_problems(v, f"{where}[{i}]")]
+    if isinstance(node, str):
+        return [f"{where}: resolver ${{{name}:...}} is not allowed in recipes (only ${{key}} "
+                f"interpolation is)" for name in _RESOLVER.findall(node) if name not in ALLOWED_RESOLVERS]
+    return []
 
 
 def _first_line(exc: BaseException) -> str:

@@ -219,3 +219,17 @@ def test_every_out_of_range_option_is_reported_at_once(tmp_path):
     assert validated.returncode == 2
     for problem in expected:
         assert problem in validated.stdout, validated.stdout
+
+
+@pytest.mark.parametrize("value", ["${oc.env:HOME}/out", "runs/${oc.decode:'1'}",
+                                   "${oc.select:vars.base}"])
+def test_resolvers_other_than_interpolation_are_refused(tmp_path, value, monkeypatch):
+    monkeypatch.setenv("HOME", "/secret")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\nvars: {base: runs}\n")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(recipe, [f"output={value}"])
+    [problem] = caught.value.problems
+    assert problem.startswith("output: resolver ${oc.") and "is not allowed in recipes" in problem
+    assert "/secret" not in str(caught.value)
+    assert load_recipe(recipe, ["output=${vars.base}/x"]).output == "runs/x"

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from lcm.errors import UserError
 from lcm.generate.loop import STOP_MAX_LENGTH, StopRules, generate
 from lcm.generate.recompute import recomputing
 from lcm.model.checkpoint import load_checkpoint, save_checkpoint
@@ -94,3 +95,49 @@ def test_checkpoint_round_trip_gives_identical_outputs(name, task, tmp_path):
     for a, b in zip(generate(model, prompts(task), RULES, seed=5),
                     generate(loaded, prompts(task), RULES, seed=5)):
         assert torch.equal(a.concepts, b.concepts)
+
+
+@pytest.mark.parametrize("name", ["two_tower", "one_tower"])
+def test_a_checkpoint_generates_the_same_after_every_default_changes(name, task, tmp_path,
+                                                                     monkeypatch):
+    """Checkpoints store every head option (diffusion settings included) and load from them,
+    so a later change of the code's defaults does not change what a trained model generates;
+    sampling options stay overridable at generation (issue 8 item 7)."""
+    import dataclasses
+
+    from lcm.components import resolve
+    from lcm.diffusion.config import DiffusionConfig
+
+    model = toy_head_model(name, tmp_path, seed=2)
+    fit(model, task, steps=3)
+    save_checkpoint(tmp_path / "model", model, toy_normalizer(SPACE))
+    before = generate(model, prompts(task), RULES, seed=5)
+
+    @dataclasses.dataclass
+    class ChangedDiffusion(DiffusionConfig):
+        train_steps: int = 50
+        schedule: str = "linear"
+        inference_steps: int = 7
+        timestep_spacing: str = "leading"
+        initial_noise_scale: float = 1.0
+        guidance_scale: float = 1.5
+        clip: float = 3.0
+
+    head_cls = type(model.head)
+    changed = dataclasses.make_dataclass("ChangedHeadConfig", [
+        ("cfg_dropout", float, 0.5),
+        ("diffusion", ChangedDiffusion, dataclasses.field(default_factory=ChangedDiffusion))],
+        bases=(head_cls.Config,))
+    monkeypatch.setattr(head_cls, "Config", changed)
+    assert resolve(get_registry(), "head", {"name": name}).options.diffusion.inference_steps == 7
+
+    loaded = load_checkpoint(tmp_path / "model", get_registry()).model
+    assert loaded.head.config.diffusion.inference_steps == 40  # what it was trained with
+    for a, b in zip(before, generate(loaded, prompts(task), RULES, seed=5)):
+        assert torch.equal(a.concepts, b.concepts)
+
+    faster = load_checkpoint(tmp_path / "model", get_registry(),
+                             sampling={"diffusion": {"inference_steps": 5}}).model
+    assert faster.head.config.diffusion.inference_steps == 5
+    with pytest.raises(UserError, match="cfg_dropout cannot change at generation"):
+        load_checkpoint(tmp_path / "model", get_registry(), sampling={"cfg_dropout": 0.1})

@@ -162,13 +162,13 @@ def test_mse_loss_falls_when_fitting_a_synthetic_sequence():
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     model, normalizer = toy_model(seed=3), toy_normalizer()
     target = save_checkpoint(tmp_path / "ckpt", model, normalizer, extra={"step": 7})
-    assert sorted(os.listdir(target)) == ["concept_space.json", "config.json",
+    assert sorted(os.listdir(target)) == [".lcm-output", "concept_space.json", "config.json",
                                           "model.safetensors", "normalizer.json"]
     loaded = load_checkpoint(target, get_registry())
     x = random_concepts(2, 5)
     assert torch.equal(loaded.model.contextualize(x), model.contextualize(x))
     assert loaded.space == TOY_SPACE and loaded.meta["extra"] == {"step": 7}
-    assert loaded.meta["arch"] == "toy" and loaded.meta["head"] == {"name": "mse"}
+    assert loaded.meta["arch"] == "toy" and loaded.meta["head"] == {"name": "mse", "postnet_bias": True}
     assert (loaded.normalizer.center == normalizer.center).all()
 
 

@@ -59,8 +59,11 @@ def test_fit_normalizer_end_to_end(prepared_sample, tmp_path):
     vectors = np.concatenate([d.vectors for d in iter_documents(prepared_sample.shards)])
     normalised = scaler.normalize(vectors.astype(np.float32))
     q25, median, q75 = np.quantile(normalised, [0.25, 0.5, 0.75], axis=0)
-    varying = scaler.scale > 1e-5  # all-MiniLM-L6-v2 has a few constant (zero) dimensions
-    assert varying.sum() > 370
+    raw_q25, raw_q75 = np.quantile(vectors.astype(np.float32), [0.25, 0.75], axis=0)
+    varying = raw_q75 > raw_q25  # all-MiniLM-L6-v2 has a few constant (zero) dimensions
+    assert varying.sum() > 370 and scaler.fallback_dims == (~varying).sum()
+    assert (scaler.scale[~varying] == 1.0).all()  # a safe scale, said in one line
+    assert f"{scaler.fallback_dims} of 384 dimensions have a collapsed robust scale" in result.stdout
     np.testing.assert_allclose(median, 0, atol=1e-3)
     np.testing.assert_allclose((q75 - q25)[varying], 1.349, rtol=1e-3)
 

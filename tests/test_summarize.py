@@ -134,7 +134,7 @@ def test_skipped_documents_are_counted(tmp_path, registry, capsys):
     assert main(["run", recipe]) == 0
     assert "(skipped: 1 empty document)" in capsys.readouterr().out
     docs.write_text(json.dumps({"text": " "}) + "\n")
-    assert main(["run", recipe]) == 2
+    assert main(["run", recipe, "overwrite=true"]) == 2
     assert "nothing to summarise (1 empty document)" in capsys.readouterr().err
 
 

@@ -13,6 +13,7 @@ import torch
 from lcm.data.instruction import FRAMING_FILE, SOURCE_LENGTH_KEY, Framing
 from lcm.data.segment import segment_document
 from lcm.data.shards import Manifest, iter_documents
+from lcm.registry import get_registry
 from lcm.train.data import pad_masks, pad_windows, pair_window
 from tests._data_fixtures import REPO, run_lcm, write_recipe
 from tests._summarizer_fixtures import noisy_source_pairs, write_pair_shards

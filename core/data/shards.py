@@ -83,11 +83,15 @@ class ShardWriter:
         self._sentences = 0
 
     def write(self, doc: Document) -> None:
-        vectors = np.asarray(doc.vectors, dtype=np.float16)
+        with np.errstate(over="ignore"):  # an overflow becomes inf, refused below
+            vectors = np.asarray(doc.vectors, dtype=np.float16)
         if vectors.shape != (len(doc.sentences), self.space.dim):
             raise DataIntegrityError(
                 f"document {doc.id}: {vectors.shape[0]} vectors of dim {vectors.shape[-1]} for "
                 f"{len(doc.sentences)} sentences in space {self.space}")
+        problem = nonfinite_problem(vectors)  # fp16 overflows to inf beyond 65504
+        if problem:
+            raise DataIntegrityError(f"document {doc.id}: the encoder gave {problem}")
         buffer = io.BytesIO()
         np.save(buffer, vectors)
         self._writer.write({
@@ -144,6 +148,16 @@ class ShardWriter:
             self._discard()
 
 
+def nonfinite_problem(vectors: np.ndarray) -> str | None:
+    """Where ``vectors`` hold NaN or inf (count and first row), or None: never train on them."""
+    finite = np.isfinite(vectors)
+    if finite.all():
+        return None
+    bad_rows = np.flatnonzero(~finite.all(axis=tuple(range(1, vectors.ndim))))
+    return (f"{int((~finite).sum())} non-finite values (NaN/inf) in {len(bad_rows)} vector(s), "
+            f"first at row {int(bad_rows[0])}")
+
+
 def shard_paths(directory: str | Path) -> list[Path]:
     """The shard files a manifest lists, each checked to exist."""
     directory = Path(directory)
@@ -167,6 +181,9 @@ def decode_sample(sample: dict[str, Any], source: str) -> Document:
         raise DataIntegrityError(
             f"{source}: document {key} has {vectors.shape[0] if vectors.ndim else 0} vectors for "
             f"{len(sentences)} sentences; refusing the shard set rather than dropping rows")
+    problem = nonfinite_problem(vectors)
+    if problem:
+        raise DataIntegrityError(f"{source}: document {key} has {problem}; refusing the shard set")
     return Document(str(key), list(sentences), vectors, meta)
 
 

@@ -45,4 +45,8 @@ class FitNormalizer(Task):
         print(f"fitted the robust normaliser on {len(vectors)} vectors of {space} to {saved}; "
               f"scale per dimension from {scaler.scale.min():.4g} to {scaler.scale.max():.4g}, "
               f"mean |center| {abs(scaler.center).mean():.4g}")
+        if scaler.fallback_dims:
+            print(f"warning: {scaler.fallback_dims} of {space.dim} dimensions have a collapsed "
+                  f"robust scale (almost always the same value); they use their standard "
+                  f"deviation instead (1.0 where that is ~0 too)")
         return scaler

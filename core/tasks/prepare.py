@@ -144,7 +144,7 @@ class _Pending:
 
         if self.documents:
             vectors = encoder.encode([s for _, _, sentences in self.documents for s in sentences])
-            vectors = vectors.detach().cpu().numpy().astype("float16")
+            vectors = vectors.detach().cpu().numpy()  # the writer stores fp16, refusing overflow
             start = 0
             for key, doc, sentences in self.documents:
                 end = start + len(sentences)

@@ -35,6 +35,11 @@ class Train(Task):
         from lcm.train.inputs import check_inputs
 
         prefix = f"{where}." if where else ""
+        resume = (body.get("train") or {}).get("resume", False)
+        if isinstance(resume, str) and resume not in ("", "true", "True", "false", "False") \
+                and not result.will_exist(resume):
+            result.problems.append(f"{prefix}train.resume: {resume!r} is neither true/false nor "
+                                   f"an existing checkpoint folder")
         model = body.get("model") or {}
         try:
             get_arch(str(model.get("arch", "toy")), model.get("overrides") or {})

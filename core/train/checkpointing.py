@@ -51,6 +51,10 @@ class TrainerState:
     elapsed_s: float = 0.0
     """Training time of all earlier sessions of this run."""
     rng: dict[str, Any] = field(default_factory=dict)
+    window: dict[str, float] = field(default_factory=dict)
+    """Sums of the log window open at the checkpoint, so a resumed run logs the same rows."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """The recipe values that define the run (``run_options``); a resume must not change them."""
 
 
 def step_name(step: int) -> str:
@@ -129,7 +133,30 @@ def save(engine, root: Path, state: TrainerState, context: DistributedContext,
 
 def _as_dict(state: TrainerState) -> dict[str, Any]:
     return {"step": state.step, "position": asdict(state.position), "history": state.history,
-            "world_size": state.world_size, "elapsed_s": state.elapsed_s, "rng": state.rng}
+            "world_size": state.world_size, "elapsed_s": state.elapsed_s, "rng": state.rng,
+            "window": state.window, "options": state.options}
+
+
+RUN_OPTIONS = {"data": ("batch_size", "max_concepts", "shuffle_buffer"),
+               "train": ("style", "lr", "warmup_steps", "min_lr_ratio", "weight_decay", "betas",
+                         "eps", "grad_clip", "grad_accum", "seed", "precision", "zero_stage")}
+"""What a resumed run must share with the run it continues (``train.steps`` may grow)."""
+
+
+def run_options(recipe: Any) -> dict[str, Any]:
+    """The values of ``RUN_OPTIONS`` in a train recipe, by dotted name."""
+    return {f"{section}.{name}": _plain(getattr(getattr(recipe, section), name))
+            for section, names in RUN_OPTIONS.items() for name in names}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def changed_options(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``name: was -> now`` for every run option a resume would change."""
+    return [f"{name} {saved[name]!r} -> {value!r}" for name, value in current.items()
+            if name in saved and saved[name] != value]
 
 
 def _prune(root: Path, keep: int) -> None:
@@ -169,8 +196,12 @@ def resolve_resume(resume: bool | str, training_dir: Path) -> Path | None:
     return found
 
 
-def load(engine, directory: Path, context: DistributedContext) -> TrainerState:
-    """Restore ``engine`` (weights, optimizer, scheduler) and return the trainer's state."""
+def load(engine, directory: Path, context: DistributedContext,
+         options: dict[str, Any]) -> TrainerState:
+    """Restore ``engine`` (weights, optimizer, scheduler) and return the trainer's state.
+
+    ``options``: this recipe's ``run_options``; a checkpoint of a run with others is refused.
+    """
     from lcm.train.safe_load import weights_only_loading
 
     path = state_file(directory, context.rank)
@@ -181,12 +212,17 @@ def load(engine, directory: Path, context: DistributedContext) -> TrainerState:
         data = json.loads(path.read_text())
         state = TrainerState(int(data["step"]), DataPosition(**data["position"]),
                              list(data["history"]), int(data["world_size"]),
-                             float(data["elapsed_s"]), dict(data["rng"]))
+                             float(data["elapsed_s"]), dict(data["rng"]),
+                             dict(data.get("window", {})), dict(data.get("options", {})))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise InputFileError(path, f"malformed trainer state: {exc}") from None
     if state.world_size != context.world_size:
         raise UserError(f"{directory}: written by {state.world_size} ranks, resumed with "
                         f"{context.world_size}; the data order would change")
+    changed = changed_options(state.options, options)
+    if changed:
+        raise UserError(f"{directory}: resuming would change {', '.join(changed)}; set them back "
+                        f"or start afresh (train.resume=false)")
     with weights_only_loading(engine):
         loaded, _ = engine.load_checkpoint(str(directory.parent), tag=directory.name)
     if loaded is None:

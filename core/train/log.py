@@ -9,7 +9,8 @@ import csv
 from pathlib import Path
 from typing import Iterable
 
-COLUMNS = ("step", "loss", "lr", "grad_norm", "concepts_per_s", "elapsed_s")
+COLUMNS = ("step", "loss", "lr", "grad_norm", "concepts_per_s", "elapsed_s", "skipped_steps")
+"""``skipped_steps``: optimizer steps DeepSpeed skipped so far (fp16 overflow)."""
 CSV_FILE = "train_log.csv"
 PLOT_FILE = "loss.png"
 

@@ -68,6 +68,9 @@ class TrainOptions:
     log_every: int = bounded(10, ge=1)
     export_dtype: str = choice("fp32", ("fp32", "fp16", "bf16"), help=(
         "dtype of the exported model's weights; fp16 halves the file (loading casts back)"))
+    max_nonfinite_steps: int = bounded(3, ge=1)
+    """Stop (exit 1, no model exported) after this many consecutive steps whose loss is NaN or
+    inf; fp16 overflow steps that DeepSpeed skips are counted in the log either way."""
     resume: Union[bool, str] = False
     """true: continue from the output's latest checkpoint (or start if there is none);
     a path: continue from that checkpoint directory."""
