@@ -3,7 +3,7 @@
 Two comparisons per head, each in the same run:
 
 * KV cache vs recomputation: the shared loop with the head's caches, against
-  ``lcm.generate.recompute.recomputing``: every new concept re-reads the whole prefix, and a
+  an ``uncached`` decoding session (``lcm.generate.session``): every new concept re-reads the whole prefix, and a
   diffusion head's every denoising pass (40 per concept, x2 with guidance) recomputes the
   context — what a head without caches costs. For the diffusion heads the cached path still
   pays the 40 denoiser passes, so the gap is the prefix work those passes avoid.
@@ -20,7 +20,6 @@ import torch
 
 from benchmarks.common import Result
 from lcm.generate.loop import StopRules, generate
-from lcm.generate.recompute import recomputing
 from lcm.interfaces import ConceptSpace
 from lcm.model.lcm import build_model
 from lcm.registry import get_registry
@@ -40,11 +39,7 @@ def generation_rate(model, prompts: list[torch.Tensor], new: int, repeats: int,
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
-        if recompute:
-            with recomputing(model.head):
-                generate(model, prompts, rules, seed=0)
-        else:
-            generate(model, prompts, rules, seed=0)
+        generate(model, prompts, rules, seed=0, uncached=recompute)
         best = max(best, len(prompts) * new / (time.perf_counter() - start))
     return best
 

@@ -15,6 +15,7 @@ from lcm.evaluate import text_metrics
 from lcm.evaluate.baselines import lead_k, random_k
 from lcm.evaluate.generation import read_examples
 from lcm.registry import get_registry
+from lcm.model.heads import context_states
 from tests._run import run_context
 
 SENTENCES = ["One fish swam.", "Two birds flew.", "Three cats slept.", "Four dogs ran.", "Five owls hooted."]
@@ -214,7 +215,7 @@ def test_teacher_forcing_through_the_head_protocol_matches_a_full_forward_pass()
     mask[1, 4:] = False  # a shorter document, right-padded
     stepped = teacher_forced(model, concepts, mask, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        full = model.head.postnet(model.contextualize(concepts, mask)[:, :-1])  # (B, T-1, D)
+        full = model.head.postnet(context_states(model.trunk_view, concepts, mask)[:, :-1])  # (B, T-1, D)
     valid = mask[:, 1:]
     assert torch.allclose(stepped[valid], full[valid], atol=1e-5)
 

@@ -12,20 +12,15 @@ import torch
 
 from lcm.errors import UserError
 from lcm.generate.loop import STOP_MAX_LENGTH, StopRules, generate
-from lcm.generate.recompute import recomputing
 from lcm.model.checkpoint import load_checkpoint, save_checkpoint
 from lcm.registry import get_registry
-from tests._head_fixtures import (SPACE, fit, rotation_task, seeded_loss,  # noqa: F401
-                                  single_thread, toy_head_model)
+from tests._head_fixtures import SPACE, fit, seeded_loss, toy_head_model
 from tests._model_fixtures import toy_normalizer
 
 HEADS = get_registry().names("head")
 RULES = StopRules(max_new_concepts=3, repetition_threshold=None)
 
-
-@pytest.fixture(scope="module")
-def task():
-    return rotation_task(documents=96, length=10)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def prompts(task, lengths=(2, 4, 3)) -> list[torch.Tensor]:
@@ -79,8 +74,7 @@ def test_generation_is_reproducible_with_a_seed(name, task, tmp_path):
 def test_cached_generation_equals_recomputing_the_context(name, task, tmp_path):
     model = toy_head_model(name, tmp_path)
     cached = generate(model, prompts(task), RULES, seed=3)
-    with recomputing(model.head):
-        recomputed = generate(model, prompts(task), RULES, seed=3)
+    recomputed = generate(model, prompts(task), RULES, seed=3, uncached=True)
     for a, b in zip(cached, recomputed):
         torch.testing.assert_close(a.concepts, b.concepts, rtol=1e-4, atol=1e-4)
 

@@ -14,7 +14,7 @@ from lcm.errors import ConceptSpaceMismatchError, InputFileError, UserError
 from lcm.generate.loop import StopRules, generate
 from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
-from lcm.model.heads import GenerationState
+from lcm.generate.session import DecodingSession
 from lcm.quantize.options import FitOptions
 from lcm.quantize.rvq import ResidualQuantizer, chunked, fit_residual_quantizer
 from lcm.registry import get_registry
@@ -51,12 +51,10 @@ def model_with(head: str, quantizer: Path, seed: int = 0, **options):
     return model_of("toy", {}, {"name": head, "quantizer": str(quantizer), **options}, SPACE)
 
 
-def read_prompts(model, concepts: torch.Tensor, generator_seed: int = 0) -> GenerationState:
-    """A generation state after the head has read ``concepts`` (B, S, D) as prompts."""
+def read_prompts(model, concepts: torch.Tensor, generator_seed: int = 0) -> DecodingSession:
+    """A decoding session that has read ``concepts`` (B, S, D) as prompts."""
     mask = torch.ones(concepts.shape[:2], dtype=torch.bool)
-    state = GenerationState(concepts, mask, generator=torch.Generator().manual_seed(generator_seed))
-    model.head.start(model, state)
-    return state
+    return DecodingSession(model, concepts, mask, torch.Generator().manual_seed(generator_seed)).start()
 
 
 # --------------------------------------------------------------------------- training
@@ -121,13 +119,13 @@ def test_generated_concepts_are_codebook_points(head, quantizer_dir):
     codebooks = ResidualQuantizer.load(quantizer_dir).codebooks
     prompts = torch.randn(4, 3, SPACE.dim)
     one_level = model_with(head, quantizer_dir, num_codebooks=1).eval()
-    concept = one_level.head.next_concept(one_level, read_prompts(one_level, prompts))
+    concept = read_prompts(one_level, prompts).propose()
     distances = torch.cdist(concept, codebooks[0]).min(dim=1).values  # to the nearest codeword
     assert distances.max() < 1e-5
 
     model = model_with(head, quantizer_dir).eval()
-    state = read_prompts(model, prompts)
-    concept = model.head.next_concept(model, state)
+    session = read_prompts(model, prompts)
+    concept, state = session.propose(), session.state
     assert concept.shape == (4, SPACE.dim) and state.extra.shape == (4, 3)
     decoded = ResidualQuantizer(codebooks).decode(state.extra)
     torch.testing.assert_close(concept, decoded)
@@ -135,9 +133,9 @@ def test_generated_concepts_are_codebook_points(head, quantizer_dir):
 
 def test_quant_c_snaps_only_the_first_codebooks_when_asked(quantizer_dir):
     model = model_with("quant_c", quantizer_dir, snap_codebooks=2).eval()
-    state = read_prompts(model, torch.randn(2, 3, SPACE.dim))
-    model.head.next_concept(model, state)
-    assert state.extra.shape == (2, 2)
+    session = read_prompts(model, torch.randn(2, 3, SPACE.dim))
+    session.propose()
+    assert session.state.extra.shape == (2, 2)
     with pytest.raises(UserError, match="snap_codebooks=4"):
         model_with("quant_c", quantizer_dir, snap_codebooks=4)
 
@@ -147,9 +145,9 @@ def test_temperature_zero_is_deterministic_and_top_k_one_equals_argmax(quantizer
 
     def codes(seed: int, **sampling) -> torch.Tensor:
         model = model_with("quant_d", quantizer_dir, **sampling).eval()
-        state = read_prompts(model, prompts, generator_seed=seed)
-        model.head.next_concept(model, state)
-        return state.extra
+        session = read_prompts(model, prompts, generator_seed=seed)
+        session.propose()
+        return session.state.extra
 
     greedy = codes(0, temperature=0.0)
     assert torch.equal(greedy, codes(1, temperature=0.0))

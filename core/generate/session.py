@@ -27,7 +27,7 @@ class DecodingSession:
 
     def __init__(self, model: Any, context: Tensor, mask: Tensor,
                  generator: torch.Generator | None = None, uncached: bool = False):
-        self.head, self.trunk = model.head, model.trunk_surface
+        self.head, self.trunk = model.head, model.trunk_view
         self.state = GenerationState(context=context, context_mask=mask, generator=generator,
                                      uncached=uncached)
 

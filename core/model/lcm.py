@@ -32,6 +32,27 @@ class PreNet(nn.Module):
         return self.linear(concepts) * self.scale  # (B, T, D) -> (B, T, d)
 
 
+class TrunkView:
+    """The model as a head sees it (``lcm.model.heads.Trunk``): PreNet and trunk, no more."""
+
+    def __init__(self, prenet: PreNet, transformer: ConceptTransformer):
+        self._prenet, self._transformer = prenet, transformer
+
+    @property
+    def config(self) -> TransformerConfig:
+        return self._transformer.config
+
+    def embed(self, concepts: Tensor) -> Tensor:
+        return self._prenet(concepts)
+
+    def contextualize(self, inputs: Tensor, mask: Tensor | None = None, cache: KVCache | None = None,
+                      *, positions: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        return self._transformer(inputs, mask, cache, positions=positions, attn_mask=attn_mask)
+
+    def new_cache(self, batch_size: int, capacity: int) -> KVCache:
+        return self._transformer.new_cache(batch_size, capacity=capacity)
+
+
 class ConceptModel(nn.Module):
     """PreNet, trunk and head, plus what a checkpoint records about them."""
 
@@ -44,6 +65,7 @@ class ConceptModel(nn.Module):
         self.prenet = PreNet(space.dim, config)
         self.trunk = ConceptTransformer(config)
         self.head = head
+        self.trunk_view = TrunkView(self.prenet, self.trunk)
 
     def forward(self, concepts: Tensor, mask: Tensor | None = None,
                 target_mask: Tensor | None = None) -> LossOutput:
@@ -51,12 +73,7 @@ class ConceptModel(nn.Module):
         with ``target_mask`` (B, T) only the concepts it marks are learned (supervised style)."""
         if mask is None:
             mask = torch.ones(concepts.shape[:2], dtype=torch.bool, device=concepts.device)
-        return self.head.loss(self, concepts, mask, target_mask)
-
-    def contextualize(self, concepts: Tensor, mask: Tensor | None = None,
-                      cache: KVCache | None = None) -> Tensor:
-        """Trunk states (B, T, d) of normalised ``concepts`` (B, T, D), after ``cache``'s."""
-        return self.trunk(self.prenet(concepts), mask, cache)
+        return self.head.loss(self.trunk_view, concepts, mask, target_mask)
 
     def describe(self) -> dict[str, Any]:
         """What rebuilds this model whatever the code's defaults become: architecture, the
