@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -41,11 +42,10 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
 
     from lcm.interfaces import RunContext
     from lcm.outputs import run_task
-    from lcm.registry import get_registry
 
     if debug:
         os.environ[DEBUG_ENV] = "1"
-    registry = get_registry()
+    registry = _registry()
     resolved = resolve_recipe(recipe, overrides, registry)
     if dump_config:
         click.echo(render(resolved, registry), nl=False)
@@ -65,9 +65,7 @@ def plugins() -> None:
               help="Only components of this kind.")
 def plugins_list(as_json: bool, kind: str | None) -> None:
     """Every component: kind, name, module, distribution, version, space, modalities."""
-    from lcm.registry import get_registry
-
-    registry = get_registry()
+    registry = _registry()
     rows = [registry.describe(info) for info in registry.all() if kind is None or info.kind == kind]
     failures = [f.__dict__ for f in registry.failures]
     if as_json:
@@ -107,13 +105,11 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
     present (prepare_wiki.yaml writes the shards train_wiki.yaml reads).
     """
     from lcm.config import validate_recipes
-    from lcm.registry import get_registry
-
     targets = list(paths) or sorted(Path("recipes").glob("*.yaml"))
     if not targets:
         raise click.UsageError("no recipes given and none found in ./recipes")
     failed = 0
-    for target, problems in validate_recipes(targets, get_registry()).items():
+    for target, problems in validate_recipes(targets, _registry()).items():
         if problems:
             failed += 1
             click.echo(f"{target}: {len(problems)} problem(s)")
@@ -125,11 +121,18 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
         raise UserError(f"{failed} of {len(targets)} recipe(s) have problems")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _registry() -> Any:
+    """The registry a caller of ``main`` passed (tests inject one), else the installed plugins'."""
+    from lcm.registry import get_registry
+
+    return click.get_current_context().obj or get_registry()
+
+
+def main(argv: list[str] | None = None, registry: Any = None) -> int:
     """Entry point of the console script; maps errors to exit codes."""
     debug = os.environ.get(DEBUG_ENV) == "1" or "--debug" in (argv if argv is not None else sys.argv)
     try:
-        cli.main(args=argv, prog_name="lcm", standalone_mode=False)
+        cli.main(args=argv, prog_name="lcm", standalone_mode=False, obj=registry)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130

@@ -8,9 +8,7 @@ concept but not all of it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
 
-import pytest
 import torch
 
 from lcm.interfaces import ConceptSpace
@@ -19,16 +17,6 @@ from tests._head_options import head_spec
 from tests._model_fixtures import model_of
 
 SPACE = ConceptSpace("head_test_space", 8)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """Toy models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
-    waiting threads made these tests 10-50x slower; restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @dataclass

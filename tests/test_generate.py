@@ -127,11 +127,10 @@ class HashedWordsEncoder(Encoder):
 
 
 @pytest.fixture
-def registry(monkeypatch):
+def registry():
     """The installed plugins plus the test encoder, as the CLI and the task see them."""
     registry = lcm.registry.build_registry(extra_plugins=[
         plugin_module("test_encoders", register_encoders=lambda register: register(HashedWordsEncoder))])
-    monkeypatch.setattr(lcm.registry, "get_registry", lambda: registry)
     return registry
 
 
@@ -155,7 +154,7 @@ def test_generate_task_end_to_end_through_the_cli(tmp_path, registry, capsys):
                     "   \n"
                     "Rain fell on the hills. Rivers rose. Farmers waited.\n"
                     "One short document.\n")
-    assert main(["run", write_recipe(tmp_path, checkpoint, docs)]) == 0
+    assert main(["run", write_recipe(tmp_path, checkpoint, docs)], registry) == 0
     rows = [json.loads(line) for line in (tmp_path / "out" / "continuations.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in rows] == [["The cat sat.", "It purred."],
                                            ["Rain fell on the hills.", "Rivers rose."],
@@ -175,7 +174,7 @@ def test_a_model_of_another_space_is_refused(tmp_path, registry, capsys):
     docs = tmp_path / "docs.txt"
     docs.write_text("A sentence. Another one.\n")
     recipe = write_recipe(tmp_path, checkpoint, docs, encoder={"name": "hashed_words", "dim": 6})
-    assert main(["run", recipe]) == 2
+    assert main(["run", recipe], registry) == 2
     assert "concept spaces differ" in capsys.readouterr().err
     encoder = HashedWordsEncoder(WordsConfig(space="other"))
     with pytest.raises(ConceptSpaceMismatchError, match="other"):

@@ -13,8 +13,7 @@ from lcm.data.normalizer import RobustScaler
 from lcm.data.segment import segment_document
 from lcm.data.shards import Manifest, iter_documents
 from lcm.errors import DataIntegrityError, WeightsUnavailableError
-from tests._data_fixtures import (BLANK_LINES, SAMPLE, minilm_model, prepared_sample,  # noqa: F401
-                                  run_lcm, write_recipe)
+from tests._data_fixtures import BLANK_LINES, SAMPLE, run_lcm, write_recipe
 
 
 def sample_documents() -> list[str]:

@@ -10,7 +10,6 @@ from lcm.data.shards import iter_documents
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.interfaces import ConceptSpace
 from lcm.registry import get_registry
-from tests._data_fixtures import prepared_sample  # noqa: F401
 
 
 def make_decoder(**options):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from lcm.data.instruction import FRAMING_FILE, SOURCE_LENGTH_KEY, Framing
