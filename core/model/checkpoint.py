@@ -34,9 +34,6 @@ class LoadedModel:
     meta: dict[str, Any]  # the whole config.json (incl. ``extra``)
 
 
-WEIGHT_DTYPES = ("fp32", "fp16", "bf16")
-
-
 def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
                     extra: dict[str, Any] | None = None, dtype: str = "fp32") -> Path:
     """Write ``model`` (a ConceptModel) and ``normalizer`` to ``directory``, atomically.
@@ -51,13 +48,14 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
 
     from lcm import __version__
     from lcm.spaces import write_space
+    from lcm.torch_options import torch_dtype
 
     if normalizer.space != model.space:
         raise ValueError(f"normaliser space {normalizer.space} differs from the model's {model.space}")
     target = Path(directory)
     staging = staging_directory(target)
     try:
-        stored = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+        stored = torch_dtype(dtype)
         learned = {name for name, _ in model.named_parameters()}  # buffers (schedules) keep theirs
         state = {k: v.detach().to("cpu", stored if k in learned else v.dtype).contiguous()
                  for k, v in model.state_dict().items()}

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from lcm.fields import bounded, choice, component, path
+from lcm.torch_options import PRECISIONS
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 ZERO_STAGES = (0, 1, 2, 3)
 BACKENDS = ("auto", "gloo", "nccl")
 STYLES = ("pretrain", "supervised")
@@ -66,7 +66,7 @@ class TrainOptions:
     checkpoint_every: int = bounded(500, ge=1)
     keep_checkpoints: int = bounded(2, ge=1)
     log_every: int = bounded(10, ge=1)
-    export_dtype: str = choice("fp32", ("fp32", "fp16", "bf16"), help=(
+    export_dtype: str = choice("fp32", PRECISIONS, help=(
         "dtype of the exported model's weights; fp16 halves the file (loading casts back)"))
     max_nonfinite_steps: int = bounded(3, ge=1)
     """Stop (exit 1, no model exported) after this many consecutive steps whose loss is NaN or

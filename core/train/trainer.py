@@ -27,8 +27,8 @@ from lcm.train.inputs import check_inputs
 from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
 from lcm.train.options import TrainRecipe
 from lcm.train.supervised import instruction_extra, load_initial_weights, training_framing
+from lcm.torch_options import torch_dtype
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LOGS = "logs"
 SUMMARY_FILE = "summary.json"
 
@@ -89,7 +89,7 @@ class Trainer:
                   f"(ZeRO stage {self.options.zero_stage}, {self.options.precision}, "
                   f"{self.context.world_size} rank(s), {self.context.backend} on {self.context.device}, "
                   f"{torch.get_num_threads()} torch thread(s))")
-        self.dtype = _DTYPES[self.options.precision]
+        self.dtype = torch_dtype(self.options.precision)
         self.state = TrainerState(world_size=self.context.world_size,
                                   options=checkpointing.run_options(recipe))
         self._nonfinite = 0  # consecutive steps with a NaN/inf loss

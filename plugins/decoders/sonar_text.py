@@ -61,7 +61,7 @@ class SonarTextDecoder(Decoder):
             from sonar.models.sonar_text import get_sonar_text_decoder_hub
 
             from ..sonar import assets
-            from ..sonar.options import torch_device, torch_dtype
+            from lcm.torch_options import torch_device, torch_dtype
 
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=True)

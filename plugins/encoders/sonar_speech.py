@@ -51,7 +51,7 @@ class SonarSpeechEncoder(Encoder):
             from sonar.models.sonar_speech import get_sonar_speech_encoder_hub
 
             from ..sonar import assets
-            from ..sonar.options import torch_device, torch_dtype
+            from lcm.torch_options import torch_device, torch_dtype
 
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=False)

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from lcm.fields import bounded, choice, path
-from lcm.errors import UserError
+from lcm.torch_options import PRECISIONS
 
-DTYPES = ("fp32", "fp16", "bf16")
 SPACE_NAME = "sonar"
 SONAR_DIM = 1024
 
@@ -38,7 +37,7 @@ class SonarModelOptions:
     """Dimension of the concept space; checked against the loaded model."""
     device: str = "auto"
     """"auto" (CUDA when available, else CPU), or a torch device such as "cpu", "cuda:1"."""
-    dtype: str = choice("fp32", DTYPES, help="weights and activations: fp32, fp16 or bf16")
+    dtype: str = choice("fp32", PRECISIONS, help="weights and activations: fp32, fp16 or bf16")
     batch_size: int = bounded(16, ge=1)
     """Most inputs per forward pass. 16 suits a CPU: with inputs sorted by length, several
     small batches pad less than one big one (measured 4.6 vs 2.9 sentences/s at the real
@@ -49,22 +48,4 @@ class SonarModelOptions:
         if not self.card and not self.checkpoint:
             return ["name a model with `card`, or local files with `checkpoint`"]
         return []
-
-
-def torch_device(name: str) -> Any:
-    """The torch device for an option value ("auto" picks CUDA when there is one)."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise UserError(f"device {name!r} is not a torch device: {exc}") from None
-
-
-def torch_dtype(name: str) -> Any:
-    import torch
-
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
