@@ -72,7 +72,8 @@ def test_training_writes_model_log_plot_and_checkpoints(reference_run, shards):
     assert summary.steps == STEPS and summary.last_loss == rows[-1]["loss"]
     assert summary.windows_skipped > 0  # single-sentence documents are counted, not hidden
     assert (training / "logs" / "loss.png").read_bytes()[:4] == b"\x89PNG"
-    assert list((training / "logs").glob("events.out.tfevents.*"))
+    [events] = list((training / "logs").glob("events.out.tfevents.*"))
+    assert b"head/l2" in events.read_bytes()  # the head's own figures are logged too
     # keep_checkpoints defaults to 2: steps 20 and 30 remain, `latest` names the last.
     checkpoints = training / CHECKPOINTS
     assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step_00000020",
@@ -324,6 +325,19 @@ def test_ranks_and_workers_split_the_data_without_losing_or_repeating_windows(
     assert len(single) == expected_windows
     assert all(parts)  # every rank has data (6 shards < 4 ranks x 2 workers: split by document)
     assert sorted(v for part in parts for v in part) == single
+
+
+def test_weight_decay_spares_norm_gains_and_biases():
+    from lcm.train.engine import parameter_groups
+    from tests._model_fixtures import toy_model
+
+    model = toy_model()
+    decayed, spared = parameter_groups(model, 0.1)
+    assert decayed["weight_decay"] == 0.1 and spared["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() < 2 for p in spared["params"])
+    norms = [p for name, p in model.named_parameters() if "norm" in name or name.endswith("bias")]
+    assert norms and all(any(p is q for q in spared["params"]) for p in norms)
+    assert len(decayed["params"]) + len(spared["params"]) == len(list(model.parameters()))
 
 
 def test_warmup_then_cosine_to_the_floor():

@@ -11,7 +11,7 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -42,6 +42,8 @@ class StepResult:
     concepts: int
     grad_norm: float
     lr: float  # the learning rate this step used
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The head's own figures (``LossOutput.metrics``), averaged over the micro-batches."""
 
 
 @dataclass
@@ -121,6 +123,7 @@ class Trainer:
         """One optimizer step: forward/backward over ``grad_accum`` micro-batches, then update."""
         engine = self.engine
         loss_sum, concepts, grad_norm, lr = 0.0, 0, None, float(engine.get_lr()[0])
+        metrics: dict[str, float] = {}
         for _ in range(self.options.grad_accum):
             batch = next(self._batches)
             target_mask = None if batch.target_mask is None else batch.target_mask.to(engine.device)
@@ -132,12 +135,15 @@ class Trainer:
             engine.step()
             loss_sum += float(output.loss.detach())
             concepts += batch.num_concepts
+            for name, value in output.metrics.items():
+                metrics[name] = metrics.get(name, 0.0) + value / self.options.grad_accum
         reported = engine.get_global_grad_norm()
         if reported is not None:
             grad_norm = float(reported)
         self.state.step += 1
         self._check_finite(loss_sum)
-        return StepResult(loss_sum, self.options.grad_accum, concepts, float(grad_norm or 0.0), lr)
+        return StepResult(loss_sum, self.options.grad_accum, concepts, float(grad_norm or 0.0), lr,
+                          metrics)
 
     def _check_finite(self, loss_sum: float) -> None:
         """Stop after ``max_nonfinite_steps`` consecutive steps with a NaN/inf loss on any rank."""
@@ -189,7 +195,7 @@ class Trainer:
                     progress.set_postfix(loss=f"{row['loss']:.4f}",
                                          concepts_s=f"{row['concepts_per_s']:,.0f}")
                     if log is not None:
-                        log.write(row)
+                        log.write(row, result.metrics)
                     window = _Window()
                 if self.state.step % options.checkpoint_every == 0 or done:
                     paused = time.perf_counter()
