@@ -3,7 +3,7 @@ loop's rules from them, the concept-space check of a model's encoder and decoder
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from lcm.errors import ConceptSpaceMismatchError
@@ -19,6 +19,23 @@ class StopConfig:
     """Stop when a new concept's cosine to the end concept exceeds this."""
     repetition_threshold: Optional[float] = 0.9
     """Stop when a new concept's cosine to the previous one exceeds this; None disables."""
+
+
+@dataclass(kw_only=True)
+class ContinuationOptions:
+    """Recipe fields of the tasks that continue documents with a trained model."""
+
+    stop: StopConfig = field(default_factory=StopConfig)
+    sampling: dict[str, Any] = field(default_factory=dict)
+    """Head options of the model to change for this run, among those its head lets change
+    (e.g. ``{diffusion: {inference_steps: 10}}``); the rest are the checkpoint's own."""
+    seed: int = 0
+    """Seeds heads that sample, so a run is reproducible."""
+    device: str = "cpu"
+    language: Optional[str] = None
+    """Output language for decoders of multilingual spaces (None: the decoder's default)."""
+    show: bool = True
+    """Print each document's result as it is made."""
 
 
 def check_spaces(space: Any, encoder: Any, decoder: Any) -> None:

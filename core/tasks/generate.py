@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -18,11 +18,12 @@ from lcm.fields import choice, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.iterutils import batched
 from lcm.outputs import write_text_atomically
-from lcm.tasks.continuation import NO_SENTENCES, StopConfig, check_spaces, format_counts, stop_rules
+from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_spaces, format_counts,
+                                    stop_rules)
 from lcm.tasks.document_input import DocumentInput
 
 @dataclass
-class GenerateConfig(DocumentInput):
+class GenerateConfig(DocumentInput, ContinuationOptions):
     model: str = path(must_exist=True, space_source=True, help="checkpoint directory")
     input: str = path(must_exist=True, help="documents: .txt (one per line), .jsonl or .parquet")
     output: Optional[str] = path(None, output=True, help="JSONL of the continuations")
@@ -32,20 +33,9 @@ class GenerateConfig(DocumentInput):
     """Use only the first K sentences of each document as the prompt (None: all of them)."""
     max_new_concepts: int = 16
     """Most concepts generated per document."""
-    stop: StopConfig = field(default_factory=StopConfig)
-    sampling: dict[str, Any] = field(default_factory=dict)
-    """Head options of the model to change for this run, among those its head lets change
-    (e.g. ``{diffusion: {guidance_scale: 1.5}}``); the rest are the checkpoint's own."""
     batch_size: int = 8
     """Documents continued together."""
     padding_side: str = choice("left", ("left", "right"), help="where shorter prompts are padded")
-    seed: int = 0
-    """Seeds heads that sample, so a run is reproducible."""
-    device: str = "cpu"
-    language: Optional[str] = None
-    """Output language for decoders of multilingual spaces (None: the decoder's default)."""
-    show: bool = True
-    """Print each continuation."""
 
 
 @dataclass

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -27,7 +27,8 @@ from lcm.fields import choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.generate.summary import LONG_INPUT_MODES
 from lcm.interfaces import RunContext, Task
-from lcm.tasks.continuation import NO_SENTENCES, StopConfig, check_spaces, format_counts, stop_rules
+from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_spaces, format_counts,
+                                    stop_rules)
 from lcm.tasks.document_input import DocumentInput
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ ENCODE_BATCH = 256
 
 
 @dataclass
-class SummarizeConfig(DocumentInput):
+class SummarizeConfig(DocumentInput, ContinuationOptions):
     model: str = path(must_exist=True, space_source=True, help="checkpoint of a summarisation model")
     input: str = path(must_exist=True, help="a recording (with a speech encoder) or a text file: "
                                             ".txt (one document per line), .jsonl or .parquet")
@@ -65,17 +66,6 @@ class SummarizeConfig(DocumentInput):
     long_input: str = choice("chunk", LONG_INPUT_MODES, help=(
         "a source longer than max_source_concepts is summarised in near-equal parts whose "
         "summaries are read in order (chunk), or cut to its first max_source_concepts (truncate)"))
-    stop: StopConfig = field(default_factory=StopConfig)
-    sampling: dict[str, Any] = field(default_factory=dict)
-    """Head options of the model to change for this run, among those its head lets change
-    (e.g. ``{diffusion: {inference_steps: 10}}``); the rest are the checkpoint's own."""
-    seed: int = 0
-    """Seeds heads that sample, so a run is reproducible."""
-    device: str = "cpu"
-    language: Optional[str] = None
-    """Output language for decoders of multilingual spaces (None: the decoder's default)."""
-    show: bool = True
-    """Print the source segments and the summary of each document."""
 
 
 @dataclass
