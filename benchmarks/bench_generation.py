@@ -18,11 +18,10 @@ import time
 
 import torch
 
-from benchmarks.common import Result
+from benchmarks.common import Result, registry
 from lcm.generate.loop import StopRules, generate
 from lcm.interfaces import ConceptSpace
 from lcm.model.lcm import build_model
-from lcm.registry import get_registry
 from lcm.tasks.train import resolve_head
 
 SPACE = ConceptSpace("bench", 384)
@@ -49,7 +48,7 @@ def build(head: str, guidance_scale: float | None = None):
     spec = {"name": head}
     if guidance_scale is not None:
         spec["diffusion"] = {"guidance_scale": guidance_scale}
-    return build_model("small", {}, resolve_head(get_registry(), "small", spec), SPACE).eval()
+    return build_model("small", {}, resolve_head(registry(), "small", spec), SPACE).eval()
 
 
 def run(quick: bool = False) -> list[Result]:

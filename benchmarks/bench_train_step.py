@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import Result
+from benchmarks.common import Result, registry
 from lcm.interfaces import ConceptSpace
 from lcm.model.lcm import build_model
-from lcm.registry import get_registry
+from lcm.model.heads import context_states
 from lcm.tasks.train import resolve_head
 
 SPACE = ConceptSpace("bench", 384)
@@ -104,7 +104,7 @@ def head_step(model, concepts: torch.Tensor) -> Callable[[], None]:
 def trunk_step(model, concepts: torch.Tensor) -> Callable[[], None]:
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        model.contextualize(concepts).square().mean().backward()
+        context_states(model.trunk_view, concepts).square().mean().backward()
     return step
 
 
@@ -127,7 +127,7 @@ def measure(name: str, model, step: Callable[[], None], concepts: int, repeats: 
 
 def small_model(head: str):
     """The ``small`` trunk (with TRUNK's changes) and the named head, in training mode."""
-    return build_model("small", TRUNK, resolve_head(get_registry(), "small", {"name": head}), SPACE).train()
+    return build_model("small", TRUNK, resolve_head(registry(), "small", {"name": head}), SPACE).train()
 
 
 def run(quick: bool = False) -> list[Result]:
