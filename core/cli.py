@@ -96,7 +96,7 @@ def recipes() -> None:
 @recipes.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def recipes_validate(paths: tuple[Path, ...]) -> None:
-    """Check recipes without running them (default: every recipes/*.yaml).
+    """Check recipes (files, or folders of *.yaml) without running them (default: recipes/).
 
     Recipes are validated as a set: an input that another recipe of the set writes counts as
     present (prepare_wiki.yaml writes the shards train_wiki.yaml reads).
@@ -104,7 +104,8 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
     from lcm.config import validate_recipes
     from lcm.registry import get_registry
 
-    targets = list(paths) or sorted(Path("recipes").glob("*.yaml"))
+    targets = [recipe for target in (paths or [Path("recipes")])
+               for recipe in (sorted(target.glob("*.yaml")) if target.is_dir() else [target])]
     if not targets:
         raise click.UsageError("no recipes given and none found in ./recipes")
     failed = 0

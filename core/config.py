@@ -98,16 +98,34 @@ def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
     if not isinstance(cfg, DictConfig):
         raise InputFileError(source, "a recipe must be a mapping of fields")
     for item in overrides:
-        if "=" not in item:
-            raise UserError(f"override {item!r} is not of the form key=value")
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as exc:
-        raise UserError(f"bad override: {_first_line(exc)}") from None
+        apply_override(cfg, item)
     problems = resolver_problems(OmegaConf.to_container(cfg, resolve=False))
     if problems:
         raise RecipeError(str(source), problems)
     return cfg
+
+
+def apply_override(cfg: DictConfig, item: str) -> None:
+    """Apply one ``key=value`` override in place.
+
+    Keys may index lists (``steps.2.train.steps=5``: a pipeline's third step). Setting a
+    component's ``name`` to another plugin replaces its whole section, since the old plugin's
+    options mean nothing to the new one (later overrides may set the new one's options).
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"override {item!r} is not of the form key=value")
+    try:
+        value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={text}"]), resolve=False)["v"]
+        parent, _, leaf = key.rpartition(".")
+        if leaf == "name" and parent:
+            section = OmegaConf.select(cfg, parent, default=None)
+            if isinstance(section, DictConfig) and section.get("name") != value:
+                OmegaConf.update(cfg, parent, {"name": value}, merge=False)
+                return
+        OmegaConf.update(cfg, key, value, merge=True)
+    except (OmegaConfBaseException, ValueError, TypeError) as exc:
+        raise UserError(f"bad override {item!r}: {_first_line(exc)}") from None
 
 
 ALLOWED_RESOLVERS: tuple[str, ...] = ()
@@ -210,7 +228,8 @@ def validate_section(schema: type, values: Any, where: str, result: Validation,
         if f.metadata.get(_OUTPUT) and value is not None:
             result.produced.add(_canonical(value))
         elif f.metadata.get(_PATH) and value is not None and not result.will_exist(value):
-            result.problems.append(f"{label}: file not found: {value}")
+            relative = "" if Path(str(value)).is_absolute() else f" (relative to {Path.cwd()})"
+            result.problems.append(f"{label}: file not found: {value}{relative}")
         if f.metadata.get(_SPACE_SOURCE) and value is not None and Path(str(value)).exists():
             space = read_space(str(value))
             if space is not None:

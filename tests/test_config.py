@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from lcm.config import load_recipe, resolve_recipe, validate_recipe, write_space
 from lcm.errors import InputFileError, RecipeError, UserError
@@ -204,3 +205,39 @@ def test_resolvers_other_than_interpolation_are_refused(tmp_path, value, monkeyp
     assert problem.startswith("output: resolver ${oc.") and "is not allowed in recipes" in problem
     assert "/secret" not in str(caught.value)
     assert load_recipe(recipe, ["output=${vars.base}/x"]).output == "runs/x"
+
+
+def test_overrides_reach_pipeline_steps_and_a_bad_one_is_one_line(tmp_path):
+    recipe = tmp_path / "p.yaml"
+    recipe.write_text("task: pipeline\nsteps:\n  - {task: echo, repeat: 1}\n  - {task: echo, repeat: 2}\n")
+    cfg = load_recipe(recipe, ["steps.1.repeat=5", "steps.0.message=hi"])
+    assert [s.repeat for s in cfg.steps] == [1, 5] and cfg.steps[0].message == "hi"
+    with pytest.raises(UserError, match=r"^bad override 'steps.7.repeat=5': list index out of range$"):
+        load_recipe(recipe, ["steps.7.repeat=5"])
+
+
+def test_naming_another_plugin_drops_the_old_plugins_options(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\nencoder: {name: fake_enc, scale: 2.0}\n")
+    assert OmegaConf.to_container(load_recipe(recipe, ["encoder.name=other", "encoder.dim=3"]).encoder) == \
+        {"name": "other", "dim": 3}
+    assert load_recipe(recipe, ["encoder.name=fake_enc"]).encoder.scale == 2.0  # same plugin: kept
+
+
+def test_a_relative_path_not_found_says_what_it_is_relative_to(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\ninput: data/missing.txt\n")
+    registry = build_registry(entry_points=[], extra_plugins=standard_plugins())
+    assert validate_recipe(load_recipe(recipe), registry).problems == [
+        f"input: file not found: data/missing.txt (relative to {tmp_path})"]
+
+
+def test_recipes_validate_accepts_a_folder(tmp_path, capsys):
+    from lcm.cli import main
+
+    (tmp_path / "a.yaml").write_text("task: nope\n")
+    (tmp_path / "b.yaml").write_text("task: pipeline\nsteps: []\n")
+    assert main(["recipes", "validate", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'a.yaml'}: 1 problem(s)" in out and f"{tmp_path / 'b.yaml'}: 1 problem(s)" in out
