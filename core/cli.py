@@ -121,6 +121,17 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
         raise UserError(f"{failed} of {len(targets)} recipe(s) have problems")
 
 
+MAX_ERROR_CHARS = 400
+
+
+def short(message: str) -> str:
+    """An error as one line of readable length; ``--debug`` shows it whole."""
+    line = " ".join(message.split())
+    if len(line) <= MAX_ERROR_CHARS:
+        return line
+    return f"{line[:MAX_ERROR_CHARS]}… ({len(line) - MAX_ERROR_CHARS} more characters with --debug)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; maps errors to exit codes."""
     debug = os.environ.get(DEBUG_ENV) == "1" or "--debug" in (argv if argv is not None else sys.argv)
@@ -138,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # what was printed before the error stays before it
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {exc if debug else short(str(exc))}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -147,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         else:
-            click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                       err=True)
+            click.echo(f"error: {type(exc).__name__}: {short(str(exc))} (run with --debug for "
+                       f"the traceback)", err=True)
         return 1
     return 0
 

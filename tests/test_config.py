@@ -241,3 +241,17 @@ def test_recipes_validate_accepts_a_folder(tmp_path, capsys):
     assert main(["recipes", "validate", str(tmp_path)]) == 2
     out = capsys.readouterr().out
     assert f"{tmp_path / 'a.yaml'}: 1 problem(s)" in out and f"{tmp_path / 'b.yaml'}: 1 problem(s)" in out
+
+
+def test_a_huge_error_is_one_short_line_and_whole_with_debug(tmp_path, capsys, monkeypatch):
+    from lcm.cli import DEBUG_ENV, MAX_ERROR_CHARS, main
+
+    monkeypatch.setenv(DEBUG_ENV, "0")  # --debug sets it; restored after the test
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: train\n" + "".join(f"field_{i}: 1\n" for i in range(400)))
+    assert main(["run", str(recipe)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert len(line) < MAX_ERROR_CHARS + 100 and line.endswith("more characters with --debug)")
+    assert main(["--debug", "run", str(recipe)]) == 2
+    assert "field_399: unknown field" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from typing import Any
 
 from lcm.errors import UserError
 from lcm.interfaces import Task
+from lcm.outputs import Output
 from lcm.train.options import TrainRecipe
 
 
@@ -45,10 +46,8 @@ class Train(Task):
                 result.problems.append(f"{prefix}data: {exc}")
 
     @staticmethod
-    def outputs(recipe: TrainRecipe) -> list:
+    def outputs(recipe: TrainRecipe) -> list[Output]:
         """The model folder and the training folder (derived from it by default)."""
-        from lcm.outputs import Output
-
         return [Output(Path(recipe.output), True), Output(recipe.training_path(), True)]
 
     @staticmethod
