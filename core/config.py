@@ -9,6 +9,7 @@ before anything runs, in the spirit of torchtune's config validation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import typing
@@ -173,10 +174,17 @@ def _type_hints(schema: type) -> dict[str, Any]:
     return typing.get_type_hints(schema)
 
 
+@functools.lru_cache(maxsize=None)
+def _structured(schema: type) -> DictConfig:
+    """The schema as an OmegaConf config, built once: building it is most of validation's time
+    (merging copies it, so the cached one is never changed)."""
+    return OmegaConf.structured(schema)
+
+
 def _check_scalar(schema: type, name: str, value: Any) -> str | None:
     """Type-check one field by merging it alone into the structured schema."""
     try:
-        OmegaConf.merge(OmegaConf.structured(schema), {name: value})
+        OmegaConf.merge(_structured(schema), {name: value})
     except OmegaConfBaseException as exc:
         msg = _first_line(exc)
         return msg.split("\n")[0]
