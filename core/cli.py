@@ -42,7 +42,7 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
 
     if debug:
         os.environ[DEBUG_ENV] = "1"
-    resolved = resolve_recipe(recipe, overrides, get_registry())
+    resolved = resolve_recipe(recipe, overrides, get_registry(), planning=dump_config)
     if dump_config:
         click.echo(render(resolved), nl=False)
         return

@@ -161,6 +161,8 @@ class Validation:
     problems: list[str] = field(default_factory=list)
     spaces: list[tuple[str, ConceptSpace]] = field(default_factory=list)
     produced: set[str] = field(default_factory=set)  # outputs of earlier pipeline steps
+    writers: dict[str, str] = field(default_factory=dict)
+    """Recipes beside this one by the paths they write: named where such a path is missing."""
 
     def will_exist(self, value: Any) -> bool:
         return Path(str(value)).exists() or _canonical(value) in self.produced
@@ -237,7 +239,9 @@ def validate_section(schema: type, values: Any, where: str, result: Validation,
             result.produced.add(_canonical(value))
         elif f.metadata.get(_PATH) and value is not None and not result.will_exist(value):
             relative = "" if Path(str(value)).is_absolute() else f" (relative to {Path.cwd()})"
-            result.problems.append(f"{label}: file not found: {value}{relative}")
+            writer = result.writers.get(_canonical(value))
+            hint = f"; {writer} writes it, run that first" if writer else ""
+            result.problems.append(f"{label}: file not found: {value}{relative}{hint}")
         if f.metadata.get(_SPACE_SOURCE) and value is not None and Path(str(value)).exists():
             space = read_space(str(value))
             if space is not None:
@@ -299,12 +303,14 @@ class ResolvedRecipe:
 
 
 def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe",
-                    produced: set[str] | None = None) -> Validation:
+                    produced: set[str] | None = None,
+                    writers: dict[str, str] | None = None) -> Validation:
     """Every problem of a loaded recipe, without running it.
 
-    ``produced``: paths that other recipes of the same set write (see ``validate_recipes``).
+    ``produced``: paths that other recipes of the same set write (see ``validate_recipes``);
+    ``writers``: recipes by the paths they write, named where such a path is missing.
     """
-    result = Validation(produced=set(produced or ()))
+    result = Validation(produced=set(produced or ()), writers=dict(writers or {}))
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
@@ -333,7 +339,26 @@ def validate_recipes(sources: list[Path], registry: Any) -> dict[Path, list[str]
         produced |= validate_recipe(cfg, registry).produced
     for source, cfg in loaded.items():
         problems[source] = validate_recipe(cfg, registry, str(source), produced).problems
+        if problems[source]:
+            writers = sibling_writers(source, registry)
+            problems[source] = validate_recipe(cfg, registry, str(source), produced,
+                                               writers).problems
     return {source: problems[source] for source in sources}
+
+
+def sibling_writers(source: str | Path, registry: Any) -> dict[str, str]:
+    """The recipes in ``source``'s folder by the paths they write (a chain's earlier steps)."""
+    writers: dict[str, str] = {}
+    for sibling in sorted(Path(source).parent.glob("*.yaml")):
+        if sibling.resolve() == Path(source).resolve():
+            continue
+        try:
+            cfg = load_recipe(sibling)
+        except UserError:
+            continue
+        for written in validate_recipe(cfg, registry).produced:
+            writers.setdefault(written, str(sibling))
+    return writers
 
 
 def validate_task_body(container: dict, where: str, result: Validation, registry: Any) -> None:
@@ -370,13 +395,21 @@ def typed_config(task_cls: type, body: dict) -> Any:
 
 
 def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = (),
-                   registry: Any = None) -> ResolvedRecipe:
-    """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong."""
+                   registry: Any = None, planning: bool = False) -> ResolvedRecipe:
+    """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong.
+
+    An input missing because an earlier recipe of its folder has not run yet names that recipe;
+    ``planning`` (``--dump-config``) accepts such inputs, since nothing is run.
+    """
     if registry is None:
         from lcm.registry import get_registry
         registry = get_registry()
     cfg = load_recipe(source, overrides)
     result = validate_recipe(cfg, registry, str(source))
+    if result.problems:
+        writers = sibling_writers(source, registry)
+        result = validate_recipe(cfg, registry, str(source), set(writers) if planning else None,
+                                 writers)
     if result.problems:
         raise RecipeError(str(source), result.problems)
     container = OmegaConf.to_container(cfg, resolve=True)

@@ -275,3 +275,15 @@ def test_validation_builds_each_schema_once(tmp_path, monkeypatch):
     for _ in range(2):
         assert validate_recipe(load_recipe(recipe), registry).problems == []
     assert built[EchoConfig] == 1
+
+
+def test_an_input_an_earlier_recipe_writes_is_named_and_accepted_when_only_dumping(tmp_path):
+    (tmp_path / "a_writes.yaml").write_text(f"task: echo\noutput: {tmp_path / 'made.txt'}\n")
+    reader = tmp_path / "b_reads.yaml"
+    reader.write_text(f"task: echo\ninput: {tmp_path / 'made.txt'}\n")
+    registry = build_registry(entry_points=[], extra_plugins=standard_plugins())
+    assert resolve_recipe(reader, registry=registry, planning=True).config.input == str(tmp_path / "made.txt")
+    with pytest.raises(RecipeError) as caught:
+        resolve_recipe(reader, registry=registry)
+    assert caught.value.problems == [f"input: file not found: {tmp_path / 'made.txt'}; "
+                                     f"{tmp_path / 'a_writes.yaml'} writes it, run that first"]
