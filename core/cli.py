@@ -129,7 +129,8 @@ def short(message: str) -> str:
     line = " ".join(message.split())
     if len(line) <= MAX_ERROR_CHARS:
         return line
-    return f"{line[:MAX_ERROR_CHARS]}… ({len(line) - MAX_ERROR_CHARS} more characters with --debug)"
+    hidden = len(line) - MAX_ERROR_CHARS
+    return f"{line[:MAX_ERROR_CHARS]}… ({hidden} more characters with --debug)"
 
 
 def main(argv: list[str] | None = None) -> int:

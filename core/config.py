@@ -139,12 +139,14 @@ _RESOLVER = re.compile(r"\$\{\s*([\w.\-]+)\s*:")
 def resolver_problems(node: Any, where: str = "") -> list[str]:
     """Every value of a raw recipe that calls a resolver lcm does not document."""
     if isinstance(node, dict):
-        return [p for k, v in node.items() for p in resolver_problems(v, f"{where}.{k}" if where else str(k))]
+        return [p for k, v in node.items()
+                for p in resolver_problems(v, f"{where}.{k}" if where else str(k))]
     if isinstance(node, list):
         return [p for i, v in enumerate(node) for p in resolver_problems(v, f"{where}[{i}]")]
     if isinstance(node, str):
         return [f"{where}: resolver ${{{name}:...}} is not allowed in recipes (only ${{key}} "
-                f"interpolation is)" for name in _RESOLVER.findall(node) if name not in ALLOWED_RESOLVERS]
+                f"interpolation is)"
+                for name in _RESOLVER.findall(node) if name not in ALLOWED_RESOLVERS]
     return []
 
 

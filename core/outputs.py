@@ -84,7 +84,8 @@ def check_output(output: Output, overwrite: bool) -> None:
     folder = next(p for p in target.parents if p.exists())
     if not folder.is_dir():
         raise OutputError(f"{target}: cannot be written, {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+    if not os.access(folder, os.W_OK | os.X_OK) or \
+            (target.exists() and not os.access(target, os.W_OK)):
         raise OutputError(f"{target}: not writable (permission denied)")
 
 
@@ -93,7 +94,8 @@ def mark(directory: Path) -> None:
     from lcm import __version__
 
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / MARKER).write_text(json.dumps({"written_by": "lcm", "version": __version__}) + "\n")
+    stamp = {"written_by": "lcm", "version": __version__}
+    (directory / MARKER).write_text(json.dumps(stamp) + "\n")
 
 
 def lock_path(target: Path) -> Path:
@@ -124,7 +126,8 @@ def _held_by(target: Path, lock: Path) -> str:
         owner = json.loads(lock.read_text())
         pid, host = int(owner["pid"]), str(owner["host"])
     except (OSError, ValueError, KeyError, TypeError):
-        return f"{target}: locked by {lock}, which is unreadable; remove it if no run is writing here"
+        return (f"{target}: locked by {lock}, which is unreadable; remove it if no run is "
+                f"writing here")
     if host == socket.gethostname() and not _alive(pid):
         return (f"{target}: stale lock {lock} of pid {pid} on {host}, which is no longer running; "
                 f"check the output, then remove the lock to write here again")

@@ -103,8 +103,14 @@ HOST = socket.gethostname()
 
 def poisoned(d: Path) -> dict:
     recipe = fit(d)
-    _rewrite_first_vectors(d / "shards", lambda v: np.where(np.arange(v.size).reshape(v.shape) == 0, np.nan, v))
+    _rewrite_first_vectors(d / "shards", first_value_nan)
     return recipe
+
+
+def first_value_nan(vectors: np.ndarray) -> np.ndarray:
+    vectors = vectors.copy()
+    vectors[0, 0] = np.nan
+    return vectors
 
 
 def wrong_dimension(d: Path) -> dict:

@@ -166,8 +166,9 @@ def shard_paths(directory: str | Path) -> list[Path]:
     inside = directory.resolve()
     for p in paths:
         if not p.resolve().is_relative_to(inside):
-            raise InputFileError(directory / MANIFEST, f"shard path {str(p.relative_to(directory))!r} "
-                                 f"leaves the shard folder; refusing it")
+            listed = str(p.relative_to(directory))
+            raise InputFileError(directory / MANIFEST, f"shard path {listed!r} leaves the shard "
+                                                       f"folder; refusing it")
         if not p.is_file():
             raise InputFileError(p, "shard listed in the manifest is missing")
     return paths
