@@ -163,6 +163,7 @@ def claimed(outputs: list[Output], overwrite: bool = False) -> Iterator[None]:
                 stack.enter_context(locked(output.path))
             for output in outputs:
                 if output.directory:
+                    _remove_leftovers(output.path)
                     mark(output.path)
             yield
     finally:
@@ -180,10 +181,21 @@ def run_task(task_cls: type, config: Any, overwrite: bool = False) -> Any:
         return task_cls(config).run(config)
 
 
+_STAGING, _RETIRED = ".tmp-", ".old-"
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Temporary siblings of ``target`` left by a killed run: lcm's own, and unused while the
+    lock is held."""
+    for pattern in (_STAGING, _RETIRED):
+        for leftover in target.parent.glob(f".{target.name}{pattern}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def staging_directory(target: Path) -> Path:
     """A fresh temporary sibling of ``target`` (same filesystem, so the final rename is atomic)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}{_STAGING}", dir=target.parent))
 
 
 def replace_directory(staging: Path, target: Path) -> None:
@@ -192,7 +204,7 @@ def replace_directory(staging: Path, target: Path) -> None:
     if not target.exists():
         os.replace(staging, target)
         return
-    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+    retired = target.with_name(f".{target.name}{_RETIRED}{os.getpid()}")
     os.replace(target, retired)
     os.replace(staging, target)
     shutil.rmtree(retired, ignore_errors=True)
