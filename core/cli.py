@@ -36,17 +36,17 @@ def cli(debug: bool) -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool) -> None:
     """Run RECIPE (a YAML file), with optional key=value OVERRIDES."""
-    from lcm.config import dump_config as render
-    from lcm.config import resolve_recipe
     from rich.console import Console
 
+    from lcm.config import dump_config as render
+    from lcm.config import resolve_recipe
     from lcm.interfaces import RunContext
     from lcm.outputs import run_task
 
     if debug:
         os.environ[DEBUG_ENV] = "1"
     registry = _registry()
-    resolved = resolve_recipe(recipe, overrides, registry)
+    resolved = resolve_recipe(recipe, overrides, registry, planning=dump_config)
     if dump_config:
         click.echo(render(resolved, registry), nl=False)
         return
@@ -99,13 +99,14 @@ def recipes() -> None:
 @recipes.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def recipes_validate(paths: tuple[Path, ...]) -> None:
-    """Check recipes without running them (default: every recipes/*.yaml).
+    """Check recipes (files, or folders of *.yaml) without running them (default: recipes/).
 
     Recipes are validated as a set: an input that another recipe of the set writes counts as
     present (prepare_wiki.yaml writes the shards train_wiki.yaml reads).
     """
     from lcm.config import validate_recipes
-    targets = list(paths) or sorted(Path("recipes").glob("*.yaml"))
+    targets = [recipe for target in (paths or [Path("recipes")])
+               for recipe in (sorted(target.glob("*.yaml")) if target.is_dir() else [target])]
     if not targets:
         raise click.UsageError("no recipes given and none found in ./recipes")
     failed = 0
@@ -119,6 +120,18 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
             click.echo(f"{target}: ok")
     if failed:
         raise UserError(f"{failed} of {len(targets)} recipe(s) have problems")
+
+
+MAX_ERROR_CHARS = 400
+
+
+def short(message: str) -> str:
+    """An error as one line of readable length; ``--debug`` shows it whole."""
+    line = " ".join(message.split())
+    if len(line) <= MAX_ERROR_CHARS:
+        return line
+    hidden = len(line) - MAX_ERROR_CHARS
+    return f"{line[:MAX_ERROR_CHARS]}… ({hidden} more characters with --debug)"
 
 
 def _registry() -> Any:
@@ -145,7 +158,7 @@ def main(argv: list[str] | None = None, registry: Any = None) -> int:
         sys.stdout.flush()  # what was printed before the error stays before it
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {exc if debug else short(str(exc))}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -154,8 +167,8 @@ def main(argv: list[str] | None = None, registry: Any = None) -> int:
         if debug:
             traceback.print_exc()
         else:
-            click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                       err=True)
+            click.echo(f"error: {type(exc).__name__}: {short(str(exc))} (run with --debug for "
+                       f"the traceback)", err=True)
         return 1
     return 0
 

@@ -9,6 +9,7 @@ before anything runs, in the spirit of torchtune's config validation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -44,16 +45,34 @@ def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
     if not isinstance(cfg, DictConfig):
         raise InputFileError(source, "a recipe must be a mapping of fields")
     for item in overrides:
-        if "=" not in item:
-            raise UserError(f"override {item!r} is not of the form key=value")
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as exc:
-        raise UserError(f"bad override: {_first_line(exc)}") from None
+        apply_override(cfg, item)
     problems = resolver_problems(OmegaConf.to_container(cfg, resolve=False))
     if problems:
         raise RecipeError(str(source), problems)
     return cfg
+
+
+def apply_override(cfg: DictConfig, item: str) -> None:
+    """Apply one ``key=value`` override in place.
+
+    Keys may index lists (``steps.2.train.steps=5``: a pipeline's third step). Setting a
+    component's ``name`` to another plugin replaces its whole section, since the old plugin's
+    options mean nothing to the new one (later overrides may set the new one's options).
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"override {item!r} is not of the form key=value")
+    try:
+        value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={text}"]), resolve=False)["v"]
+        parent, _, leaf = key.rpartition(".")
+        if leaf == "name" and parent:
+            section = OmegaConf.select(cfg, parent, default=None)
+            if isinstance(section, DictConfig) and section.get("name") != value:
+                OmegaConf.update(cfg, parent, {"name": value}, merge=False)
+                return
+        OmegaConf.update(cfg, key, value, merge=True)
+    except (OmegaConfBaseException, ValueError, TypeError) as exc:
+        raise UserError(f"bad override {item!r}: {_first_line(exc)}") from None
 
 
 ALLOWED_RESOLVERS: tuple[str, ...] = ()
@@ -66,12 +85,14 @@ _RESOLVER = re.compile(r"\$\{\s*([\w.\-]+)\s*:")
 def resolver_problems(node: Any, where: str = "") -> list[str]:
     """Every value of a raw recipe that calls a resolver lcm does not document."""
     if isinstance(node, dict):
-        return [p for k, v in node.items() for p in resolver_problems(v, f"{where}.{k}" if where else str(k))]
+        return [p for k, v in node.items()
+                for p in resolver_problems(v, f"{where}.{k}" if where else str(k))]
     if isinstance(node, list):
         return [p for i, v in enumerate(node) for p in resolver_problems(v, f"{where}[{i}]")]
     if isinstance(node, str):
         return [f"{where}: resolver ${{{name}:...}} is not allowed in recipes (only ${{key}} "
-                f"interpolation is)" for name in _RESOLVER.findall(node) if name not in ALLOWED_RESOLVERS]
+                f"interpolation is)"
+                for name in _RESOLVER.findall(node) if name not in ALLOWED_RESOLVERS]
     return []
 
 
@@ -88,6 +109,8 @@ class Validation:
     problems: list[str] = field(default_factory=list)
     spaces: list[tuple[str, ConceptSpace]] = field(default_factory=list)
     produced: set[str] = field(default_factory=set)  # outputs of earlier pipeline steps
+    writers: dict[str, str] = field(default_factory=dict)
+    """Recipes beside this one by the paths they write: named where such a path is missing."""
 
     def will_exist(self, value: Any) -> bool:
         return Path(str(value)).exists() or _canonical(value) in self.produced
@@ -101,10 +124,17 @@ def _type_hints(schema: type) -> dict[str, Any]:
     return typing.get_type_hints(schema)
 
 
+@functools.lru_cache(maxsize=None)
+def _structured(schema: type) -> DictConfig:
+    """The schema as an OmegaConf config, built once: building it is most of validation's time
+    (merging copies it, so the cached one is never changed)."""
+    return OmegaConf.structured(schema)
+
+
 def _check_scalar(schema: type, name: str, value: Any) -> str | None:
     """Type-check one field by merging it alone into the structured schema."""
     try:
-        OmegaConf.merge(OmegaConf.structured(schema), {name: value})
+        OmegaConf.merge(_structured(schema), {name: value})
     except OmegaConfBaseException as exc:
         msg = _first_line(exc)
         return msg.split("\n")[0]
@@ -154,7 +184,10 @@ def validate_section(schema: type, values: Any, where: str, result: Validation,
         if f.metadata.get(META_OUTPUT) and value is not None:
             result.produced.add(_canonical(value))
         elif f.metadata.get(META_PATH) and value is not None and not result.will_exist(value):
-            result.problems.append(f"{label}: file not found: {value}")
+            relative = "" if Path(str(value)).is_absolute() else f" (relative to {Path.cwd()})"
+            writer = result.writers.get(_canonical(value))
+            hint = f"; {writer} writes it, run that first" if writer else ""
+            result.problems.append(f"{label}: file not found: {value}{relative}{hint}")
         if f.metadata.get(META_SPACE_SOURCE) and value is not None and Path(str(value)).exists():
             space = read_space(str(value))
             if space is not None:
@@ -221,12 +254,14 @@ class ResolvedRecipe:
 
 
 def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe",
-                    produced: set[str] | None = None) -> Validation:
+                    produced: set[str] | None = None,
+                    writers: dict[str, str] | None = None) -> Validation:
     """Every problem of a loaded recipe, without running it.
 
-    ``produced``: paths that other recipes of the same set write (see ``validate_recipes``).
+    ``produced``: paths that other recipes of the same set write (see ``validate_recipes``);
+    ``writers``: recipes by the paths they write, named where such a path is missing.
     """
-    result = Validation(produced=set(produced or ()))
+    result = Validation(produced=set(produced or ()), writers=dict(writers or {}))
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
@@ -255,7 +290,26 @@ def validate_recipes(sources: list[Path], registry: Any) -> dict[Path, list[str]
         produced |= validate_recipe(cfg, registry).produced
     for source, cfg in loaded.items():
         problems[source] = validate_recipe(cfg, registry, str(source), produced).problems
+        if problems[source]:
+            writers = sibling_writers(source, registry)
+            problems[source] = validate_recipe(cfg, registry, str(source), produced,
+                                               writers).problems
     return {source: problems[source] for source in sources}
+
+
+def sibling_writers(source: str | Path, registry: Any) -> dict[str, str]:
+    """The recipes in ``source``'s folder by the paths they write (a chain's earlier steps)."""
+    writers: dict[str, str] = {}
+    for sibling in sorted(Path(source).parent.glob("*.yaml")):
+        if sibling.resolve() == Path(source).resolve():
+            continue
+        try:
+            cfg = load_recipe(sibling)
+        except UserError:
+            continue
+        for written in validate_recipe(cfg, registry).produced:
+            writers.setdefault(written, str(sibling))
+    return writers
 
 
 def validate_task_body(container: dict, where: str, result: Validation, registry: Any) -> None:
@@ -299,11 +353,19 @@ def with_section_defaults(task_cls: type, body: dict) -> dict:
     return body
 
 
-def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...],
-                   registry: Any) -> ResolvedRecipe:
-    """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong."""
+def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...], registry: Any,
+                   planning: bool = False) -> ResolvedRecipe:
+    """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong.
+
+    An input missing because an earlier recipe of its folder has not run yet names that recipe;
+    ``planning`` (``--dump-config``) accepts such inputs, since nothing is run.
+    """
     cfg = load_recipe(source, overrides)
     result = validate_recipe(cfg, registry, str(source))
+    if result.problems:
+        writers = sibling_writers(source, registry)
+        result = validate_recipe(cfg, registry, str(source), set(writers) if planning else None,
+                                 writers)
     if result.problems:
         raise RecipeError(str(source), result.problems)
     container = OmegaConf.to_container(cfg, resolve=True)

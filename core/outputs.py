@@ -84,7 +84,8 @@ def check_output(output: Output, overwrite: bool) -> None:
     folder = next(p for p in target.parents if p.exists())
     if not folder.is_dir():
         raise OutputError(f"{target}: cannot be written, {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+    if not os.access(folder, os.W_OK | os.X_OK) or \
+            (target.exists() and not os.access(target, os.W_OK)):
         raise OutputError(f"{target}: not writable (permission denied)")
 
 
@@ -93,7 +94,8 @@ def mark(directory: Path) -> None:
     from lcm import __version__
 
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / MARKER).write_text(json.dumps({"written_by": "lcm", "version": __version__}) + "\n")
+    stamp = {"written_by": "lcm", "version": __version__}
+    (directory / MARKER).write_text(json.dumps(stamp) + "\n")
 
 
 def lock_path(target: Path) -> Path:
@@ -124,7 +126,8 @@ def _held_by(target: Path, lock: Path) -> str:
         owner = json.loads(lock.read_text())
         pid, host = int(owner["pid"]), str(owner["host"])
     except (OSError, ValueError, KeyError, TypeError):
-        return f"{target}: locked by {lock}, which is unreadable; remove it if no run is writing here"
+        return (f"{target}: locked by {lock}, which is unreadable; remove it if no run is "
+                f"writing here")
     if host == socket.gethostname() and not _alive(pid):
         return (f"{target}: stale lock {lock} of pid {pid} on {host}, which is no longer running; "
                 f"check the output, then remove the lock to write here again")
@@ -160,6 +163,7 @@ def claimed(outputs: list[Output], overwrite: bool = False) -> Iterator[None]:
                 stack.enter_context(locked(output.path))
             for output in outputs:
                 if output.directory:
+                    _remove_leftovers(output.path)
                     mark(output.path)
             yield
     finally:
@@ -177,10 +181,21 @@ def run_task(task_cls: type, config: Any, context: Any, overwrite: bool = False)
         return task_cls(config).run(config, context)
 
 
+_STAGING, _RETIRED = ".tmp-", ".old-"
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Temporary siblings of ``target`` left by a killed run: lcm's own, and unused while the
+    lock is held."""
+    for pattern in (_STAGING, _RETIRED):
+        for leftover in target.parent.glob(f".{target.name}{pattern}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def staging_directory(target: Path) -> Path:
     """A fresh temporary sibling of ``target`` (same filesystem, so the final rename is atomic)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}{_STAGING}", dir=target.parent))
 
 
 def replace_directory(staging: Path, target: Path) -> None:
@@ -189,7 +204,7 @@ def replace_directory(staging: Path, target: Path) -> None:
     if not target.exists():
         os.replace(staging, target)
         return
-    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+    retired = target.with_name(f".{target.name}{_RETIRED}{os.getpid()}")
     os.replace(target, retired)
     os.replace(staging, target)
     shutil.rmtree(retired, ignore_errors=True)

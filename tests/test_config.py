@@ -233,3 +233,85 @@ def test_resolvers_other_than_interpolation_are_refused(tmp_path, value, monkeyp
     assert problem.startswith("output: resolver ${oc.") and "is not allowed in recipes" in problem
     assert "/secret" not in str(caught.value)
     assert load_recipe(recipe, ["output=${vars.base}/x"]).output == "runs/x"
+
+
+def test_overrides_reach_pipeline_steps_and_a_bad_one_is_one_line(tmp_path):
+    recipe = tmp_path / "p.yaml"
+    recipe.write_text("task: pipeline\nsteps:\n  - {task: echo, repeat: 1}\n  - {task: echo, repeat: 2}\n")
+    cfg = load_recipe(recipe, ["steps.1.repeat=5", "steps.0.message=hi"])
+    assert [s.repeat for s in cfg.steps] == [1, 5] and cfg.steps[0].message == "hi"
+    with pytest.raises(UserError, match=r"^bad override 'steps.7.repeat=5': list index out of range$"):
+        load_recipe(recipe, ["steps.7.repeat=5"])
+
+
+def test_naming_another_plugin_drops_the_old_plugins_options(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\nencoder: {name: fake_enc, scale: 2.0}\n")
+    assert OmegaConf.to_container(load_recipe(recipe, ["encoder.name=other", "encoder.dim=3"]).encoder) == \
+        {"name": "other", "dim": 3}
+    assert load_recipe(recipe, ["encoder.name=fake_enc"]).encoder.scale == 2.0  # same plugin: kept
+
+
+def test_a_relative_path_not_found_says_what_it_is_relative_to(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\ninput: data/missing.txt\n")
+    registry = build_registry(entry_points=[], extra_plugins=standard_plugins())
+    assert validate_recipe(load_recipe(recipe), registry).problems == [
+        f"input: file not found: data/missing.txt (relative to {tmp_path})"]
+
+
+def test_recipes_validate_accepts_a_folder(tmp_path, capsys):
+    from lcm.cli import main
+
+    (tmp_path / "a.yaml").write_text("task: nope\n")
+    (tmp_path / "b.yaml").write_text("task: pipeline\nsteps: []\n")
+    assert main(["recipes", "validate", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'a.yaml'}: 1 problem(s)" in out and f"{tmp_path / 'b.yaml'}: 1 problem(s)" in out
+
+
+def test_a_huge_error_is_one_short_line_and_whole_with_debug(tmp_path, capsys, monkeypatch):
+    from lcm.cli import DEBUG_ENV, MAX_ERROR_CHARS, main
+
+    monkeypatch.setenv(DEBUG_ENV, "0")  # --debug sets it; restored after the test
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: train\n" + "".join(f"field_{i}: 1\n" for i in range(400)))
+    assert main(["run", str(recipe)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert len(line) < MAX_ERROR_CHARS + 100 and line.endswith("more characters with --debug)")
+    assert main(["--debug", "run", str(recipe)]) == 2
+    assert "field_399: unknown field" in capsys.readouterr().err
+
+
+def test_validation_builds_each_schema_once(tmp_path, monkeypatch):
+    """Building a structured schema was most of `lcm recipes validate`'s 7 s: once per field."""
+    import collections
+
+    import lcm.config
+    from tests._fake_plugins import EchoConfig
+
+    built = collections.Counter()
+    structured = OmegaConf.structured
+    monkeypatch.setattr(OmegaConf, "structured", lambda obj, *a, **k: (built.update([obj]),
+                                                                      structured(obj, *a, **k))[1])
+    lcm.config._structured.cache_clear()
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\nmessage: hi\nrepeat: 3\n")
+    registry = build_registry(entry_points=[], extra_plugins=standard_plugins())
+    for _ in range(2):
+        assert validate_recipe(load_recipe(recipe), registry).problems == []
+    assert built[EchoConfig] == 1
+
+
+def test_an_input_an_earlier_recipe_writes_is_named_and_accepted_when_only_dumping(tmp_path):
+    (tmp_path / "a_writes.yaml").write_text(f"task: echo\noutput: {tmp_path / 'made.txt'}\n")
+    reader = tmp_path / "b_reads.yaml"
+    reader.write_text(f"task: echo\ninput: {tmp_path / 'made.txt'}\n")
+    registry = build_registry(entry_points=[], extra_plugins=standard_plugins())
+    assert resolve_recipe(reader, (), registry, planning=True).config.input == str(tmp_path / "made.txt")
+    with pytest.raises(RecipeError) as caught:
+        resolve_recipe(reader, (), registry)
+    assert caught.value.problems == [f"input: file not found: {tmp_path / 'made.txt'}; "
+                                     f"{tmp_path / 'a_writes.yaml'} writes it, run that first"]

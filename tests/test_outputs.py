@@ -109,6 +109,17 @@ def test_claimed_folders_are_marked_and_locks_released_on_failure(tmp_path):
         pass
 
 
+def test_temporary_siblings_of_a_killed_run_are_removed_when_the_output_is_claimed(tmp_path):
+    target = tmp_path / "shards"
+    staging = tmp_path / ".shards.tmp-abc123"
+    staging.mkdir()
+    (staging / "shard-000000.tar").write_bytes(b"half")
+    (tmp_path / ".shards-training.tmp-x").mkdir()  # another output's: kept
+    with claimed([Output(target, directory=True)]):
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            ".shards-training.tmp-x", ".shards.lock", "shards"]
+
+
 def _documents(count: int, tag: str) -> list[Document]:
     return [Document(f"{tag}{i}", ["a", "b"], np.ones((2, SPACE.dim), np.float16)) for i in range(count)]
 

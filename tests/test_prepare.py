@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lcm.data.normalizer import RobustScaler
-from lcm.data.segment import segment_document
+from lcm.data.segment import capped_sentences, segment_document
 from lcm.data.shards import Manifest, iter_documents
 from lcm.errors import DataIntegrityError, WeightsUnavailableError
 from tests._data_fixtures import BLANK_LINES, SAMPLE, run_lcm, write_recipe
@@ -32,6 +33,15 @@ def test_prepare_writes_every_document_and_counts_the_empty_ones(prepared_sample
     assert (f"wrote 20 documents, {expected_sentences} sentences in 3 shards"
             in result.stdout)
     assert "skipped: 2 empty document" in result.stdout
+    assert sum(capped_sentences(d)[1] for d in sample_documents()) == 0
+    assert "split (segmenter.max_chars)" not in result.stdout  # said only when it happens
+
+
+def test_the_summary_line_counts_sentences_the_cap_split(prepared_sample):
+    from lcm.tasks.prepare import summary_line
+
+    line = summary_line(Manifest.read(prepared_sample.shards), Path("out"), 1.0, 3, 200)
+    assert line.endswith("; 3 sentences longer than 200 characters split (segmenter.max_chars)")
 
 
 def test_prepared_documents_hold_the_sentences_and_minilm_vectors(prepared_sample, minilm_model):

@@ -364,3 +364,15 @@ def test_resume_ignores_partial_and_incomplete_checkpoints(tmp_path):
     checkpoint("step_00000030", complete=False)
     (root / "latest").write_text("step_00000030")  # names the incomplete one
     assert find_latest(root) == good
+
+
+@pytest.mark.parametrize("cores, ranks, workers, load, threads", [
+    (2, 1, 0, 0.1, 2),   # an idle machine: all cores
+    (2, 1, 0, 1.2, 1),   # another process busy on one core: 1 (was 2, 23x slower)
+    (2, 1, 0, 5.0, 1),   # overloaded: still 1
+    (16, 2, 1, 4.0, 5),  # two ranks share the 12 free cores, each minus its worker
+])
+def test_automatic_threads_use_the_cores_that_are_free(cores, ranks, workers, load, threads):
+    from lcm.train.distributed import automatic_threads
+
+    assert automatic_threads(cores, ranks, workers, load) == threads

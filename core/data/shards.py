@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -159,17 +160,23 @@ def nonfinite_problem(vectors: np.ndarray) -> str | None:
 
 
 def shard_paths(directory: str | Path) -> list[Path]:
-    """The shard files a manifest lists, each checked to exist."""
+    """The shard files a manifest lists, each checked to exist inside the shard folder."""
     directory = Path(directory)
     paths = [directory / s["path"] for s in Manifest.read(directory).shards]
+    inside = directory.resolve()
     for p in paths:
+        if not p.resolve().is_relative_to(inside):
+            listed = str(p.relative_to(directory))
+            raise InputFileError(directory / MANIFEST, f"shard path {listed!r} leaves the shard "
+                                                       f"folder; refusing it")
         if not p.is_file():
             raise InputFileError(p, "shard listed in the manifest is missing")
     return paths
 
 
-def decode_sample(sample: dict[str, Any], source: str) -> Document:
-    """Turn one raw webdataset sample into a Document, checking its integrity."""
+def decode_sample(sample: dict[str, Any], source: str, dim: int | None = None) -> Document:
+    """Turn one raw webdataset sample into a Document, checking its integrity (and, given the
+    manifest's ``dim``, the vectors' dimension)."""
     key = sample.get("__key__", "?")
     try:
         sentences = json.loads(sample["sentences.json"])
@@ -181,6 +188,9 @@ def decode_sample(sample: dict[str, Any], source: str) -> Document:
         raise DataIntegrityError(
             f"{source}: document {key} has {vectors.shape[0] if vectors.ndim else 0} vectors for "
             f"{len(sentences)} sentences; refusing the shard set rather than dropping rows")
+    if dim is not None and vectors.shape[1] != dim:
+        raise DataIntegrityError(f"{source}: document {key} has vectors of dimension "
+                                 f"{vectors.shape[1]}, but the manifest's space has {dim}")
     problem = nonfinite_problem(vectors)
     if problem:
         raise DataIntegrityError(f"{source}: document {key} has {problem}; refusing the shard set")
@@ -191,12 +201,23 @@ def iter_documents(directory: str | Path, rank: int = 0, world_size: int = 1) ->
     """Documents of a shard directory, in order; shard ``i`` goes to rank ``i % world_size``."""
     import webdataset as wds
 
+    dim = Manifest.read(directory).space.dim
     paths = shard_paths(directory)[rank::world_size]
     for p in paths:
         dataset = wds.WebDataset(str(p), shardshuffle=False, empty_check=False,
                                  nodesplitter=None, workersplitter=None)
-        for sample in dataset:
-            yield decode_sample(sample, str(p))
+        samples = iter(dataset)
+        while True:
+            try:
+                sample = next(samples)
+            except StopIteration:
+                break
+            except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                first = exc.args[0] if exc.args else None  # webdataset adds (stream, url)
+                text = first if isinstance(first, str) else str(exc)
+                reason = (text.strip().splitlines() or [type(exc).__name__])[0]
+                raise DataIntegrityError(f"{p}: corrupt or truncated shard ({reason})") from None
+            yield decode_sample(sample, str(p), dim)
 
 
 def load_vectors(directory: str | Path, limit: int | None = None) -> np.ndarray:

@@ -81,9 +81,10 @@ class Prepare(Task):
                 writer.skip(reason)
                 bar.update(1)
 
-            pending = _Pending()
+            pending, split = _Pending(), 0
             for doc in recipe.documents(recipe.input, on_skip=skip):
-                sentences = recipe.sentences(doc.text)
+                sentences, cut = recipe.capped_sentences(doc.text)
+                split += cut
                 if len(sentences) < recipe.min_sentences:
                     skip(TOO_FEW_SENTENCES)
                     continue
@@ -101,7 +102,8 @@ class Prepare(Task):
         manifest = Manifest.read(output)
         if recipe.target_field:
             _save_framing(recipe.instruction, encoder, output, manifest.documents)
-        print(summary_line(manifest, output, time.perf_counter() - started))
+        print(summary_line(manifest, output, time.perf_counter() - started, split,
+                           recipe.segmenter.max_chars))
         return manifest
 
 
@@ -175,10 +177,14 @@ class _ShardKeys:
         return key
 
 
-def summary_line(manifest: Any, output: Path, seconds: float) -> str:
-    """One line: what was written, how fast, and what was skipped and why."""
+def summary_line(manifest: Any, output: Path, seconds: float, split: int = 0,
+                 max_chars: int = 0) -> str:
+    """One line: what was written, how fast, what was skipped and why, and how many long
+    sentences the cap split (each became several concepts)."""
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(manifest.skipped.items())) or "none"
     rate = manifest.sentences / seconds if seconds > 0 else 0.0
     return (f"wrote {manifest.documents} documents, {manifest.sentences} sentences in "
             f"{len(manifest.shards)} shards to {output} ({seconds:.1f} s, {rate:.0f} sentences/s); "
-            f"skipped: {skipped}")
+            f"skipped: {skipped}"
+            + (f"; {split} sentences longer than {max_chars} characters split "
+               f"(segmenter.max_chars)" if split else ""))

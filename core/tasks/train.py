@@ -10,6 +10,7 @@ from typing import Any, Mapping
 
 from lcm.errors import UserError
 from lcm.interfaces import RunContext, Task
+from lcm.outputs import Output
 from lcm.train.options import TrainRecipe
 
 
@@ -54,10 +55,8 @@ class Train(Task):
                 result.problems.append(f"{prefix}data: {exc}")
 
     @staticmethod
-    def outputs(recipe: TrainRecipe) -> list:
+    def outputs(recipe: TrainRecipe) -> list[Output]:
         """The model folder and the training folder (derived from it by default)."""
-        from lcm.outputs import Output
-
         return [Output(Path(recipe.output), True), Output(recipe.training_path(), True)]
 
     @staticmethod

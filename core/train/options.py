@@ -80,8 +80,9 @@ class TrainOptions:
 class DistributedOptions:
     backend: str = choice("auto", BACKENDS, help="auto: nccl on GPUs, gloo on CPU")
     cpu_threads: int = bounded(0, ge=0)
-    """Torch threads per rank when training on a CPU; 0: the rank's share of the cores minus
-    its data workers (oversubscribed OpenMP threads make small models many times slower)."""
+    """Torch threads per rank when training on a CPU; 0: the rank's share of the cores that
+    other processes leave free (by the load average), minus its data workers (oversubscribed
+    OpenMP threads make small models many times slower)."""
 
 
 @dataclass

