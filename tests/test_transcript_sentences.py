@@ -33,3 +33,11 @@ def test_speech_segmentation_is_set_from_the_summarize_recipe():
     resolved = resolve_recipe(REPO / "recipes" / "speech_summarize.yaml",
                               ["encoder.segmentation.min_silence_s=0.5", "encoder.per_sentence=false"])
     assert resolved.config.encoder["segmentation"]["min_silence_s"] == 0.5
+
+
+def test_a_long_pause_ends_a_sentence_whatever_the_punctuation():
+    texts = ["The keeper climbed the stairs every night,", "ships sailed past the rocks."]
+    assert [s.text for s in sentences_with_times(texts, [(0.0, 2.0), (2.3, 4.0)])] == [
+        "The keeper climbed the stairs every night, ships sailed past the rocks."]
+    assert sentences_with_times(texts, [(0.0, 2.0), (2.7, 4.0)]) == [
+        TimedSentence(texts[0], 0.0, 2.0), TimedSentence(texts[1], 2.7, 4.0)]
