@@ -36,3 +36,11 @@ def test_speech_segmentation_is_set_from_the_summarize_recipe():
                               get_registry())
     options = resolved.config.encoder.options  # resolved: typed, every default filled in
     assert options.segmentation.min_silence_s == 0.5 and options.per_sentence is False
+
+
+def test_a_long_pause_ends_a_sentence_whatever_the_punctuation():
+    texts = ["The keeper climbed the stairs every night,", "ships sailed past the rocks."]
+    assert [s.text for s in sentences_with_times(texts, [(0.0, 2.0), (2.3, 4.0)])] == [
+        "The keeper climbed the stairs every night, ships sailed past the rocks."]
+    assert sentences_with_times(texts, [(0.0, 2.0), (2.7, 4.0)]) == [
+        TimedSentence(texts[0], 0.0, 2.0), TimedSentence(texts[1], 2.7, 4.0)]

@@ -28,6 +28,10 @@ class SonarModelOptions:
                                           "settings from `card`")
     tokenizer: Optional[str] = path(None, must_exist=True,
                                     help="local SentencePiece model for `checkpoint`")
+    tokenizer_langs: Optional[list[str]] = None
+    """The languages (NLLB codes) a local ``tokenizer`` was built with, when they are not the
+    basic card's 202: each adds a control token, so the list must match the model's vocabulary.
+    The default language is eng_Latn if listed, else the first."""
     cards_dir: Optional[str] = path(None, must_exist=True,
                                     help="folder of your own fairseq2 asset cards (YAML)")
     model_config: Optional[dict[str, Any]] = None
@@ -47,5 +51,7 @@ class SonarModelOptions:
         """A model must be named, by card or by local files."""
         if not self.card and not self.checkpoint:
             return ["name a model with `card`, or local files with `checkpoint`"]
+        if self.tokenizer_langs is not None and not (self.tokenizer and self.tokenizer_langs):
+            return ["tokenizer_langs needs a local `tokenizer` and at least one language"]
         return []
 

@@ -2,13 +2,18 @@
 
 Silence cuts a natural voice wherever it pauses (at commas too), so one utterance per concept
 would quote half-sentences. Whisper punctuates well enough to find the sentences again: the
-utterances' transcripts are joined, split into sentences, and each sentence gets the span from
-where it starts to where it ends, interpolated by character position inside an utterance.
+transcripts of utterances separated by short pauses are joined, split into sentences, and each
+sentence gets the span from where it starts to where it ends, interpolated by character position
+inside an utterance. A long pause ends a sentence whatever the punctuation (Whisper, hearing one
+utterance at a time, often ends it with a comma).
 """
 from __future__ import annotations
 
 import bisect
 from typing import NamedTuple, Sequence
+
+MAX_JOIN_GAP_S = 0.5
+"""Utterances further apart than this (between their padded spans) are never one sentence."""
 
 
 class TimedSentence(NamedTuple):
@@ -18,8 +23,21 @@ class TimedSentence(NamedTuple):
 
 
 def sentences_with_times(texts: Sequence[str], times: Sequence[tuple[float, float]],
-                         language: str = "en") -> list[TimedSentence]:
+                         language: str = "en",
+                         max_join_gap_s: float = MAX_JOIN_GAP_S) -> list[TimedSentence]:
     """The sentences of the utterance transcripts ``texts`` (spanning ``times``), in order."""
+    found: list[TimedSentence] = []
+    first = 0
+    for index in range(1, len(texts) + 1):
+        if index == len(texts) or times[index][0] - times[index - 1][1] > max_join_gap_s:
+            found += _split_run(texts[first:index], times[first:index], language)
+            first = index
+    return found
+
+
+def _split_run(texts: Sequence[str], times: Sequence[tuple[float, float]],
+               language: str) -> list[TimedSentence]:
+    """The sentences of utterances close enough to be read as one passage."""
     from lcm.data.segment import split_sentences
 
     starts, pieces, offset = [], [], 0
