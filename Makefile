@@ -28,13 +28,14 @@ $(STAMP): pyproject.toml Makefile | system-packages
 	touch $(STAMP)
 
 # The headline (audio in, summary out, with the shipped model), then the platform end to end
+# (overwrite=true: a re-run replaces the outputs of the previous one)
 # (encode a corpus, fit the normaliser, train a Base-LCM through DeepSpeed, continue documents).
 demo: install
-	HF_HUB_OFFLINE=1 $(BIN)/lcm run recipes/speech_summarize.yaml
-	HF_HUB_OFFLINE=1 $(BIN)/lcm run recipes/quickstart.yaml
+	HF_HUB_OFFLINE=1 $(BIN)/lcm run recipes/speech_summarize.yaml overwrite=true
+	HF_HUB_OFFLINE=1 $(BIN)/lcm run recipes/quickstart.yaml overwrite=true
 
 summarize: install
-	HF_HUB_OFFLINE=1 $(BIN)/lcm run recipes/speech_summarize.yaml
+	HF_HUB_OFFLINE=1 $(BIN)/lcm run recipes/speech_summarize.yaml overwrite=true
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

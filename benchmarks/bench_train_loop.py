@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 
 from benchmarks.bench_data import make_shards
-from benchmarks.common import Result
+from benchmarks.common import Result, registry
 from lcm.config import typed_config
 from lcm.data.normalizer import RobustScaler
 from lcm.data.shards import load_vectors
 from lcm.interfaces import ConceptSpace
 from lcm.model.lcm import build_model
-from lcm.registry import get_registry
+from lcm.tasks.train import resolve_head
 from lcm.train.data import BatchStream
 from lcm.train.trainer import measure_throughput
 
@@ -32,7 +32,8 @@ BATCH, WINDOW = 16, 32
 def plain_torch_rate(shards: Path, normalizer: RobustScaler, steps: int) -> float:
     """Concepts/s of the simplest loop: forward, backward, clip, AdamW step."""
     torch.manual_seed(0)
-    model = build_model(MODEL["arch"], MODEL["overrides"], {"name": "mse"}, SPACE)
+    head = resolve_head(registry(), MODEL["arch"], {"name": "mse"})
+    model = build_model(MODEL["arch"], MODEL["overrides"], head, SPACE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
     batches = iter(BatchStream(shards, normalizer, max_concepts=WINDOW, batch_size=BATCH,
                                shuffle_buffer=2000, num_workers=0, seed=0))
@@ -60,14 +61,14 @@ def run(quick: bool = False) -> list[Result]:
         make_shards(shards, documents=200, sentences=32, dim=SPACE.dim)
         normalizer = RobustScaler.fit(load_vectors(shards), SPACE)
         normalizer.save(shards)
-        task = get_registry().get("task", "train").cls
+        task = registry().get("task", "train").cls
         recipe = typed_config(task, {
             "output": str(Path(tmp) / "model"),
             "data": {"shards": str(shards), "normalizer": str(shards), "max_concepts": WINDOW,
                      "batch_size": BATCH},
             "model": MODEL, "head": {"name": "mse"},
             "train": {"steps": steps + 1, "zero_stage": 0, "precision": "fp32"},
-        })
+        }, registry())
         deepspeed_rate = measure_throughput(recipe, steps)
         plain_rate = plain_torch_rate(shards, normalizer, steps)
     return [Result("train", "Base-LCM step, DeepSpeed path", "concepts/s", deepspeed_rate,

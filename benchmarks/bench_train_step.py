@@ -26,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.common import Result
+from benchmarks.common import Result, registry
 from lcm.interfaces import ConceptSpace
 from lcm.model.lcm import build_model
+from lcm.model.heads import context_states
+from lcm.tasks.train import resolve_head
 
 SPACE = ConceptSpace("bench", 384)
 TRUNK = {"model_dim": 512, "num_heads": 8, "ffn_inner_dim": 1408, "num_layers": 4}
@@ -102,7 +104,7 @@ def head_step(model, concepts: torch.Tensor) -> Callable[[], None]:
 def trunk_step(model, concepts: torch.Tensor) -> Callable[[], None]:
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        model.contextualize(concepts).square().mean().backward()
+        context_states(model.trunk_view, concepts).square().mean().backward()
     return step
 
 
@@ -123,19 +125,24 @@ def measure(name: str, model, step: Callable[[], None], concepts: int, repeats: 
     return rows, rate
 
 
+def small_model(head: str):
+    """The ``small`` trunk (with TRUNK's changes) and the named head, in training mode."""
+    return build_model("small", TRUNK, resolve_head(registry(), "small", {"name": head}), SPACE).train()
+
+
 def run(quick: bool = False) -> list[Result]:
     batch, length, repeats = (2, 32, 1) if quick else (4, 64, 3)
     concepts = torch.randn(batch, length, SPACE.dim, generator=torch.Generator().manual_seed(0))
     results: list[Result] = []
     torch.manual_seed(0)
-    mse = build_model("small", TRUNK, {"name": "mse"}, SPACE).train()
+    mse = small_model("mse")
     rows, _ = measure(f"trunk d={TRUNK['model_dim']} (fwd+bwd)", mse, trunk_step(mse, concepts),
                       batch * length, repeats, None)
     results += rows
     mse_rate = None
     for head in HEADS:
         torch.manual_seed(0)
-        model = mse if head == "mse" else build_model("small", TRUNK, {"name": head}, SPACE).train()
+        model = mse if head == "mse" else small_model(head)
         rows, rate = measure(f"{head} head", model, head_step(model, concepts), batch * length,
                              repeats, mse_rate)
         mse_rate = mse_rate or rate

@@ -17,7 +17,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import Result  # noqa: E402
+from benchmarks.common import Result, registry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDING = REPO / "data" / "audio" / "aclsum_P17-1143_intro.flac"
@@ -29,10 +29,9 @@ def measure(window_s: float) -> dict[str, float]:
     import numpy as np
 
     from lcm.plugins.speech.metrics import word_error_rate
-    from lcm.registry import get_registry
-
+    
     sentences = RECORDING.with_suffix(".txt").read_text().splitlines()
-    encoder = get_registry().create("encoder", {"name": "whisper_cascade", "window_s": window_s})
+    encoder = registry().create("encoder", {"name": "whisper_cascade", "window_s": window_s})
     encoder.whisper, encoder.text_encoder.encode(["warm up"])  # load both before timing
     began = time.perf_counter()
     spoken = encoder.encode_recording(RECORDING)

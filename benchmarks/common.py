@@ -1,9 +1,10 @@
 """Shared helpers of the benchmarks: timing and result rows."""
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Any, Callable
 
 
 @dataclass
@@ -37,3 +38,11 @@ def best_rate(work: Callable[[], int], repeats: int = 3) -> float:
         elapsed = time.perf_counter() - start
         best = max(best, items / elapsed)
     return best
+
+
+@functools.lru_cache(maxsize=1)
+def registry() -> Any:
+    """The installed plugins, loaded once for the benchmarks (as ``lcm`` loads them)."""
+    from lcm.registry import build_registry
+
+    return build_registry()

@@ -10,6 +10,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,18 +36,22 @@ def cli(debug: bool) -> None:
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool) -> None:
     """Run RECIPE (a YAML file), with optional key=value OVERRIDES."""
+    from rich.console import Console
+
     from lcm.config import dump_config as render
     from lcm.config import resolve_recipe
-    from lcm.registry import get_registry
+    from lcm.interfaces import RunContext
+    from lcm.outputs import run_task
 
     if debug:
         os.environ[DEBUG_ENV] = "1"
-    resolved = resolve_recipe(recipe, overrides, get_registry())
+    registry = _registry()
+    resolved = resolve_recipe(recipe, overrides, registry, planning=dump_config)
     if dump_config:
-        click.echo(render(resolved), nl=False)
+        click.echo(render(resolved, registry), nl=False)
         return
-    task = resolved.task_cls(resolved.config)  # a task's Config may have required fields
-    task.run(resolved.config)
+    run_task(resolved.task_cls, resolved.config, RunContext(registry, Console(stderr=True)),
+             resolved.overwrite)
 
 
 @cli.group()
@@ -60,10 +65,8 @@ def plugins() -> None:
               help="Only components of this kind.")
 def plugins_list(as_json: bool, kind: str | None) -> None:
     """Every component: kind, name, module, distribution, version, space, modalities."""
-    from lcm.registry import get_registry
-
-    registry = get_registry()
-    rows = [info.as_dict() for info in registry.all() if kind is None or info.kind == kind]
+    registry = _registry()
+    rows = [registry.describe(info) for info in registry.all() if kind is None or info.kind == kind]
     failures = [f.__dict__ for f in registry.failures]
     if as_json:
         click.echo(json.dumps({"components": rows, "failures": failures}, indent=2))
@@ -96,19 +99,18 @@ def recipes() -> None:
 @recipes.command("validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def recipes_validate(paths: tuple[Path, ...]) -> None:
-    """Check recipes without running them (default: every recipes/*.yaml).
+    """Check recipes (files, or folders of *.yaml) without running them (default: recipes/).
 
     Recipes are validated as a set: an input that another recipe of the set writes counts as
     present (prepare_wiki.yaml writes the shards train_wiki.yaml reads).
     """
     from lcm.config import validate_recipes
-    from lcm.registry import get_registry
-
-    targets = list(paths) or sorted(Path("recipes").glob("*.yaml"))
+    targets = [recipe for target in (paths or [Path("recipes")])
+               for recipe in (sorted(target.glob("*.yaml")) if target.is_dir() else [target])]
     if not targets:
         raise click.UsageError("no recipes given and none found in ./recipes")
     failed = 0
-    for target, problems in validate_recipes(targets, get_registry()).items():
+    for target, problems in validate_recipes(targets, _registry()).items():
         if problems:
             failed += 1
             click.echo(f"{target}: {len(problems)} problem(s)")
@@ -120,11 +122,30 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
         raise UserError(f"{failed} of {len(targets)} recipe(s) have problems")
 
 
-def main(argv: list[str] | None = None) -> int:
+MAX_ERROR_CHARS = 400
+
+
+def short(message: str) -> str:
+    """An error as one line of readable length; ``--debug`` shows it whole."""
+    line = " ".join(message.split())
+    if len(line) <= MAX_ERROR_CHARS:
+        return line
+    hidden = len(line) - MAX_ERROR_CHARS
+    return f"{line[:MAX_ERROR_CHARS]}… ({hidden} more characters with --debug)"
+
+
+def _registry() -> Any:
+    """The registry a caller of ``main`` passed (tests inject one), else the installed plugins'."""
+    from lcm.registry import get_registry
+
+    return click.get_current_context().obj or get_registry()
+
+
+def main(argv: list[str] | None = None, registry: Any = None) -> int:
     """Entry point of the console script; maps errors to exit codes."""
     debug = os.environ.get(DEBUG_ENV) == "1" or "--debug" in (argv if argv is not None else sys.argv)
     try:
-        cli.main(args=argv, prog_name="lcm", standalone_mode=False)
+        cli.main(args=argv, prog_name="lcm", standalone_mode=False, obj=registry)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
@@ -137,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # what was printed before the error stays before it
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {exc if debug else short(str(exc))}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -146,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         else:
-            click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
-                       err=True)
+            click.echo(f"error: {type(exc).__name__}: {short(str(exc))} (run with --debug for "
+                       f"the traceback)", err=True)
         return 1
     return 0
 

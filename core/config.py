@@ -9,67 +9,26 @@ before anything runs, in the spirit of torchtune's config validation.
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
+import re
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from lcm.components import plain, resolve, resolve_sections
 from lcm.errors import InputFileError, RecipeError, UnknownComponentError, UserError
+from lcm.fields import (META_COMPONENT, META_OUTPUT, META_PATH, META_SPACE_SOURCE, field_problems,
+                        own_problems)
 from lcm.interfaces import ConceptSpace
+from lcm.spaces import read_space
 
-# Field metadata keys.
-_COMPONENT = "lcm_component"
-_PATH = "lcm_path"
-_CHOICES = "lcm_choices"
-_SPACE_SOURCE = "lcm_space_source"
-_OUTPUT = "lcm_output"
-
-SPACE_FILE = "concept_space.json"
-"""Written beside shards, normalisers and checkpoints: the space their vectors live in."""
-
-
-def component(kind: str, default: str | None = None, help: str = "") -> Any:
-    """A recipe section naming a plugin of ``kind``: ``{name: ..., **its options}``."""
-    factory: Callable[[], Any] = (lambda: {"name": default}) if default else (lambda: None)
-    return field(default_factory=factory, metadata={_COMPONENT: kind, "help": help})
-
-
-def path(default: Any = MISSING, *, must_exist: bool = False, space_source: bool = False,
-         output: bool = False, help: str = "") -> Any:
-    """A filesystem path; ``must_exist`` is checked at validation time.
-
-    ``space_source``: the path holds data of a concept space (shards, a checkpoint) recorded
-    in its ``concept_space.json``; validation checks it against the recipe's components.
-    ``output``: the task writes this path, so a later step of a pipeline may read it before
-    it exists.
-    """
-    meta = {_PATH: must_exist, _SPACE_SOURCE: space_source, _OUTPUT: output, "help": help}
-    return field(default=default, metadata=meta)
-
-
-def choice(default: Any, choices: tuple[Any, ...], help: str = "") -> Any:
-    """A value restricted to ``choices`` (OmegaConf has no Literal)."""
-    return field(default=default, metadata={_CHOICES: choices, "help": help})
-
-
-def write_space(directory: str | Path, space: ConceptSpace) -> None:
-    """Record the concept space of whatever ``directory`` holds."""
-    Path(directory, SPACE_FILE).write_text(json.dumps(dataclasses.asdict(space)))
-
-
-def read_space(location: str | Path) -> ConceptSpace | None:
-    """The concept space recorded for a directory (or for a file's directory), if any."""
-    location = Path(location)
-    candidates = [location / SPACE_FILE, location.parent / SPACE_FILE]
-    for candidate in candidates:
-        if candidate.is_file():
-            data = json.loads(candidate.read_text())
-            return ConceptSpace(str(data["name"]), int(data["dim"]))
-    return None
+RESERVED_KEYS = ("task", "overwrite")
+"""Keys of every recipe body besides the task's own fields; ``overwrite``: replace earlier
+lcm outputs (see ``lcm.outputs``)."""
 
 
 # --------------------------------------------------------------------------- loading
@@ -86,13 +45,55 @@ def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
     if not isinstance(cfg, DictConfig):
         raise InputFileError(source, "a recipe must be a mapping of fields")
     for item in overrides:
-        if "=" not in item:
-            raise UserError(f"override {item!r} is not of the form key=value")
-    try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as exc:
-        raise UserError(f"bad override: {_first_line(exc)}") from None
+        apply_override(cfg, item)
+    problems = resolver_problems(OmegaConf.to_container(cfg, resolve=False))
+    if problems:
+        raise RecipeError(str(source), problems)
     return cfg
+
+
+def apply_override(cfg: DictConfig, item: str) -> None:
+    """Apply one ``key=value`` override in place.
+
+    Keys may index lists (``steps.2.train.steps=5``: a pipeline's third step). Setting a
+    component's ``name`` to another plugin replaces its whole section, since the old plugin's
+    options mean nothing to the new one (later overrides may set the new one's options).
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"override {item!r} is not of the form key=value")
+    try:
+        value = OmegaConf.to_container(OmegaConf.from_dotlist([f"v={text}"]), resolve=False)["v"]
+        parent, _, leaf = key.rpartition(".")
+        if leaf == "name" and parent:
+            section = OmegaConf.select(cfg, parent, default=None)
+            if isinstance(section, DictConfig) and section.get("name") != value:
+                OmegaConf.update(cfg, parent, {"name": value}, merge=False)
+                return
+        OmegaConf.update(cfg, key, value, merge=True)
+    except (OmegaConfBaseException, ValueError, TypeError) as exc:
+        raise UserError(f"bad override {item!r}: {_first_line(exc)}") from None
+
+
+ALLOWED_RESOLVERS: tuple[str, ...] = ()
+"""OmegaConf resolvers a recipe may call: none. ``${key}`` interpolation is the documented way
+to share values; a resolver such as ``${oc.env:VAR}`` would let a recipe read the environment
+into an output path or a file."""
+_RESOLVER = re.compile(r"\$\{\s*([\w.\-]+)\s*:")
+
+
+def resolver_problems(node: Any, where: str = "") -> list[str]:
+    """Every value of a raw recipe that calls a resolver lcm does not document."""
+    if isinstance(node, dict):
+        return [p for k, v in node.items()
+                for p in resolver_problems(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in resolver_problems(v, f"{where}[{i}]")]
+    if isinstance(node, str):
+        return [f"{where}: resolver ${{{name}:...}} is not allowed in recipes (only ${{key}} "
+                f"interpolation is)"
+                for name in _RESOLVER.findall(node) if name not in ALLOWED_RESOLVERS]
+    return []
 
 
 def _first_line(exc: BaseException) -> str:
@@ -108,6 +109,8 @@ class Validation:
     problems: list[str] = field(default_factory=list)
     spaces: list[tuple[str, ConceptSpace]] = field(default_factory=list)
     produced: set[str] = field(default_factory=set)  # outputs of earlier pipeline steps
+    writers: dict[str, str] = field(default_factory=dict)
+    """Recipes beside this one by the paths they write: named where such a path is missing."""
 
     def will_exist(self, value: Any) -> bool:
         return Path(str(value)).exists() or _canonical(value) in self.produced
@@ -121,10 +124,17 @@ def _type_hints(schema: type) -> dict[str, Any]:
     return typing.get_type_hints(schema)
 
 
+@functools.lru_cache(maxsize=None)
+def _structured(schema: type) -> DictConfig:
+    """The schema as an OmegaConf config, built once: building it is most of validation's time
+    (merging copies it, so the cached one is never changed)."""
+    return OmegaConf.structured(schema)
+
+
 def _check_scalar(schema: type, name: str, value: Any) -> str | None:
     """Type-check one field by merging it alone into the structured schema."""
     try:
-        OmegaConf.merge(OmegaConf.structured(schema), {name: value})
+        OmegaConf.merge(_structured(schema), {name: value})
     except OmegaConfBaseException as exc:
         msg = _first_line(exc)
         return msg.split("\n")[0]
@@ -149,11 +159,11 @@ def validate_section(schema: type, values: Any, where: str, result: Validation,
         label = f"{where}.{f.name}" if where else f.name
         present = f.name in values
         value = values[f.name] if present else None
-        if _COMPONENT in f.metadata:
+        if META_COMPONENT in f.metadata:
             if present or f.default_factory is not MISSING:
                 spec = value if present else f.default_factory()
                 if spec is not None:
-                    _validate_component(f.metadata[_COMPONENT], spec, label, result, registry)
+                    _validate_component(f.metadata[META_COMPONENT], spec, label, result, registry)
             continue
         if not present:
             if f.default is MISSING and f.default_factory is MISSING:
@@ -170,17 +180,30 @@ def validate_section(schema: type, values: Any, where: str, result: Validation,
         if problem:
             result.problems.append(f"{label}: {problem}")
             continue
-        if _CHOICES in f.metadata and value not in f.metadata[_CHOICES]:
-            allowed = ", ".join(map(str, f.metadata[_CHOICES]))
-            result.problems.append(f"{label}: {value!r} is not one of {allowed}")
-        if f.metadata.get(_OUTPUT) and value is not None:
+        result.problems.extend(f"{label}: {p}" for p in field_problems(f, value))
+        if f.metadata.get(META_OUTPUT) and value is not None:
             result.produced.add(_canonical(value))
-        elif f.metadata.get(_PATH) and value is not None and not result.will_exist(value):
-            result.problems.append(f"{label}: file not found: {value}")
-        if f.metadata.get(_SPACE_SOURCE) and value is not None and Path(str(value)).exists():
+        elif f.metadata.get(META_PATH) and value is not None and not result.will_exist(value):
+            relative = "" if Path(str(value)).is_absolute() else f" (relative to {Path.cwd()})"
+            writer = result.writers.get(_canonical(value))
+            hint = f"; {writer} writes it, run that first" if writer else ""
+            result.problems.append(f"{label}: file not found: {value}{relative}{hint}")
+        if f.metadata.get(META_SPACE_SOURCE) and value is not None and Path(str(value)).exists():
             space = read_space(str(value))
             if space is not None:
                 result.spaces.append((f"{label} ({value})", space))
+    if hasattr(schema, "problems"):
+        result.problems.extend(_cross_field_problems(schema, values, where))
+
+
+def _cross_field_problems(schema: type, values: Any, where: str) -> list[str]:
+    """The schema's own ``problems()`` of ``values``, when they make an instance at all (a
+    value of the wrong type has been reported already)."""
+    try:
+        return own_problems(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values)),
+                            where)
+    except (OmegaConfBaseException, ValueError, TypeError, ArithmeticError):
+        return []
 
 
 def _validate_component(kind: str, spec: Any, label: str, result: Validation, registry: Any) -> None:
@@ -197,7 +220,8 @@ def _validate_component(kind: str, spec: Any, label: str, result: Validation, re
     validate_section(info.cls.Config, options, label, result, registry)
     if len(result.problems) == before:
         try:
-            space = info.cls.concept_space(component_options(info.cls, options))
+            resolved = resolve(registry, kind, spec)
+            space = resolved.cls.concept_space(resolved.options)
         except Exception as exc:  # a component that cannot tell its space is a recipe problem
             result.problems.append(f"{label}: {exc}")
             return
@@ -214,14 +238,6 @@ def check_spaces(spaces: list[tuple[str, ConceptSpace]]) -> list[str]:
     return [f"concept spaces differ: {listing}"]
 
 
-def component_options(cls: type, options: Any) -> Any:
-    """Build a component's options dataclass from a recipe mapping (already validated)."""
-    if is_dataclass(options) and not isinstance(options, type):
-        return options
-    merged = OmegaConf.merge(OmegaConf.structured(cls.Config), dict(options or {}))
-    return OmegaConf.to_object(merged)
-
-
 # --------------------------------------------------------------------------- whole recipes
 
 @dataclass
@@ -233,15 +249,19 @@ class ResolvedRecipe:
     task_cls: type
     config: Any  # an instance of task_cls.Config
     raw: DictConfig
+    overwrite: bool = False
+    """Replace earlier lcm outputs (``overwrite=true``)."""
 
 
 def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe",
-                    produced: set[str] | None = None) -> Validation:
+                    produced: set[str] | None = None,
+                    writers: dict[str, str] | None = None) -> Validation:
     """Every problem of a loaded recipe, without running it.
 
-    ``produced``: paths that other recipes of the same set write (see ``validate_recipes``).
+    ``produced``: paths that other recipes of the same set write (see ``validate_recipes``);
+    ``writers``: recipes by the paths they write, named where such a path is missing.
     """
-    result = Validation(produced=set(produced or ()))
+    result = Validation(produced=set(produced or ()), writers=dict(writers or {}))
     try:
         container = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
@@ -270,14 +290,32 @@ def validate_recipes(sources: list[Path], registry: Any) -> dict[Path, list[str]
         produced |= validate_recipe(cfg, registry).produced
     for source, cfg in loaded.items():
         problems[source] = validate_recipe(cfg, registry, str(source), produced).problems
+        if problems[source]:
+            writers = sibling_writers(source, registry)
+            problems[source] = validate_recipe(cfg, registry, str(source), produced,
+                                               writers).problems
     return {source: problems[source] for source in sources}
+
+
+def sibling_writers(source: str | Path, registry: Any) -> dict[str, str]:
+    """The recipes in ``source``'s folder by the paths they write (a chain's earlier steps)."""
+    writers: dict[str, str] = {}
+    for sibling in sorted(Path(source).parent.glob("*.yaml")):
+        if sibling.resolve() == Path(source).resolve():
+            continue
+        try:
+            cfg = load_recipe(sibling)
+        except UserError:
+            continue
+        for written in validate_recipe(cfg, registry).produced:
+            writers.setdefault(written, str(sibling))
+    return writers
 
 
 def validate_task_body(container: dict, where: str, result: Validation, registry: Any) -> None:
     """Validate one task's recipe body (``task:`` plus its fields) into ``result``.
 
-    A task class may define ``validate_extra(body, registry, result, where)`` for checks the
-    schema cannot express (a pipeline validates its steps this way).
+    Then the task's ``validate_extra`` (see ``lcm.interfaces.Task``).
     """
     label = f"{where}.task" if where else "task"
     task_name = container.get("task")
@@ -289,35 +327,77 @@ def validate_task_body(container: dict, where: str, result: Validation, registry
     except UnknownComponentError as exc:
         result.problems.append(f"{label}: {exc}")
         return
-    body = {k: v for k, v in container.items() if k != "task"}
+    overwrite = container.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        result.problems.append(f"{where + '.' if where else ''}overwrite: expected true or false, "
+                               f"got {overwrite!r}")
+    body = with_section_defaults(info.cls, {k: v for k, v in container.items()
+                                            if k not in RESERVED_KEYS})
     validate_section(info.cls.Config, body, where, result, registry)
-    hook = getattr(info.cls, "validate_extra", None)
-    if hook is not None:
-        hook(body, registry, result, where)
+    info.cls.validate_extra(body, registry, result, where)
 
 
-def typed_config(task_cls: type, body: dict) -> Any:
-    """A validated recipe body as an instance of the task's ``Config``."""
-    body = {k: v for k, v in body.items() if k != "task"}
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(task_cls.Config), body))
+def typed_config(task_cls: type, body: dict, registry: Any) -> Any:
+    """A validated recipe body as an instance of the task's ``Config``, every component
+    section resolved to its (class, typed options)."""
+    body = with_section_defaults(task_cls, {k: v for k, v in body.items() if k not in RESERVED_KEYS})
+    config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(task_cls.Config), body))
+    return resolve_sections(config, registry)
 
 
-def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = (),
-                   registry: Any = None) -> ResolvedRecipe:
-    """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong."""
-    if registry is None:
-        from lcm.registry import get_registry
-        registry = get_registry()
+def with_section_defaults(task_cls: type, body: dict) -> dict:
+    """``body`` with the task's ``section_defaults`` laid under its component sections."""
+    for name, defaults in task_cls.section_defaults(body).items():
+        if defaults:
+            body = {**body, name: {**defaults, **dict(body.get(name) or {})}}
+    return body
+
+
+def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...], registry: Any,
+                   planning: bool = False) -> ResolvedRecipe:
+    """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong.
+
+    An input missing because an earlier recipe of its folder has not run yet names that recipe;
+    ``planning`` (``--dump-config``) accepts such inputs, since nothing is run.
+    """
     cfg = load_recipe(source, overrides)
     result = validate_recipe(cfg, registry, str(source))
+    if result.problems:
+        writers = sibling_writers(source, registry)
+        result = validate_recipe(cfg, registry, str(source), set(writers) if planning else None,
+                                 writers)
     if result.problems:
         raise RecipeError(str(source), result.problems)
     container = OmegaConf.to_container(cfg, resolve=True)
     info = registry.get("task", str(container["task"]))
-    return ResolvedRecipe(str(source), info.name, info.cls, typed_config(info.cls, container), cfg)
+    return ResolvedRecipe(str(source), info.name, info.cls, typed_config(info.cls, container, registry), cfg,
+                          bool(container.get("overwrite", False)))
 
 
-def dump_config(recipe: ResolvedRecipe) -> str:
-    """The resolved recipe (defaults filled in) as YAML."""
-    data = {"task": recipe.task_name, **OmegaConf.to_container(OmegaConf.structured(recipe.config))}
-    return OmegaConf.to_yaml(OmegaConf.create(data))
+def dump_config(recipe: ResolvedRecipe, registry: Any) -> str:
+    """The resolved recipe as YAML: every default filled in, every component's options too;
+    then, as comments, the model each checkpoint it reads holds, as it will run (the head's
+    stored options with the recipe's ``sampling`` laid over them)."""
+    data = {"task": recipe.task_name, **plain(recipe.config)}
+    text = OmegaConf.to_yaml(OmegaConf.create(data))
+    for label, model in _checkpoint_models(recipe.config, registry):
+        listing = OmegaConf.to_yaml(OmegaConf.create(model)).splitlines()
+        text += f"# {label}: the checkpoint's model\n" + "".join(f"#   {line}\n" for line in listing)
+    return text
+
+
+def _checkpoint_models(config: Any, registry: Any) -> list[tuple[str, dict]]:
+    """(field, {arch, transformer, head}) of each checkpoint the recipe reads."""
+    from lcm.model.checkpoint import CONFIG_FILE, read_checkpoint_meta, with_sampling
+
+    found = []
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if not (f.metadata.get(META_SPACE_SOURCE) and value and Path(str(value), CONFIG_FILE).is_file()):
+            continue
+        meta = read_checkpoint_meta(value)
+        head_cls = registry.get("head", str(meta["head"].get("name"))).cls
+        head = with_sampling(meta["head"], getattr(config, "sampling", None) or {}, head_cls)
+        found.append((f.name, {"arch": meta.get("arch"), "transformer": meta["transformer"],
+                               "head": resolve(registry, "head", head).as_dict()}))
+    return found

@@ -62,5 +62,9 @@ class DataIntegrityError(UserError):
     """Stored data contradicts itself (e.g. vector count differs from sentence count)."""
 
 
+class TrainingDivergedError(LcmError):
+    """The loss stayed NaN or inf; training stops rather than export garbage. Exit code 1."""
+
+
 class WeightsUnavailableError(UserError):
     """A model's weights cannot be reached; the message says how to point at local files."""

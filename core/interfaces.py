@@ -136,9 +136,30 @@ class Task(Component):
 
     kind = "task"
 
+    @staticmethod
+    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
+        """Checks the schema cannot express (a pipeline validates its steps here): append
+        to ``result.problems``; ``body`` is the raw recipe body, ``where`` its label."""
+
+    @staticmethod
+    def section_defaults(body: dict) -> dict[str, dict[str, Any]]:
+        """Options to lay under the recipe's component sections before they are resolved, by
+        field (train: the head options its architecture was published with). Default: none."""
+        return {}
+
     @abstractmethod
-    def run(self, recipe: Any) -> Any:
-        """Run with a validated recipe (an instance of ``Config``)."""
+    def run(self, recipe: Any, context: "RunContext") -> Any:
+        """Run with a validated recipe (an instance of ``Config``, component sections resolved)."""
+
+
+@dataclass
+class RunContext:
+    """What a task runs with besides its recipe: the registry the recipe was validated and
+    resolved against (for what a task builds by name at run time, such as pipeline steps or a
+    checkpoint's head), and the console it reports progress on (stderr)."""
+
+    registry: Any
+    console: Any
 
 
 COMPONENT_KINDS: tuple[str, ...] = ("encoder", "decoder", "head", "task")

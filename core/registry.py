@@ -1,11 +1,14 @@
 """The plugin manager: loads the ``lcm`` entry-point group and keeps the component registry.
 
 Built-in plugins register through the same entry points as third-party ones. A plugin that
-fails to import (or whose hook raises) is recorded with its error and breaks nothing else.
+fails to import (or whose hook raises, or calls ``sys.exit``), registers a taken name, or breaks
+the component contract is recorded with its error and breaks nothing else.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import importlib.metadata as md
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -13,6 +16,7 @@ from typing import Any, Iterable
 import pluggy
 
 from lcm import hookspecs
+from lcm.components import resolve
 from lcm.errors import DuplicateComponentError, UnknownComponentError
 from lcm.interfaces import COMPONENT_KINDS, Component, ConceptSpace
 
@@ -36,16 +40,8 @@ class ComponentInfo:
     distribution: str
     version: str
 
-    @property
-    def space(self) -> ConceptSpace | None:
-        """The concept space of the component with its default options."""
-        try:
-            return self.cls.concept_space(self.cls.Config())
-        except Exception:  # a space that needs options the defaults lack
-            return None
-
-    def as_dict(self) -> dict[str, Any]:
-        space = self.space
+    def as_dict(self, space: ConceptSpace | None) -> dict[str, Any]:
+        """What ``lcm plugins list`` shows, with the component's ``space`` (see Registry)."""
         return {
             "kind": self.kind,
             "name": self.name,
@@ -99,11 +95,18 @@ class Registry:
 
     def create(self, kind: str, spec: Any) -> Any:
         """Instantiate a component from a recipe section ``{name: ..., **options}``."""
-        from lcm.config import component_options  # config imports plugins; avoid a cycle
+        return resolve(self, kind, spec).create()
 
-        spec = dict(spec)
-        info = self.get(kind, spec.pop("name"))
-        return info.cls(component_options(info.cls, spec))
+    def space_of(self, info: ComponentInfo) -> ConceptSpace | None:
+        """The concept space of a component with its default options."""
+        try:
+            spec = resolve(self, info.kind, {"name": info.name})
+            return spec.cls.concept_space(spec.options)
+        except Exception:  # a space that needs options the defaults lack
+            return None
+
+    def describe(self, info: ComponentInfo) -> dict[str, Any]:
+        return info.as_dict(self.space_of(info))
 
 
 def _plugin_origin(module: str, entry_point: md.EntryPoint | None) -> tuple[str, str]:
@@ -126,7 +129,7 @@ def build_registry(entry_points: Iterable[md.EntryPoint] | None = None,
             plugin = ep.load()
             pm.register(plugin, name=ep.value)
             origins[ep.value] = _plugin_origin(ep.value, ep)
-        except Exception as exc:  # a broken plugin must not break the others
+        except (Exception, SystemExit) as exc:  # a broken plugin must not break the others
             dist, version = _plugin_origin(ep.value, ep)
             registry.failures.append(PluginFailure(ep.name, ep.value, dist, version, _describe(exc)))
     for plugin in extra_plugins:
@@ -141,13 +144,15 @@ def build_registry(entry_points: Iterable[md.EntryPoint] | None = None,
 
             def register(cls: type, _kind=kind, _module=impl.plugin_name, _d=dist, _v=version) -> None:
                 _check_component(cls, _kind, _module)
-                registry.add(ComponentInfo(_kind, cls.name, cls, _module, _d, _v))
+                try:
+                    registry.add(ComponentInfo(_kind, cls.name, cls, _module, _d, _v))
+                except DuplicateComponentError as exc:  # the first keeps the name
+                    registry.failures.append(PluginFailure(_module, _module, _d, _v,
+                                                           f"{exc}; the second is ignored"))
 
             try:
                 impl.function(register)
-            except DuplicateComponentError:
-                raise
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 registry.failures.append(
                     PluginFailure(impl.plugin_name, impl.plugin_name, dist, version, _describe(exc))
                 )
@@ -174,9 +179,16 @@ def _check_component(cls: type, kind: str, module: str) -> None:
         raise TypeError(f"{module} registered {cls!r} as a {kind}, but it is not one")
     if not getattr(cls, "name", None):
         raise TypeError(f"{module} registered {cls.__name__} without a name")
+    if not isinstance(inspect.getattr_static(cls, "concept_space"), classmethod):
+        raise TypeError(f"{module} registered {cls.__name__}, whose concept_space is not a "
+                        f"classmethod (concept_space(cls, config) -> ConceptSpace | None)")
+    if not (isinstance(cls.Config, type) and dataclasses.is_dataclass(cls.Config)):
+        raise TypeError(f"{module} registered {cls.__name__}, whose Config is not a dataclass")
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: the plugin called sys.exit({exc.code!r})"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -5,7 +5,7 @@ import types
 from dataclasses import dataclass
 from typing import Optional
 
-from lcm.config import component, path
+from lcm.fields import component, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Decoder, Encoder, Task
 
@@ -67,7 +67,7 @@ class EchoTask(Task):
     Config = EchoConfig
     runs: list = []
 
-    def run(self, recipe):
+    def run(self, recipe, context):
         EchoTask.runs.append(recipe)
         print(recipe.message * recipe.repeat)
 

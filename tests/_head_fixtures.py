@@ -8,26 +8,15 @@ concept but not all of it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
 
-import pytest
 import torch
 
 from lcm.interfaces import ConceptSpace
-from lcm.model.lcm import ConceptModel, build_model
+from lcm.model.lcm import ConceptModel
 from tests._head_options import head_spec
+from tests._model_fixtures import model_of
 
 SPACE = ConceptSpace("head_test_space", 8)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """Toy models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
-    waiting threads made these tests 10-50x slower; restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @dataclass
@@ -62,7 +51,7 @@ def toy_head_model(name: str, tmp_path, seed: int = 0, **head_options) -> Concep
     """The `toy` architecture with head ``name`` (and what it needs in tests), in eval mode."""
     torch.manual_seed(seed)
     spec = {**head_spec(name, tmp_path, SPACE.dim), **head_options}
-    return build_model("toy", {}, spec, SPACE).eval()
+    return model_of("toy", {}, spec, SPACE).eval()
 
 
 def fit(model: ConceptModel, task: SequenceTask, steps: int, lr: float = 3e-3,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from lcm.config import write_space
+from lcm.spaces import write_space
 from lcm.interfaces import ConceptSpace
 from lcm.quantize.options import FitOptions
 from lcm.quantize.rvq import ResidualQuantizer, chunked, fit_residual_quantizer

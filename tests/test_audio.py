@@ -6,6 +6,7 @@ import pytest
 import soundfile as sf
 
 from _sonar_fixtures import speech_recording
+from lcm.fields import require_valid
 from lcm.errors import InputFileError, UserError
 from lcm.plugins.audio import SAMPLE_RATE, SegmentConfig, load_audio, segment_by_silence
 from lcm.plugins.audio.io import resample
@@ -118,6 +119,6 @@ def test_missing_file(tmp_path):
 
 def test_segment_config_is_checked():
     with pytest.raises(UserError, match="threshold_db"):
-        SegmentConfig(threshold_db=10)
+        require_valid(SegmentConfig(threshold_db=10), "segmentation")
     with pytest.raises(UserError, match="max_utterance_s"):
-        SegmentConfig(min_utterance_s=1.0, max_utterance_s=1.5)
+        require_valid(SegmentConfig(min_utterance_s=1.0, max_utterance_s=1.5), "segmentation")

@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
-from lcm.config import load_recipe, resolve_recipe, validate_recipe, write_space
+from lcm.config import load_recipe, resolve_recipe, validate_recipe
 from lcm.errors import InputFileError, RecipeError, UserError
 from lcm.interfaces import ConceptSpace
 from lcm.registry import build_registry
+from lcm.spaces import write_space
 from tests._fake_plugins import EchoTask, standard_plugins
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +38,9 @@ def test_a_valid_recipe_resolves_with_defaults_and_overrides(tmp_path, registry)
     resolved = resolve_recipe(recipe, ["repeat=3"], registry)
     assert resolved.task_cls is EchoTask
     assert (resolved.config.message, resolved.config.repeat) == ("hi", 3)
-    assert resolved.config.encoder == {"name": "fake_enc", "dim": 4}
+    encoder = resolved.config.encoder  # resolved once: the class and every option, typed
+    assert (encoder.cls.name, encoder.options.dim, encoder.options.space) == ("fake_enc", 4, "fake")
+    assert encoder.as_dict() == {"name": "fake_enc", "dim": 4, "space": "fake", "scale": 1.0}
     assert resolved.config.decoder is None
 
 
@@ -94,7 +98,7 @@ steps:
 def test_a_recorded_space_on_disk_takes_part_in_the_check(tmp_path):
     from dataclasses import dataclass
 
-    from lcm.config import component, path
+    from lcm.fields import component, path
     from lcm.interfaces import Task
     from tests._fake_plugins import plugin_module
 
@@ -107,7 +111,7 @@ def test_a_recorded_space_on_disk_takes_part_in_the_check(tmp_path):
         name = "read"
         Config = ReadConfig
 
-        def run(self, recipe):
+        def run(self, recipe, context):
             pass
 
     shard_dir = tmp_path / "shards"
@@ -129,7 +133,7 @@ def test_missing_recipe_and_bad_yaml_and_bad_override(tmp_path, registry):
     with pytest.raises(UserError, match="key=value"):
         load_recipe(write(tmp_path, "task: echo\n"), ["novalue"])
     with pytest.raises(RecipeError):
-        resolve_recipe(write(tmp_path, "task: echo\nrepeat: x\n"), registry=registry)
+        resolve_recipe(write(tmp_path, "task: echo\nrepeat: x\n"), (), registry)
 
 
 def lcm(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -157,6 +161,9 @@ def test_cli_missing_recipe_and_dump_config(tmp_path):
     assert dumped.returncode == 0, dumped.stderr
     assert "task: summarize" in dumped.stdout and "max_summary_concepts: 7" in dumped.stdout
     assert "id_field: id" in dumped.stdout  # a default the recipe does not set
+    # every option of each component, with its value (the recipe names only the plugins)
+    for option in ("  name: minilm", "  name: retrieval", "  distinct: true", "  batch_size:"):
+        assert option in dumped.stdout, dumped.stdout
 
 
 def test_every_shipped_recipe_validates():
@@ -190,3 +197,121 @@ def test_every_package_folder_is_listed_in_pyproject():
             rel = init.parent.relative_to(REPO / root).parts
             found.add(".".join((prefix, *rel)))
     assert found == listed
+
+
+def test_every_out_of_range_option_is_reported_at_once(tmp_path):
+    """Ranges are declared on the fields (head, diffusion, train, trunk): validation reports
+    them all, from ``--dump-config`` and ``recipes validate`` alike, before anything is built."""
+    bad = ["head.diffusion.guidance_rescale=2", "head.cfg_dropout=1.5", "train.min_lr_ratio=3",
+           "data.batch_size=0", "head.diffusion.inference_steps=500"]
+    expected = ["head.diffusion.guidance_rescale: must be at most 1, got 2",
+                "head.cfg_dropout: must be less than 1, got 1.5",
+                "train.min_lr_ratio: must be at most 1, got 3", "data.batch_size: must be at least 1",
+                "head.diffusion: inference_steps=500 must be at most train_steps=100"]
+    dumped = lcm("run", "recipes/train_two_tower_wiki.yaml", *bad, "--dump-config")
+    assert dumped.returncode == 2 and "Traceback" not in dumped.stderr
+    for problem in expected:
+        assert problem in dumped.stderr, dumped.stderr
+    recipe = write(tmp_path, (REPO / "recipes/train_two_tower_wiki.yaml").read_text())
+    body = load_recipe(recipe, bad)
+    recipe.write_text(OmegaConf.to_yaml(body))
+    validated = lcm("recipes", "validate", str(recipe))
+    assert validated.returncode == 2
+    for problem in expected:
+        assert problem in validated.stdout, validated.stdout
+
+
+@pytest.mark.parametrize("value", ["${oc.env:HOME}/out", "runs/${oc.decode:'1'}",
+                                   "${oc.select:vars.base}"])
+def test_resolvers_other_than_interpolation_are_refused(tmp_path, value, monkeypatch):
+    monkeypatch.setenv("HOME", "/secret")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\nvars: {base: runs}\n")
+    with pytest.raises(RecipeError) as caught:
+        load_recipe(recipe, [f"output={value}"])
+    [problem] = caught.value.problems
+    assert problem.startswith("output: resolver ${oc.") and "is not allowed in recipes" in problem
+    assert "/secret" not in str(caught.value)
+    assert load_recipe(recipe, ["output=${vars.base}/x"]).output == "runs/x"
+
+
+def test_overrides_reach_pipeline_steps_and_a_bad_one_is_one_line(tmp_path):
+    recipe = tmp_path / "p.yaml"
+    recipe.write_text("task: pipeline\nsteps:\n  - {task: echo, repeat: 1}\n  - {task: echo, repeat: 2}\n")
+    cfg = load_recipe(recipe, ["steps.1.repeat=5", "steps.0.message=hi"])
+    assert [s.repeat for s in cfg.steps] == [1, 5] and cfg.steps[0].message == "hi"
+    with pytest.raises(UserError, match=r"^bad override 'steps.7.repeat=5': list index out of range$"):
+        load_recipe(recipe, ["steps.7.repeat=5"])
+
+
+def test_naming_another_plugin_drops_the_old_plugins_options(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\nencoder: {name: fake_enc, scale: 2.0}\n")
+    assert OmegaConf.to_container(load_recipe(recipe, ["encoder.name=other", "encoder.dim=3"]).encoder) == \
+        {"name": "other", "dim": 3}
+    assert load_recipe(recipe, ["encoder.name=fake_enc"]).encoder.scale == 2.0  # same plugin: kept
+
+
+def test_a_relative_path_not_found_says_what_it_is_relative_to(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\ninput: data/missing.txt\n")
+    registry = build_registry(entry_points=[], extra_plugins=standard_plugins())
+    assert validate_recipe(load_recipe(recipe), registry).problems == [
+        f"input: file not found: data/missing.txt (relative to {tmp_path})"]
+
+
+def test_recipes_validate_accepts_a_folder(tmp_path, capsys):
+    from lcm.cli import main
+
+    (tmp_path / "a.yaml").write_text("task: nope\n")
+    (tmp_path / "b.yaml").write_text("task: pipeline\nsteps: []\n")
+    assert main(["recipes", "validate", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'a.yaml'}: 1 problem(s)" in out and f"{tmp_path / 'b.yaml'}: 1 problem(s)" in out
+
+
+def test_a_huge_error_is_one_short_line_and_whole_with_debug(tmp_path, capsys, monkeypatch):
+    from lcm.cli import DEBUG_ENV, MAX_ERROR_CHARS, main
+
+    monkeypatch.setenv(DEBUG_ENV, "0")  # --debug sets it; restored after the test
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: train\n" + "".join(f"field_{i}: 1\n" for i in range(400)))
+    assert main(["run", str(recipe)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert len(line) < MAX_ERROR_CHARS + 100 and line.endswith("more characters with --debug)")
+    assert main(["--debug", "run", str(recipe)]) == 2
+    assert "field_399: unknown field" in capsys.readouterr().err
+
+
+def test_validation_builds_each_schema_once(tmp_path, monkeypatch):
+    """Building a structured schema was most of `lcm recipes validate`'s 7 s: once per field."""
+    import collections
+
+    import lcm.config
+    from tests._fake_plugins import EchoConfig
+
+    built = collections.Counter()
+    structured = OmegaConf.structured
+    monkeypatch.setattr(OmegaConf, "structured", lambda obj, *a, **k: (built.update([obj]),
+                                                                      structured(obj, *a, **k))[1])
+    lcm.config._structured.cache_clear()
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("task: echo\nmessage: hi\nrepeat: 3\n")
+    registry = build_registry(entry_points=[], extra_plugins=standard_plugins())
+    for _ in range(2):
+        assert validate_recipe(load_recipe(recipe), registry).problems == []
+    assert built[EchoConfig] == 1
+
+
+def test_an_input_an_earlier_recipe_writes_is_named_and_accepted_when_only_dumping(tmp_path):
+    (tmp_path / "a_writes.yaml").write_text(f"task: echo\noutput: {tmp_path / 'made.txt'}\n")
+    reader = tmp_path / "b_reads.yaml"
+    reader.write_text(f"task: echo\ninput: {tmp_path / 'made.txt'}\n")
+    registry = build_registry(entry_points=[], extra_plugins=standard_plugins())
+    assert resolve_recipe(reader, (), registry, planning=True).config.input == str(tmp_path / "made.txt")
+    with pytest.raises(RecipeError) as caught:
+        resolve_recipe(reader, (), registry)
+    assert caught.value.problems == [f"input: file not found: {tmp_path / 'made.txt'}; "
+                                     f"{tmp_path / 'a_writes.yaml'} writes it, run that first"]

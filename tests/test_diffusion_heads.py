@@ -12,13 +12,19 @@ from lcm.evaluate.pretraining import teacher_forced
 from lcm.errors import UserError
 from lcm.interfaces import ConceptSpace
 from lcm.model.config import head_options
+from lcm.generate.session import DecodingSession
 from lcm.model.heads import GenerationState
-from lcm.model.lcm import build_model, count_parameters
+from lcm.model.lcm import count_parameters
 from lcm.plugins.heads.one_tower import interleaved_mask
 from lcm.plugins.heads.two_tower import shifted_causal_mask
-from tests._head_fixtures import SPACE, fit, rotation_task, single_thread, toy_head_model  # noqa: F401
+from lcm.registry import get_registry
+from lcm.model.heads import context_states
+from tests._head_fixtures import SPACE, fit, rotation_task, toy_head_model
+from tests._model_fixtures import model_of
 
 GUIDED = {"diffusion": {"inference_steps": 5, "guidance_scale": 2.5, "guidance_rescale": 0.5}}
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +47,7 @@ def trained_a_little(model, steps: int = 5):
 ])
 def test_published_sizes_have_their_parameter_counts_within_one_percent(arch, head, published):
     with torch.device("meta"):
-        model = build_model(arch, {}, {"name": head}, ConceptSpace("sonar", 1024))
+        model = model_of(arch, {}, {"name": head}, ConceptSpace("sonar", 1024))
     count = count_parameters(model)
     assert abs(count - published) / published < 0.01, count
 
@@ -78,7 +84,7 @@ def test_shifted_cross_attention_mask_sees_the_zero_vector_and_earlier_outputs_o
 def denoise_all(head, model, concepts, latents, steps, dropped=None):
     """The Two-Tower denoiser's output at every position for fixed noisy inputs."""
     mask = torch.ones(concepts.shape[:2], dtype=torch.bool)
-    cross = head.denoiser.zero_prefixed(model.contextualize(concepts, mask), mask)
+    cross = head.denoiser.zero_prefixed(context_states(model.trunk_view, concepts, mask), mask)
     return head.denoiser(latents, steps, cross, shifted_causal_mask(mask, dropped))
 
 
@@ -125,7 +131,7 @@ def test_one_tower_noisy_slot_sees_earlier_clean_concepts_only(task, tmp_path):
     positions = torch.arange(concepts.shape[1]).repeat_interleave(2)[None].expand(2, -1)
 
     def outputs(clean, noisy):
-        inputs = torch.stack([head.noisy_inputs(model, noisy, steps), model.prenet(clean)], 2)
+        inputs = torch.stack([head.noisy_inputs(model.trunk_view, noisy, steps), model.prenet(clean)], 2)
         hidden = model.trunk(inputs.flatten(1, 2), positions=positions,
                              attn_mask=interleaved_mask(mask))
         return hidden[:, 0::2]  # the noisy slots
@@ -152,13 +158,12 @@ def test_batched_guidance_equals_separate_conditional_and_unconditional_passes(n
     context = task.concepts[:3, :4].clone()
     mask = torch.ones(3, 4, dtype=torch.bool)
     mask[1, :2] = False  # a left-padded prompt
-    state = GenerationState(context=context, context_mask=mask,
-                            generator=torch.Generator().manual_seed(11))
-    head, scheduler = model.head, model.head.scheduler
+    head, scheduler, trunk = model.head, model.head.scheduler, model.trunk_view
     with torch.no_grad():
-        head.start(model, state)
-        batched = head.next_concept(model, state)
-        separate = head.uncached_denoiser(model, state)
+        session = DecodingSession(model, context, mask, torch.Generator().manual_seed(11)).start()
+        batched = session.propose()
+        state = session.state
+        separate = head.uncached_denoiser(trunk, state)
         generator = torch.Generator().manual_seed(11)
         latents = scheduler.initial_noise((3, SPACE.dim), generator)
         for t in scheduler.timesteps.tolist():
@@ -169,7 +174,7 @@ def test_batched_guidance_equals_separate_conditional_and_unconditional_passes(n
         other = GenerationState(context=blind, context_mask=mask)
         noise = torch.randn(3, SPACE.dim)
         torch.testing.assert_close(separate(torch.cat([noise, noise]), 50)[3:],
-                                   head.uncached_denoiser(model, other)(torch.cat([noise, noise]), 50)[3:])
+                                   head.uncached_denoiser(trunk, other)(torch.cat([noise, noise]), 50)[3:])
     assert scheduler.uses_guidance
     torch.testing.assert_close(batched, x0, rtol=1e-4, atol=1e-5)
     assert state.cache.length == 4  # the candidates never entered the context
@@ -207,12 +212,12 @@ def test_diffusion_heads_beat_a_context_blind_predictor_on_contrastive_accuracy(
 
 @pytest.mark.parametrize("spec, message", [
     ({"name": "two_tower", "denoiser_heads": 3}, "not divisible by num_heads 3"),
-    ({"name": "one_tower", "cfg_dropout": 1.0}, r"cfg_dropout=1.0 must be in \[0, 1\)"),
+    ({"name": "one_tower", "cfg_dropout": 1.0}, "cfg_dropout: must be less than 1, got 1.0"),
     ({"name": "two_tower", "diffusion": {"inference_steps": 500}}, "at most train_steps=100"),
 ])
 def test_impossible_head_options_are_refused_with_a_user_error(spec, message):
     with pytest.raises(UserError, match=message):
-        build_model("toy", {}, spec, SPACE)
+        model_of("toy", {}, spec, SPACE)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -229,9 +234,19 @@ def test_train_recipe_with_a_diffusion_head_trains_and_its_checkpoint_generates(
     recipe["head"] = {"name": name, "diffusion": {"inference_steps": 4}}
     done = run_lcm(write_yaml(tmp_path / "train.yaml", recipe), OMP_NUM_THREADS="1")
     assert done.returncode == 0, done.stderr[-2000:]
-    loaded = load_checkpoint(tmp_path / "model")
+    loaded = load_checkpoint(tmp_path / "model", get_registry())
     assert loaded.model.head.name == name and loaded.model.head.scheduler.timesteps.numel() == 4
     prompt = loaded.normalizer.normalize(torch.randn(3, loaded.space.dim))
     [continuation] = generate(loaded.model, [prompt], StopRules(max_new_concepts=2, repetition_threshold=None),
                               denormalize=loaded.normalizer.denormalize)
     assert continuation.concepts.shape == (2, loaded.space.dim)
+
+
+def test_the_readme_names_the_prediction_values_that_are_accepted():
+    from pathlib import Path
+
+    from lcm.diffusion.config import PREDICTIONS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    documented = readme[readme.index("`prediction` ("):].split(")")[0]
+    assert [p for p in PREDICTIONS if f"`{p}`" in documented] == list(PREDICTIONS)

@@ -227,14 +227,14 @@ def test_min_snr_loss_weights_clamp_the_snr():
 
 
 @pytest.mark.parametrize("options,named", [
-    ({"schedule": "cosin"}, "schedule='cosin' is not one of cosine, quadratic, sigmoid, linear"),
-    ({"prediction": "x0"}, "prediction='x0' is not one of sample, epsilon, v_prediction"),
-    ({"timestep_spacing": "even"}, "timestep_spacing='even' is not one of trailing, linspace"),
-    ({"timestep_sampling": "normal"}, "timestep_sampling='normal' is not one of uniform, beta"),
-    ({"loss_weighting": "snr"}, "loss_weighting='snr' is not one of none, clamp_snr"),
+    ({"schedule": "cosin"}, "schedule: 'cosin' is not one of cosine, quadratic, sigmoid, linear"),
+    ({"prediction": "x0"}, "prediction: 'x0' is not one of sample, epsilon, v_prediction"),
+    ({"timestep_spacing": "even"}, "timestep_spacing: 'even' is not one of trailing, linspace"),
+    ({"timestep_sampling": "normal"}, "timestep_sampling: 'normal' is not one of uniform, beta"),
+    ({"loss_weighting": "snr"}, "loss_weighting: 'snr' is not one of none, clamp_snr"),
     ({"inference_steps": 101}, "inference_steps=101 must be at most train_steps=100"),
-    ({"guidance_rescale": 1.5}, "guidance_rescale=1.5 must be in [0, 1]"),
-    ({"epsilon_scaling": 0.0}, "epsilon_scaling=0.0 must be > 0"),
+    ({"guidance_rescale": 1.5}, "guidance_rescale: must be at most 1, got 1.5"),
+    ({"epsilon_scaling": 0.0}, "epsilon_scaling: must be greater than 0, got 0.0"),
     ({"prediction": "epsilon"}, "prediction='epsilon' cannot recover x0"),
 ])
 def test_invalid_options_raise_a_user_error_naming_them(options, named):

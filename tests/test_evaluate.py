@@ -15,6 +15,9 @@ from lcm.errors import InputFileError, RecipeError, UserError
 from lcm.evaluate import text_metrics
 from lcm.evaluate.baselines import centroid_k, lead_k, random_k, textrank_k
 from lcm.evaluate.generation import read_examples
+from lcm.registry import get_registry
+from lcm.model.heads import context_states
+from tests._run import run_context
 
 SENTENCES = ["One fish swam.", "Two birds flew.", "Three cats slept.", "Four dogs ran.", "Five owls hooted."]
 
@@ -31,8 +34,8 @@ def split_on_periods(text: str) -> list[str]:
 def run_recipe(tmp_path: Path, body: str, overrides: list[str] = ()):
     recipe = tmp_path / "evaluate.yaml"
     recipe.write_text(f"task: evaluate\noutput: {tmp_path / 'report.json'}\nprogress: false\n{body}")
-    resolved = resolve_recipe(recipe, list(overrides))
-    report = resolved.task_cls().run(resolved.config)
+    resolved = resolve_recipe(recipe, list(overrides), get_registry())
+    report = resolved.task_cls().run(resolved.config, run_context())
     return report, json.loads((tmp_path / "report.json").read_text())
 
 
@@ -175,7 +178,7 @@ def test_generation_mode_without_input_is_refused_at_validation(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("task: evaluate\nmode: generation\n")
     with pytest.raises(RecipeError, match=r"generation.input: required when mode is 'generation'"):
-        resolve_recipe(recipe)
+        resolve_recipe(recipe, (), get_registry())
 
 
 def test_cli_reports_a_bad_line_in_one_line_with_exit_code_2(tmp_path):
@@ -233,7 +236,7 @@ def test_teacher_forcing_through_the_head_protocol_matches_a_full_forward_pass()
     mask[1, 4:] = False  # a shorter document, right-padded
     stepped = teacher_forced(model, concepts, mask, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        full = model.head.postnet(model.contextualize(concepts, mask)[:, :-1])  # (B, T-1, D)
+        full = model.head.postnet(context_states(model.trunk_view, concepts, mask)[:, :-1])  # (B, T-1, D)
     valid = mask[:, 1:]
     assert torch.allclose(stepped[valid], full[valid], atol=1e-5)
 
@@ -258,7 +261,7 @@ def test_pretraining_report_with_round_trip_and_mi(tmp_path):
     from tests._evaluate_fixtures import LookupEncoder, held_out, tiny_causal_lm
 
     data = held_out(tmp_path)
-    loaded = load_checkpoint(data.checkpoint)
+    loaded = load_checkpoint(data.checkpoint, get_registry())
     sentences = [s for d in data.documents for s in d.sentences]
     lm = ContextMutualInformation(tiny_causal_lm(tmp_path / "lm", sentences))
     report = evaluate_pretraining(

@@ -16,10 +16,10 @@ from lcm.generate.loop import STOP_END, STOP_MAX_LENGTH, STOP_REPETITION, StopRu
 from lcm.interfaces import ConceptSpace, Encoder
 from lcm.model.checkpoint import save_checkpoint
 from lcm.model.heads import HeadModule
-from lcm.model.lcm import build_model
-from lcm.tasks.generate import check_spaces, format_continuation
+from lcm.tasks.continuation import check_spaces
+from lcm.tasks.generate import format_continuation
 from tests._fake_plugins import plugin_module
-from tests._model_fixtures import TOY_SPACE, random_concepts, toy_model, toy_normalizer
+from tests._model_fixtures import TOY_SPACE, model_of, random_concepts, toy_model, toy_normalizer
 
 D = TOY_SPACE.dim
 basis = torch.eye(D)
@@ -46,7 +46,7 @@ def scripted_registry():
 
 
 def scripted_model(script: torch.Tensor, noise: float = 0.0):
-    model = build_model("toy", {}, {"name": "scripted"}, TOY_SPACE, registry=scripted_registry())
+    model = model_of("toy", {}, {"name": "scripted"}, TOY_SPACE, registry=scripted_registry())
     model.head.script, model.head.noise = script, noise
     return model
 
@@ -127,11 +127,10 @@ class HashedWordsEncoder(Encoder):
 
 
 @pytest.fixture
-def registry(monkeypatch):
+def registry():
     """The installed plugins plus the test encoder, as the CLI and the task see them."""
     registry = lcm.registry.build_registry(extra_plugins=[
         plugin_module("test_encoders", register_encoders=lambda register: register(HashedWordsEncoder))])
-    monkeypatch.setattr(lcm.registry, "get_registry", lambda: registry)
     return registry
 
 
@@ -155,7 +154,7 @@ def test_generate_task_end_to_end_through_the_cli(tmp_path, registry, capsys):
                     "   \n"
                     "Rain fell on the hills. Rivers rose. Farmers waited.\n"
                     "One short document.\n")
-    assert main(["run", write_recipe(tmp_path, checkpoint, docs)]) == 0
+    assert main(["run", write_recipe(tmp_path, checkpoint, docs)], registry) == 0
     rows = [json.loads(line) for line in (tmp_path / "out" / "continuations.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in rows] == [["The cat sat.", "It purred."],
                                            ["Rain fell on the hills.", "Rivers rose."],
@@ -175,7 +174,7 @@ def test_a_model_of_another_space_is_refused(tmp_path, registry, capsys):
     docs = tmp_path / "docs.txt"
     docs.write_text("A sentence. Another one.\n")
     recipe = write_recipe(tmp_path, checkpoint, docs, encoder={"name": "hashed_words", "dim": 6})
-    assert main(["run", recipe]) == 2
+    assert main(["run", recipe], registry) == 2
     assert "concept spaces differ" in capsys.readouterr().err
     encoder = HashedWordsEncoder(WordsConfig(space="other"))
     with pytest.raises(ConceptSpaceMismatchError, match="other"):

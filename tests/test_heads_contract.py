@@ -10,21 +10,17 @@ import math
 import pytest
 import torch
 
+from lcm.errors import UserError
 from lcm.generate.loop import STOP_MAX_LENGTH, StopRules, generate
-from lcm.generate.recompute import recomputing
 from lcm.model.checkpoint import load_checkpoint, save_checkpoint
 from lcm.registry import get_registry
-from tests._head_fixtures import (SPACE, fit, rotation_task, seeded_loss,  # noqa: F401
-                                  single_thread, toy_head_model)
+from tests._head_fixtures import SPACE, fit, seeded_loss, toy_head_model
 from tests._model_fixtures import toy_normalizer
 
 HEADS = get_registry().names("head")
 RULES = StopRules(max_new_concepts=3, repetition_threshold=None)
 
-
-@pytest.fixture(scope="module")
-def task():
-    return rotation_task(documents=96, length=10)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def prompts(task, lengths=(2, 4, 3)) -> list[torch.Tensor]:
@@ -78,8 +74,7 @@ def test_generation_is_reproducible_with_a_seed(name, task, tmp_path):
 def test_cached_generation_equals_recomputing_the_context(name, task, tmp_path):
     model = toy_head_model(name, tmp_path)
     cached = generate(model, prompts(task), RULES, seed=3)
-    with recomputing(model.head):
-        recomputed = generate(model, prompts(task), RULES, seed=3)
+    recomputed = generate(model, prompts(task), RULES, seed=3, uncached=True)
     for a, b in zip(cached, recomputed):
         torch.testing.assert_close(a.concepts, b.concepts, rtol=1e-4, atol=1e-4)
 
@@ -89,8 +84,54 @@ def test_checkpoint_round_trip_gives_identical_outputs(name, task, tmp_path):
     model = toy_head_model(name, tmp_path, seed=1)
     fit(model, task, steps=3)  # move every trained weight away from its initial value
     save_checkpoint(tmp_path / "model", model, toy_normalizer(SPACE))
-    loaded = load_checkpoint(tmp_path / "model").model
+    loaded = load_checkpoint(tmp_path / "model", get_registry()).model
     assert math.isclose(seeded_loss(loaded, task), seeded_loss(model, task), rel_tol=1e-6)
     for a, b in zip(generate(model, prompts(task), RULES, seed=5),
                     generate(loaded, prompts(task), RULES, seed=5)):
         assert torch.equal(a.concepts, b.concepts)
+
+
+@pytest.mark.parametrize("name", ["two_tower", "one_tower"])
+def test_a_checkpoint_generates_the_same_after_every_default_changes(name, task, tmp_path,
+                                                                     monkeypatch):
+    """Checkpoints store every head option (diffusion settings included) and load from them,
+    so a later change of the code's defaults does not change what a trained model generates;
+    sampling options stay overridable at generation (issue 8 item 7)."""
+    import dataclasses
+
+    from lcm.components import resolve
+    from lcm.diffusion.config import DiffusionConfig
+
+    model = toy_head_model(name, tmp_path, seed=2)
+    fit(model, task, steps=3)
+    save_checkpoint(tmp_path / "model", model, toy_normalizer(SPACE))
+    before = generate(model, prompts(task), RULES, seed=5)
+
+    @dataclasses.dataclass
+    class ChangedDiffusion(DiffusionConfig):
+        train_steps: int = 50
+        schedule: str = "linear"
+        inference_steps: int = 7
+        timestep_spacing: str = "leading"
+        initial_noise_scale: float = 1.0
+        guidance_scale: float = 1.5
+        clip: float = 3.0
+
+    head_cls = type(model.head)
+    changed = dataclasses.make_dataclass("ChangedHeadConfig", [
+        ("cfg_dropout", float, 0.5),
+        ("diffusion", ChangedDiffusion, dataclasses.field(default_factory=ChangedDiffusion))],
+        bases=(head_cls.Config,))
+    monkeypatch.setattr(head_cls, "Config", changed)
+    assert resolve(get_registry(), "head", {"name": name}).options.diffusion.inference_steps == 7
+
+    loaded = load_checkpoint(tmp_path / "model", get_registry()).model
+    assert loaded.head.config.diffusion.inference_steps == 40  # what it was trained with
+    for a, b in zip(before, generate(loaded, prompts(task), RULES, seed=5)):
+        assert torch.equal(a.concepts, b.concepts)
+
+    faster = load_checkpoint(tmp_path / "model", get_registry(),
+                             sampling={"diffusion": {"inference_steps": 5}}).model
+    assert faster.head.config.diffusion.inference_steps == 5
+    with pytest.raises(UserError, match="cfg_dropout cannot change at generation"):
+        load_checkpoint(tmp_path / "model", get_registry(), sampling={"cfg_dropout": 0.1})

@@ -11,17 +11,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lcm.config import component_options
+from lcm.components import component_options
 from lcm.data.shards import iter_documents
 from lcm.errors import ConceptSpaceMismatchError
 from lcm.plugins.decoders.retrieval import RetrievalDecoder
+from lcm.registry import build_registry
 from lcm.plugins.learned.casing import Truecaser
 from lcm.plugins.learned.decoder import LearnedDecoder
 from lcm.plugins.learned.evaluation import round_trip_cosines
 from lcm.plugins.learned.model import read_record
 from lcm.plugins.encoders.minilm import MiniLMEncoder
 from lcm.train.log import read_log
-from tests._data_fixtures import prepared_sample, run_lcm, write_recipe  # noqa: F401
+from tests._data_fixtures import run_lcm, write_recipe
 
 TRAINED = 8  # sentences the toy decoder learns by heart
 
@@ -62,8 +63,12 @@ def toy(prepared_sample, tmp_path_factory):
     return output, result
 
 
-def learned(model: Path, **options) -> LearnedDecoder:
-    return LearnedDecoder(component_options(LearnedDecoder, {"model": str(model), **options}))
+def learned(model: Path, encoder=None, **options) -> LearnedDecoder:
+    """The decoder of ``model``; ``encoder`` (built) reranks, as an ``encoder`` section would."""
+    if encoder is not None:
+        options["encoder"] = {"name": "minilm"}  # what a recipe says; the built one is passed
+    return LearnedDecoder(component_options(LearnedDecoder, {"model": str(model), **options},
+                                            build_registry()), encoder=encoder)
 
 
 def test_train_decoder_learns_to_write_its_training_sentences(toy, prepared_sample):
@@ -130,8 +135,7 @@ def minilm():
 def test_reranking_keeps_the_candidate_closest_to_the_concept(toy, prepared_sample, minilm):
     output, _ = toy
     _, vectors = vectors_of(prepared_sample.shards, 20)
-    decoder = learned(output, candidates=4, beam_size=4)
-    decoder._encoder = minilm
+    decoder = learned(output, minilm, candidates=4, beam_size=4)
     traced = decoder.decode_traced(vectors)
     single = learned(output, candidates=1, beam_size=4).decode(vectors)  # the best beam alone
     assert all(t.origin == "generated" and t.cosine is not None for t in traced)
@@ -149,9 +153,7 @@ def test_hybrid_is_never_farther_from_the_target_than_retrieval(toy, prepared_sa
     targets = torch.cat([  # random directions, and sentences far off the training set, noised
         torch.nn.functional.normalize(torch.randn(12, 384, generator=generator), dim=-1),
         vectors[TRAINED:] + 0.05 * torch.randn(vectors[TRAINED:].shape, generator=generator)])
-    hybrid = learned(output, hybrid=True, bank=str(prepared_sample.shards), observed="ignore",
-                     encoder={"name": "minilm", "device": "cpu"})
-    hybrid._encoder = minilm
+    hybrid = learned(output, minilm, hybrid=True, bank=str(prepared_sample.shards), observed="ignore")
     retrieval = RetrievalDecoder(component_options(
         RetrievalDecoder, {"bank": str(prepared_sample.shards), "observed": "ignore"}))
     chosen = hybrid.decode_traced(targets)
@@ -171,7 +173,7 @@ def test_surface_restoration_fixes_case_and_wordpiece_spacing():
         "A well-known (1,000) list: it's long"
 
 
-def test_an_output_folder_holding_other_files_is_refused_before_training(prepared_sample, tmp_path):
+def test_an_output_folder_holding_a_users_files_is_refused_before_training(prepared_sample, tmp_path):
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("mine")
@@ -179,7 +181,7 @@ def test_an_output_folder_holding_other_files_is_refused_before_training(prepare
     result = run_lcm("run", str(recipe))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: {precious}: the folder holds files that are not a learned decoder; "
-        "choose another output")
+        f"error: {precious}: folder holds files lcm did not write; lcm never deletes those "
+        "(name a new or empty folder)")
     assert [p.name for p in precious.iterdir()] == ["notes.txt"]
     assert not precious.with_name("precious-training").exists()

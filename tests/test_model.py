@@ -12,9 +12,11 @@ from lcm.errors import InputFileError, UserError
 from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from lcm.model.config import arch_names, get_arch
-from lcm.model.lcm import build_model, count_parameters
+from lcm.model.lcm import count_parameters
 from lcm.model.transformer import RMSNorm, RotaryEmbedding
-from tests._model_fixtures import TOY_SPACE, pad, random_concepts, toy_model, toy_normalizer
+from lcm.registry import get_registry
+from lcm.model.heads import context_states
+from tests._model_fixtures import TOY_SPACE, model_of, pad, random_concepts, toy_model, toy_normalizer
 
 # --------------------------------------------------------------------------- architectures
 
@@ -35,7 +37,7 @@ def test_arch_overrides_apply_and_bad_ones_are_refused():
 def test_base_1_6b_parameter_count_matches_the_reference_within_one_percent():
     """The reference's base_lcm_1_6B docstring: 1,647,635,456 parameters (SONAR, 1024-d)."""
     with torch.device("meta"):
-        model = build_model("base_1_6b", {}, {"name": "mse"}, ConceptSpace("sonar", 1024))
+        model = model_of("base_1_6b", {}, {"name": "mse"}, ConceptSpace("sonar", 1024))
     count = count_parameters(model)
     assert abs(count - 1_647_635_456) / 1_647_635_456 < 0.01, count
 
@@ -67,7 +69,7 @@ def test_rope_preserves_norms_and_depends_only_on_relative_position():
 def test_shapes_of_trunk_loss_and_prediction():
     model = toy_model()
     x = random_concepts(3, 6)
-    hidden = model.contextualize(x)
+    hidden = context_states(model.trunk_view, x)
     assert hidden.shape == (3, 6, model.config.model_dim)
     out = model(x, torch.ones(3, 6, dtype=torch.bool))
     assert out.loss.dim() == 0 and torch.isfinite(out.loss)
@@ -81,7 +83,7 @@ def test_causality_later_concepts_do_not_change_earlier_outputs(position_encodin
     x = random_concepts(2, 8)
     changed = x.clone()
     changed[:, 5:] = torch.randn(2, 3, TOY_SPACE.dim)
-    a, b = model.contextualize(x), model.contextualize(changed)
+    a, b = context_states(model.trunk_view, x), context_states(model.trunk_view, changed)
     assert torch.allclose(a[:, :5], b[:, :5], atol=1e-6)
     assert not torch.allclose(a[:, 5:], b[:, 5:], atol=1e-3)
 
@@ -90,11 +92,11 @@ def test_causality_later_concepts_do_not_change_earlier_outputs(position_encodin
 def test_kv_cache_incremental_equals_full_recomputation(position_encoding):
     model = toy_model(position_encoding=position_encoding)
     x = random_concepts(2, 9)
-    full = model.contextualize(x)
+    full = context_states(model.trunk_view, x)
     cache = model.trunk.new_cache(2, capacity=2)  # small: exercises growth
-    pieces = [model.contextualize(x[:, :4], cache=cache)]
+    pieces = [context_states(model.trunk_view, x[:, :4], cache=cache)]
     for t in range(4, 9):
-        pieces.append(model.contextualize(x[:, t:t + 1], cache=cache))
+        pieces.append(context_states(model.trunk_view, x[:, t:t + 1], cache=cache))
     assert cache.length == 9
     assert torch.allclose(torch.cat(pieces, dim=1), full, atol=1e-5)
 
@@ -106,10 +108,10 @@ def test_padded_batch_with_cache_equals_each_document_alone(side):
     extra = random_concepts(3, 3, seed=99)  # three more concepts fed one by one
     batch = pad(docs, side)
     cache = model.trunk.new_cache(3)
-    prefill = model.contextualize(batch.concepts, batch.mask, cache)
-    steps = [model.contextualize(extra[:, t:t + 1], cache=cache)[:, 0] for t in range(3)]
+    prefill = context_states(model.trunk_view, batch.concepts, batch.mask, cache)
+    steps = [context_states(model.trunk_view, extra[:, t:t + 1], cache=cache)[:, 0] for t in range(3)]
     for i, doc in enumerate(docs):
-        alone = model.contextualize(torch.cat([doc, extra[i]])[None])[0]
+        alone = context_states(model.trunk_view, torch.cat([doc, extra[i]])[None])[0]
         assert torch.allclose(prefill[i][batch.mask[i]], alone[: len(doc)], atol=1e-5)
         assert torch.allclose(torch.stack([s[i] for s in steps]), alone[len(doc):], atol=1e-5)
 
@@ -118,11 +120,11 @@ def test_cache_rollback_forgets_an_uncommitted_position():
     model = toy_model()
     x = random_concepts(1, 5)
     cache = model.trunk.new_cache(1)
-    model.contextualize(x[:, :3], cache=cache)
-    model.contextualize(torch.randn(1, 1, TOY_SPACE.dim), cache=cache)  # a trial step
+    context_states(model.trunk_view, x[:, :3], cache=cache)
+    context_states(model.trunk_view, torch.randn(1, 1, TOY_SPACE.dim), cache=cache)  # a trial step
     cache.rollback(3)
-    after = model.contextualize(x[:, 3:], cache=cache)
-    assert torch.allclose(after, model.contextualize(x)[:, 3:], atol=1e-5)
+    after = context_states(model.trunk_view, x[:, 3:], cache=cache)
+    assert torch.allclose(after, context_states(model.trunk_view, x)[:, 3:], atol=1e-5)
 
 
 # --------------------------------------------------------------------------- the mse head
@@ -161,13 +163,13 @@ def test_mse_loss_falls_when_fitting_a_synthetic_sequence():
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     model, normalizer = toy_model(seed=3), toy_normalizer()
     target = save_checkpoint(tmp_path / "ckpt", model, normalizer, extra={"step": 7})
-    assert sorted(os.listdir(target)) == ["concept_space.json", "config.json",
+    assert sorted(os.listdir(target)) == [".lcm-output", "concept_space.json", "config.json",
                                           "model.safetensors", "normalizer.json"]
-    loaded = load_checkpoint(target)
+    loaded = load_checkpoint(target, get_registry())
     x = random_concepts(2, 5)
-    assert torch.equal(loaded.model.contextualize(x), model.contextualize(x))
+    assert torch.equal(context_states(loaded.model.trunk_view, x), context_states(model.trunk_view, x))
     assert loaded.space == TOY_SPACE and loaded.meta["extra"] == {"step": 7}
-    assert loaded.meta["arch"] == "toy" and loaded.meta["head"] == {"name": "mse"}
+    assert loaded.meta["arch"] == "toy" and loaded.meta["head"] == {"name": "mse", "postnet_bias": True}
     assert (loaded.normalizer.center == normalizer.center).all()
 
 
@@ -188,19 +190,19 @@ def test_failed_save_leaves_no_partial_directory_and_keeps_the_old_checkpoint(tm
     with pytest.raises(OSError):
         save_checkpoint(target, toy_model(seed=5), normalizer, extra={"step": 2})
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
-    assert load_checkpoint(target).meta["extra"] == {"step": 1}
+    assert load_checkpoint(target, get_registry()).meta["extra"] == {"step": 1}
 
 
 def test_bad_checkpoints_are_refused_naming_the_file(tmp_path):
     with pytest.raises(InputFileError, match="checkpoint directory not found"):
-        load_checkpoint(tmp_path / "nowhere")
+        load_checkpoint(tmp_path / "nowhere", get_registry())
     target = save_checkpoint(tmp_path / "ckpt", toy_model(), toy_normalizer())
     (target / WEIGHTS_FILE).write_bytes(b"not safetensors")
     with pytest.raises(InputFileError, match=r"model\.safetensors"):
-        load_checkpoint(target)
+        load_checkpoint(target, get_registry())
     (target / "config.json").write_text("{not json")
     with pytest.raises(InputFileError, match=r"config\.json"):
-        load_checkpoint(target)
+        load_checkpoint(target, get_registry())
 
 
 def test_weights_of_another_architecture_are_refused(tmp_path):
@@ -209,7 +211,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     meta["transformer"]["ffn_inner_dim"] = 48
     (target / "config.json").write_text(json.dumps(meta))
     with pytest.raises(InputFileError, match="do not fit"):
-        load_checkpoint(target)
+        load_checkpoint(target, get_registry())
 
 
 def test_parameter_count_of_toy_is_what_its_layers_add_up_to():

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lcm.errors import DuplicateComponentError, UnknownComponentError
+from lcm.errors import UnknownComponentError
 from lcm.registry import build_registry
 from tests._fake_plugins import FakeDecoder, FakeEncoder, plugin_module, standard_plugins
 
@@ -18,15 +18,58 @@ def test_components_are_registered_by_kind_and_name():
     assert registry.get("encoder", "fake_enc").cls is FakeEncoder
     assert registry.get("decoder", "fake_dec").cls is FakeDecoder
     assert registry.names("task") == ["echo"]
-    info = registry.get("encoder", "fake_enc").as_dict()
+    info = registry.describe(registry.get("encoder", "fake_enc"))
     assert (info["space"], info["dim"], info["modalities"]) == ("fake", 4, ["text"])
 
 
-def test_duplicate_names_are_refused():
+def test_a_taken_name_is_recorded_against_the_second_plugin_and_the_first_kept():
+    class Other(FakeEncoder):
+        pass
+
+    class Another(FakeEncoder):
+        name = "another"
+
     twice = [plugin_module("a", register_encoders=lambda register: register(FakeEncoder)),
-             plugin_module("b", register_encoders=lambda register: register(FakeEncoder))]
-    with pytest.raises(DuplicateComponentError, match="registered twice: by a and by b"):
-        build_registry(entry_points=[], extra_plugins=twice)
+             plugin_module("b", register_encoders=lambda register: (register(Other),
+                                                                    register(Another)))]
+    registry = build_registry(entry_points=[], extra_plugins=twice)
+    assert registry.get("encoder", "fake_enc").cls is FakeEncoder
+    assert registry.get("encoder", "another").cls is Another  # b's other components stay
+    [failure] = registry.failures
+    assert failure.plugin == "b"
+    assert failure.error == ("encoder 'fake_enc' is registered twice: by a and by b; the second "
+                             "is ignored")
+
+
+def test_a_plugin_calling_sys_exit_at_import_or_in_a_hook_is_isolated(tmp_path, monkeypatch):
+    (tmp_path / "lcm_exiting_plugin.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    exiting = md.EntryPoint(name="exiting", value="lcm_exiting_plugin", group="lcm")
+    quitter = plugin_module("quitter", register_heads=lambda register: sys.exit(0))
+    registry = build_registry(entry_points=[exiting], extra_plugins=[quitter, *standard_plugins()])
+    assert [(f.plugin, f.error) for f in registry.failures] == [
+        ("exiting", "SystemExit: the plugin called sys.exit(3)"),
+        ("quitter", "SystemExit: the plugin called sys.exit(0)")]
+    assert registry.names("encoder") == ["fake_enc"]
+
+
+def test_a_component_breaking_the_contract_is_refused_at_registration():
+    class PlainMethod(FakeEncoder):
+        name = "plain"
+
+        def concept_space(self, config):
+            return None
+
+    class StringSpace(FakeEncoder):
+        name = "string"
+        concept_space = "minilm"
+
+    bad = plugin_module("bad", register_encoders=lambda register: (register(PlainMethod),))
+    worse = plugin_module("worse", register_encoders=lambda register: (register(StringSpace),))
+    registry = build_registry(entry_points=[], extra_plugins=[bad, worse, *standard_plugins()])
+    assert [f.plugin for f in registry.failures] == ["bad", "worse"]
+    assert all("concept_space is not a classmethod" in f.error for f in registry.failures)
+    assert registry.names("encoder") == ["fake_enc"]
 
 
 def test_unknown_name_lists_the_known_ones():

@@ -5,16 +5,16 @@ from __future__ import annotations
 import io
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lcm.data.normalizer import RobustScaler
-from lcm.data.segment import segment_document
+from lcm.data.segment import capped_sentences, segment_document
 from lcm.data.shards import Manifest, iter_documents
 from lcm.errors import DataIntegrityError, WeightsUnavailableError
-from tests._data_fixtures import (BLANK_LINES, SAMPLE, minilm_model, prepared_sample,  # noqa: F401
-                                  run_lcm, write_recipe)
+from tests._data_fixtures import BLANK_LINES, SAMPLE, run_lcm, write_recipe
 
 
 def sample_documents() -> list[str]:
@@ -33,6 +33,15 @@ def test_prepare_writes_every_document_and_counts_the_empty_ones(prepared_sample
     assert (f"wrote 20 documents, {expected_sentences} sentences in 3 shards"
             in result.stdout)
     assert "skipped: 2 empty document" in result.stdout
+    assert sum(capped_sentences(d)[1] for d in sample_documents()) == 0
+    assert "split (segmenter.max_chars)" not in result.stdout  # said only when it happens
+
+
+def test_the_summary_line_counts_sentences_the_cap_split(prepared_sample):
+    from lcm.tasks.prepare import summary_line
+
+    line = summary_line(Manifest.read(prepared_sample.shards), Path("out"), 1.0, 3, 200)
+    assert line.endswith("; 3 sentences longer than 200 characters split (segmenter.max_chars)")
 
 
 def test_prepared_documents_hold_the_sentences_and_minilm_vectors(prepared_sample, minilm_model):
@@ -59,8 +68,11 @@ def test_fit_normalizer_end_to_end(prepared_sample, tmp_path):
     vectors = np.concatenate([d.vectors for d in iter_documents(prepared_sample.shards)])
     normalised = scaler.normalize(vectors.astype(np.float32))
     q25, median, q75 = np.quantile(normalised, [0.25, 0.5, 0.75], axis=0)
-    varying = scaler.scale > 1e-5  # all-MiniLM-L6-v2 has a few constant (zero) dimensions
-    assert varying.sum() > 370
+    raw_q25, raw_q75 = np.quantile(vectors.astype(np.float32), [0.25, 0.75], axis=0)
+    varying = raw_q75 > raw_q25  # all-MiniLM-L6-v2 has a few constant (zero) dimensions
+    assert varying.sum() > 370 and scaler.fallback_dims == (~varying).sum()
+    assert (scaler.scale[~varying] == 1.0).all()  # a safe scale, said in one line
+    assert f"{scaler.fallback_dims} of 384 dimensions have a collapsed robust scale" in result.stdout
     np.testing.assert_allclose(median, 0, atol=1e-3)
     np.testing.assert_allclose((q75 - q25)[varying], 1.349, rtol=1e-3)
 

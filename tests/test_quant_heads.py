@@ -14,16 +14,16 @@ from lcm.errors import ConceptSpaceMismatchError, InputFileError, UserError
 from lcm.generate.loop import StopRules, generate
 from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
-from lcm.model.heads import GenerationState
-from lcm.model.lcm import build_model
+from lcm.generate.session import DecodingSession
 from lcm.quantize.options import FitOptions
 from lcm.quantize.rvq import ResidualQuantizer, chunked, fit_residual_quantizer
 from lcm.registry import get_registry
-from tests._model_fixtures import toy_normalizer
+from tests._model_fixtures import model_of, toy_normalizer
 from tests._head_fixtures import SPACE as TASK_SPACE
 from tests._head_fixtures import fit, rotation_task
 from tests._quant_fixtures import code_task, fit_tiny_quantizer, head_scores, uninformed_scores
 from tests._train_fixtures import SPACE as WALK_SPACE
+from tests._run import run_resolved
 from tests._train_fixtures import (restored_process_state, train_recipe, walk_documents, write_shards,
                                    write_yaml)
 
@@ -48,15 +48,13 @@ def quantizer_dir(tmp_path_factory) -> Path:
 
 def model_with(head: str, quantizer: Path, seed: int = 0, **options):
     torch.manual_seed(seed)
-    return build_model("toy", {}, {"name": head, "quantizer": str(quantizer), **options}, SPACE)
+    return model_of("toy", {}, {"name": head, "quantizer": str(quantizer), **options}, SPACE)
 
 
-def read_prompts(model, concepts: torch.Tensor, generator_seed: int = 0) -> GenerationState:
-    """A generation state after the head has read ``concepts`` (B, S, D) as prompts."""
+def read_prompts(model, concepts: torch.Tensor, generator_seed: int = 0) -> DecodingSession:
+    """A decoding session that has read ``concepts`` (B, S, D) as prompts."""
     mask = torch.ones(concepts.shape[:2], dtype=torch.bool)
-    state = GenerationState(concepts, mask, generator=torch.Generator().manual_seed(generator_seed))
-    model.head.start(model, state)
-    return state
+    return DecodingSession(model, concepts, mask, torch.Generator().manual_seed(generator_seed)).start()
 
 
 # --------------------------------------------------------------------------- training
@@ -103,7 +101,7 @@ def test_beats_an_uninformed_predictor_on_a_noisy_function_of_the_context(head, 
         num_codebooks=4, codebook_size=32, iterations=5), TASK_SPACE, progress=False)
     quantizer.save(tmp_path / "quantizer")
     torch.manual_seed(0)
-    model = build_model("toy", {}, {"name": head, "quantizer": str(tmp_path / "quantizer")},
+    model = model_of("toy", {}, {"name": head, "quantizer": str(tmp_path / "quantizer")},
                         TASK_SPACE)
     fit(model, train, steps=120)
     scores = head_scores(model, held_out.concepts, held_out.mask)
@@ -121,13 +119,13 @@ def test_generated_concepts_are_codebook_points(head, quantizer_dir):
     codebooks = ResidualQuantizer.load(quantizer_dir).codebooks
     prompts = torch.randn(4, 3, SPACE.dim)
     one_level = model_with(head, quantizer_dir, num_codebooks=1).eval()
-    concept = one_level.head.next_concept(one_level, read_prompts(one_level, prompts))
+    concept = read_prompts(one_level, prompts).propose()
     distances = torch.cdist(concept, codebooks[0]).min(dim=1).values  # to the nearest codeword
     assert distances.max() < 1e-5
 
     model = model_with(head, quantizer_dir).eval()
-    state = read_prompts(model, prompts)
-    concept = model.head.next_concept(model, state)
+    session = read_prompts(model, prompts)
+    concept, state = session.propose(), session.state
     assert concept.shape == (4, SPACE.dim) and state.extra.shape == (4, 3)
     decoded = ResidualQuantizer(codebooks).decode(state.extra)
     torch.testing.assert_close(concept, decoded)
@@ -135,9 +133,9 @@ def test_generated_concepts_are_codebook_points(head, quantizer_dir):
 
 def test_quant_c_snaps_only_the_first_codebooks_when_asked(quantizer_dir):
     model = model_with("quant_c", quantizer_dir, snap_codebooks=2).eval()
-    state = read_prompts(model, torch.randn(2, 3, SPACE.dim))
-    model.head.next_concept(model, state)
-    assert state.extra.shape == (2, 2)
+    session = read_prompts(model, torch.randn(2, 3, SPACE.dim))
+    session.propose()
+    assert session.state.extra.shape == (2, 2)
     with pytest.raises(UserError, match="snap_codebooks=4"):
         model_with("quant_c", quantizer_dir, snap_codebooks=4)
 
@@ -147,9 +145,9 @@ def test_temperature_zero_is_deterministic_and_top_k_one_equals_argmax(quantizer
 
     def codes(seed: int, **sampling) -> torch.Tensor:
         model = model_with("quant_d", quantizer_dir, **sampling).eval()
-        state = read_prompts(model, prompts, generator_seed=seed)
-        model.head.next_concept(model, state)
-        return state.extra
+        session = read_prompts(model, prompts, generator_seed=seed)
+        session.propose()
+        return session.state.extra
 
     greedy = codes(0, temperature=0.0)
     assert torch.equal(greedy, codes(1, temperature=0.0))
@@ -181,7 +179,7 @@ def test_checkpoint_round_trip_is_self_contained(head, tmp_path):
     meta = json.loads((tmp_path / "model" / CONFIG_FILE).read_text())
     assert meta["head"]["stored_codebooks"] == [3, 8]
 
-    loaded = load_checkpoint(tmp_path / "model").model
+    loaded = load_checkpoint(tmp_path / "model", get_registry()).model
     original, restored = model.state_dict(), loaded.state_dict()
     assert original.keys() == restored.keys() and "head.codebooks" in restored
     assert all(torch.equal(original[k], restored[k]) for k in original)
@@ -193,7 +191,7 @@ def test_checkpoint_round_trip_is_self_contained(head, tmp_path):
 
 def test_a_head_built_from_a_checkpoint_description_needs_its_weights(quantizer_dir):
     torch.manual_seed(0)
-    model = build_model("toy", {}, {"name": "quant_d", "quantizer": "nowhere",
+    model = model_of("toy", {}, {"name": "quant_d", "quantizer": "nowhere",
                                     "stored_codebooks": [3, 8]}, SPACE)
     with pytest.raises(RuntimeError, match="codebooks were never loaded"):
         model(torch.randn(1, 4, SPACE.dim))
@@ -255,11 +253,11 @@ def test_train_task_trains_the_head_into_a_checkpoint_that_generates_alone(head,
     quantizer = shutil.copytree(wiki_like["quantizer"], tmp_path / "quantizer")
     recipe = train_recipe(Path(wiki_like["shards"]), tmp_path / "model", steps=8)
     recipe["head"] = {"name": head, "quantizer": str(quantizer)}
-    resolved = resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
+    resolved = resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe), (), get_registry())
     with restored_process_state():
-        resolved.task_cls(resolved.config).run(resolved.config)
+        run_resolved(resolved)
     shutil.rmtree(quantizer)
-    loaded = load_checkpoint(tmp_path / "model")
+    loaded = load_checkpoint(tmp_path / "model", get_registry())
     assert torch.equal(loaded.model.head.codebooks,
                        ResidualQuantizer.load(wiki_like["quantizer"]).codebooks)
     prompt = loaded.normalizer.normalize(torch.randn(3, WALK_SPACE.dim))

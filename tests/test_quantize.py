@@ -90,9 +90,9 @@ def test_fitting_is_deterministic_for_a_seed():
 
 
 def test_invalid_fit_options_are_user_errors():
-    with pytest.raises(UserError, match="init='kmeans' is not one of kmeans\\+\\+, random"):
+    with pytest.raises(UserError, match="init: 'kmeans' is not one of kmeans\\+\\+, random"):
         fit(clustered(100), init="kmeans")
-    with pytest.raises(UserError, match="codebook_size=0 must be >= 1"):
+    with pytest.raises(UserError, match="codebook_size: must be at least 1, got 0"):
         fit(clustered(100), codebook_size=0)
 
 

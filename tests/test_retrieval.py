@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from lcm.config import component_options
+from lcm.components import component_options
 from lcm.data.shards import iter_documents
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.interfaces import ConceptSpace
 from lcm.registry import get_registry
-from tests._data_fixtures import prepared_sample  # noqa: F401
 
 
 def make_decoder(**options):

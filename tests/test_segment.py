@@ -60,3 +60,12 @@ def test_segment_document_caps_each_sentence():
     assert sentences[0] == "Short one." and sentences[-1] == "Last."
     assert all(len(s) <= 100 for s in sentences)
     assert " ".join(sentences).split() == text.split()
+
+
+def test_sentences_split_by_the_cap_are_counted():
+    from lcm.data.segment import capped_sentences
+
+    text = "Short one. " + "long " * 80 + "end. " + "word, " * 30 + "done. Last."
+    pieces, split = capped_sentences(text, max_chars=100)
+    assert split == 2 and len(pieces) > 4 and pieces == segment_document(text, max_chars=100)
+    assert capped_sentences("Short one. Last.", max_chars=100) == (["Short one.", "Last."], 0)

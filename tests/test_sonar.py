@@ -12,7 +12,8 @@ import yaml
 
 from _sonar_fixtures import DIM, build_assets, speech_recording
 from lcm.cli import main as lcm_main
-from lcm.config import component_options
+from lcm.components import component_options
+from lcm.fields import require_valid
 from lcm.data.shards import Manifest, iter_documents
 from lcm.errors import UserError, WeightsUnavailableError
 from lcm.plugins.audio import load_audio, segment_by_silence
@@ -103,9 +104,9 @@ def test_empty_sentence_is_refused(assets):
 
 def test_unknown_language_code_suggests_the_right_one():
     with pytest.raises(UserError, match="'fra_latn'; did you mean fra_Latn"):
-        SonarTextEncoder.Config(source_lang="fra_latn")
+        require_valid(SonarTextEncoder.Config(source_lang="fra_latn"), "encoder")
     with pytest.raises(UserError, match="did you mean deu_Latn"):
-        SonarTextDecoder.Config(target_lang="deu")
+        require_valid(SonarTextDecoder.Config(target_lang="deu"), "decoder")
 
 
 def test_recipe_validation_reports_bad_language(tmp_path, capsys):
@@ -275,3 +276,32 @@ def test_encode_audio_recipe_writes_one_document_per_recording(assets, recording
 
     body["on_error"] = "fail"
     assert lcm_main(["run", _write_recipe(tmp_path / "b.yaml", body)]) == 2
+
+
+def test_a_local_tokenizer_with_its_own_languages_loads_with_tokenizer_langs(assets, tmp_path):
+    from fairseq2.data.tokenizers import VocabularyInfo
+    from fairseq2.models.nllb.tokenizer import NllbTokenizerConfig, load_nllb_tokenizer
+    from sonar.inference_pipelines.text import TextToEmbeddingModelPipeline
+    from sonar.models.sonar_text import get_sonar_text_encoder_hub
+    from sonar.models.sonar_text.factory import _create_sonar_text_encoder_model
+
+    from _sonar_fixtures import TEXT_ENCODER_OVERRIDES, _replace
+
+    langs = ["fra_Latn", "eng_Latn", "deu_Latn"]
+    tokenizer = load_nllb_tokenizer(assets.tokenizer_path,
+                                    NllbTokenizerConfig(langs=langs, default_lang="eng_Latn"))
+    info = tokenizer.vocab_info
+    vocab = {"size": info.size, "unk_idx": info.unk_idx, "bos_idx": info.bos_idx,
+             "eos_idx": info.eos_idx, "pad_idx": info.pad_idx}
+    config = _replace(get_sonar_text_encoder_hub().get_arch_config("basic"),
+                      {**TEXT_ENCODER_OVERRIDES, "vocab_info": VocabularyInfo(**vocab)})
+    torch.manual_seed(1)
+    model = _create_sonar_text_encoder_model(config).eval()
+    torch.save(model.state_dict(), tmp_path / "three_langs.pt")
+    options = {**assets.local_options("encoder"), "checkpoint": str(tmp_path / "three_langs.pt"),
+               "model_config": {**TEXT_ENCODER_OVERRIDES, "vocab_info": vocab},
+               "tokenizer_langs": langs}
+    vectors = make(SonarTextEncoder, options, source_lang="fra_Latn").encode(SENTENCES[:3])
+    expected = TextToEmbeddingModelPipeline(encoder=model, tokenizer=tokenizer).predict(
+        SENTENCES[:3], source_lang="fra_Latn")
+    torch.testing.assert_close(vectors, expected, atol=1e-5, rtol=1e-4)

@@ -14,9 +14,8 @@ from lcm.data.instruction import InstructionFormat, build_pair, build_prompt
 from lcm.generate.summary import plan_parts, trace_sources
 from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
 from lcm.model.checkpoint import save_checkpoint
-from lcm.model.lcm import build_model
 from lcm.tasks.summarize import format_time
-from tests._model_fixtures import TOY_SPACE, toy_model, toy_normalizer
+from tests._model_fixtures import TOY_SPACE, model_of, toy_model, toy_normalizer
 from tests._summarize_fixtures import copy_head_plugin, read_report, write_recipe
 from tests._fake_plugins import plugin_module
 from tests.test_generate import HashedWordsEncoder
@@ -61,12 +60,11 @@ class SpeechOnlyEncoder(ScriptedRecordingEncoder):
 
 
 @pytest.fixture
-def registry(monkeypatch):
+def registry():
     """The installed plugins plus the test encoders and the copying head."""
     encoders = plugin_module("summarize_test_encoders", register_encoders=lambda register: [
         register(c) for c in (HashedWordsEncoder, ScriptedRecordingEncoder, SpeechOnlyEncoder)])
     registry = lcm.registry.build_registry(extra_plugins=[encoders, copy_head_plugin()])
-    monkeypatch.setattr(lcm.registry, "get_registry", lambda: registry)
     return registry
 
 
@@ -74,7 +72,7 @@ def copying_checkpoint(tmp_path, registry, picks, end_sentence="End of text.", *
     """A toy model whose head emits the prompt's concepts at ``picks``, then the end concept."""
     normalizer = toy_normalizer()
     end = normalizer.normalize(HashedWordsEncoder().encode([end_sentence])[0]).tolist()
-    model = build_model("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, TOY_SPACE,
+    model = model_of("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, TOY_SPACE,
                         registry=registry)
     return save_checkpoint(tmp_path / "model", model, normalizer, extra=extra)
 
@@ -85,7 +83,7 @@ def test_text_summary_stops_at_the_end_concept_and_names_its_sources(tmp_path, r
     text.write_text(" ".join(SENTENCES[:4]) + "\n" + " ".join(SENTENCES[4:]) + "\n")
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(text), as_single_document=True,
                           encoder={"name": "hashed_words"}, decoder=DECODER, max_summary_concepts=5)
-    assert main(["run", recipe]) == 0
+    assert main(["run", recipe], registry) == 0
 
     document, = read_report(tmp_path)["documents"]
     assert [s["text"] for s in document["segments"]] == SENTENCES
@@ -114,7 +112,7 @@ def test_random_model_summarises_each_document_from_its_own_sentences(tmp_path, 
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(docs),
                           encoder={"name": "hashed_words"}, decoder=DECODER, max_summary_concepts=3,
                           stop={"repetition_threshold": None})
-    assert main(["run", recipe]) == 0
+    assert main(["run", recipe], registry) == 0
     documents = read_report(tmp_path)["documents"]
     assert [d["id"] for d in documents] == ["a", "b"]
     for document in documents:
@@ -132,10 +130,10 @@ def test_skipped_documents_are_counted(tmp_path, registry, capsys):
     docs.write_text(json.dumps({"text": " "}) + "\n" + json.dumps({"text": SENTENCES[0]}) + "\n")
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(docs),
                           encoder={"name": "hashed_words"}, decoder=DECODER)
-    assert main(["run", recipe]) == 0
+    assert main(["run", recipe], registry) == 0
     assert "(skipped: 1 empty document)" in capsys.readouterr().out
     docs.write_text(json.dumps({"text": " "}) + "\n")
-    assert main(["run", recipe]) == 2
+    assert main(["run", recipe, "overwrite=true"], registry) == 2
     assert "nothing to summarise (1 empty document)" in capsys.readouterr().err
 
 
@@ -152,7 +150,7 @@ def test_a_long_source_is_chunked_or_truncated(tmp_path, registry, mode, picks, 
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(text), as_single_document=True,
                           encoder={"name": "hashed_words"}, decoder=DECODER,
                           max_source_concepts=4, long_input=mode)
-    assert main(["run", recipe]) == 0
+    assert main(["run", recipe], registry) == 0
     document, = read_report(tmp_path)["documents"]
     assert [(p["start"], p["stop"]) for p in document["parts"]] == parts
     assert [s["source_index"] for s in document["summary"]] == picks
@@ -168,7 +166,7 @@ def test_recording_summary_shows_transcript_times(tmp_path, registry, capsys):
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(recording),
                           encoder={"name": "scripted_recording"},
                           text_encoder={"name": "hashed_words"}, decoder=DECODER)
-    assert main(["run", recipe]) == 0
+    assert main(["run", recipe], registry) == 0
     document, = read_report(tmp_path)["documents"]
     assert document["modality"] == "speech"
     assert document["segments"][1] == {"index": 1, "text": SENTENCES[1], "start_s": 2.3, "end_s": 3.8}
@@ -204,7 +202,7 @@ def test_the_recorded_source_suffix_ends_the_prompt(tmp_path, registry):
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(text), as_single_document=True,
                           encoder={"name": "hashed_words"}, decoder=DECODER,
                           stop={"repetition_threshold": None})  # it copies the prompt's last concept
-    assert main(["run", recipe]) == 0
+    assert main(["run", recipe], registry) == 0
     item, = read_report(tmp_path)["documents"][0]["summary"]
     assert item["source_index"] == 3 and item["similarity"] < 0.999  # near the source's echo of it
 
@@ -241,7 +239,7 @@ def test_an_empty_file_is_refused_in_one_line(tmp_path, registry, capsys):
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(empty),
                           encoder={"name": "scripted_recording"}, text_encoder={"name": "hashed_words"},
                           decoder=DECODER)
-    assert main(["run", recipe]) == 2
+    assert main(["run", recipe], registry) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {empty}: empty file (0 bytes)"
 
@@ -253,7 +251,7 @@ def test_a_recording_without_speech_is_refused(tmp_path, registry, capsys):
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(silent),
                           encoder={"name": "scripted_recording"}, text_encoder={"name": "hashed_words"},
                           decoder=DECODER)
-    assert main(["run", recipe]) == 2
+    assert main(["run", recipe], registry) == 2
     assert "no speech found in the recording" in capsys.readouterr().err
 
 
@@ -263,11 +261,11 @@ def test_speech_encoders_must_read_whole_recordings_and_need_a_text_encoder(tmp_
     recording.write_text(json.dumps([[SENTENCES[0], 0.0, 1.0]]))
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(recording),
                           encoder={"name": "speech_only"}, decoder=DECODER)
-    assert main(["run", recipe]) == 2
+    assert main(["run", recipe], registry) == 2
     assert "cannot read a whole recording" in capsys.readouterr().err
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(recording),
                           encoder={"name": "scripted_recording"}, decoder=DECODER)
-    assert main(["run", recipe]) == 2
+    assert main(["run", recipe], registry) == 2
     assert "set text_encoder" in capsys.readouterr().err
 
 
@@ -278,7 +276,7 @@ def test_a_checkpoint_of_another_space_is_refused(tmp_path, registry, capsys):
     text.write_text(SENTENCES[0] + "\n")
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(text),
                           encoder={"name": "hashed_words"}, decoder=DECODER)
-    assert main(["run", recipe]) == 2
+    assert main(["run", recipe], registry) == 2
     err = capsys.readouterr().err
     assert "concept spaces differ" in err and "other_space" in err and len(err.strip().splitlines()) == 1
 
@@ -297,7 +295,7 @@ def cascade_recipe(tmp_path, registry, recording, picks):
 
     normalizer = toy_normalizer(MINILM)
     end = normalizer.normalize(MiniLMEncoder().encode(["End of text."])[0]).tolist()
-    model = build_model("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, MINILM,
+    model = model_of("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, MINILM,
                         registry=registry)
     checkpoint = save_checkpoint(tmp_path / "model", model, normalizer)
     return write_recipe(tmp_path, model=str(checkpoint), input=str(recording),
@@ -309,7 +307,7 @@ def test_espeak_recording_is_transcribed_and_summarised(tmp_path, registry, caps
     from tests._sonar_fixtures import speech_recording
 
     recording, spans = speech_recording(tmp_path, SPOKEN)
-    assert main(["run", cascade_recipe(tmp_path, registry, recording, picks=[1])]) == 0
+    assert main(["run", cascade_recipe(tmp_path, registry, recording, picks=[1])], registry) == 0
     document, = read_report(tmp_path)["documents"]
     segments = document["segments"]
     assert len(segments) == 3
@@ -331,6 +329,6 @@ def test_a_silent_recording_is_refused_in_one_line(tmp_path, registry, capsys):
 
     silent = tmp_path / "silence.wav"
     sf.write(silent, np.zeros(16_000 * 3, dtype=np.float32), 16_000)
-    assert main(["run", cascade_recipe(tmp_path, registry, silent, picks=[0])]) == 2
+    assert main(["run", cascade_recipe(tmp_path, registry, silent, picks=[0])], registry) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith(f"error: {silent}: silent")

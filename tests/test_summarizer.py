@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from lcm.data.instruction import FRAMING_FILE, SOURCE_LENGTH_KEY, Framing
 from lcm.data.segment import segment_document
 from lcm.data.shards import Manifest, iter_documents
+from lcm.registry import get_registry
 from lcm.train.data import pad_masks, pad_windows, pair_window
 from tests._data_fixtures import REPO, run_lcm, write_recipe
 from tests._summarizer_fixtures import noisy_source_pairs, write_pair_shards
@@ -84,7 +83,7 @@ def test_supervised_style_learns_the_targets_and_ignores_noise_sources(tmp_path)
     skipped, cut = re.search(r"(\d+) windows skipped .*?, (\d+) sources cut", result.stdout).groups()
     assert int(skipped) > 0 and int(cut) > 0  # the long target skipped, the long source cut
 
-    loaded = load_checkpoint(tmp_path / "model")
+    loaded = load_checkpoint(tmp_path / "model", get_registry())
     assert loaded.meta["extra"]["instruction"] == framing.format.to_meta()
     pairs = [pair_window(d.vectors, d.meta[SOURCE_LENGTH_KEY], framing, 12) for d in documents[:40]]
     concepts, mask = pad_windows([p[0] for p in pairs], loaded.normalizer)
@@ -102,7 +101,7 @@ def test_the_shipped_model_loads_and_summarises_a_short_text(tmp_path):
 
     size = sum(f.stat().st_size for f in SHIPPED.iterdir())
     assert size < 21_000_000
-    loaded = load_checkpoint(SHIPPED)
+    loaded = load_checkpoint(SHIPPED, get_registry())
     assert (loaded.space.name, loaded.space.dim) == ("minilm", 384)
     assert loaded.meta["extra"]["instruction"]["end_sentence"]
     text = tmp_path / "paper.txt"
@@ -157,7 +156,7 @@ def test_fp16_export_halves_the_weights_and_loads_back_as_fp32(tmp_path):
     assert all(stored[k].dtype == v.dtype for k, v in model.named_buffers() if k in stored)
     assert (tmp_path / "fp16" / "model.safetensors").stat().st_size < 0.6 * (
         tmp_path / "fp32" / "model.safetensors").stat().st_size
-    loaded = load_checkpoint(tmp_path / "fp16").model
+    loaded = load_checkpoint(tmp_path / "fp16", get_registry()).model
     for name, value in model.state_dict().items():
         again = loaded.state_dict()[name]
         assert again.dtype == value.dtype

@@ -13,7 +13,6 @@ import torch
 from lcm.model.heads import learned_positions, next_concept_pairs
 from lcm.registry import get_registry
 from tests._head_fixtures import toy_head_model
-from tests.test_heads_contract import task  # noqa: F401  (the module-scoped fixture)
 
 HEADS = get_registry().names("head")
 

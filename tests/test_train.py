@@ -3,6 +3,7 @@ gradient accumulation, resume after a SIGKILL (same losses as an uninterrupted r
 order it relies on, and the refusals of bad input."""
 from __future__ import annotations
 
+import json
 import math
 import re
 import signal
@@ -20,10 +21,13 @@ from lcm.data.shards import Manifest, ShardWriter, iter_documents
 from lcm.errors import DataIntegrityError, RecipeError
 from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import load_checkpoint
+from lcm.outputs import lock_path
 from lcm.train.checkpointing import CHECKPOINTS, find_latest
 from lcm.train.data import BatchStream, DataPosition, wrap_document
 from lcm.train.log import read_log
 from lcm.train.schedule import warmup_cosine
+from lcm.registry import get_registry
+from tests._run import train_in_process
 from tests._train_fixtures import (LCM, SPACE, clean_env, lcm_command, restored_process_state, run_lcm,
                                    train_recipe, walk_documents, write_shards, write_yaml)
 
@@ -33,13 +37,6 @@ STEPS = 30
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
     return write_shards(tmp_path_factory.mktemp("walk") / "shards", walk_documents(120))
-
-
-def train_in_process(recipe: dict, directory: Path):
-    """Resolve and run a recipe as ``lcm run`` does, in this process (DeepSpeed, gloo)."""
-    resolved = resolve_recipe(write_yaml(directory / "recipe.yaml", recipe))
-    with restored_process_state():
-        return resolved.task_cls(resolved.config).run(resolved.config)
 
 
 def log_rows(output: Path) -> list[dict[str, float]]:
@@ -75,14 +72,15 @@ def test_training_writes_model_log_plot_and_checkpoints(reference_run, shards):
     assert summary.steps == STEPS and summary.last_loss == rows[-1]["loss"]
     assert summary.windows_skipped > 0  # single-sentence documents are counted, not hidden
     assert (training / "logs" / "loss.png").read_bytes()[:4] == b"\x89PNG"
-    assert list((training / "logs").glob("events.out.tfevents.*"))
+    [events] = list((training / "logs").glob("events.out.tfevents.*"))
+    assert b"head/l2" in events.read_bytes()  # the head's own figures are logged too
     # keep_checkpoints defaults to 2: steps 20 and 30 remain, `latest` names the last.
     checkpoints = training / CHECKPOINTS
     assert sorted(p.name for p in checkpoints.iterdir()) == ["latest", "step_00000020",
                                                             "step_00000030"]
     assert find_latest(checkpoints).name == "step_00000030"
     # The exported model loads through the inference path and beats its own first loss.
-    loaded = load_checkpoint(output)
+    loaded = load_checkpoint(output, get_registry())
     assert loaded.meta["extra"]["training"]["steps"] == STEPS
     assert loaded.normalizer.space == SPACE
     batch = next(iter(BatchStream(shards, loaded.normalizer, max_concepts=8, batch_size=16,
@@ -110,7 +108,7 @@ def test_bf16_with_gradient_accumulation_and_two_workers(shards, tmp_path):
     assert_loss_falls(rows)
     assert summary.steps == 20
     # Exported in fp32 whatever the training precision.
-    loaded = load_checkpoint(tmp_path / "model")
+    loaded = load_checkpoint(tmp_path / "model", get_registry())
     assert {p.dtype for p in loaded.model.parameters()} == {torch.float32}
 
 
@@ -141,8 +139,15 @@ def test_resume_after_a_kill_continues_with_the_same_losses(shards, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL
-    assert not output.exists()  # it never finished
+    assert not (output / "model.safetensors").exists()  # it never finished
     killed_at = len(read_log(log))
+
+    # The killed run's locks stay: reported (exit 2), not taken over, until the user removes them.
+    refused = run_lcm(recipe, *steps, "output=" + str(output))
+    assert refused.returncode == 2
+    assert f"{output}: stale lock {lock_path(output)} of pid {process.pid}" in refused.stderr
+    lock_path(output).unlink()
+    lock_path(training).unlink()
 
     # Simulate a checkpoint that was being written at the kill: never resumed from.
     half_written = training / CHECKPOINTS / "step_00000039.partial"
@@ -176,17 +181,17 @@ def test_two_ranks_under_the_deepspeed_launcher_split_the_shards(shards, tmp_pat
     assert "ZeRO stage 2, fp32, 2 rank(s), gloo on cpu" in result.stderr
     checkpoint = tmp_path / "model-training" / CHECKPOINTS / "step_00000010"
     for rank in (0, 1):  # each rank saved its data position and its ZeRO partition
-        assert (checkpoint / f"trainer_state_rank{rank}.pt").is_file()
+        assert (checkpoint / f"trainer_state_rank{rank}.json").is_file()
         assert (checkpoint / f"zero_pp_rank_{rank}_mp_rank_00_optim_states.pt").is_file()
-    assert load_checkpoint(tmp_path / "model").meta["extra"]["training"]["steps"] == 10
+    assert load_checkpoint(tmp_path / "model", get_registry()).meta["extra"]["training"]["steps"] == 10
     assert all(math.isfinite(r["loss"]) for r in log_rows(tmp_path / "model"))
 
 
 def test_throughput_measurement_trains_without_writing(shards, tmp_path):
     from lcm.train.trainer import measure_throughput
 
-    recipe = resolve_recipe(write_yaml(tmp_path / "recipe.yaml",
-                                       train_recipe(shards, tmp_path / "model"))).config
+    recipe = resolve_recipe(write_yaml(tmp_path / "recipe.yaml", train_recipe(shards, tmp_path / "model")),
+                            (), get_registry()).config
     with restored_process_state():
         concepts_per_s = measure_throughput(recipe, steps=4)
     assert math.isfinite(concepts_per_s) and concepts_per_s > 0
@@ -222,7 +227,7 @@ def test_mismatched_vector_counts_are_refused_with_exit_2(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "doc00001" in error[0] and "refusing the shard set" in error[0]
-    assert not (tmp_path / "model").exists()
+    assert not (tmp_path / "model" / "model.safetensors").exists()
 
 
 def test_a_worker_reading_a_corrupt_shard_raises_the_same_one_line_error(tmp_path):
@@ -245,7 +250,7 @@ def test_normalizer_of_another_space_is_refused_before_training(shards, tmp_path
     recipe = train_recipe(shards, tmp_path / "model")
     recipe["data"]["normalizer"] = str(tmp_path / "normalizer.json")
     with pytest.raises(RecipeError, match="toy-walk .16-d. vectors but the normalizer .* other"):
-        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
+        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe), (), get_registry())
 
 
 def test_bad_values_are_all_reported_before_training(shards, tmp_path):
@@ -253,18 +258,24 @@ def test_bad_values_are_all_reported_before_training(shards, tmp_path):
     recipe["data"]["max_concepts"] = 1
     recipe["model"]["overrides"] = {"num_layerz": 2}
     with pytest.raises(RecipeError) as caught:
-        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
+        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe), (), get_registry())
     assert [p.split(":")[0] for p in caught.value.problems] == [
-        "train.zero_stage", "data.max_concepts", "train.steps", "train.min_lr_ratio", "model"]
+        "data.max_concepts", "train.steps", "train.min_lr_ratio", "train.zero_stage", "model"]
     assert "num_layerz" in caught.value.problems[-1]
 
 
 def test_empty_shard_set_is_refused(tmp_path):
-    ShardWriter(tmp_path / "shards", SPACE, encoder="toy-walk").close()
+    with pytest.raises(DataIntegrityError, match="no documents to write"):
+        ShardWriter(tmp_path / "shards", SPACE, encoder="toy-walk").close()
+    # One written otherwise (by hand, or an older lcm) is refused by training.
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "manifest.json").write_text(json.dumps(
+        {"space": {"name": SPACE.name, "dim": SPACE.dim}, "encoder": "toy-walk", "documents": 0,
+         "sentences": 0, "shards": []}))
     RobustScaler.fit(np.zeros((4, SPACE.dim)), SPACE).save(tmp_path / "shards")
     recipe = train_recipe(tmp_path / "shards", tmp_path / "model")
     with pytest.raises(RecipeError, match="holds no documents"):
-        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe))
+        resolve_recipe(write_yaml(tmp_path / "recipe.yaml", recipe), (), get_registry())
 
 
 # --------------------------------------------------------------------------- the parts
@@ -316,6 +327,19 @@ def test_ranks_and_workers_split_the_data_without_losing_or_repeating_windows(
     assert sorted(v for part in parts for v in part) == single
 
 
+def test_weight_decay_spares_norm_gains_and_biases():
+    from lcm.train.engine import parameter_groups
+    from tests._model_fixtures import toy_model
+
+    model = toy_model()
+    decayed, spared = parameter_groups(model, 0.1)
+    assert decayed["weight_decay"] == 0.1 and spared["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decayed["params"]) and all(p.dim() < 2 for p in spared["params"])
+    norms = [p for name, p in model.named_parameters() if "norm" in name or name.endswith("bias")]
+    assert norms and all(any(p is q for q in spared["params"]) for p in norms)
+    assert len(decayed["params"]) + len(spared["params"]) == len(list(model.parameters()))
+
+
 def test_warmup_then_cosine_to_the_floor():
     schedule = [warmup_cosine(s, warmup_steps=4, total_steps=20, min_ratio=0.1) for s in range(21)]
     assert schedule[:4] == [0.25, 0.5, 0.75, 1.0]
@@ -331,7 +355,7 @@ def test_resume_ignores_partial_and_incomplete_checkpoints(tmp_path):
         directory.mkdir(parents=True)
         (directory / "mp_rank_00_model_states.pt").write_bytes(b"x")
         if complete:
-            (directory / "trainer_state_rank0.pt").write_bytes(b"x")
+            (directory / "trainer_state_rank0.json").write_text("{}")
         return directory
 
     assert find_latest(root) is None
@@ -340,3 +364,15 @@ def test_resume_ignores_partial_and_incomplete_checkpoints(tmp_path):
     checkpoint("step_00000030", complete=False)
     (root / "latest").write_text("step_00000030")  # names the incomplete one
     assert find_latest(root) == good
+
+
+@pytest.mark.parametrize("cores, ranks, workers, load, threads", [
+    (2, 1, 0, 0.1, 2),   # an idle machine: all cores
+    (2, 1, 0, 1.2, 1),   # another process busy on one core: 1 (was 2, 23x slower)
+    (2, 1, 0, 5.0, 1),   # overloaded: still 1
+    (16, 2, 1, 4.0, 5),  # two ranks share the 12 free cores, each minus its worker
+])
+def test_automatic_threads_use_the_cores_that_are_free(cores, ranks, workers, load, threads):
+    from lcm.train.distributed import automatic_threads
+
+    assert automatic_threads(cores, ranks, workers, load) == threads

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lcm.errors import InputFileError
+from lcm.errors import DataIntegrityError, InputFileError
 from lcm.interfaces import ConceptSpace
 
 NORMALIZER_FILE = "normalizer.json"
 _IQR_OF_UNIT_NORMAL = 1.349
+_COLLAPSED = 1e-3
+"""A robust scale below this fraction of the dimensions' median scale counts as collapsed."""
 
 
 @dataclass
@@ -28,17 +30,31 @@ class RobustScaler:
     clip_low: np.ndarray | None = None
     clip_high: np.ndarray | None = None
 
+    fallback_dims: int = 0
+    """Dimensions whose robust scale collapsed at fitting and use a fallback scale instead."""
+
     @classmethod
     def fit(cls, vectors: np.ndarray, space: ConceptSpace, clip_quantile: float | None = 1e-4,
             min_scale: float = 1e-6) -> "RobustScaler":
+        """Fit on ``vectors``; a dimension whose IQR collapses (a sparse encoder's mostly-zero
+        dimensions) would be blown up by 1/scale, so it takes its standard deviation instead
+        (1.0 where that collapses too), and ``fallback_dims`` counts them."""
         x = np.asarray(vectors, dtype=np.float64)
+        if not np.isfinite(x).all():
+            raise DataIntegrityError("cannot fit a normaliser on NaN or inf vectors")
         q25, median, q75 = np.quantile(x, [0.25, 0.5, 0.75], axis=0)
-        scale = np.maximum((q75 - q25) / _IQR_OF_UNIT_NORMAL, min_scale)
+        robust = (q75 - q25) / _IQR_OF_UNIT_NORMAL
+        typical = float(np.median(robust[robust > 0])) if (robust > 0).any() else 1.0
+        floor = max(min_scale, _COLLAPSED * typical)
+        collapsed = robust < floor
+        spread = x.std(axis=0)
+        scale = np.where(collapsed, np.where(spread >= floor, spread, 1.0), robust)
         low = high = None
         if clip_quantile:
             low, high = np.quantile(x, [clip_quantile, 1 - clip_quantile], axis=0)
             low, high = low.astype(np.float32), high.astype(np.float32)
-        return cls(median.astype(np.float32), scale.astype(np.float32), space, low, high)
+        return cls(median.astype(np.float32), scale.astype(np.float32), space, low, high,
+                   int(collapsed.sum()))
 
     def normalize(self, x):  # works on numpy arrays and torch tensors alike
         if self.clip_low is not None:
@@ -53,7 +69,8 @@ class RobustScaler:
         data = {"kind": "robust", "space": {"name": self.space.name, "dim": self.space.dim},
                 "center": self.center.tolist(), "scale": self.scale.tolist(),
                 "clip_low": None if self.clip_low is None else self.clip_low.tolist(),
-                "clip_high": None if self.clip_high is None else self.clip_high.tolist()}
+                "clip_high": None if self.clip_high is None else self.clip_high.tolist(),
+                "fallback_dims": self.fallback_dims}
         path.write_text(json.dumps(data))
         return path
 
@@ -67,10 +84,26 @@ class RobustScaler:
         try:
             data = json.loads(path.read_text())
             arr = lambda k: None if data.get(k) is None else np.asarray(data[k], dtype=np.float32)
-            return cls(arr("center"), arr("scale"), ConceptSpace(**data["space"]),
-                       arr("clip_low"), arr("clip_high"))
+            scaler = cls(arr("center"), arr("scale"), ConceptSpace(**data["space"]),
+                         arr("clip_low"), arr("clip_high"), int(data.get("fallback_dims", 0)))
         except (ValueError, KeyError, TypeError) as exc:
             raise InputFileError(path, f"malformed normalizer: {exc}") from None
+        problem = scaler.problem()
+        if problem:
+            raise InputFileError(path, f"unusable normalizer: {problem} (fit it again)")
+        return scaler
+
+    def problem(self) -> str | None:
+        """Why this normaliser would turn vectors into garbage, or None."""
+        for name in ("center", "scale", "clip_low", "clip_high"):
+            values = getattr(self, name)
+            if values is not None and values.shape != (self.space.dim,):
+                return f"{name} has shape {values.shape}, not ({self.space.dim},)"
+            if values is not None and not np.isfinite(values).all():
+                return f"{name} holds {int((~np.isfinite(values)).sum())} NaN/inf value(s)"
+        if (self.scale <= 0).any():
+            return f"{int((self.scale <= 0).sum())} dimension(s) have a scale of zero or less"
+        return None
 
 
 

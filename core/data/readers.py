@@ -31,6 +31,9 @@ class RawDocument(NamedTuple):
 
 def detect_format(path: str | Path, fmt: str = "auto") -> str:
     """The reader for ``path``: ``fmt`` itself, or chosen by suffix when ``fmt`` is "auto"."""
+    if Path(path).is_dir():
+        raise InputFileError(path, "is a folder; give one file of documents (.txt with one per "
+                                   "line, .jsonl or .parquet)")
     if fmt != "auto":
         if fmt not in FORMATS:
             raise InputFileError(path, f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")

@@ -55,5 +55,16 @@ def _break_point(text: str, max_chars: int) -> int:
 def segment_document(text: str, language: str = "en",
                      max_chars: int = DEFAULT_MAX_CHARS) -> list[str]:
     """The capped sentences of one document, in order."""
-    return [piece for sentence in split_sentences(text, language)
-            for piece in cap_sentence(sentence, max_chars)]
+    return capped_sentences(text, language, max_chars)[0]
+
+
+def capped_sentences(text: str, language: str = "en",
+                     max_chars: int = DEFAULT_MAX_CHARS) -> tuple[list[str], int]:
+    """The capped sentences of one document, and how many sentences the cap split (a split
+    sentence becomes several concepts: callers count and report them)."""
+    pieces, split = [], 0
+    for sentence in split_sentences(text, language):
+        capped = cap_sentence(sentence, max_chars)
+        split += len(capped) > 1
+        pieces += capped
+    return pieces, split

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from lcm.config import write_space
+from lcm.spaces import write_space
 from lcm.errors import DataIntegrityError, InputFileError
 from lcm.interfaces import ConceptSpace
 
@@ -60,28 +61,38 @@ class Manifest:
 
 
 class ShardWriter:
-    """Writes documents into numbered tar shards and the manifest on close."""
+    """Writes documents into numbered tar shards and the manifest on close.
+
+    Everything goes to a temporary sibling folder that replaces ``directory`` only once complete,
+    so a failed or killed run leaves the previous shard set (or nothing), never a part of one.
+    """
 
     def __init__(self, directory: str | Path, space: ConceptSpace, encoder: str,
                  docs_per_shard: int = 1000):
         import webdataset as wds
 
+        from lcm.outputs import staging_directory
+
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self._staging = staging_directory(self.directory)
         self.space, self.encoder = space, encoder
         self.skipped: dict[str, int] = {}
         self._shards: list[dict[str, Any]] = []
-        self._writer = wds.ShardWriter(str(self.directory / SHARD_PATTERN), maxcount=docs_per_shard,
+        self._writer = wds.ShardWriter(str(self._staging / SHARD_PATTERN), maxcount=docs_per_shard,
                                        verbose=0)
         self._documents = 0
         self._sentences = 0
 
     def write(self, doc: Document) -> None:
-        vectors = np.asarray(doc.vectors, dtype=np.float16)
+        with np.errstate(over="ignore"):  # an overflow becomes inf, refused below
+            vectors = np.asarray(doc.vectors, dtype=np.float16)
         if vectors.shape != (len(doc.sentences), self.space.dim):
             raise DataIntegrityError(
                 f"document {doc.id}: {vectors.shape[0]} vectors of dim {vectors.shape[-1]} for "
                 f"{len(doc.sentences)} sentences in space {self.space}")
+        problem = nonfinite_problem(vectors)  # fp16 overflows to inf beyond 65504
+        if problem:
+            raise DataIntegrityError(f"document {doc.id}: the encoder gave {problem}")
         buffer = io.BytesIO()
         np.save(buffer, vectors)
         self._writer.write({
@@ -103,15 +114,29 @@ class ShardWriter:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
 
     def close(self) -> Manifest:
+        """Write the manifest and swap the complete shard set into place."""
+        from lcm.outputs import replace_directory
+
         self._writer.close()
+        if not self._documents:
+            self._discard()
+            skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
+            raise DataIntegrityError(f"{self.directory}: no documents to write (skipped: "
+                                     f"{skipped or 'none'}); nothing was written")
         manifest = Manifest(self.space, self.encoder, self._documents, self._sentences,
                             self._shards, self.skipped)
         data = {"space": {"name": self.space.name, "dim": self.space.dim}, "encoder": self.encoder,
                 "documents": self._documents, "sentences": self._sentences,
                 "shards": self._shards, "skipped": self.skipped}
-        (self.directory / MANIFEST).write_text(json.dumps(data, indent=2))
-        write_space(self.directory, self.space)
+        (self._staging / MANIFEST).write_text(json.dumps(data, indent=2))
+        write_space(self._staging, self.space)
+        replace_directory(self._staging, self.directory)
         return manifest
+
+    def _discard(self) -> None:
+        import shutil
+
+        shutil.rmtree(self._staging, ignore_errors=True)
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -121,20 +146,37 @@ class ShardWriter:
             self.close()
         else:
             self._writer.close()
+            self._discard()
+
+
+def nonfinite_problem(vectors: np.ndarray) -> str | None:
+    """Where ``vectors`` hold NaN or inf (count and first row), or None: never train on them."""
+    finite = np.isfinite(vectors)
+    if finite.all():
+        return None
+    bad_rows = np.flatnonzero(~finite.all(axis=tuple(range(1, vectors.ndim))))
+    return (f"{int((~finite).sum())} non-finite values (NaN/inf) in {len(bad_rows)} vector(s), "
+            f"first at row {int(bad_rows[0])}")
 
 
 def shard_paths(directory: str | Path) -> list[Path]:
-    """The shard files a manifest lists, each checked to exist."""
+    """The shard files a manifest lists, each checked to exist inside the shard folder."""
     directory = Path(directory)
     paths = [directory / s["path"] for s in Manifest.read(directory).shards]
+    inside = directory.resolve()
     for p in paths:
+        if not p.resolve().is_relative_to(inside):
+            listed = str(p.relative_to(directory))
+            raise InputFileError(directory / MANIFEST, f"shard path {listed!r} leaves the shard "
+                                                       f"folder; refusing it")
         if not p.is_file():
             raise InputFileError(p, "shard listed in the manifest is missing")
     return paths
 
 
-def decode_sample(sample: dict[str, Any], source: str) -> Document:
-    """Turn one raw webdataset sample into a Document, checking its integrity."""
+def decode_sample(sample: dict[str, Any], source: str, dim: int | None = None) -> Document:
+    """Turn one raw webdataset sample into a Document, checking its integrity (and, given the
+    manifest's ``dim``, the vectors' dimension)."""
     key = sample.get("__key__", "?")
     try:
         sentences = json.loads(sample["sentences.json"])
@@ -146,6 +188,12 @@ def decode_sample(sample: dict[str, Any], source: str) -> Document:
         raise DataIntegrityError(
             f"{source}: document {key} has {vectors.shape[0] if vectors.ndim else 0} vectors for "
             f"{len(sentences)} sentences; refusing the shard set rather than dropping rows")
+    if dim is not None and vectors.shape[1] != dim:
+        raise DataIntegrityError(f"{source}: document {key} has vectors of dimension "
+                                 f"{vectors.shape[1]}, but the manifest's space has {dim}")
+    problem = nonfinite_problem(vectors)
+    if problem:
+        raise DataIntegrityError(f"{source}: document {key} has {problem}; refusing the shard set")
     return Document(str(key), list(sentences), vectors, meta)
 
 
@@ -153,12 +201,23 @@ def iter_documents(directory: str | Path, rank: int = 0, world_size: int = 1) ->
     """Documents of a shard directory, in order; shard ``i`` goes to rank ``i % world_size``."""
     import webdataset as wds
 
+    dim = Manifest.read(directory).space.dim
     paths = shard_paths(directory)[rank::world_size]
     for p in paths:
         dataset = wds.WebDataset(str(p), shardshuffle=False, empty_check=False,
                                  nodesplitter=None, workersplitter=None)
-        for sample in dataset:
-            yield decode_sample(sample, str(p))
+        samples = iter(dataset)
+        while True:
+            try:
+                sample = next(samples)
+            except StopIteration:
+                break
+            except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+                first = exc.args[0] if exc.args else None  # webdataset adds (stream, url)
+                text = first if isinstance(first, str) else str(exc)
+                reason = (text.strip().splitlines() or [type(exc).__name__])[0]
+                raise DataIntegrityError(f"{p}: corrupt or truncated shard ({reason})") from None
+            yield decode_sample(sample, str(p), dim)
 
 
 def load_vectors(directory: str | Path, limit: int | None = None) -> np.ndarray:

@@ -2,11 +2,12 @@
 
 A subclass says how to denoise given the generation state, twice:
 
-* ``denoiser_for(model, state)``: the fast path generation uses, reusing what the context
+* ``denoiser_for(trunk, state)``: the fast path generation uses, reusing what the context
   gives once per concept (a Two-Tower's cross-attention keys/values, a One-Tower's KV cache);
-* ``uncached_denoiser(model, state)``: everything recomputed from ``state.context`` at every
-  call, conditional and unconditional passes run separately. It is the reference the fast
-  path must match (tests) and the no-cache baseline of the generation benchmark.
+* ``uncached_denoiser(trunk, state)``: everything recomputed from ``state.context`` at every
+  call, conditional and unconditional passes run separately. A session with ``uncached``
+  takes it: the reference the fast path must match (tests) and the no-cache baseline of the
+  generation benchmark.
 
 Both return a ``lcm.diffusion.scheduler.Denoiser``: ``denoise(latents, t)``; with guidance the
 latents come twice ([2B, D]), the first half to condition on the context, the second on none.
@@ -17,28 +18,31 @@ from typing import Any
 
 from torch import Tensor
 
-from lcm.diffusion.objective import check_guidance_dropout
 from lcm.diffusion.scheduler import DDIMScheduler, Denoiser
-from lcm.model.heads import GenerationState, HeadModule
+from lcm.model.heads import GenerationState, HeadModule, Trunk
 
 
 class DiffusionHead(HeadModule):
     """A head whose options have ``cfg_dropout`` and ``diffusion`` (a DiffusionConfig)."""
 
+    sampling_options = tuple(f"diffusion.{name}" for name in (
+        "inference_steps", "timestep_spacing", "eta", "initial_noise_scale", "guidance_scale",
+        "guidance_rescale", "epsilon_scaling", "clip"))
+
     def __init__(self, config: Any, trunk: Any, concept_dim: int):
         super().__init__(config, trunk, concept_dim)
-        check_guidance_dropout(self.config.cfg_dropout)
         self.scheduler = DDIMScheduler(self.config.diffusion)
 
-    def denoiser_for(self, model: Any, state: GenerationState) -> Denoiser:
+    def denoiser_for(self, trunk: Trunk, state: GenerationState) -> Denoiser:
         raise NotImplementedError
 
-    def uncached_denoiser(self, model: Any, state: GenerationState) -> Denoiser:
+    def uncached_denoiser(self, trunk: Trunk, state: GenerationState) -> Denoiser:
         raise NotImplementedError
 
-    def next_concept(self, model: Any, state: GenerationState) -> Tensor:
+    def next_concept(self, trunk: Trunk, state: GenerationState) -> Tensor:
         """DDIM from scaled noise, seeded by ``state.generator``; (B, D) normalised x0."""
-        return self.scheduler.sample(self.denoiser_for(model, state),
+        denoiser = self.uncached_denoiser if state.uncached else self.denoiser_for
+        return self.scheduler.sample(denoiser(trunk, state),
                                      (state.batch_size, self.concept_dim),
                                      generator=state.generator, device=state.context.device,
                                      dtype=state.context.dtype)

@@ -13,7 +13,6 @@ import torch
 from torch import Tensor
 
 from lcm.diffusion.scheduler import DDIMScheduler
-from lcm.errors import UserError
 from lcm.model.heads import LossOutput
 
 
@@ -35,12 +34,6 @@ def noise_targets(scheduler: DDIMScheduler, clean: Tensor) -> NoisedTargets:
     noise = torch.randn_like(clean)
     return NoisedTargets(scheduler.add_noise(clean, noise, timesteps), timesteps,
                          scheduler.training_target(clean, noise, timesteps))
-
-
-def check_guidance_dropout(share: float) -> None:
-    """Refuse a ``cfg_dropout`` outside [0, 1): at 1 the conditional model never trains."""
-    if not 0.0 <= share < 1.0:
-        raise UserError(f"head option cfg_dropout={share!r} must be in [0, 1)")
 
 
 def guidance_dropout(mask: Tensor, share: float) -> Tensor:

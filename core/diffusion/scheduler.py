@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from lcm.fields import require_valid
 from lcm.diffusion.config import DiffusionConfig
 from lcm.errors import UserError
 
@@ -71,7 +72,7 @@ def make_betas(config: DiffusionConfig) -> torch.Tensor:
                                dtype=torch.float64) ** p
     elif config.schedule == "cosine":
         betas = betas_from_alpha_bar(cosine_alpha_bar(config.cosine_offset), steps)
-    else:  # sigmoid; DiffusionConfig.check() has refused anything else
+    else:  # sigmoid; require_valid has refused anything else
         betas = betas_from_alpha_bar(sigmoid_alpha_bar(config.sigmoid_alpha,
                                                        config.sigmoid_beta), steps)
     return rescale_zero_terminal_snr(betas) if config.zero_terminal_snr else betas
@@ -113,7 +114,7 @@ class DDIMScheduler:
     """Noising for training and DDIM denoising for generation, per ``DiffusionConfig``."""
 
     def __init__(self, config: DiffusionConfig | None = None):
-        self.config = (config if config is not None else DiffusionConfig()).check()
+        self.config = require_valid(config if config is not None else DiffusionConfig(), "diffusion")
         self.betas = make_betas(self.config)  # [T], float64
         self.alphas_cumprod = torch.cumprod(1 - self.betas, dim=0)  # alpha_bar, [T]
         self.timesteps = self.set_timesteps(self.config.inference_steps)

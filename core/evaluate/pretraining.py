@@ -1,9 +1,8 @@
 """Pre-training evaluation: a checkpoint's next-concept predictions on held-out shards.
 
 Every position of every document is predicted from the TRUE concepts before it (teacher
-forcing), through the head's own generation protocol (``start``, then ``next_concept`` and
-``append`` per position, as ``lcm.generate.loop`` drives it, but appending the true concept
-instead of the prediction). So any head is evaluated the way it generates: the MSE head's
+forcing), through the same ``DecodingSession`` generation uses, committing the true concept
+instead of the prediction. So any head is evaluated the way it generates: the MSE head's
 regression, a diffusion head's sampling, a quantised head's codebook choice.
 
 Two uninformed predictors share the table as baselines: the normaliser's centre (the
@@ -126,22 +125,15 @@ def teacher_forced(model: Any, concepts: "Tensor", mask: "Tensor", generator: An
     """(B, T, D) normalised concepts -> (B, T-1, D) the head's normalised prediction of each
     position from the true ones before it."""
     import torch
-    import torch.nn.functional as F
 
-    from lcm.model.heads import GenerationState
+    from lcm.generate.session import DecodingSession
 
-    head = model.head
-    state = GenerationState(context=concepts[:, :1], context_mask=mask[:, :1], generator=generator)
     predictions = []
     with torch.no_grad():
-        head.start(model, state)
+        session = DecodingSession(model, concepts[:, :1], mask[:, :1], generator).start()
         for t in range(1, concepts.shape[1]):
-            predictions.append(head.next_concept(model, state))  # (B, D)
-            true = concepts[:, t]
-            state.context = torch.cat([state.context, true[:, None]], dim=1)
-            state.context_mask = F.pad(state.context_mask, (0, 1), value=True)
-            head.append(model, state, true)
-            state.step += 1
+            predictions.append(session.propose())  # (B, D)
+            session.commit(concepts[:, t])  # the true concept, not the prediction
     return torch.stack(predictions, dim=1)
 
 

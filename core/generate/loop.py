@@ -1,8 +1,7 @@
 """The generation loop every head shares: continue a batch of documents concept by concept.
 
-The prompt is read once (the head's ``start``: a trunk pass that fills the KV cache), then each
-step asks the head for the next concept of every document and commits it (``append``: one cached
-trunk step). A document stops when its new concept is close to the end concept (cosine in the
+A ``DecodingSession`` reads the prompt once (a trunk pass that fills the KV cache), then each step
+proposes the next concept of every document and commits it (one cached trunk step). A document stops when its new concept is close to the end concept (cosine in the
 ORIGINAL, de-normalised space, as the encoder produced it), when it repeats the previous concept,
 or after ``max_new_concepts``. The end or repeated concept itself is not part of the output.
 """
@@ -15,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lcm.model.heads import GenerationState, last_real
+from lcm.generate.session import DecodingSession
+from lcm.model.heads import last_real
 
 STOP_END = "end"
 STOP_REPETITION = "repetition"
@@ -62,12 +62,13 @@ def pad_prompts(prompts: Sequence[Tensor], side: str = "left") -> tuple[Tensor, 
 @torch.no_grad()
 def generate(model: Any, prompts: Sequence[Tensor], rules: StopRules,
              denormalize: Callable[[Tensor], Tensor] = lambda x: x, seed: int | None = 0,
-             padding_side: str = "left") -> list[Continuation]:
+             padding_side: str = "left", uncached: bool = False) -> list[Continuation]:
     """Continue each NORMALISED prompt (L_i, D) with ``model`` (a ConceptModel).
 
     ``denormalize`` maps normalised concepts back to the encoder's space, where the stopping
     rules are checked and in which the continuations are returned. ``seed`` seeds heads that
-    sample (None: nondeterministic).
+    sample (None: nondeterministic). ``uncached``: recompute everything at every step (see
+    ``lcm.generate.session``).
     """
     model.eval()
     device = next(model.parameters()).device
@@ -77,9 +78,7 @@ def generate(model: Any, prompts: Sequence[Tensor], rules: StopRules,
         generator.seed()
     else:
         generator.manual_seed(seed)
-    state = GenerationState(context=context, context_mask=mask, generator=generator)
-    head = model.head
-    head.start(model, state)
+    session = DecodingSession(model, context, mask, generator, uncached).start()
 
     batch = len(prompts)
     max_steps = min(rules.max_new_concepts, model.config.max_seq_len - context.shape[1])
@@ -91,7 +90,7 @@ def generate(model: Any, prompts: Sequence[Tensor], rules: StopRules,
     lengths = torch.zeros(batch, dtype=torch.long)
 
     for _ in range(max(max_steps, 0)):
-        normalised = head.next_concept(model, state)  # (B, D)
+        normalised = session.propose()  # (B, D)
         produced = denormalize(normalised)  # (B, D)
         stop_reason = _stop_reasons(produced, previous, end, rules)
         for i in torch.nonzero(active).flatten().tolist():
@@ -104,10 +103,7 @@ def generate(model: Any, prompts: Sequence[Tensor], rules: StopRules,
             break
         outputs.append(produced)
         previous = produced
-        state.context = torch.cat([state.context, normalised[:, None]], dim=1)
-        state.context_mask = F.pad(state.context_mask, (0, 1), value=True)
-        head.append(model, state, normalised)
-        state.step += 1
+        session.commit(normalised)
 
     stacked = torch.stack(outputs, dim=1) if outputs else context.new_zeros(batch, 0, context.shape[-1])
     return [Continuation(stacked[i, : lengths[i]].cpu(), reasons[i]) for i in range(batch)]

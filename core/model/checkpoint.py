@@ -11,14 +11,13 @@ leaves a half-written checkpoint where a reader could find it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from lcm.errors import InputFileError
+from lcm.errors import InputFileError, UserError
+from lcm.outputs import replace_directory, staging_directory
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -35,9 +34,6 @@ class LoadedModel:
     meta: dict[str, Any]  # the whole config.json (incl. ``extra``)
 
 
-WEIGHT_DTYPES = ("fp32", "fp16", "bf16")
-
-
 def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
                     extra: dict[str, Any] | None = None, dtype: str = "fp32") -> Path:
     """Write ``model`` (a ConceptModel) and ``normalizer`` to ``directory``, atomically.
@@ -51,15 +47,15 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
     from safetensors.torch import save_file
 
     from lcm import __version__
-    from lcm.config import write_space
+    from lcm.spaces import write_space
+    from lcm.torch_options import torch_dtype
 
     if normalizer.space != model.space:
         raise ValueError(f"normaliser space {normalizer.space} differs from the model's {model.space}")
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    staging = staging_directory(target)
     try:
-        stored = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+        stored = torch_dtype(dtype)
         learned = {name for name, _ in model.named_parameters()}  # buffers (schedules) keep theirs
         state = {k: v.detach().to("cpu", stored if k in learned else v.dtype).contiguous()
                  for k, v in model.state_dict().items()}
@@ -69,22 +65,55 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         write_space(staging, model.space)
         normalizer.save(staging)
-        _replace_directory(staging, target)
+        replace_directory(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
 
 
-def _replace_directory(staging: Path, target: Path) -> None:
-    """Move ``staging`` to ``target``; an old ``target`` is removed only after the move."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, retired)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
+def read_weights(directory: str | Path, device: str = "cpu") -> dict[str, Any]:
+    """The tensors of a checkpoint's weights file, by name."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights = Path(directory) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise InputFileError(weights, "checkpoint weights are missing")
+    try:
+        return load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputFileError(weights, f"unreadable weights: {exc}") from None
+
+
+def with_sampling(head: Mapping[str, Any], sampling: Mapping[str, Any], head_cls: type) -> dict:
+    """A checkpoint's ``head`` options with ``sampling`` laid over them; a key the head does
+    not list in ``sampling_options`` is refused (it would change what the model computes)."""
+    changed = _dotted(sampling)
+    allowed = getattr(head_cls, "sampling_options", ())
+    refused = sorted(set(changed) - set(allowed))
+    if refused:
+        raise UserError(f"sampling: {', '.join(refused)} cannot change at generation for head "
+                        f"{head_cls.name!r} (it can: {', '.join(allowed) or 'nothing'})")
+    merged = json.loads(json.dumps(dict(head)))  # a deep copy
+    for key, value in changed.items():
+        *parents, last = key.split(".")
+        node = merged
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return merged
+
+
+def _dotted(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            flat.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def read_checkpoint_meta(directory: str | Path) -> dict[str, Any]:
@@ -104,15 +133,20 @@ def read_checkpoint_meta(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(directory: str | Path, device: str = "cpu", registry: Any = None) -> LoadedModel:
-    """Rebuild the model of a checkpoint directory and load its weights and normaliser."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def load_checkpoint(directory: str | Path, registry: Any, device: str = "cpu",
+                    sampling: Mapping[str, Any] | None = None) -> LoadedModel:
+    """Rebuild the model of a checkpoint directory and load its weights and normaliser.
 
+    The head is rebuilt from the options the checkpoint stores (every one of them, so a model
+    generates the same whatever the code's defaults become), found by name in ``registry``;
+    ``sampling`` changes only options the head lists in ``sampling_options`` (DDIM steps,
+    guidance, temperature, ...), e.g. ``{"diffusion": {"inference_steps": 10}}``.
+    """
+    from lcm.components import resolve
     from lcm.data.normalizer import RobustScaler
     from lcm.interfaces import ConceptSpace
     from lcm.model.config import TransformerConfig
-    from lcm.model.lcm import model_from_config
+    from lcm.model.lcm import ConceptModel, build_head
 
     directory = Path(directory)
     meta = read_checkpoint_meta(directory)
@@ -122,15 +156,12 @@ def load_checkpoint(directory: str | Path, device: str = "cpu", registry: Any = 
         space = ConceptSpace(str(meta["space"]["name"]), int(meta["space"]["dim"]))
     except (TypeError, KeyError, ValueError) as exc:
         raise InputFileError(config_path, f"malformed model description: {exc}") from None
-    model = model_from_config(config, meta["head"], space, arch=meta.get("arch", "custom"),
-                              registry=registry)
+    head_cls = registry.get("head", str(meta["head"].get("name"))).cls
+    head = resolve(registry, "head", with_sampling(meta["head"], sampling or {}, head_cls))
+    model = ConceptModel(config, build_head(head, config, space.dim), space,
+                         arch=meta.get("arch", "custom"))
     weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise InputFileError(weights, "checkpoint weights are missing")
-    try:
-        state = load_file(str(weights), device=str(device))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InputFileError(weights, f"unreadable weights: {exc}") from None
+    state = read_weights(directory, device)
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # a tensor of the wrong shape

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from lcm.errors import UserError
+from lcm.fields import bounded, choice, require_valid
 
 POSITION_ENCODINGS = ("rope", "learned", "none")
 
@@ -20,21 +21,21 @@ POSITION_ENCODINGS = ("rope", "learned", "none")
 class TransformerConfig:
     """The trunk (causal decoder over concepts) plus the PreNet that feeds it."""
 
-    model_dim: int = 256
+    model_dim: int = bounded(256, ge=1)
     """Width of the residual stream (d)."""
-    num_layers: int = 4
+    num_layers: int = bounded(4, ge=1)
     """Number of decoder layers."""
-    num_heads: int = 4
+    num_heads: int = bounded(4, ge=1)
     """Attention heads per layer; ``model_dim`` must be divisible by it."""
-    ffn_inner_dim: int = 704
+    ffn_inner_dim: int = bounded(704, ge=1)
     """Hidden width of the SwiGLU feed-forward block (the actual width, no 2/3 rescaling)."""
-    dropout: float = 0.0
+    dropout: float = bounded(0.0, ge=0, lt=1)
     """Dropout on the residual branches (attention and FFN outputs) while training."""
-    attention_dropout: float = 0.0
+    attention_dropout: float = bounded(0.0, ge=0, lt=1)
     """Dropout on attention weights while training."""
-    max_seq_len: int = 2048
+    max_seq_len: int = bounded(2048, ge=1)
     """Longest sequence of concepts the model accepts (sizes learned positions, checks inputs)."""
-    position_encoding: str = "rope"
+    position_encoding: str = choice("rope", POSITION_ENCODINGS)
     """How order is encoded: ``rope`` (rotary, in attention), ``learned`` (an embedding added
     to the input; the One-Tower paper model) or ``none``."""
     rope_theta: float = 10_000.0
@@ -53,22 +54,12 @@ class TransformerConfig:
         return self.model_dim // self.num_heads
 
     def problems(self) -> list[str]:
-        """What is inconsistent in this configuration (empty if nothing)."""
-        found = []
-        for name in ("model_dim", "num_layers", "num_heads", "ffn_inner_dim", "max_seq_len"):
-            if getattr(self, name) <= 0:
-                found.append(f"{name} must be positive, got {getattr(self, name)}")
+        """What the fields' own ranges cannot say: how the shapes fit together."""
         if self.num_heads > 0 and self.model_dim % self.num_heads:
-            found.append(f"model_dim {self.model_dim} is not divisible by num_heads {self.num_heads}")
-        elif self.position_encoding == "rope" and self.head_dim % 2:
-            found.append(f"RoPE needs an even head dimension, got {self.head_dim}")
-        if self.position_encoding not in POSITION_ENCODINGS:
-            found.append(f"position_encoding {self.position_encoding!r} is not one of "
-                         f"{', '.join(POSITION_ENCODINGS)}")
-        for name in ("dropout", "attention_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                found.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        return found
+            return [f"model_dim {self.model_dim} is not divisible by num_heads {self.num_heads}"]
+        if self.position_encoding == "rope" and self.num_heads > 0 and self.head_dim % 2:
+            return [f"RoPE needs an even head dimension, got {self.head_dim}"]
+        return []
 
 
 _ARCHS: dict[str, Callable[[], TransformerConfig]] = {}
@@ -119,11 +110,7 @@ def get_arch(name: str, overrides: Mapping[str, Any] | None = None) -> Transform
     if unknown:
         raise UserError(f"architecture override(s) {', '.join(unknown)} unknown; "
                         f"known fields: {', '.join(sorted(known))}")
-    config = dataclasses.replace(config, **overrides)
-    problems = config.problems()
-    if problems:
-        raise UserError(f"architecture {name!r}: {'; '.join(problems)}")
-    return config
+    return require_valid(dataclasses.replace(config, **overrides), f"architecture {name!r}")
 
 
 # --------------------------------------------------------------------------- named sizes

@@ -1,25 +1,27 @@
-"""The base of every prediction head, and the state generation hands to heads.
+"""The base of every prediction head, the trunk surface heads see, and the generation state.
 
 A head owns the training objective and the way the next concept is produced from the trunk's
 context. The MSE head regresses it; a Two-Tower head runs its own denoiser cross-attending to the
-trunk's outputs; a One-Tower head runs the trunk itself over clean and noisy concepts. All three
-fit this one protocol:
+trunk's outputs; a One-Tower head runs the trunk itself over clean and noisy concepts. A head
+never sees the model: it gets a ``Trunk`` (``embed``, ``contextualize``, ``new_cache``), and all
+three fit this one protocol:
 
-* ``loss(model, concepts, mask, target_mask=None)`` for training (``target_mask``: only those
+* ``loss(trunk, concepts, mask, target_mask=None)`` for training (``target_mask``: only those
   positions are learned, e.g. a summary after its source; see ``lcm.data.instruction``);
-* generation, driven by ``lcm.generate.loop``: ``start(model, state)`` reads the prompt (default:
-  one pass of the trunk, filling ``state.cache`` and ``state.hidden``), then per step
-  ``next_concept(model, state)`` proposes a concept and ``append(model, state, concepts)``
-  commits the chosen ones to the context (default: one cached trunk step).
+* generation, driven by one ``lcm.generate.session.DecodingSession``: ``start(trunk, state)``
+  reads the prompt (default: one pass of the trunk, filling ``state.cache`` and
+  ``state.hidden``), then per step ``next_concept(trunk, state)`` proposes a concept and
+  ``append(trunk, state, concepts)`` commits the chosen ones (default: one cached trunk step).
 
 A head whose trunk input is not the plain concept sequence (One-Tower) overrides ``start`` and
 ``append``; extra generation state (a denoiser's cache, a codebook state) goes in
-``state.extra``. All concepts here are NORMALISED (see ``lcm.data.normalizer``).
+``state.extra``. With ``state.uncached`` the session re-reads the whole context at every step
+instead of calling ``append``. All concepts here are NORMALISED (see ``lcm.data.normalizer``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -28,8 +30,30 @@ from lcm.interfaces import Head
 from lcm.model.config import TransformerConfig
 from lcm.model.transformer import KVCache
 
-if TYPE_CHECKING:
-    from lcm.model.lcm import ConceptModel
+
+class Trunk(Protocol):
+    """What a head sees of the model: the concept Transformer and the PreNet that feeds it."""
+
+    config: TransformerConfig
+
+    def embed(self, concepts: Tensor) -> Tensor:
+        """(B, T, D) normalised concepts -> (B, T, d) trunk inputs (the PreNet)."""
+
+    def contextualize(self, inputs: Tensor, mask: Tensor | None = None,
+                      cache: KVCache | None = None, *, positions: Tensor | None = None,
+                      attn_mask: Tensor | None = None) -> Tensor:
+        """(B, T, d) trunk inputs -> (B, T, d) states, causally, after ``cache``'s positions
+        (which it extends). ``mask`` (B, T): real inputs; ``positions`` (B, T) and ``attn_mask``
+        (B, T, S) replace the default position count and causal mask (One-Tower's interleaving)."""
+
+    def new_cache(self, batch_size: int, capacity: int) -> KVCache:
+        """An empty KV cache for ``batch_size`` sequences."""
+
+
+def context_states(trunk: Trunk, concepts: Tensor, mask: Tensor | None = None,
+                   cache: KVCache | None = None) -> Tensor:
+    """(B, T, d) trunk states of normalised ``concepts`` (B, T, D): what most heads read."""
+    return trunk.contextualize(trunk.embed(concepts), mask, cache)
 
 
 @dataclass
@@ -60,6 +84,9 @@ class GenerationState:
     """Number of concepts generated so far."""
     extra: Any = None
     """Head-owned state (a denoiser's cache, codebook choices, ...)."""
+    uncached: bool = False
+    """Recompute instead of reusing: the session re-reads the context at every step, and a head
+    with faster paths of its own (a diffusion head's denoiser caches) does not take them."""
 
     @property
     def batch_size(self) -> int:
@@ -72,6 +99,10 @@ class HeadModule(nn.Module, Head):
     Constructed by ``lcm.model.lcm.build_model`` with its options (an instance of ``Config``),
     the trunk's configuration and the dimension D of the concept space.
     """
+
+    sampling_options: ClassVar[tuple[str, ...]] = ()
+    """Options (dotted paths) a generating recipe may change in a trained model: how the next
+    concept is drawn, never what the weights compute (see ``load_checkpoint``'s ``sampling``)."""
 
     def __init__(self, config: Any, trunk: TransformerConfig, concept_dim: int):
         nn.Module.__init__(self)
@@ -86,7 +117,7 @@ class HeadModule(nn.Module, Head):
         return {}
 
     # ------------------------------------------------------------------ training
-    def loss(self, model: "ConceptModel", concepts: Tensor, mask: Tensor,
+    def loss(self, trunk: Trunk, concepts: Tensor, mask: Tensor,
              target_mask: Tensor | None = None) -> LossOutput:
         """Training loss on normalised ``concepts`` (B, T, D); ``mask`` (B, T) marks real ones.
 
@@ -96,19 +127,25 @@ class HeadModule(nn.Module, Head):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ generation
-    def start(self, model: "ConceptModel", state: GenerationState) -> None:
+    def start(self, trunk: Trunk, state: GenerationState) -> None:
         """Read the prompt in ``state.context``: fill ``state.cache`` and ``state.hidden``."""
-        state.cache = model.trunk.new_cache(state.batch_size, capacity=state.context.shape[1] + 16)
-        hidden = model.contextualize(state.context, state.context_mask, state.cache)  # (B, S, d)
-        state.hidden = last_real(hidden, state.context_mask)
+        self.read_prompt(trunk, state)
 
-    def next_concept(self, model: "ConceptModel", state: GenerationState) -> Tensor:
+    def read_prompt(self, trunk: Trunk, state: GenerationState) -> Tensor:
+        """The default ``start``; returns the trunk states (B, S, d) of the whole prompt, for
+        heads that keep more of them than the last one."""
+        state.cache = trunk.new_cache(state.batch_size, capacity=state.context.shape[1] + 16)
+        hidden = context_states(trunk, state.context, state.context_mask, state.cache)  # (B, S, d)
+        state.hidden = last_real(hidden, state.context_mask)
+        return hidden
+
+    def next_concept(self, trunk: Trunk, state: GenerationState) -> Tensor:
         """The next normalised concept of each document, (B, D)."""
         raise NotImplementedError
 
-    def append(self, model: "ConceptModel", state: GenerationState, concepts: Tensor) -> None:
+    def append(self, trunk: Trunk, state: GenerationState, concepts: Tensor) -> None:
         """Commit ``concepts`` (B, D) as the next context position; update ``state.hidden``."""
-        hidden = model.contextualize(concepts[:, None], cache=state.cache)  # (B, 1, d)
+        hidden = context_states(trunk, concepts[:, None], cache=state.cache)  # (B, 1, d)
         state.hidden = hidden[:, 0]
 
 

@@ -2,7 +2,7 @@
 
 ``forward(concepts, mask)`` returns the head's ``LossOutput``, so a DeepSpeed engine (or a plain
 optimiser loop) trains any head the same way. ``build_model`` assembles a model from a named
-architecture, a recipe's ``head`` section and the concept space.
+architecture, a resolved ``head`` section and the concept space.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
+from lcm.components import ComponentSpec
 from lcm.interfaces import ConceptSpace
-from lcm.model.config import TransformerConfig, get_arch, head_options
+from lcm.model.config import TransformerConfig, get_arch
 from lcm.model.heads import HeadModule, LossOutput
 from lcm.model.transformer import ConceptTransformer, KVCache
 
@@ -31,19 +32,40 @@ class PreNet(nn.Module):
         return self.linear(concepts) * self.scale  # (B, T, D) -> (B, T, d)
 
 
+class TrunkView:
+    """The model as a head sees it (``lcm.model.heads.Trunk``): PreNet and trunk, no more."""
+
+    def __init__(self, prenet: PreNet, transformer: ConceptTransformer):
+        self._prenet, self._transformer = prenet, transformer
+
+    @property
+    def config(self) -> TransformerConfig:
+        return self._transformer.config
+
+    def embed(self, concepts: Tensor) -> Tensor:
+        return self._prenet(concepts)
+
+    def contextualize(self, inputs: Tensor, mask: Tensor | None = None, cache: KVCache | None = None,
+                      *, positions: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        return self._transformer(inputs, mask, cache, positions=positions, attn_mask=attn_mask)
+
+    def new_cache(self, batch_size: int, capacity: int) -> KVCache:
+        return self._transformer.new_cache(batch_size, capacity=capacity)
+
+
 class ConceptModel(nn.Module):
     """PreNet, trunk and head, plus what a checkpoint records about them."""
 
     def __init__(self, config: TransformerConfig, head: HeadModule, space: ConceptSpace,
-                 arch: str = "custom", head_spec: Mapping[str, Any] | None = None):
+                 arch: str = "custom"):
         super().__init__()
         self.config = config
         self.space = space
         self.arch = arch
-        self.head_spec = dict(head_spec or {"name": head.name})
         self.prenet = PreNet(space.dim, config)
         self.trunk = ConceptTransformer(config)
         self.head = head
+        self.trunk_view = TrunkView(self.prenet, self.trunk)
 
     def forward(self, concepts: Tensor, mask: Tensor | None = None,
                 target_mask: Tensor | None = None) -> LossOutput:
@@ -51,65 +73,33 @@ class ConceptModel(nn.Module):
         with ``target_mask`` (B, T) only the concepts it marks are learned (supervised style)."""
         if mask is None:
             mask = torch.ones(concepts.shape[:2], dtype=torch.bool, device=concepts.device)
-        return self.head.loss(self, concepts, mask, target_mask)
-
-    def contextualize(self, concepts: Tensor, mask: Tensor | None = None,
-                      cache: KVCache | None = None) -> Tensor:
-        """Trunk states (B, T, d) of normalised ``concepts`` (B, T, D), after ``cache``'s."""
-        return self.trunk(self.prenet(concepts), mask, cache)
+        return self.head.loss(self.trunk_view, concepts, mask, target_mask)
 
     def describe(self) -> dict[str, Any]:
-        """What rebuilds this model: architecture, resolved trunk config, head spec, space."""
+        """What rebuilds this model whatever the code's defaults become: architecture, the
+        resolved trunk config, every head option (diffusion or quantiser settings included)
+        and the concept space."""
         return {"arch": self.arch, "transformer": dataclasses.asdict(self.config),
-                "head": {**self.head_spec, **self.head.checkpoint_options()},
+                "head": {"name": self.head.name, **dataclasses.asdict(self.head.config),
+                         **self.head.checkpoint_options()},
                 "space": dataclasses.asdict(self.space)}
 
 
-def build_head(head_spec: Mapping[str, Any], config: TransformerConfig, concept_dim: int,
-               registry: Any = None) -> HeadModule:
-    """Instantiate the head plugin a recipe section ``{name: ..., **options}`` names."""
-    from lcm.config import component_options
-    from lcm.registry import get_registry
-
-    spec = dict(head_spec)
-    info = (registry or get_registry()).get("head", str(spec.pop("name")))
-    if not issubclass(info.cls, HeadModule):
-        raise TypeError(f"head {info.name!r} ({info.module}) does not subclass lcm.model.heads.HeadModule")
-    return info.cls(component_options(info.cls, spec), config, concept_dim)
+def build_head(head: ComponentSpec, config: TransformerConfig, concept_dim: int) -> HeadModule:
+    """The head a resolved recipe section names, for this trunk and concept dimension."""
+    if not issubclass(head.cls, HeadModule):
+        raise TypeError(f"head {head.name!r} ({head.cls.__module__}) does not subclass "
+                        "lcm.model.heads.HeadModule")
+    return head.cls(head.options, config, concept_dim)
 
 
-def build_model(arch: str, arch_overrides: Mapping[str, Any] | None, head_spec: Mapping[str, Any],
-                space: ConceptSpace, registry: Any = None) -> ConceptModel:
-    """A freshly initialised model of architecture ``arch`` with the named head.
-
-    Head options the architecture publishes (``lcm.model.config.head_options``) come first;
-    the recipe's ``head_spec`` overrides them.
-    """
+def build_model(arch: str, arch_overrides: Mapping[str, Any] | None, head: ComponentSpec,
+                space: ConceptSpace) -> ConceptModel:
+    """A freshly initialised model of architecture ``arch`` with the resolved ``head``."""
     config = get_arch(arch, arch_overrides)
-    head_spec = _plain(head_spec)
-    head_spec = {**head_options(arch, str(head_spec.get("name"))), **head_spec}
-    return model_from_config(config, head_spec, space, arch=arch, registry=registry)
-
-
-def model_from_config(config: TransformerConfig, head_spec: Mapping[str, Any], space: ConceptSpace,
-                      arch: str = "custom", registry: Any = None) -> ConceptModel:
-    """A model from an already resolved trunk configuration (what checkpoints store)."""
-    head_spec = _plain(head_spec)
-    head = build_head(head_spec, config, space.dim, registry)
-    return ConceptModel(config, head, space, arch=arch, head_spec=head_spec)
+    return ConceptModel(config, build_head(head, config, space.dim), space, arch=arch)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (works on the meta device, so huge archs can be counted)."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
-def _plain(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A recipe section (maybe an OmegaConf node or dataclass) as a plain JSON-able dict."""
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(spec, DictConfig):
-        return OmegaConf.to_container(spec, resolve=True)
-    if dataclasses.is_dataclass(spec):
-        return dataclasses.asdict(spec)
-    return dict(spec)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lcm.fields import require_valid
 from lcm.model.config import TransformerConfig
 
 
@@ -174,10 +175,7 @@ class ConceptTransformer(nn.Module):
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
-        problems = config.problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-        self.config = config
+        self.config = require_valid(config, "transformer")
         self.rope = (RotaryEmbedding(config.head_dim, config.rope_theta)
                      if config.position_encoding == "rope" else None)
         self.positions = (nn.Embedding(config.max_seq_len, config.model_dim)

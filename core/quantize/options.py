@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lcm.config import choice
-from lcm.errors import UserError
+from lcm.fields import bounded, choice
 
 INITS = ("kmeans++", "random")
 
@@ -14,29 +13,18 @@ INITS = ("kmeans++", "random")
 class FitOptions:
     """How the codebooks are fitted."""
 
-    num_codebooks: int = 8
+    num_codebooks: int = bounded(8, ge=1)
     """K, the number of residual levels (the paper: 64)."""
-    codebook_size: int = 256
+    codebook_size: int = bounded(256, ge=1)
     """C, the units per codebook (the paper: 8192)."""
-    iterations: int = 10
+    iterations: int = bounded(10, ge=1)
     """Lloyd passes over the data per codebook."""
     init: str = choice("kmeans++", INITS)
     """Initial centroids: k-means++ (better; C sweeps of the init sample) or random points."""
-    init_sample: int = 0
+    init_sample: int = bounded(0, ge=0)
     """Residuals gathered from the start of the stream to initialise each codebook from
     (and to re-seed empty clusters); 0 = 16 * codebook_size."""
     seed: int = 0
     """Seeds initialisation and re-seeding: the same data and seed give the same codebooks."""
     device: str = "cpu"
     """Where the k-means arithmetic runs (cpu, cuda, cuda:1, ...)."""
-
-    def check(self) -> "FitOptions":
-        """Raise a UserError naming the first invalid option."""
-        for name in ("num_codebooks", "codebook_size", "iterations"):
-            if getattr(self, name) < 1:
-                raise UserError(f"quantizer option {name}={getattr(self, name)} must be >= 1")
-        if self.init not in INITS:
-            raise UserError(f"quantizer option init={self.init!r} is not one of {', '.join(INITS)}")
-        if self.init_sample < 0:
-            raise UserError(f"quantizer option init_sample={self.init_sample} must be >= 0")
-        return self

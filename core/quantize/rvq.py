@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from lcm.errors import InputFileError, UserError
 from lcm.interfaces import ConceptSpace
+from lcm.fields import require_valid
 from lcm.quantize.options import FitOptions
 
 CODEBOOKS_FILE = "codebooks.safetensors"
@@ -206,7 +207,7 @@ def fit_residual_quantizer(source: VectorSource, options: FitOptions,
                            space: ConceptSpace | None = None,
                            progress: bool = True) -> ResidualQuantizer:
     """Fit ``options.num_codebooks`` codebooks level by level with streamed k-means."""
-    options.check()
+    require_valid(options, "quantizer")
     device = torch.device(options.device)
     generator = torch.Generator().manual_seed(options.seed)
     cache = _CodeCache(options.codebook_size)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
-from lcm.config import choice
+from lcm.fields import choice
 from lcm.data.readers import FORMATS
 from lcm.data.segment import DEFAULT_MAX_CHARS
 
@@ -45,6 +45,10 @@ class DocumentInput:
 
     def sentences(self, text: str) -> list[str]:
         """``text`` split into capped sentences by the ``segmenter`` settings."""
-        from lcm.data.segment import segment_document
+        return self.capped_sentences(text)[0]
 
-        return segment_document(text, self.segmenter.language, self.segmenter.max_chars)
+    def capped_sentences(self, text: str) -> tuple[list[str], int]:
+        """``sentences(text)``, and how many sentences the ``max_chars`` cap split."""
+        from lcm.data.segment import capped_sentences
+
+        return capped_sentences(text, self.segmenter.language, self.segmenter.max_chars)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from lcm.config import choice, component, path
+from lcm.fields import choice, component, path
 from lcm.evaluate.options import PretrainingOptions
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
 
 MODES = ("generation", "pretraining")
 
@@ -85,11 +85,11 @@ class Evaluate(Task):
                 if section.get(name) is not None:
                     result.problems.append(f"{label}.{name}: {metric} also needs a decoder")
 
-    def run(self, recipe: EvaluateConfig) -> Any:
+    def run(self, recipe: EvaluateConfig, context: RunContext) -> Any:
         from rich.console import Console
 
         if recipe.mode == "pretraining":
-            report = _run_pretraining(recipe.pretraining, recipe.progress)
+            report = _run_pretraining(recipe.pretraining, recipe.progress, context.registry)
         else:
             report = _run_generation(recipe.generation, recipe.progress)
         report.settings["mode"] = recipe.mode
@@ -119,16 +119,14 @@ def _run_generation(options: GenerationOptions, progress: bool) -> Any:
     return report
 
 
-def _run_pretraining(options: PretrainingSection, progress: bool) -> Any:
+def _run_pretraining(options: PretrainingSection, progress: bool, registry: Any) -> Any:
     from lcm.evaluate.mutual_information import ContextMutualInformation
     from lcm.evaluate.pretraining import evaluate_pretraining
     from lcm.model.checkpoint import load_checkpoint
-    from lcm.registry import get_registry
 
-    registry = get_registry()
-    loaded = load_checkpoint(options.checkpoint, device=options.device, registry=registry)
-    encoder = registry.create("encoder", options.encoder) if options.encoder else None
-    decoder = registry.create("decoder", options.decoder) if options.decoder else None
+    loaded = load_checkpoint(options.checkpoint, registry, options.device)
+    encoder = options.encoder.create() if options.encoder else None
+    decoder = options.decoder.create() if options.decoder else None
     mi_scorer = (ContextMutualInformation(options.mi_language_model, options.device)
                  if options.mi_language_model else None)
     return evaluate_pretraining(loaded, options.shards, options, encoder=encoder, decoder=decoder,

@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from lcm.config import path, write_space
-from lcm.interfaces import Task
+from lcm.fields import path
+from lcm.spaces import write_space
+from lcm.interfaces import RunContext, Task
 
 
 @dataclass
 class FitNormalizerConfig:
     shards: str = path(must_exist=True, space_source=True, help="shard directory (prepare's output)")
-    output: Optional[str] = path(None, output=True, help="directory for normalizer.json; "
+    output: Optional[str] = path(None, output="dir", help="directory for normalizer.json; "
                                                           "default: the shard directory")
     max_vectors: Optional[int] = 1_000_000
     """Fit on at most this many vectors, the first ones in shard order (the reference fits on
@@ -30,7 +31,7 @@ class FitNormalizer(Task):
     description = "Fit the robust per-dimension normaliser (median, IQR/1.349) on a shard set."
     Config = FitNormalizerConfig
 
-    def run(self, recipe: FitNormalizerConfig) -> Any:
+    def run(self, recipe: FitNormalizerConfig, context: RunContext) -> Any:
         from lcm.data.normalizer import RobustScaler
         from lcm.data.shards import Manifest, load_vectors
 
@@ -44,4 +45,8 @@ class FitNormalizer(Task):
         print(f"fitted the robust normaliser on {len(vectors)} vectors of {space} to {saved}; "
               f"scale per dimension from {scaler.scale.min():.4g} to {scaler.scale.max():.4g}, "
               f"mean |center| {abs(scaler.center).mean():.4g}")
+        if scaler.fallback_dims:
+            print(f"warning: {scaler.fallback_dims} of {space.dim} dimensions have a collapsed "
+                  f"robust scale (almost always the same value); they use their standard "
+                  f"deviation instead (1.0 where that is ~0 too)")
         return scaler

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from lcm.config import path, write_space
-from lcm.interfaces import Task
+from lcm.fields import path
+from lcm.spaces import write_space
+from lcm.interfaces import RunContext, Task
 from lcm.quantize.options import FitOptions
 
 RECONSTRUCTION_FILE = "reconstruction.json"
@@ -22,7 +23,7 @@ RECONSTRUCTION_FILE = "reconstruction.json"
 @dataclass
 class FitQuantizerConfig:
     shards: str = path(must_exist=True, space_source=True, help="shard directory (prepare's output)")
-    output: str = path(output=True, help="directory for the codebooks and their report")
+    output: str = path(output="dir", help="directory for the codebooks and their report")
     normalizer: Optional[str] = path(None, must_exist=True, space_source=True,
                                      help="normalizer.json or its directory; default: the shards'")
     quantizer: FitOptions = field(default_factory=FitOptions)
@@ -41,7 +42,7 @@ class FitQuantizer(Task):
     description = "Fit residual vector quantisation codebooks (Quant-LCM) on normalised concepts."
     Config = FitQuantizerConfig
 
-    def run(self, recipe: FitQuantizerConfig) -> Any:
+    def run(self, recipe: FitQuantizerConfig, context: RunContext) -> Any:
         from lcm.data.normalizer import RobustScaler
         from lcm.data.shards import Manifest
         from lcm.errors import ConceptSpaceMismatchError

@@ -8,35 +8,23 @@ sentences to its bank). Continuations stop on the end sentence, on repetition or
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from lcm.config import choice, component, path
-from lcm.errors import ConceptSpaceMismatchError
-from lcm.interfaces import Task
+from lcm.fields import choice, component, path
+from lcm.interfaces import RunContext, Task
 from lcm.iterutils import batched
+from lcm.outputs import write_text_atomically
+from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_spaces, format_counts,
+                                    stop_rules)
 from lcm.tasks.decoded import decoding_record, describe_decoding
 from lcm.tasks.document_input import DocumentInput
 
-NO_SENTENCES = "no sentences after segmentation"
-
-
 @dataclass
-class StopConfig:
-    end_sentence: Optional[str] = "End of text."
-    """Its encoding is the end concept; None disables this rule."""
-    end_threshold: float = 0.9
-    """Stop when a new concept's cosine to the end concept exceeds this."""
-    repetition_threshold: Optional[float] = 0.9
-    """Stop when a new concept's cosine to the previous one exceeds this; None disables."""
-
-
-@dataclass
-class GenerateConfig(DocumentInput):
+class GenerateConfig(DocumentInput, ContinuationOptions):
     model: str = path(must_exist=True, space_source=True, help="checkpoint directory")
     input: str = path(must_exist=True, help="documents: .txt (one per line), .jsonl or .parquet")
     output: Optional[str] = path(None, output=True, help="JSONL of the continuations")
@@ -46,17 +34,9 @@ class GenerateConfig(DocumentInput):
     """Use only the first K sentences of each document as the prompt (None: all of them)."""
     max_new_concepts: int = 16
     """Most concepts generated per document."""
-    stop: StopConfig = field(default_factory=StopConfig)
     batch_size: int = 8
     """Documents continued together."""
     padding_side: str = choice("left", ("left", "right"), help="where shorter prompts are padded")
-    seed: int = 0
-    """Seeds heads that sample, so a run is reproducible."""
-    device: str = "cpu"
-    language: Optional[str] = None
-    """Output language for decoders of multilingual spaces (None: the decoder's default)."""
-    show: bool = True
-    """Print each continuation."""
 
 
 @dataclass
@@ -70,19 +50,16 @@ class Generate(Task):
     description = "Continue documents concept by concept with a trained model; decode and write JSONL."
     Config = GenerateConfig
 
-    def run(self, recipe: GenerateConfig) -> list[dict[str, Any]]:
+    def run(self, recipe: GenerateConfig, context: RunContext) -> list[dict[str, Any]]:
         from tqdm import tqdm
 
         from lcm.data.readers import count_records
         from lcm.model.checkpoint import load_checkpoint
-        from lcm.registry import get_registry
 
         started = time.perf_counter()
-        loaded = load_checkpoint(recipe.model, device=recipe.device)
-        registry = get_registry()
-        encoder = registry.create("encoder", recipe.encoder)
-        decoder = registry.create("decoder", recipe.decoder)
-        check_spaces(loaded.space, encoder, decoder)
+        loaded = load_checkpoint(recipe.model, context.registry, recipe.device, recipe.sampling)
+        encoder = recipe.encoder.create()
+        check_spaces(loaded.space, encoder, recipe.decoder.create())
         rules = stop_rules(recipe.stop, recipe.max_new_concepts, encoder)
 
         skipped: Counter[str] = Counter()
@@ -91,7 +68,7 @@ class Generate(Task):
         total = min(count_records(recipe.input, recipe.format), recipe.limit or 1 << 62)
         with tqdm(total=total, unit="doc", desc="generate", dynamic_ncols=True) as bar:
             for batch in batched(_documents(recipe, skipped, bar), recipe.batch_size):
-                for row in _continue_batch(batch, recipe, loaded, encoder, decoder, rules):
+                for row in _continue_batch(batch, recipe, loaded, encoder, rules):
                     rows.append(row)
                     stops[row["stop_reason"]] += 1
                     if recipe.show:
@@ -106,25 +83,6 @@ class Generate(Task):
               + (f"; wrote {recipe.output}" if recipe.output else ""))
         return rows
 
-
-def check_spaces(space: Any, encoder: Any, decoder: Any) -> None:
-    """Refuse an encoder or decoder of another concept space than the model's."""
-    for component_ in (encoder, decoder):
-        theirs = component_.concept_space(component_.config)
-        if theirs is not None and theirs != space:
-            raise ConceptSpaceMismatchError(
-                f"the model was trained in {space}, but {component_.kind} "
-                f"{component_.name!r} works in {theirs}")
-
-
-def stop_rules(stop: StopConfig, max_new_concepts: int, text_encoder: Any) -> Any:
-    """The loop's StopRules for ``stop``; the end sentence is encoded with ``text_encoder``."""
-    from lcm.generate.loop import StopRules
-
-    rules = StopRules(max_new_concepts, None, stop.end_threshold, stop.repetition_threshold)
-    if stop.end_sentence:
-        rules.end_concept = text_encoder.encode([stop.end_sentence])[0].float()
-    return rules
 
 
 def _documents(recipe: GenerateConfig, skipped: Counter, bar: Any) -> Iterator[_Document]:
@@ -143,31 +101,29 @@ def _documents(recipe: GenerateConfig, skipped: Counter, bar: Any) -> Iterator[_
 
 
 def _continue_batch(batch: list[_Document], recipe: GenerateConfig, loaded: Any, encoder: Any,
-                    decoder: Any, rules: Any) -> list[dict[str, Any]]:
-    """Encode the prompts of ``batch`` in one call, continue them together, decode."""
-    import torch
-
+                    rules: Any) -> list[dict[str, Any]]:
+    """Encode the prompts of ``batch`` in one call, continue them together, and decode each
+    document's continuation with a decoder of its own, which observed that document's prompt
+    alone (a retrieval decoder's bank never holds another document's sentences)."""
     from lcm.generate.loop import generate
 
     vectors = encoder.encode([s for doc in batch for s in doc.prompt]).float()
-    prompts, start = [], 0
+    owns, start = [], 0
     for doc in batch:
-        own = vectors[start: start + len(doc.prompt)]
-        decoder.observe(doc.prompt, own)
-        prompts.append(loaded.normalizer.normalize(own))
+        owns.append(vectors[start: start + len(doc.prompt)])
         start += len(doc.prompt)
-    continuations = generate(loaded.model, prompts, rules, loaded.normalizer.denormalize,
-                             seed=recipe.seed, padding_side=recipe.padding_side)
-    new = [c.concepts for c in continuations]
-    decoded = decoder.decode_traced(torch.cat(new), recipe.language) if sum(len(c) for c in new) else []
-    rows, start = [], 0
-    for doc, continuation in zip(batch, continuations):
-        n = len(continuation.concepts)
-        rows.append({"id": doc.id, "prompt": doc.prompt,
-                     "generated": [d.text for d in decoded[start:start + n]],
-                     "decoding": [decoding_record(d) for d in decoded[start:start + n]],
+    continuations = generate(loaded.model, [loaded.normalizer.normalize(own) for own in owns],
+                             rules, loaded.normalizer.denormalize, seed=recipe.seed,
+                             padding_side=recipe.padding_side)
+    rows = []
+    for doc, own, continuation in zip(batch, owns, continuations):
+        decoder = recipe.decoder.create()
+        decoder.observe(doc.prompt, own)
+        decoded = (decoder.decode_traced(continuation.concepts, recipe.language)
+                   if len(continuation.concepts) else [])
+        rows.append({"id": doc.id, "prompt": doc.prompt, "generated": [d.text for d in decoded],
+                     "decoding": [decoding_record(d) for d in decoded],
                      "stop_reason": continuation.stop_reason})
-        start += n
     return rows
 
 
@@ -182,15 +138,3 @@ def format_continuation(row: dict[str, Any]) -> str:
 def write_jsonl(target: Path, rows: list[dict[str, Any]]) -> None:
     """One JSON object per line, written atomically."""
     write_text_atomically(target, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-
-
-def write_text_atomically(target: Path, text: str) -> None:
-    """Write a sibling file, then rename it into place, so readers never see half a file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, target)
-
-
-def format_counts(counter: Counter) -> str:
-    return ", ".join(f"{n} {reason}" for reason, n in sorted(counter.items())) or "none"

@@ -9,13 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
 
 
 @dataclass
 class PipelineConfig:
     steps: list[Any] = field(default_factory=list)
-    """Each step is a recipe body: ``task:`` and that task's fields."""
+    """Each step is a recipe body: ``task:`` and that task's fields (and ``overwrite``; one at
+    the top of the pipeline applies to every step)."""
     vars: dict[str, Any] = field(default_factory=dict)
     """Values shared by the steps through interpolation; not used otherwise."""
 
@@ -39,15 +40,12 @@ class Pipeline(Task):
                 continue
             validate_task_body(step, label, result, registry)
 
-    def run(self, recipe: PipelineConfig) -> None:
-        from rich.console import Console
-
+    def run(self, recipe: PipelineConfig, context: RunContext) -> None:
         from lcm.config import typed_config
-        from lcm.registry import get_registry
+        from lcm.outputs import run_task
 
-        registry, console = get_registry(), Console(stderr=True)
         for i, step in enumerate(recipe.steps, 1):
-            info = registry.get("task", str(step["task"]))
-            console.rule(f"step {i}/{len(recipe.steps)}: {info.name}")
-            config = typed_config(info.cls, step)
-            info.cls(config).run(config)
+            info = context.registry.get("task", str(step["task"]))
+            context.console.rule(f"step {i}/{len(recipe.steps)}: {info.name}")
+            config = typed_config(info.cls, step, context.registry)
+            run_task(info.cls, config, context, bool(step.get("overwrite", False)))

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from lcm.config import component, path
+from lcm.fields import component, path
 from lcm.data.instruction import DEFAULT_END_SENTENCE
 from lcm.data.readers import RawDocument, count_records, detect_format
 from lcm.errors import InputFileError, UserError
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
 from lcm.tasks.document_input import DocumentInput
 
 TOO_FEW_SENTENCES = "fewer sentences than min_sentences"
@@ -43,7 +43,7 @@ class InstructionOptions:
 @dataclass
 class PrepareConfig(DocumentInput):
     input: str = path(must_exist=True, help="documents: .txt (one per line), .jsonl or .parquet")
-    output: str = path(output=True, help="directory for the shards and manifest")
+    output: str = path(output="dir", help="directory for the shards and manifest")
     encoder: Any = component("encoder", default="minilm")
     target_field: Optional[str] = None
     """The .jsonl field holding each document's target (e.g. its summary): shards of pairs."""
@@ -60,17 +60,15 @@ class Prepare(Task):
     description = "Segment and encode text documents into webdataset shards of concept vectors."
     Config = PrepareConfig
 
-    def run(self, recipe: PrepareConfig) -> Any:
+    def run(self, recipe: PrepareConfig, context: RunContext) -> Any:
         from tqdm import tqdm
 
         from lcm.data.shards import Manifest, ShardWriter
-        from lcm.registry import get_registry
 
         if recipe.target_field and detect_format(recipe.input, recipe.format) != "jsonl":
             raise UserError(f"target_field needs .jsonl input (pairs), not {recipe.input}")
-        encoder = get_registry().create("encoder", recipe.encoder)
+        encoder = recipe.encoder.create()
         output = Path(recipe.output)
-        _remove_previous_shards(output)
         started = time.perf_counter()
         records = count_records(recipe.input, recipe.format)
         keys = _ShardKeys(recipe.input)
@@ -83,9 +81,10 @@ class Prepare(Task):
                 writer.skip(reason)
                 bar.update(1)
 
-            pending = _Pending()
+            pending, split = _Pending(), 0
             for doc in recipe.documents(recipe.input, on_skip=skip):
-                sentences = recipe.sentences(doc.text)
+                sentences, cut = recipe.capped_sentences(doc.text)
+                split += cut
                 if len(sentences) < recipe.min_sentences:
                     skip(TOO_FEW_SENTENCES)
                     continue
@@ -103,7 +102,8 @@ class Prepare(Task):
         manifest = Manifest.read(output)
         if recipe.target_field:
             _save_framing(recipe.instruction, encoder, output, manifest.documents)
-        print(summary_line(manifest, output, time.perf_counter() - started))
+        print(summary_line(manifest, output, time.perf_counter() - started, split,
+                           recipe.segmenter.max_chars))
         return manifest
 
 
@@ -146,7 +146,7 @@ class _Pending:
 
         if self.documents:
             vectors = encoder.encode([s for _, _, sentences in self.documents for s in sentences])
-            vectors = vectors.detach().cpu().numpy().astype("float16")
+            vectors = vectors.detach().cpu().numpy()  # the writer stores fp16, refusing overflow
             start = 0
             for key, doc, sentences in self.documents:
                 end = start + len(sentences)
@@ -177,22 +177,14 @@ class _ShardKeys:
         return key
 
 
-def _remove_previous_shards(output: Path) -> None:
-    """A re-run replaces the shards of an earlier run instead of leaving stale ones beside it."""
-    from lcm.data.instruction import FRAMING_FILE
-    from lcm.data.shards import MANIFEST
-
-    if (output / MANIFEST).is_file():
-        for stale in output.glob("shard-*.tar"):
-            stale.unlink()
-        (output / MANIFEST).unlink()
-        (output / FRAMING_FILE).unlink(missing_ok=True)
-
-
-def summary_line(manifest: Any, output: Path, seconds: float) -> str:
-    """One line: what was written, how fast, and what was skipped and why."""
+def summary_line(manifest: Any, output: Path, seconds: float, split: int = 0,
+                 max_chars: int = 0) -> str:
+    """One line: what was written, how fast, what was skipped and why, and how many long
+    sentences the cap split (each became several concepts)."""
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(manifest.skipped.items())) or "none"
     rate = manifest.sentences / seconds if seconds > 0 else 0.0
     return (f"wrote {manifest.documents} documents, {manifest.sentences} sentences in "
             f"{len(manifest.shards)} shards to {output} ({seconds:.1f} s, {rate:.0f} sentences/s); "
-            f"skipped: {skipped}")
+            f"skipped: {skipped}"
+            + (f"; {split} sentences longer than {max_chars} characters split "
+               f"(segmenter.max_chars)" if split else ""))

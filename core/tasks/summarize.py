@@ -19,15 +19,16 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from lcm.config import choice, component, path
+from lcm.fields import choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.generate.summary import LONG_INPUT_MODES
-from lcm.interfaces import Task
-from lcm.tasks.generate import NO_SENTENCES, StopConfig, format_counts
+from lcm.interfaces import RunContext, Task
+from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_spaces, format_counts,
+                                    stop_rules)
 from lcm.tasks.decoded import decoding_record, describe_decoding
 from lcm.tasks.document_input import DocumentInput
 
@@ -39,7 +40,7 @@ ENCODE_BATCH = 256
 
 
 @dataclass
-class SummarizeConfig(DocumentInput):
+class SummarizeConfig(DocumentInput, ContinuationOptions):
     model: str = path(must_exist=True, space_source=True, help="checkpoint of a summarisation model")
     input: str = path(must_exist=True, help="a recording (with a speech encoder) or a text file: "
                                             ".txt (one document per line), .jsonl or .parquet")
@@ -66,14 +67,6 @@ class SummarizeConfig(DocumentInput):
     long_input: str = choice("chunk", LONG_INPUT_MODES, help=(
         "a source longer than max_source_concepts is summarised in near-equal parts whose "
         "summaries are read in order (chunk), or cut to its first max_source_concepts (truncate)"))
-    stop: StopConfig = field(default_factory=StopConfig)
-    seed: int = 0
-    """Seeds heads that sample, so a run is reproducible."""
-    device: str = "cpu"
-    language: Optional[str] = None
-    """Output language for decoders of multilingual spaces (None: the decoder's default)."""
-    show: bool = True
-    """Print the source segments and the summary of each document."""
 
 
 @dataclass
@@ -94,22 +87,19 @@ class Summarize(Task):
     description = "Summarise a recording or a text with a fine-tuned model; show where each sentence came from."
     Config = SummarizeConfig
 
-    def run(self, recipe: SummarizeConfig) -> list[dict[str, Any]]:
+    def run(self, recipe: SummarizeConfig, context: RunContext) -> list[dict[str, Any]]:
         from lcm.model.checkpoint import load_checkpoint
-        from lcm.registry import get_registry
-        from lcm.tasks.generate import check_spaces, stop_rules
 
         started = time.perf_counter()
         source = check_input_file(recipe.input)
         if recipe.evaluation_output and not recipe.reference_field:
             raise UserError("evaluation_output needs reference_field (the input's reference summaries)")
-        loaded = load_checkpoint(recipe.model, device=recipe.device)
-        registry = get_registry()
-        encoder = registry.create("encoder", recipe.encoder)
-        decoder = registry.create("decoder", recipe.decoder)  # checked here, made per document
+        loaded = load_checkpoint(recipe.model, context.registry, recipe.device, recipe.sampling)
+        encoder = recipe.encoder.create()
+        decoder = recipe.decoder.create()  # checked here, made per document
         check_spaces(loaded.space, encoder, decoder)
         reads_recordings = _reads_recordings(encoder)
-        framing = _framing_encoder(recipe, encoder, registry)
+        framing = _framing_encoder(recipe, encoder)
         if framing is not encoder:
             check_spaces(loaded.space, framing, decoder)
         rules = stop_rules(recipe.stop, recipe.max_summary_concepts, framing)
@@ -122,7 +112,7 @@ class Summarize(Task):
         results = []
         for doc in documents:
             # A fresh decoder per document: what it observes (the source) stays that document's.
-            decoder = registry.create("decoder", recipe.decoder)
+            decoder = recipe.decoder.create()
             result = summarize_document(doc, loaded, rules, suffix, cap, recipe, decoder)
             if recipe.reference_field:
                 result["reference"] = doc.reference
@@ -166,10 +156,10 @@ def _reads_recordings(encoder: Any) -> bool:
     return True
 
 
-def _framing_encoder(recipe: SummarizeConfig, encoder: Any, registry: Any) -> Any:
+def _framing_encoder(recipe: SummarizeConfig, encoder: Any) -> Any:
     """The encoder of the framing sentences: ``text_encoder``, else ``encoder`` if it takes text."""
     if recipe.text_encoder is not None:
-        return registry.create("encoder", recipe.text_encoder)
+        return recipe.text_encoder.create()
     if "text" in encoder.modalities:
         return encoder
     raise UserError(f"encoder {encoder.name!r} takes no text, but the end sentence "
@@ -361,7 +351,7 @@ def print_summary(result: dict[str, Any]) -> None:
 
 def write_evaluation_pairs(target: Path, results: list[dict[str, Any]]) -> None:
     """One JSON line per document: source segments, reference, predicted summary sentences."""
-    from lcm.tasks.generate import write_text_atomically
+    from lcm.outputs import write_text_atomically
 
     lines = [json.dumps({"id": r["id"], "source": [s["text"] for s in r["segments"]],
                          "reference": r["reference"],
@@ -371,7 +361,7 @@ def write_evaluation_pairs(target: Path, results: list[dict[str, Any]]) -> None:
 
 
 def write_summaries(target: Path, recipe: SummarizeConfig, results: list[dict[str, Any]]) -> None:
-    from lcm.tasks.generate import write_text_atomically
+    from lcm.outputs import write_text_atomically
 
     report = {"model": recipe.model, "input": recipe.input, "documents": results}
     write_text_atomically(target, json.dumps(report, ensure_ascii=False, indent=2) + "\n")

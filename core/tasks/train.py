@@ -1,14 +1,16 @@
 """The ``train`` task: a concept model on shards, through DeepSpeed (see ``lcm.train``).
 
-Validation also checks what the schema cannot, without importing torch: value ranges, the
+Validation also checks what the schema cannot, without importing torch: the
 architecture and its overrides, and that the normaliser was fitted in the shards' concept space.
 """
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 from lcm.errors import UserError
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
+from lcm.outputs import Output
 from lcm.train.options import TrainRecipe
 
 
@@ -18,15 +20,27 @@ class Train(Task):
     Config = TrainRecipe
 
     @staticmethod
-    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
-        from pathlib import Path
+    def section_defaults(body: dict) -> dict[str, dict[str, Any]]:
+        """The head options the architecture was published with (a Two-Tower's denoiser depth
+        is part of its size); the recipe's own head options override them."""
+        from lcm.model.config import head_options
 
+        model, head = body.get("model"), body.get("head")
+        if not isinstance(model, dict) or not isinstance(head, dict):
+            return {}
+        return {"head": head_options(str(model.get("arch", "toy")), str(head.get("name")))}
+
+    @staticmethod
+    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
         from lcm.model.config import get_arch
         from lcm.train.inputs import check_inputs
-        from lcm.train.options import range_problems
 
         prefix = f"{where}." if where else ""
-        result.problems.extend(range_problems(body, prefix))
+        resume = (body.get("train") or {}).get("resume", False)
+        if isinstance(resume, str) and resume not in ("", "true", "True", "false", "False") \
+                and not result.will_exist(resume):
+            result.problems.append(f"{prefix}train.resume: {resume!r} is neither true/false nor "
+                                   f"an existing checkpoint folder")
         model = body.get("model") or {}
         try:
             get_arch(str(model.get("arch", "toy")), model.get("overrides") or {})
@@ -40,7 +54,26 @@ class Train(Task):
             except UserError as exc:
                 result.problems.append(f"{prefix}data: {exc}")
 
-    def run(self, recipe: TrainRecipe) -> Any:
+    @staticmethod
+    def outputs(recipe: TrainRecipe) -> list[Output]:
+        """The model folder and the training folder (derived from it by default)."""
+        return [Output(Path(recipe.output), True), Output(recipe.training_path(), True)]
+
+    @staticmethod
+    def continues(recipe: TrainRecipe) -> bool:
+        """A resumed run carries on the earlier run's checkpoints, logs and model."""
+        return recipe.train.resume not in (False, "", "false", "False")
+
+    def run(self, recipe: TrainRecipe, context: RunContext) -> Any:
         from lcm.train.trainer import train
 
         return train(recipe)
+
+
+def resolve_head(registry: Any, arch: str, head: Mapping[str, Any]) -> Any:
+    """A ``head`` section as a train recipe spells it, resolved (a ComponentSpec) over the
+    head options architecture ``arch`` was published with."""
+    from lcm.components import resolve
+    from lcm.model.config import head_options
+
+    return resolve(registry, "head", {**head_options(arch, str(head["name"])), **head})

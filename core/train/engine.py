@@ -2,7 +2,8 @@
 
 The optimizer is DeepSpeed's "Adam" with ``torch_adam`` and ``adam_w_mode``: torch's AdamW
 (decoupled weight decay) run by DeepSpeed's engine and ZeRO partitioning, with no native op
-to compile, so the first start costs seconds on a CPU and the same config runs on GPUs.
+to compile, so the first start costs seconds on a CPU and the same config runs on GPUs. Weight
+decay applies to matrices only, never to norm gains or biases (nanoGPT's split).
 """
 from __future__ import annotations
 
@@ -56,6 +57,15 @@ def create_engine(model, options: TrainOptions, micro_batch_size: int, context: 
         config["torch_autocast"] = {"enabled": True, "dtype": autocast}
     scheduler = partial(warmup_cosine_scheduler, warmup_steps=options.warmup_steps,
                         total_steps=options.steps, min_ratio=options.min_lr_ratio)
-    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(),
+    engine, _, _, _ = deepspeed.initialize(model=model,
+                                           model_parameters=parameter_groups(model, options.weight_decay),
                                            config=config, lr_scheduler=scheduler)
     return engine
+
+
+def parameter_groups(model, weight_decay: float) -> list[dict[str, Any]]:
+    """Trainable parameters in two optimizer groups: those of 2 or more dimensions (weight
+    matrices, embeddings) decay; those of fewer (norm gains, biases) do not."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]

@@ -9,7 +9,8 @@ import csv
 from pathlib import Path
 from typing import Iterable
 
-COLUMNS = ("step", "loss", "lr", "grad_norm", "concepts_per_s", "elapsed_s")
+COLUMNS = ("step", "loss", "lr", "grad_norm", "concepts_per_s", "elapsed_s", "skipped_steps")
+"""``skipped_steps``: optimizer steps DeepSpeed skipped so far (fp16 overflow)."""
 CSV_FILE = "train_log.csv"
 PLOT_FILE = "loss.png"
 
@@ -30,12 +31,16 @@ class TrainingLog:
         # purge_step drops events a killed run wrote after the checkpoint it resumes from.
         self.tensorboard = SummaryWriter(str(directory), purge_step=first_step + 1)
 
-    def write(self, row: dict[str, float]) -> None:
+    def write(self, row: dict[str, float], head_metrics: dict[str, float] | None = None) -> None:
+        """A logged row; ``head_metrics``: the head's own figures of that step (TensorBoard
+        ``head/<name>``; they differ by head, so the CSV keeps its fixed columns)."""
         with self.csv_path.open("a", newline="") as handle:
             csv.DictWriter(handle, fieldnames=COLUMNS).writerow(row)
         step = int(row["step"])
         for key in ("loss", "lr", "grad_norm", "concepts_per_s"):
             self.tensorboard.add_scalar(f"train/{key}", row[key], step)
+        for name, value in (head_metrics or {}).items():
+            self.tensorboard.add_scalar(f"head/{name}", value, step)
 
     def close(self) -> None:
         self.tensorboard.close()

@@ -8,35 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from lcm.config import choice, component, path
+from lcm.fields import bounded, choice, component, path
+from lcm.torch_options import PRECISIONS
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 ZERO_STAGES = (0, 1, 2, 3)
 BACKENDS = ("auto", "gloo", "nccl")
 STYLES = ("pretrain", "supervised")
-
-
-MINIMUMS = {
-    "data": {"max_concepts": 2, "batch_size": 1, "num_workers": 0, "shuffle_buffer": 1},
-    "train": {"steps": 1, "warmup_steps": 0, "grad_accum": 1, "checkpoint_every": 1,
-              "keep_checkpoints": 1, "log_every": 1, "lr": 0.0, "weight_decay": 0.0},
-}
-"""Smallest allowed values (a window needs two concepts: a context and a next one)."""
-
-
-def range_problems(body: dict, prefix: str = "") -> list[str]:
-    """Values of a raw recipe body below their minimum (the schema checks only types)."""
-    found = []
-    for section, minimums in MINIMUMS.items():
-        values = body.get(section) or {}
-        for name, minimum in minimums.items():
-            value = values.get(name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < minimum:
-                found.append(f"{prefix}{section}.{name}: must be at least {minimum}, got {value}")
-    ratio = (body.get("train") or {}).get("min_lr_ratio")
-    if isinstance(ratio, (int, float)) and not 0 <= ratio <= 1:
-        found.append(f"{prefix}train.min_lr_ratio: must be between 0 and 1, got {ratio}")
-    return found
 
 
 @dataclass
@@ -44,13 +21,13 @@ class DataOptions:
     shards: str = path(must_exist=True, space_source=True,
                        help="directory of webdataset shards written by the prepare task")
     normalizer: str = path(must_exist=True, help="normalizer.json from the fit_normalizer task")
-    max_concepts: int = 128
-    """Documents longer than this are wrapped into consecutive windows (the reference: 128)."""
-    batch_size: int = 8
+    max_concepts: int = bounded(128, ge=2)
+    """A window needs two concepts (a context and a next one). Documents longer than this are wrapped into consecutive windows (the reference: 128)."""
+    batch_size: int = bounded(8, ge=1)
     """Windows per micro-batch on each device (DeepSpeed's train_micro_batch_size_per_gpu)."""
-    num_workers: int = 0
+    num_workers: int = bounded(0, ge=0)
     """DataLoader worker processes; shards are split by rank, then by worker."""
-    shuffle_buffer: int = 2000
+    shuffle_buffer: int = bounded(2000, ge=1)
     """Windows held for shuffling; the order is a function of (seed, epoch) only."""
 
 
@@ -70,27 +47,30 @@ class TrainOptions:
     style: str = choice("pretrain", STYLES, help=(
         "pretrain: predict every next concept of documents; supervised: shards of source/target "
         "pairs (prepare with target_field), only the target and its end concept are learned"))
-    steps: int = 1000
+    steps: int = bounded(1000, ge=1)
     """Optimizer steps (each is grad_accum micro-batches on every rank)."""
-    lr: float = 4e-4
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
+    lr: float = bounded(4e-4, ge=0)
+    warmup_steps: int = bounded(100, ge=0)
+    min_lr_ratio: float = bounded(0.1, ge=0, le=1)
     """The cosine schedule ends at lr * min_lr_ratio."""
-    weight_decay: float = 0.1
+    weight_decay: float = bounded(0.1, ge=0)
     """Decoupled (AdamW) weight decay."""
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
     eps: float = 1e-5
-    grad_clip: float = 25.0
+    grad_clip: float = bounded(25.0, ge=0)
     """Clip the global gradient norm at this value (0 turns clipping off)."""
-    grad_accum: int = 1
+    grad_accum: int = bounded(1, ge=1)
     zero_stage: int = choice(0, ZERO_STAGES, help="DeepSpeed ZeRO stage")
     precision: str = choice("fp32", PRECISIONS, help="fp16 needs a GPU")
     seed: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    export_dtype: str = choice("fp32", ("fp32", "fp16", "bf16"), help=(
+    checkpoint_every: int = bounded(500, ge=1)
+    keep_checkpoints: int = bounded(2, ge=1)
+    log_every: int = bounded(10, ge=1)
+    export_dtype: str = choice("fp32", PRECISIONS, help=(
         "dtype of the exported model's weights; fp16 halves the file (loading casts back)"))
+    max_nonfinite_steps: int = bounded(3, ge=1)
+    """Stop (exit 1, no model exported) after this many consecutive steps whose loss is NaN or
+    inf; fp16 overflow steps that DeepSpeed skips are counted in the log either way."""
     resume: Union[bool, str] = False
     """true: continue from the output's latest checkpoint (or start if there is none);
     a path: continue from that checkpoint directory."""
@@ -99,23 +79,24 @@ class TrainOptions:
 @dataclass
 class DistributedOptions:
     backend: str = choice("auto", BACKENDS, help="auto: nccl on GPUs, gloo on CPU")
-    cpu_threads: int = 0
-    """Torch threads per rank when training on a CPU; 0: the rank's share of the cores minus
-    its data workers (oversubscribed OpenMP threads make small models many times slower)."""
+    cpu_threads: int = bounded(0, ge=0)
+    """Torch threads per rank when training on a CPU; 0: the rank's share of the cores that
+    other processes leave free (by the load average), minus its data workers (oversubscribed
+    OpenMP threads make small models many times slower)."""
 
 
 @dataclass
 class TrainRecipe:
     """The ``train`` task's recipe."""
 
-    output: str = path(output=True, help="directory of the trained model (an inference checkpoint)")
+    output: str = path(output="dir", help="directory of the trained model (an inference checkpoint)")
     data: DataOptions  # required: it names the shards and the normaliser
     model: ModelOptions = field(default_factory=ModelOptions)
     head: Any = component("head", default="mse", help="the prediction head and its options")
     train: TrainOptions = field(default_factory=TrainOptions)
     distributed: DistributedOptions = field(default_factory=DistributedOptions)
     training_dir: Optional[str] = path(
-        None, output=True, help="checkpoints and logs; default: <output>-training beside output")
+        None, output="dir", help="checkpoints and logs; default: <output>-training beside output")
 
     def training_path(self) -> Path:
         """Kept apart from ``output`` so the model directory stays small enough to copy."""

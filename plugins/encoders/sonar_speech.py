@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from lcm.errors import UserError
+from lcm.fields import bounded
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Encoder
 
@@ -25,14 +25,10 @@ class SonarSpeechEncoderConfig(SonarModelOptions):
     card: str = "sonar_speech_encoder_eng"
     """fairseq2 asset card of the encoder; sonar-space ships one per language
     (sonar_speech_encoder_eng, ..._fra, ..._deu, ...)."""
-    batch_size: int = 16
-    max_frames: int = 60_000
+    batch_size: int = bounded(16, ge=1)
+    max_frames: int = bounded(60_000, ge=1)
     """Frame budget of one forward pass (rows × longest input; 100 frames per second)."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.max_frames <= 0:
-            raise UserError(f"max_frames must be positive, got {self.max_frames}")
 
 
 class SonarSpeechEncoder(Encoder):
@@ -55,7 +51,7 @@ class SonarSpeechEncoder(Encoder):
             from sonar.models.sonar_speech import get_sonar_speech_encoder_hub
 
             from ..sonar import assets
-            from ..sonar.options import torch_device, torch_dtype
+            from lcm.torch_options import torch_device, torch_dtype
 
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=False)

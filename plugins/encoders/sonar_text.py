@@ -10,11 +10,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from lcm.fields import bounded
 from lcm.errors import UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Encoder
 
-from ..sonar.languages import check_language
+from ..sonar.languages import language_problem
 from ..sonar.options import SPACE_NAME, SonarModelOptions
 
 log = logging.getLogger(__name__)
@@ -26,18 +27,13 @@ class SonarTextEncoderConfig(SonarModelOptions):
     """fairseq2 asset card of the encoder (sonar-space ships it; fairseq2 downloads it)."""
     source_lang: str = "eng_Latn"
     """NLLB code of the input language (eng_Latn, fra_Latn, zho_Hans, ...)."""
-    max_tokens: int = 16384
+    max_tokens: int = bounded(16384, ge=1)
     """Token budget of one forward pass: rows × longest sentence (in tokens)."""
-    max_seq_len: Optional[int] = None
+    max_seq_len: Optional[int] = bounded(None, ge=2)
     """Truncate sentences to this many tokens (default: what the model supports, 512)."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_language(self.source_lang, "source_lang")
-        if self.max_tokens <= 0:
-            raise UserError(f"max_tokens must be positive, got {self.max_tokens}")
-        if self.max_seq_len is not None and self.max_seq_len < 2:
-            raise UserError(f"max_seq_len must be at least 2 tokens, got {self.max_seq_len}")
+    def problems(self) -> list[str]:
+        return super().problems() + list(filter(None, [language_problem(self.source_lang, "source_lang")]))
 
 
 class SonarTextEncoder(Encoder):
@@ -62,7 +58,7 @@ class SonarTextEncoder(Encoder):
             from sonar.models.sonar_text import get_sonar_text_encoder_hub
 
             from ..sonar import assets
-            from ..sonar.options import torch_device, torch_dtype
+            from lcm.torch_options import torch_device, torch_dtype
 
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=True)

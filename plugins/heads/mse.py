@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from lcm.hookspecs import hookimpl
-from lcm.model.heads import GenerationState, HeadModule, LossOutput, next_concept_pairs
+from lcm.model.heads import GenerationState, HeadModule, LossOutput, context_states, next_concept_pairs
 
 
 @dataclass
@@ -29,8 +29,8 @@ class MseHead(HeadModule):
         super().__init__(config, trunk, concept_dim)
         self.postnet = nn.Linear(trunk.model_dim, concept_dim, bias=self.config.postnet_bias)
 
-    def loss(self, model, concepts, mask, target_mask=None):
-        hidden = model.contextualize(concepts, mask)  # (B, T, d)
+    def loss(self, trunk, concepts, mask, target_mask=None):
+        hidden = context_states(trunk, concepts, mask)  # (B, T, d)
         predicted = self.postnet(hidden[:, :-1])  # (B, T-1, D)
         targets, valid = next_concept_pairs(concepts, mask, target_mask)
         squared = (predicted.float() - targets.float()).pow(2)  # (B, T-1, D)
@@ -42,7 +42,7 @@ class MseHead(HeadModule):
         return LossOutput(loss, {"mse": float(loss.detach()), "l2": float(l2),
                                  "concepts": float(valid.sum())})
 
-    def next_concept(self, model, state: GenerationState):
+    def next_concept(self, trunk, state: GenerationState):
         return self.postnet(state.hidden)  # (B, d) -> (B, D)
 
 

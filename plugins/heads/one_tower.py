@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lcm.fields import bounded
 from lcm.diffusion.config import DiffusionConfig
 from lcm.diffusion.head import DiffusionHead
 from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
@@ -35,7 +36,7 @@ from lcm.model.transformer import KVCache
 
 @dataclass
 class OneTowerConfig:
-    cfg_dropout: float = 0.15
+    cfg_dropout: float = bounded(0.15, ge=0, lt=1)
     """Share of noisy positions that see no context in training (the paper's p=0.15)."""
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     """Noise schedule, training objective and DDIM/guidance settings for generation."""
@@ -71,24 +72,24 @@ class OneTowerHead(DiffusionHead):
         self.time = TimestepEmbedding(trunk.model_dim)
         self.output = nn.Linear(trunk.model_dim, concept_dim)
 
-    def noisy_inputs(self, model, latents: Tensor, timesteps: Tensor) -> Tensor:
+    def noisy_inputs(self, trunk, latents: Tensor, timesteps: Tensor) -> Tensor:
         """(B, T, D) noisy concepts at (B, T) steps -> (B, T, d) trunk inputs."""
-        return model.prenet(latents) + self.time(timesteps)
+        return trunk.embed(latents) + self.time(timesteps)
 
     # ------------------------------------------------------------------ training
-    def loss(self, model, concepts, mask, target_mask=None):
+    def loss(self, trunk, concepts, mask, target_mask=None):
         noised = noise_targets(self.scheduler, concepts)
-        noisy = self.noisy_inputs(model, noised.latents, noised.timesteps)  # (B, T, d)
-        inputs = torch.stack([noisy, model.prenet(concepts)], dim=2).flatten(1, 2)  # (B, 2T, d)
+        noisy = self.noisy_inputs(trunk, noised.latents, noised.timesteps)  # (B, T, d)
+        inputs = torch.stack([noisy, trunk.embed(concepts)], dim=2).flatten(1, 2)  # (B, 2T, d)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0).repeat_interleave(2, dim=1)
         dropped = guidance_dropout(mask, self.config.cfg_dropout) if self.training else None
-        hidden = model.trunk(inputs, mask.repeat_interleave(2, dim=1), positions=positions,
-                             attn_mask=interleaved_mask(mask, dropped))  # (B, 2T, d)
+        hidden = trunk.contextualize(inputs, mask.repeat_interleave(2, dim=1), positions=positions,
+                                     attn_mask=interleaved_mask(mask, dropped))  # (B, 2T, d)
         output = self.output(hidden[:, 0::2])  # (B, T, D): the noisy slots
         return diffusion_loss(self.scheduler, output, noised, learned_positions(mask, target_mask))
 
     # ------------------------------------------------------------------ generation
-    def denoiser_for(self, model, state: GenerationState):
+    def denoiser_for(self, trunk, state: GenerationState):
         cache, committed = state.cache, state.cache.length
         visible = cache.key_mask[:, :committed]  # (B, S) the clean context
         if self.scheduler.uses_guidance:  # both passes in one batch over a doubled cache
@@ -98,13 +99,13 @@ class OneTowerHead(DiffusionHead):
         attn_mask = F.pad(visible, (0, 1), value=True)[:, None, :]  # (N, 1, S + 1): + itself
 
         def denoise(latents: Tensor, t: int) -> Tensor:
-            hidden = model.trunk(self.candidate_inputs(model, latents, t), cache=cache,
-                                 positions=positions, attn_mask=attn_mask)
+            hidden = trunk.contextualize(self.candidate_inputs(trunk, latents, t), cache=cache,
+                                         positions=positions, attn_mask=attn_mask)
             cache.rollback(committed)  # the candidate is never part of the context
             return self.output(hidden[:, 0])
         return denoise
 
-    def uncached_denoiser(self, model, state: GenerationState):
+    def uncached_denoiser(self, trunk, state: GenerationState):
         context, mask = state.context, state.context_mask
         S = context.shape[1]
         counts = mask.sum(-1, keepdim=True)  # (B, 1): the candidate's position
@@ -115,11 +116,11 @@ class OneTowerHead(DiffusionHead):
         attn_mask = causal[None] & slots_real[:, None, :] | own[None]  # (B, S + 1, S + 1)
 
         def conditional(latents: Tensor, t: int) -> Tensor:
-            inputs = torch.cat([model.prenet(context), self.candidate_inputs(model, latents, t)], 1)
-            return self.output(model.trunk(inputs, positions=positions, attn_mask=attn_mask)[:, -1])
+            inputs = torch.cat([trunk.embed(context), self.candidate_inputs(trunk, latents, t)], 1)
+            return self.output(trunk.contextualize(inputs, positions=positions, attn_mask=attn_mask)[:, -1])
 
         def unconditional(latents: Tensor, t: int) -> Tensor:
-            hidden = model.trunk(self.candidate_inputs(model, latents, t), positions=counts)
+            hidden = trunk.contextualize(self.candidate_inputs(trunk, latents, t), positions=counts)
             return self.output(hidden[:, 0])
 
         def denoise(latents: Tensor, t: int) -> Tensor:
@@ -129,11 +130,11 @@ class OneTowerHead(DiffusionHead):
             return torch.cat([conditional(cond, t), unconditional(uncond, t)])
         return denoise
 
-    def candidate_inputs(self, model, latents: Tensor, t: int) -> Tensor:
+    def candidate_inputs(self, trunk, latents: Tensor, t: int) -> Tensor:
         """(N, D) next-concept candidates at step ``t`` -> (N, 1, d) trunk inputs. The step is
         shared by the batch: its embedding is computed once and broadcast."""
         steps = torch.full((1, 1), t, dtype=torch.long, device=latents.device)
-        return self.noisy_inputs(model, latents[:, None], steps)
+        return self.noisy_inputs(trunk, latents[:, None], steps)
 
 
 def duplicated(cache: KVCache) -> KVCache:

@@ -30,6 +30,7 @@ class QuantCHead(QuantizedHead):
     name = "quant_c"
     description = "Quant-LCM-c: regress each residual, snap it to its RVQ codebook, coarse to fine"
     Config = QuantCConfig
+    sampling_options = ("snap_codebooks",)
 
     def __init__(self, config, trunk, concept_dim):
         super().__init__(config, trunk, concept_dim)

@@ -16,16 +16,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lcm.errors import UserError
+from lcm.fields import bounded
 from lcm.hookspecs import hookimpl
 from lcm.plugins.heads.quantized import QuantHeadConfig, QuantizedHead
 
 
 @dataclass
 class QuantDConfig(QuantHeadConfig):
-    temperature: float = 1.0
+    temperature: float = bounded(1.0, ge=0)
     """Softmax temperature when sampling each level's code; 0 takes the most likely code."""
-    top_k: int = 0
+    top_k: int = bounded(0, ge=0)
     """Sample among the k most likely codes of each level only; 0: among all of them."""
 
 
@@ -33,12 +33,10 @@ class QuantDHead(QuantizedHead):
     name = "quant_d"
     description = "Quant-LCM-d: softmax over RVQ codebook units, coarse to fine, then decode"
     Config = QuantDConfig
+    sampling_options = ("temperature", "top_k")
 
     def __init__(self, config, trunk, concept_dim):
         super().__init__(config, trunk, concept_dim)
-        if config.temperature < 0 or config.top_k < 0:
-            raise UserError(f"head {self.name!r}: temperature ({config.temperature}) and top_k "
-                            f"({config.top_k}) must be >= 0")
         spread = self.codebooks.pow(2).sum(-1).mean(-1)  # (K,) mean |e|^2 per level (NaN: stored)
         log_scale = torch.where(torch.isfinite(spread), -spread.clamp_min(1e-6).log(),
                                 torch.zeros_like(spread))

@@ -30,9 +30,9 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-from lcm.config import path
+from lcm.fields import path
 from lcm.errors import ConceptSpaceMismatchError, InputFileError, UserError
-from lcm.model.heads import GenerationState, HeadModule, LossOutput, next_concept_pairs
+from lcm.model.heads import GenerationState, HeadModule, LossOutput, context_states, next_concept_pairs
 from lcm.model.transformer import RMSNorm, SwiGLU
 
 
@@ -149,9 +149,9 @@ class QuantizedHead(HeadModule):
                                "(stored_codebooks) but its codebooks were never loaded")
 
     # ------------------------------------------------------------------ training
-    def loss(self, model, concepts, mask, target_mask=None):
+    def loss(self, trunk, concepts, mask, target_mask=None):
         self._check_codebooks()
-        hidden = model.contextualize(concepts, mask)[:, :-1]  # (B, T-1, d)
+        hidden = context_states(trunk, concepts, mask)[:, :-1]  # (B, T-1, d)
         targets, valid = next_concept_pairs(concepts, mask, target_mask)
         hidden, targets = hidden[valid], targets[valid].float()  # (N, d), (N, D): real pairs only
         with torch.no_grad():
@@ -185,7 +185,7 @@ class QuantizedHead(HeadModule):
         """How many codebooks generation walks (all of them unless a subclass says fewer)."""
         return self.num_codebooks
 
-    def next_concept(self, model, state: GenerationState) -> Tensor:
+    def next_concept(self, trunk, state: GenerationState) -> Tensor:
         """Walk the codebooks, choosing one code per level; ``state.extra`` keeps the codes."""
         self._check_codebooks()
         hidden = state.hidden  # (B, d)

@@ -29,14 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lcm.fields import bounded, require_valid
 from lcm.diffusion.config import DiffusionConfig
 from lcm.diffusion.head import DiffusionHead
 from lcm.diffusion.objective import diffusion_loss, guidance_dropout, noise_targets
 from lcm.diffusion.timestep import TimestepEmbedding
-from lcm.errors import UserError
 from lcm.hookspecs import hookimpl
 from lcm.model.config import TransformerConfig
-from lcm.model.heads import GenerationState, last_real, learned_positions
+from lcm.model.heads import GenerationState, context_states, learned_positions
 from lcm.model.transformer import Attention, RMSNorm, SwiGLU
 
 
@@ -48,7 +48,7 @@ class TwoTowerConfig:
     """Attention heads of the denoiser (0: the trunk's)."""
     denoiser_ffn_dim: int = 0
     """SwiGLU width of the denoiser (0: the trunk's)."""
-    cfg_dropout: float = 0.15
+    cfg_dropout: float = bounded(0.15, ge=0, lt=1)
     """Share of training positions that see no context (trains the unconditional model)."""
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     """Noise schedule, training objective and DDIM/guidance settings for generation."""
@@ -221,14 +221,12 @@ class TwoTowerHead(DiffusionHead):
 
     def __init__(self, config, trunk, concept_dim):
         super().__init__(config, trunk, concept_dim)
-        layers = denoiser_config(trunk, self.config)
-        if layers.problems():
-            raise UserError(f"two_tower denoiser: {'; '.join(layers.problems())}")
+        layers = require_valid(denoiser_config(trunk, self.config), "two_tower denoiser")
         self.denoiser = DenoiserTower(layers, concept_dim)
 
     # ------------------------------------------------------------------ training
-    def loss(self, model, concepts, mask, target_mask=None):
-        context = model.contextualize(concepts, mask)  # (B, T, d)
+    def loss(self, trunk, concepts, mask, target_mask=None):
+        context = context_states(trunk, concepts, mask)  # (B, T, d)
         cross = self.denoiser.zero_prefixed(context, mask)
         dropped = guidance_dropout(mask, self.config.cfg_dropout) if self.training else None
         noised = noise_targets(self.scheduler, concepts)
@@ -237,28 +235,26 @@ class TwoTowerHead(DiffusionHead):
         return diffusion_loss(self.scheduler, output, noised, learned_positions(mask, target_mask))
 
     # ------------------------------------------------------------------ generation
-    def start(self, model, state: GenerationState) -> None:
+    def start(self, trunk, state: GenerationState) -> None:
         """Contextualize the prompt (filling the trunk's KV cache) and project every output
         into the denoiser's cross-attention keys/values once; ``state.extra`` keeps them."""
-        state.cache = model.trunk.new_cache(state.batch_size, capacity=state.context.shape[1] + 16)
-        context = model.contextualize(state.context, state.context_mask, state.cache)  # (B, S, d)
-        state.hidden = last_real(context, state.context_mask)
+        context = self.read_prompt(trunk, state)  # (B, S, d)
         state.extra = self.denoiser.zero_prefixed(context, state.context_mask)
 
-    def append(self, model, state: GenerationState, concepts) -> None:
-        super().append(model, state, concepts)
+    def append(self, trunk, state: GenerationState, concepts) -> None:
+        super().append(trunk, state, concepts)
         real = torch.ones(state.batch_size, 1, dtype=torch.bool, device=concepts.device)
         state.extra = state.extra.extended(self.denoiser.cross_context(state.hidden[:, None], real))
 
-    def denoiser_for(self, model, state: GenerationState):
+    def denoiser_for(self, trunk, state: GenerationState):
         cross: CrossContext = state.extra
         if self.scheduler.uses_guidance:
             cross = cross.with_unconditional()  # (2B, ...): both passes in one batch
         return lambda latents, t: self.denoiser.next_position(latents, t, cross)
 
-    def uncached_denoiser(self, model, state: GenerationState):
+    def uncached_denoiser(self, trunk, state: GenerationState):
         def denoise(latents: Tensor, t: int) -> Tensor:
-            context = model.contextualize(state.context, state.context_mask)  # (B, S, d)
+            context = context_states(trunk, state.context, state.context_mask)  # (B, S, d)
             cross = self.denoiser.zero_prefixed(context, state.context_mask)
             if not self.scheduler.uses_guidance:
                 return self.denoiser.next_position(latents, t, cross)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from lcm.config import choice, component, path, read_space
+from lcm.fields import bounded, choice, component, path
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder
+from lcm.spaces import read_space
 
 STRATEGIES = ("beam", "sample")
 
@@ -24,13 +25,13 @@ class LearnedConfig:
                       help="model folder written by the train_decoder task")
     strategy: str = choice("beam", STRATEGIES, help=(
         "beam: beam search, candidates are the best beams; sample: nucleus sampling"))
-    candidates: int = 4
-    """Sentences decoded per concept; more than one needs ``encoder`` to choose among them."""
-    beam_size: int = 4
-    top_p: float = 0.9
-    temperature: float = 1.0
-    no_repeat_ngram: int = 3
-    """Never repeat an n-gram of this size within a sentence (0: allow)."""
+    candidates: int = bounded(4, ge=1, help=(
+        "sentences decoded per concept; more than one needs `encoder` to choose among them"))
+    beam_size: int = bounded(4, ge=1, help="beams of beam search (at least `candidates` are kept)")
+    top_p: float = bounded(0.9, gt=0.0, le=1.0, help="nucleus of sampling")
+    temperature: float = bounded(1.0, gt=0.0, help="temperature of sampling")
+    no_repeat_ngram: int = bounded(3, ge=0, help=(
+        "never repeat an n-gram of this size within a sentence (0: allow)"))
     seed: int = 0
     """Seed of sampling (decoding is reproducible)."""
     encoder: Any = component("encoder", help=(
@@ -47,8 +48,13 @@ class LearnedConfig:
     distinct: bool = False
     """The hybrid's retrieval returns each sentence at most once per decode call (an
     extractive part of a summary names each source sentence once)."""
-    batch_size: int = 32
+    batch_size: int = bounded(32, ge=1, help="concepts decoded per generate call")
     device: str = "cpu"
+
+    def problems(self) -> list[str]:
+        if self.hybrid and self.encoder is None:
+            return ["hybrid needs `encoder`, to compare generated and retrieved candidates"]
+        return []
 
 
 class LearnedDecoder(Decoder):
@@ -59,8 +65,6 @@ class LearnedDecoder(Decoder):
 
     def __init__(self, config: LearnedConfig | None = None, encoder: Any = None):
         super().__init__(config)
-        if self.config.hybrid and self.config.encoder is None and encoder is None:
-            raise UserError("decoder learned: hybrid needs `encoder` to compare candidates")
         self._model: Any = None  # weights load on the first decode
         self._truecaser: Any = None
         self._encoder = encoder
@@ -86,9 +90,7 @@ class LearnedDecoder(Decoder):
     def encoder(self) -> Any:
         """The reranking encoder (built on first use from the ``encoder`` section)."""
         if self._encoder is None and self.config.encoder is not None:
-            from lcm.registry import get_registry
-
-            self._encoder = get_registry().create("encoder", self.config.encoder)
+            self._encoder = self.config.encoder.create()
         return self._encoder
 
     def _load(self) -> None:

@@ -12,8 +12,6 @@ record), ``model.safetensors``, the tokenizer's files and ``casing.json``.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,8 +21,10 @@ from torch import nn
 
 from lcm.errors import InputFileError, UserError, WeightsUnavailableError
 from lcm.interfaces import ConceptSpace
+from lcm.outputs import replace_directory, staging_directory
 from lcm.plugins.learned.casing import Truecaser
 from lcm.plugins.learned.options import MINILM, RANDOM, DecoderArch
+from lcm.spaces import write_space
 
 CONFIG_FILE = "decoder.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -166,25 +166,13 @@ class DecoderRecord:
     training: dict[str, Any] = field(default_factory=dict)
 
 
-def check_output(directory: str | Path) -> Path:
-    """Refuse an output folder that holds something other than an earlier decoder export."""
-    target = Path(directory)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) \
-            and not (target / CONFIG_FILE).is_file():
-        raise UserError(f"{target}: the folder holds files that are not a learned decoder; "
-                        f"choose another output")
-    return target
-
-
 def save_model(model: ConceptDecoderModel, directory: str | Path, truecaser: Truecaser,
                training: dict[str, Any], dtype: str = "fp32") -> Path:
     """Write the model folder (weights in ``dtype``; loading casts back to fp32)."""
     from safetensors.torch import save_file
 
-    target = check_output(directory)
-    directory = target.with_name(f".{target.name}.partial")  # written whole, then swapped in
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    target = Path(directory)
+    directory = staging_directory(target)  # written whole, then swapped in
     cast = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     state = {k: v.detach().to(cast if v.is_floating_point() else v.dtype).contiguous().cpu().clone()
              for k, v in model.state_dict().items() if k not in TIED}
@@ -194,21 +182,9 @@ def save_model(model: ConceptDecoderModel, directory: str | Path, truecaser: Tru
     truecaser.save(directory)
     record = {"arch": asdict(model.arch), "space": asdict(model.space), "training": training}
     (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2))
-    from lcm.config import write_space
-
     write_space(directory, model.space)
-    _swap_in(directory, target)
+    replace_directory(directory, target)
     return target
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace ``target`` (an earlier export, or nothing) by ``staging`` in two renames."""
-    previous = target.with_name(f".{target.name}.previous")
-    shutil.rmtree(previous, ignore_errors=True)
-    if target.exists():
-        os.rename(target, previous)
-    os.rename(staging, target)
-    shutil.rmtree(previous, ignore_errors=True)
 
 
 def read_record(directory: str | Path) -> DecoderRecord:

@@ -17,7 +17,7 @@ import torch
 
 from lcm.plugins.learned.casing import Truecaser
 from lcm.plugins.learned.corpus import BatchPlan, SentencePairs
-from lcm.plugins.learned.model import ConceptDecoderModel, check_output, save_model
+from lcm.plugins.learned.model import ConceptDecoderModel, save_model
 from lcm.plugins.learned.options import TrainDecoderRecipe
 from lcm.train import checkpointing
 from lcm.train.checkpointing import CHECKPOINTS, TrainerState
@@ -25,6 +25,7 @@ from lcm.train.data import DataPosition
 from lcm.train.distributed import all_reduce_sum, barrier, init_distributed, set_cpu_threads
 from lcm.train.engine import create_engine
 from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
+from lcm.train.nonfinite import NonFiniteLosses
 
 LOGS = "logs"
 
@@ -32,7 +33,6 @@ LOGS = "logs"
 class DecoderTrainer:
     def __init__(self, recipe: TrainDecoderRecipe):
         self.recipe, self.options = recipe, recipe.train
-        check_output(recipe.output)  # before any work, not after hours of it
         self.context = init_distributed(recipe.distributed.backend)
         if self.context.device == "cpu":
             set_cpu_threads(recipe.distributed.cpu_threads, 0)
@@ -49,6 +49,7 @@ class DecoderTrainer:
         self.engine = create_engine(model, self.options, recipe.data.batch_size, self.context,
                                     autocast="bfloat16" if recipe.autocast == "bf16" else None)
         self.state = TrainerState(world_size=self.context.world_size)
+        self.nonfinite = NonFiniteLosses(self.options.max_nonfinite_steps, self.context.device)
         self.encoder = self._evaluation_encoder()
         self.curve_pairs = self._curve_pairs()
         self._say(f"decoder: {sum(p.numel() for p in model.parameters()):,} weights from "
@@ -58,12 +59,8 @@ class DecoderTrainer:
 
     def _evaluation_encoder(self) -> Any:
         """The space's encoder for round-trip scores (rank 0, where the recipe names one)."""
-        section = self.recipe.evaluation.encoder
-        if not self.context.is_main or section is None:
-            return None
-        from lcm.registry import get_registry
-
-        return get_registry().create("encoder", section)
+        spec = self.recipe.evaluation.encoder
+        return spec.create() if self.context.is_main and spec is not None else None
 
     def _curve_pairs(self) -> SentencePairs | None:
         """Held-out pairs scored at every checkpoint, if asked."""
@@ -88,6 +85,7 @@ class DecoderTrainer:
             loss_sum += float(loss.detach())
             sentences += len(batch.input_ids)
         self.state.step += 1
+        self.nonfinite.check(loss_sum, self.state.step)
         return loss_sum / self.options.grad_accum, sentences
 
     def run(self) -> dict[str, Any]:
@@ -132,6 +130,15 @@ class DecoderTrainer:
                 "last_loss": history[-1]["loss"] if history else None,
                 "output": self.recipe.output}
 
+    def run_options(self) -> dict[str, Any]:
+        """What a resumed run must share with the run it continues (``train.steps`` may grow)."""
+        recipe = self.recipe
+        return {**checkpointing.run_options(recipe, {"train": checkpointing.RUN_OPTIONS["train"]}),
+                "data.batch_size": recipe.data.batch_size,
+                "data.noise_levels": list(recipe.data.noise_levels),
+                "data.max_sentences": recipe.data.max_sentences,
+                "model": asdict(recipe.model), "autocast": recipe.autocast}
+
     def _sentences_seen(self) -> int:
         return self.state.step * self.options.grad_accum * self.recipe.data.batch_size \
             * self.context.world_size
@@ -140,7 +147,7 @@ class DecoderTrainer:
         target = checkpointing.resolve_resume(self.options.resume, work)
         if target is None:
             return DataPosition()
-        self.state = checkpointing.load(self.engine, target, self.context)
+        self.state = checkpointing.load(self.engine, target, self.context, self.run_options())
         checkpointing.restore_rng(self.state.rng)
         self._say(f"resuming from {target} at step {self.state.step}")
         return replace(self.state.position)
@@ -153,14 +160,15 @@ class DecoderTrainer:
                "lr": float(self.engine.get_lr()[0]), "grad_norm": float(
                    self.engine.get_global_grad_norm() or 0.0),
                "concepts_per_s": sentences / seconds,
-               "elapsed_s": self.state.elapsed_s + time.perf_counter() - started}
+               "elapsed_s": self.state.elapsed_s + time.perf_counter() - started,
+               "skipped_steps": self.engine.skipped_steps}
         self.state.history.append(row)
         return row
 
     def _checkpoint(self, work: Path, position: DataPosition, started: float) -> None:
         saved = replace(self.state, position=replace(position),
                         elapsed_s=self.state.elapsed_s + time.perf_counter() - started,
-                        rng=checkpointing.capture_rng())
+                        rng=checkpointing.capture_rng(), options=self.run_options())
         checkpointing.save(self.engine, work / CHECKPOINTS, saved, self.context,
                            self.options.keep_checkpoints)
         if self.context.is_main:

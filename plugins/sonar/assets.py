@@ -104,6 +104,10 @@ def _write_local_card(options: SonarModelOptions) -> str:
     entry: dict[str, Any] = {"checkpoint": Path(options.checkpoint).resolve().as_uri()}
     if options.tokenizer:
         entry["tokenizer"] = Path(options.tokenizer).resolve().as_uri()
+    if options.tokenizer_langs:
+        langs = [str(lang) for lang in options.tokenizer_langs]
+        default = "eng_Latn" if "eng_Latn" in langs else langs[0]
+        entry["tokenizer_config"] = {"_set_": {"langs": langs, "default_lang": default}}
     if options.model_config:
         entry["model_config"] = _plain(options.model_config)
     digest = hashlib.sha1(json.dumps([options.card, entry], sort_keys=True).encode()).hexdigest()

@@ -30,12 +30,20 @@ def nllb_languages() -> tuple[str, ...]:
 
 def check_language(code: str, option: str) -> str:
     """``code`` if SONAR knows it; otherwise a UserError naming the option and the closest codes."""
+    problem = language_problem(code, option)
+    if problem:
+        raise UserError(problem)
+    return code
+
+
+def language_problem(code: str, option: str) -> str | None:
+    """Why SONAR does not know ``code`` (naming the option and the closest codes), or None."""
     known = nllb_languages()
     if code in known:
-        return code
+        return None
     lowered = code.lower()
     close = [k for k in sorted(known) if k.lower() == lowered or k.split("_")[0] == lowered] \
         or difflib.get_close_matches(code, sorted(known), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else \
         " (codes look like eng_Latn, fra_Latn, zho_Hans: ISO 639-3 + script)"
-    raise UserError(f"{option}: unknown language code {code!r}{hint}")
+    return f"{option}: unknown language code {code!r}{hint}"

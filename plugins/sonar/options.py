@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from lcm.config import choice, path
-from lcm.errors import UserError
+from lcm.fields import bounded, choice, path
+from lcm.torch_options import PRECISIONS
 
-DTYPES = ("fp32", "fp16", "bf16")
 SPACE_NAME = "sonar"
 SONAR_DIM = 1024
 
@@ -29,46 +28,30 @@ class SonarModelOptions:
                                           "settings from `card`")
     tokenizer: Optional[str] = path(None, must_exist=True,
                                     help="local SentencePiece model for `checkpoint`")
+    tokenizer_langs: Optional[list[str]] = None
+    """The languages (NLLB codes) a local ``tokenizer`` was built with, when they are not the
+    basic card's 202: each adds a control token, so the list must match the model's vocabulary.
+    The default language is eng_Latn if listed, else the first."""
     cards_dir: Optional[str] = path(None, must_exist=True,
                                     help="folder of your own fairseq2 asset cards (YAML)")
     model_config: Optional[dict[str, Any]] = None
     """Architecture overrides merged into the card's ``model_config`` (for a checkpoint that is
     not the standard size, e.g. ``{model_dim: 512, num_encoder_layers: 6}``)."""
-    dim: int = SONAR_DIM
+    dim: int = bounded(SONAR_DIM, ge=1)
     """Dimension of the concept space; checked against the loaded model."""
     device: str = "auto"
     """"auto" (CUDA when available, else CPU), or a torch device such as "cpu", "cuda:1"."""
-    dtype: str = choice("fp32", DTYPES, help="weights and activations: fp32, fp16 or bf16")
-    batch_size: int = 16
+    dtype: str = choice("fp32", PRECISIONS, help="weights and activations: fp32, fp16 or bf16")
+    batch_size: int = bounded(16, ge=1)
     """Most inputs per forward pass. 16 suits a CPU: with inputs sorted by length, several
     small batches pad less than one big one (measured 4.6 vs 2.9 sentences/s at the real
     encoder size, benchmarks/bench_sonar.py); on a GPU raise it (e.g. 256) with ``max_tokens``."""
 
-    def __post_init__(self) -> None:
-        if self.dim <= 0:
-            raise UserError(f"dim must be positive, got {self.dim}")
-        if self.batch_size <= 0:
-            raise UserError(f"batch_size must be positive, got {self.batch_size}")
-        if self.dtype not in DTYPES:
-            raise UserError(f"dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+    def problems(self) -> list[str]:
+        """A model must be named, by card or by local files."""
         if not self.card and not self.checkpoint:
-            raise UserError("name a model with `card`, or local files with `checkpoint`")
-
-
-def torch_device(name: str) -> Any:
-    """The torch device for an option value ("auto" picks CUDA when there is one)."""
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise UserError(f"device {name!r} is not a torch device: {exc}") from None
-
-
-def torch_dtype(name: str) -> Any:
-    import torch
-
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+            return ["name a model with `card`, or local files with `checkpoint`"]
+        if self.tokenizer_langs is not None and not (self.tokenizer and self.tokenizer_langs):
+            return ["tokenizer_langs needs a local `tokenizer` and at least one language"]
+        return []
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lcm.config import component, path
+from lcm.fields import component, path
 from lcm.hookspecs import hookimpl
-from lcm.interfaces import Task
+from lcm.interfaces import RunContext, Task
 
-from .languages import check_language
+from .languages import language_problem
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +32,9 @@ class RoundTripConfig:
     batch_size: int = 256
     """Sentences encoded and decoded per call."""
 
-    def __post_init__(self) -> None:
-        for i, lang in enumerate(self.target_langs):
-            check_language(lang, f"target_langs[{i}]")
+    def problems(self) -> list[str]:
+        found = (language_problem(lang, f"target_langs[{i}]") for i, lang in enumerate(self.target_langs))
+        return [problem for problem in found if problem]
 
 
 class RoundTrip(Task):
@@ -42,13 +42,11 @@ class RoundTrip(Task):
     description = "Encode sentences to SONAR vectors and decode them back in other languages."
     Config = RoundTripConfig
 
-    def run(self, recipe: RoundTripConfig) -> dict[str, Any]:
+    def run(self, recipe: RoundTripConfig, context: RunContext) -> dict[str, Any]:
         from lcm.data.readers import read_documents
-        from lcm.registry import get_registry
 
-        registry = get_registry()
-        encoder = registry.create("encoder", recipe.encoder)
-        decoder = registry.create("decoder", recipe.decoder)
+        encoder = recipe.encoder.create()
+        decoder = recipe.decoder.create()
         skipped: dict[str, int] = {}
 
         def on_skip(reason: str) -> None:

@@ -1,0 +1,29 @@
+"""Run a resolved recipe in this process the way ``lcm run`` does: outputs claimed, the task
+given a run context with the registry it was resolved against."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from lcm.config import resolve_recipe
+from lcm.interfaces import RunContext
+from lcm.outputs import run_task
+from lcm.registry import get_registry
+from tests._train_fixtures import restored_process_state, write_yaml
+
+
+def run_context(registry: Any = None) -> RunContext:
+    return RunContext(registry or get_registry(), Console(stderr=True))
+
+
+def run_resolved(resolved: Any, registry: Any = None) -> Any:
+    return run_task(resolved.task_cls, resolved.config, run_context(registry), resolved.overwrite)
+
+
+def train_in_process(recipe: dict, directory: Path):
+    """Resolve and run a recipe as ``lcm run`` does, in this process (DeepSpeed, gloo)."""
+    resolved = resolve_recipe(write_yaml(directory / "recipe.yaml", recipe), (), get_registry())
+    with restored_process_state():
+        return run_resolved(resolved)

