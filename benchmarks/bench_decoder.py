@@ -22,7 +22,7 @@ from typing import Any, Callable
 if __package__ in (None, ""):  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import Result  # noqa: E402
+from benchmarks.common import Result, registry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "decoder_minilm"
@@ -44,7 +44,7 @@ def document_sentences(path: Path, field: str, per_document: int, limit: int) ->
 def bank_decoder(encoder: Any, quick: bool) -> tuple[Any, str]:
     """Retrieval over the decoder's training shards where they are on disk, else over the
     shipped corpus encoded now (a smaller bank, said in the row names)."""
-    from lcm.config import component_options
+    from lcm.components import component_options
     from lcm.plugins.decoders.retrieval import RetrievalDecoder
     from lcm.plugins.learned.model import read_record
 
@@ -68,7 +68,7 @@ def timed(decode: Callable[[Any], list[str]], vectors: Any) -> tuple[list[str], 
 def run(quick: bool = False) -> list[Result]:
     import torch
 
-    from lcm.config import component_options
+    from lcm.components import component_options
     from lcm.plugins.encoders.minilm import MiniLMEncoder
     from lcm.plugins.learned.decoder import LearnedDecoder
     from lcm.plugins.learned.evaluation import noised, round_trip_cosines, text_scores
@@ -81,21 +81,23 @@ def run(quick: bool = False) -> list[Result]:
     }
     encoder = MiniLMEncoder(component_options(MiniLMEncoder, {"device": "cpu"}))
     retrieval, bank_name = bank_decoder(encoder, quick)
+    plugins = registry()
 
     def learned(**options: Any) -> LearnedDecoder:
-        decoder = LearnedDecoder(component_options(LearnedDecoder, {"model": str(MODEL), **options}),
-                                 encoder=encoder)
-        if options.get("hybrid"):
-            decoder._retrieval = retrieval  # the same bank as the baseline, loaded once
-        return decoder
+        """Reranking by the benchmark's encoder (what an ``encoder: {name: minilm}`` builds)."""
+        options = {"model": str(MODEL), "encoder": {"name": "minilm"}, **options}
+        return LearnedDecoder(component_options(LearnedDecoder, options, plugins), encoder=encoder,
+                              retrieval=retrieval if options.get("hybrid") else None)
 
     systems = {
-        "greedy": learned(candidates=1, beam_size=1),
-        "beam 4 + rerank": learned(candidates=4, beam_size=4, encoder={"name": "minilm"}),
-        "hybrid": learned(candidates=4, beam_size=4, encoder={"name": "minilm"}, hybrid=True),
+        "greedy": LearnedDecoder(component_options(LearnedDecoder, {  # one candidate, no rerank
+            "model": str(MODEL), "candidates": 1, "beam_size": 1})),
+        "beam 4 + rerank": learned(candidates=4, beam_size=4),
+        "hybrid": learned(candidates=4, beam_size=4, hybrid=True),
     }
-    systems["greedy"]._encoder = None  # no reranking: one candidate, as it comes
-    retrieval.decode(torch.zeros(1, 384))  # load the bank before timing
+    warm_up = torch.zeros(2, 384)
+    for decoder in (retrieval, *systems.values()):  # load weights and banks before timing
+        decoder.decode(warm_up)
     results: list[Result] = []
     for set_name, sentences in sets.items():
         clean = encoder.encode(sentences).float()

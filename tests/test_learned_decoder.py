@@ -185,3 +185,18 @@ def test_an_output_folder_holding_a_users_files_is_refused_before_training(prepa
         "(name a new or empty folder)")
     assert [p.name for p in precious.iterdir()] == ["notes.txt"]
     assert not precious.with_name("precious-training").exists()
+
+
+def test_init_from_starts_from_a_decoders_weights_and_adds_up_what_it_saw(toy, prepared_sample,
+                                                                         tmp_path):
+    output, _ = toy
+    further = tmp_path / "further"
+    recipe = toy_recipe(tmp_path, prepared_sample.shards, further, steps=2)
+    result = run_lcm("run", str(recipe), f"init_from={output}", "train.lr=1e-7",
+                     "train.warmup_steps=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    sentences, vectors = vectors_of(prepared_sample.shards, TRAINED)
+    assert learned(further, candidates=1).decode(vectors) == sentences  # the weights came along
+    record = read_record(further).training
+    assert record["sentences_seen"] == 150 * 8 + 2 * 8
+    assert record["continued_from"]["sentences_seen"] == 150 * 8

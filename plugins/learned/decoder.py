@@ -63,13 +63,16 @@ class LearnedDecoder(Decoder):
     modalities = ("text",)
     Config = LearnedConfig
 
-    def __init__(self, config: LearnedConfig | None = None, encoder: Any = None):
+    def __init__(self, config: LearnedConfig | None = None, encoder: Any = None,
+                 retrieval: Any = None):
+        """``encoder``, ``retrieval``: built sub-components to use instead of building them from
+        the options (e.g. ones already loaded elsewhere in the process)."""
         super().__init__(config)
         self._model: Any = None  # weights load on the first decode
         self._truecaser: Any = None
         self._encoder = encoder
-        self._retrieval: Any = None
-        if self.config.hybrid:
+        self._retrieval: Any = retrieval
+        if self.config.hybrid and retrieval is None:
             from lcm.plugins.decoders.retrieval import RetrievalConfig, RetrievalDecoder
 
             self._retrieval = RetrievalDecoder(RetrievalConfig(

@@ -76,6 +76,9 @@ class TrainDecoderRecipe:
     output: str = path(output="dir", help="the decoder's model folder (what decoder `learned` loads)")
     data: DecoderData  # required: it names the shards
     model: DecoderArch = field(default_factory=DecoderArch)
+    init_from: Optional[str] = path(None, must_exist=True, space_source=True, help=(
+        "start from this decoder folder's weights (same architecture), e.g. to fine-tune the "
+        "shipped decoder on your own corpus; its sentences seen are added to the new record"))
     train: TrainOptions = field(default_factory=lambda: TrainOptions(
         steps=2000, lr=5e-4, warmup_steps=100, weight_decay=0.01, betas=[0.9, 0.999],
         eps=1e-8, grad_clip=1.0, checkpoint_every=200, log_every=10, export_dtype="fp16"))

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from lcm.errors import UserError
 from lcm.plugins.learned.casing import Truecaser
 from lcm.plugins.learned.corpus import BatchPlan, SentencePairs
 from lcm.plugins.learned.model import ConceptDecoderModel, save_model
@@ -39,6 +40,7 @@ class DecoderTrainer:
         torch.manual_seed(self.options.seed)
         self.pairs = SentencePairs.read(recipe.data.shards, recipe.data.max_sentences)
         model = ConceptDecoderModel.build(recipe.model, self.pairs.space)
+        self.earlier = self._init_from(model) if recipe.init_from else {}
         self.tokenizer = model.tokenizer
         self.truecaser = Truecaser.fit(self.pairs.sentences)
         ids = self.tokenizer(self.pairs.sentences, truncation=True,
@@ -56,6 +58,18 @@ class DecoderTrainer:
                   f"{recipe.model.base!r}, {len(self.pairs.sentences):,} sentences of "
                   f"{self.pairs.space}, {torch.get_num_threads()} torch thread(s) on "
                   f"{self.context.device}")
+
+    def _init_from(self, model: ConceptDecoderModel) -> dict[str, Any]:
+        """Load ``init_from``'s weights into ``model``; that model's training record."""
+        from lcm.plugins.learned.model import load_model, read_record
+
+        record = read_record(self.recipe.init_from)
+        if record.arch != self.recipe.model or record.space != self.pairs.space:
+            raise UserError(f"{self.recipe.init_from}: decoder of another architecture or space "
+                            f"({record.space}) than this recipe's")
+        earlier, _ = load_model(self.recipe.init_from)
+        model.load_state_dict(earlier.state_dict())
+        return record.training
 
     def _evaluation_encoder(self) -> Any:
         """The space's encoder for round-trip scores (rank 0, where the recipe names one)."""
@@ -140,8 +154,9 @@ class DecoderTrainer:
                 "model": asdict(recipe.model), "autocast": recipe.autocast}
 
     def _sentences_seen(self) -> int:
+        """Sentences read by this run and by the decoder it started from (``init_from``)."""
         return self.state.step * self.options.grad_accum * self.recipe.data.batch_size \
-            * self.context.world_size
+            * self.context.world_size + int(self.earlier.get("sentences_seen", 0))
 
     def _start_or_resume(self, work: Path) -> DataPosition:
         target = checkpointing.resolve_resume(self.options.resume, work)
@@ -200,8 +215,14 @@ class DecoderTrainer:
     def export(self, elapsed_s: float) -> Path:
         """Write the model folder from the engine's current weights (rank 0)."""
         model: ConceptDecoderModel = self.engine.module
-        training = {"steps": self.state.step, "sentences_seen": self._sentences_seen(),
-                    "train_seconds": round(elapsed_s, 1), "device": self.context.device,
+        earlier = self.earlier
+        training = {"steps": self.state.step,
+                    "sentences_seen": self._sentences_seen(),
+                    "train_seconds": round(elapsed_s + earlier.get("train_seconds", 0.0), 1),
+                    "continued_from": {k: earlier[k] for k in ("steps", "sentences_seen",
+                                                               "train_seconds", "device")
+                                       if k in earlier} if earlier else None,
+                    "device": self.context.device,
                     "ranks": self.context.world_size, "shards": self.recipe.data.shards,
                     "noise_levels": list(self.recipe.data.noise_levels),
                     "last_loss": self.state.history[-1]["loss"] if self.state.history else None,
