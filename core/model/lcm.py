@@ -45,8 +45,9 @@ class TrunkView:
     def embed(self, concepts: Tensor) -> Tensor:
         return self._prenet(concepts)
 
-    def contextualize(self, inputs: Tensor, mask: Tensor | None = None, cache: KVCache | None = None,
-                      *, positions: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+    def contextualize(self, inputs: Tensor, mask: Tensor | None = None,
+                      cache: KVCache | None = None, *, positions: Tensor | None = None,
+                      attn_mask: Tensor | None = None) -> Tensor:
         return self._transformer(inputs, mask, cache, positions=positions, attn_mask=attn_mask)
 
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:
