@@ -396,8 +396,8 @@ def _checkpoint_models(config: Any, registry: Any) -> list[tuple[str, dict]]:
     found = []
     for f in fields(config):
         value = getattr(config, f.name)
-        is_checkpoint = value and Path(str(value), CONFIG_FILE).is_file()
-        if not (f.metadata.get(META_SPACE_SOURCE) and is_checkpoint):
+        if not (f.metadata.get(META_SPACE_SOURCE) and value
+                and Path(str(value), CONFIG_FILE).is_file()):
             continue
         meta = read_checkpoint_meta(value)
         head_cls = registry.get("head", str(meta["head"].get("name"))).cls
