@@ -83,7 +83,7 @@ class ConceptModel(nn.Module):
         return {"arch": self.arch, "transformer": dataclasses.asdict(self.config),
                 "head": {"name": self.head.name, **dataclasses.asdict(self.head.config),
                          **self.head.checkpoint_options()},
-                "space": dataclasses.asdict(self.space)}
+                "space": self.space.record()}
 
 
 def build_head(head: ComponentSpec, config: TransformerConfig, concept_dim: int) -> HeadModule:
