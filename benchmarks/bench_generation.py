@@ -2,8 +2,8 @@
 
 Two comparisons per head, each in the same run:
 
-* KV cache vs recomputation: the shared loop with the head's caches, against
-  an ``uncached`` decoding session (``lcm.generate.session``): every new concept re-reads the whole prefix, and a
+* KV cache vs recomputation: the shared loop with the head's caches, against an ``uncached``
+  decoding session (``lcm.generate.session``): every new concept re-reads the whole prefix, and a
   diffusion head's every denoising pass (40 per concept, x2 with guidance) recomputes the
   context — what a head without caches costs. For the diffusion heads the cached path still
   pays the 40 denoiser passes, so the gap is the prefix work those passes avoid.

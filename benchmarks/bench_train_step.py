@@ -127,7 +127,8 @@ def measure(name: str, model, step: Callable[[], None], concepts: int, repeats: 
 
 def small_model(head: str):
     """The ``small`` trunk (with TRUNK's changes) and the named head, in training mode."""
-    return build_model("small", TRUNK, resolve_head(registry(), "small", {"name": head}), SPACE).train()
+    head_spec = resolve_head(registry(), "small", {"name": head})
+    return build_model("small", TRUNK, head_spec, SPACE).train()
 
 
 def run(quick: bool = False) -> list[Result]:

@@ -200,8 +200,8 @@ def _cross_field_problems(schema: type, values: Any, where: str) -> list[str]:
     """The schema's own ``problems()`` of ``values``, when they make an instance at all (a
     value of the wrong type has been reported already)."""
     try:
-        return own_problems(OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values)),
-                            where)
+        options = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+        return own_problems(options, where)
     except (OmegaConfBaseException, ValueError, TypeError, ArithmeticError):
         return []
 
@@ -340,7 +340,8 @@ def validate_task_body(container: dict, where: str, result: Validation, registry
 def typed_config(task_cls: type, body: dict, registry: Any) -> Any:
     """A validated recipe body as an instance of the task's ``Config``, every component
     section resolved to its (class, typed options)."""
-    body = with_section_defaults(task_cls, {k: v for k, v in body.items() if k not in RESERVED_KEYS})
+    body = with_section_defaults(task_cls,
+                                 {k: v for k, v in body.items() if k not in RESERVED_KEYS})
     config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(task_cls.Config), body))
     return resolve_sections(config, registry)
 
@@ -370,7 +371,8 @@ def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...], r
         raise RecipeError(str(source), result.problems)
     container = OmegaConf.to_container(cfg, resolve=True)
     info = registry.get("task", str(container["task"]))
-    return ResolvedRecipe(str(source), info.name, info.cls, typed_config(info.cls, container, registry), cfg,
+    return ResolvedRecipe(str(source), info.name, info.cls,
+                          typed_config(info.cls, container, registry), cfg,
                           bool(container.get("overwrite", False)))
 
 
@@ -382,7 +384,8 @@ def dump_config(recipe: ResolvedRecipe, registry: Any) -> str:
     text = OmegaConf.to_yaml(OmegaConf.create(data))
     for label, model in _checkpoint_models(recipe.config, registry):
         listing = OmegaConf.to_yaml(OmegaConf.create(model)).splitlines()
-        text += f"# {label}: the checkpoint's model\n" + "".join(f"#   {line}\n" for line in listing)
+        text += f"# {label}: the checkpoint's model\n"
+        text += "".join(f"#   {line}\n" for line in listing)
     return text
 
 
@@ -393,7 +396,8 @@ def _checkpoint_models(config: Any, registry: Any) -> list[tuple[str, dict]]:
     found = []
     for f in fields(config):
         value = getattr(config, f.name)
-        if not (f.metadata.get(META_SPACE_SOURCE) and value and Path(str(value), CONFIG_FILE).is_file()):
+        if not (f.metadata.get(META_SPACE_SOURCE) and value
+                and Path(str(value), CONFIG_FILE).is_file()):
             continue
         meta = read_checkpoint_meta(value)
         head_cls = registry.get("head", str(meta["head"].get("name"))).cls

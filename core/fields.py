@@ -37,8 +37,8 @@ def path(default: Any = MISSING, *, must_exist: bool = False, space_source: bool
     ``output``: the task writes this path (True: a file, ``"dir"``: a folder of files), so a
     later step of a pipeline may read it before it exists; ``lcm.outputs`` guards and locks it.
     """
-    meta = {META_PATH: must_exist, META_SPACE_SOURCE: space_source, META_OUTPUT: output, "help": help}
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata={META_PATH: must_exist, META_SPACE_SOURCE: space_source,
+                                            META_OUTPUT: output, "help": help})
 
 
 def output_kind(f: dataclasses.Field) -> str | None:

@@ -24,6 +24,20 @@ class ConceptSpace:
     def __str__(self) -> str:
         return f"{self.name} ({self.dim}-d)"
 
+    def record(self) -> dict[str, Any]:
+        """The space as every file lcm writes records it (``from_record`` reads it back)."""
+        return {"name": self.name, "dim": self.dim}
+
+    @classmethod
+    def from_record(cls, data: Any) -> "ConceptSpace":
+        """The space a file recorded; ValueError if ``data`` is not one."""
+        if not (isinstance(data, dict) and "name" in data and "dim" in data):
+            raise ValueError(f"not a concept space record: {data!r}")
+        space = cls(str(data["name"]), int(data["dim"]))
+        if space.dim <= 0:
+            raise ValueError(f"a concept space needs a positive dimension, got {space.dim}")
+        return space
+
 
 @dataclass
 class NoOptions:

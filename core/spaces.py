@@ -5,10 +5,10 @@ validation and components read it (``read_space``) to refuse mixing spaces.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
+from lcm.errors import InputFileError
 from lcm.interfaces import ConceptSpace
 
 SPACE_FILE = "concept_space.json"
@@ -17,7 +17,7 @@ SPACE_FILE = "concept_space.json"
 
 def write_space(directory: str | Path, space: ConceptSpace) -> None:
     """Record the concept space of whatever ``directory`` holds."""
-    Path(directory, SPACE_FILE).write_text(json.dumps(dataclasses.asdict(space)))
+    Path(directory, SPACE_FILE).write_text(json.dumps(space.record()))
 
 
 def read_space(location: str | Path) -> ConceptSpace | None:
@@ -26,6 +26,8 @@ def read_space(location: str | Path) -> ConceptSpace | None:
     candidates = [location / SPACE_FILE, location.parent / SPACE_FILE]
     for candidate in candidates:
         if candidate.is_file():
-            data = json.loads(candidate.read_text())
-            return ConceptSpace(str(data["name"]), int(data["dim"]))
+            try:
+                return ConceptSpace.from_record(json.loads(candidate.read_text()))
+            except (ValueError, TypeError) as exc:
+                raise InputFileError(candidate, f"malformed concept space: {exc}") from None
     return None

@@ -27,7 +27,8 @@ def toy_normalizer(space: ConceptSpace = TOY_SPACE, seed: int = 0) -> RobustScal
     return RobustScaler.fit(rng.normal(0.5, 2.0, size=(256, space.dim)), space)
 
 
-def model_of(arch: str, overrides: dict, head: dict, space: ConceptSpace, registry=None) -> ConceptModel:
+def model_of(arch: str, overrides: dict, head: dict, space: ConceptSpace,
+             registry=None) -> ConceptModel:
     """``build_model`` with a head section as a recipe spells it (under the architecture's
     published head options, as the train task lays them)."""
     return build_model(arch, overrides, resolve_head(registry or get_registry(), arch, head), space)

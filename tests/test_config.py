@@ -315,3 +315,17 @@ def test_an_input_an_earlier_recipe_writes_is_named_and_accepted_when_only_dumpi
         resolve_recipe(reader, (), registry)
     assert caught.value.problems == [f"input: file not found: {tmp_path / 'made.txt'}; "
                                      f"{tmp_path / 'a_writes.yaml'} writes it, run that first"]
+
+
+def test_every_shipped_recipe_dumps_its_whole_config(capsys, monkeypatch):
+    """--dump-config prints each recipe with every component option resolved (a train recipe's
+    head with all its diffusion settings, a summarize recipe's model head from its checkpoint)."""
+    from lcm.cli import main
+
+    monkeypatch.chdir(REPO)  # recipes name paths relative to the repository
+    for recipe in sorted((REPO / "recipes").glob("*.yaml")):
+        assert main(["run", str(recipe), "--dump-config"]) == 0, capsys.readouterr().err
+        dumped = capsys.readouterr().out
+        assert dumped.startswith("task:"), recipe
+        if "train_two_tower" in recipe.name:
+            assert "  diffusion:\n    train_steps: 100\n" in dumped

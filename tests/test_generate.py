@@ -159,11 +159,11 @@ def test_generate_task_end_to_end_through_the_cli(tmp_path, registry, capsys):
     assert [r["prompt"] for r in rows] == [["The cat sat.", "It purred."],
                                            ["Rain fell on the hills.", "Rivers rose."],
                                            ["One short document."]]
-    observed = {s for r in rows for s in r["prompt"]}
     for row in rows:
         assert row["stop_reason"] in (STOP_END, STOP_REPETITION, STOP_MAX_LENGTH)
         assert len(row["generated"]) <= 3
-        assert set(row["generated"]) <= observed  # the retrieval decoder saw the prompts first
+        # each document's decoder observed that document's prompt alone: nothing leaks across
+        assert set(row["generated"]) <= set(row["prompt"])
     printed = capsys.readouterr()
     assert "continued 3 documents" in printed.out and "1 empty document" in printed.out
     assert all(format_continuation(row) in printed.out for row in rows)

@@ -222,3 +222,13 @@ def test_parameter_count_of_toy_is_what_its_layers_add_up_to():
     expected = (D * d + d) + cfg.num_layers * per_layer + d + (d * D + D)
     assert count_parameters(model) == expected
     assert math.isclose(count_parameters(model, trainable_only=True), expected)
+
+
+def test_a_malformed_concept_space_record_is_one_line_naming_its_file(tmp_path):
+    from lcm.spaces import SPACE_FILE, read_space, write_space
+
+    write_space(tmp_path, TOY_SPACE)
+    assert read_space(tmp_path) == TOY_SPACE == ConceptSpace.from_record(TOY_SPACE.record())
+    (tmp_path / SPACE_FILE).write_text('{"name": "x", "dim": -3}')
+    with pytest.raises(InputFileError, match=f"{SPACE_FILE}: malformed concept space"):
+        read_space(tmp_path)

@@ -66,7 +66,7 @@ class RobustScaler:
 
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / NORMALIZER_FILE
-        data = {"kind": "robust", "space": {"name": self.space.name, "dim": self.space.dim},
+        data = {"kind": "robust", "space": self.space.record(),
                 "center": self.center.tolist(), "scale": self.scale.tolist(),
                 "clip_low": None if self.clip_low is None else self.clip_low.tolist(),
                 "clip_high": None if self.clip_high is None else self.clip_high.tolist(),
@@ -84,7 +84,7 @@ class RobustScaler:
         try:
             data = json.loads(path.read_text())
             arr = lambda k: None if data.get(k) is None else np.asarray(data[k], dtype=np.float32)
-            scaler = cls(arr("center"), arr("scale"), ConceptSpace(**data["space"]),
+            scaler = cls(arr("center"), arr("scale"), ConceptSpace.from_record(data["space"]),
                          arr("clip_low"), arr("clip_high"), int(data.get("fallback_dims", 0)))
         except (ValueError, KeyError, TypeError) as exc:
             raise InputFileError(path, f"malformed normalizer: {exc}") from None

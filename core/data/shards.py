@@ -54,7 +54,7 @@ class Manifest:
             raise InputFileError(directory, f"not a shard directory (no {MANIFEST})")
         try:
             data = json.loads(path.read_text())
-            return cls(ConceptSpace(**data["space"]), data["encoder"], int(data["documents"]),
+            return cls(ConceptSpace.from_record(data["space"]), data["encoder"], int(data["documents"]),
                        int(data["sentences"]), list(data["shards"]), dict(data.get("skipped", {})))
         except (ValueError, KeyError, TypeError) as exc:
             raise InputFileError(path, f"malformed manifest: {exc}") from None
@@ -125,7 +125,7 @@ class ShardWriter:
                                      f"{skipped or 'none'}); nothing was written")
         manifest = Manifest(self.space, self.encoder, self._documents, self._sentences,
                             self._shards, self.skipped)
-        data = {"space": {"name": self.space.name, "dim": self.space.dim}, "encoder": self.encoder,
+        data = {"space": self.space.record(), "encoder": self.encoder,
                 "documents": self._documents, "sentences": self._sentences,
                 "shards": self._shards, "skipped": self.skipped}
         (self._staging / MANIFEST).write_text(json.dumps(data, indent=2))

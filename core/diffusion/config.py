@@ -77,7 +77,8 @@ class DiffusionConfig:
         """What the fields' own ranges cannot say: how they bound each other."""
         found = []
         if self.beta_start > self.beta_end:
-            found.append(f"beta_start={self.beta_start!r} must be at most beta_end={self.beta_end!r}")
+            found.append(f"beta_start={self.beta_start!r} must be at most "
+                         f"beta_end={self.beta_end!r}")
         if self.inference_steps > self.train_steps:
             found.append(f"inference_steps={self.inference_steps} must be at most "
                          f"train_steps={self.train_steps}")

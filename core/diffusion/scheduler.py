@@ -114,7 +114,7 @@ class DDIMScheduler:
     """Noising for training and DDIM denoising for generation, per ``DiffusionConfig``."""
 
     def __init__(self, config: DiffusionConfig | None = None):
-        self.config = require_valid(config if config is not None else DiffusionConfig(), "diffusion")
+        self.config = require_valid(config or DiffusionConfig(), "diffusion")
         self.betas = make_betas(self.config)  # [T], float64
         self.alphas_cumprod = torch.cumprod(1 - self.betas, dim=0)  # alpha_bar, [T]
         self.timesteps = self.set_timesteps(self.config.inference_steps)

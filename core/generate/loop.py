@@ -1,9 +1,10 @@
 """The generation loop every head shares: continue a batch of documents concept by concept.
 
 A ``DecodingSession`` reads the prompt once (a trunk pass that fills the KV cache), then each step
-proposes the next concept of every document and commits it (one cached trunk step). A document stops when its new concept is close to the end concept (cosine in the
-ORIGINAL, de-normalised space, as the encoder produced it), when it repeats the previous concept,
-or after ``max_new_concepts``. The end or repeated concept itself is not part of the output.
+proposes the next concept of every document and commits it (one cached trunk step). A document
+stops when its new concept is close to the end concept (cosine in the ORIGINAL, de-normalised
+space, as the encoder produced it), when it repeats the previous concept, or after
+``max_new_concepts``. The end or repeated concept itself is not part of the output.
 """
 from __future__ import annotations
 

@@ -153,7 +153,7 @@ def load_checkpoint(directory: str | Path, registry: Any, device: str = "cpu",
     config_path = directory / CONFIG_FILE
     try:
         config = TransformerConfig(**meta["transformer"])
-        space = ConceptSpace(str(meta["space"]["name"]), int(meta["space"]["dim"]))
+        space = ConceptSpace.from_record(meta["space"])
     except (TypeError, KeyError, ValueError) as exc:
         raise InputFileError(config_path, f"malformed model description: {exc}") from None
     head_cls = registry.get("head", str(meta["head"].get("name"))).cls

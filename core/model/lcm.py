@@ -45,8 +45,9 @@ class TrunkView:
     def embed(self, concepts: Tensor) -> Tensor:
         return self._prenet(concepts)
 
-    def contextualize(self, inputs: Tensor, mask: Tensor | None = None, cache: KVCache | None = None,
-                      *, positions: Tensor | None = None, attn_mask: Tensor | None = None) -> Tensor:
+    def contextualize(self, inputs: Tensor, mask: Tensor | None = None,
+                      cache: KVCache | None = None, *, positions: Tensor | None = None,
+                      attn_mask: Tensor | None = None) -> Tensor:
         return self._transformer(inputs, mask, cache, positions=positions, attn_mask=attn_mask)
 
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:
@@ -82,7 +83,7 @@ class ConceptModel(nn.Module):
         return {"arch": self.arch, "transformer": dataclasses.asdict(self.config),
                 "head": {"name": self.head.name, **dataclasses.asdict(self.head.config),
                          **self.head.checkpoint_options()},
-                "space": dataclasses.asdict(self.space)}
+                "space": self.space.record()}
 
 
 def build_head(head: ComponentSpec, config: TransformerConfig, concept_dim: int) -> HeadModule:

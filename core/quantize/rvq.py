@@ -98,8 +98,8 @@ class ResidualQuantizer:
         save_file({"codebooks": self.codebooks.detach().cpu().contiguous()},
                   str(directory / CODEBOOKS_FILE))
         meta = {"num_codebooks": self.num_codebooks, "codebook_size": self.codebook_size,
-                "dim": self.dim, "space": None if self.space is None else
-                {"name": self.space.name, "dim": self.space.dim}, **self.meta}
+                "dim": self.dim, "space": None if self.space is None else self.space.record(),
+                **self.meta}
         (directory / META_FILE).write_text(json.dumps(meta, indent=2))
         return directory
 
@@ -125,7 +125,11 @@ class ResidualQuantizer:
         space = meta.pop("space", None)
         for key in ("num_codebooks", "codebook_size", "dim"):
             meta.pop(key)
-        return cls(codebooks.float(), None if space is None else ConceptSpace(**space), meta)
+        try:
+            space = None if space is None else ConceptSpace.from_record(space)
+        except (ValueError, TypeError) as exc:
+            raise InputFileError(directory / META_FILE, f"malformed quantizer: {exc}") from None
+        return cls(codebooks.float(), space, meta)
 
 
 # --------------------------------------------------------------------------- k-means pieces

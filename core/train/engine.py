@@ -57,9 +57,9 @@ def create_engine(model, options: TrainOptions, micro_batch_size: int, context: 
         config["torch_autocast"] = {"enabled": True, "dtype": autocast}
     scheduler = partial(warmup_cosine_scheduler, warmup_steps=options.warmup_steps,
                         total_steps=options.steps, min_ratio=options.min_lr_ratio)
-    engine, _, _, _ = deepspeed.initialize(model=model,
-                                           model_parameters=parameter_groups(model, options.weight_decay),
-                                           config=config, lr_scheduler=scheduler)
+    groups = parameter_groups(model, options.weight_decay)
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=groups, config=config,
+                                           lr_scheduler=scheduler)
     return engine
 
 

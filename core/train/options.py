@@ -22,7 +22,8 @@ class DataOptions:
                        help="directory of webdataset shards written by the prepare task")
     normalizer: str = path(must_exist=True, help="normalizer.json from the fit_normalizer task")
     max_concepts: int = bounded(128, ge=2)
-    """A window needs two concepts (a context and a next one). Documents longer than this are wrapped into consecutive windows (the reference: 128)."""
+    """Documents longer than this are wrapped into consecutive windows (the reference: 128); a
+    window needs two concepts (a context and a next one)."""
     batch_size: int = bounded(8, ge=1)
     """Windows per micro-batch on each device (DeepSpeed's train_micro_batch_size_per_gpu)."""
     num_workers: int = bounded(0, ge=0)

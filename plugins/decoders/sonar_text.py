@@ -38,7 +38,8 @@ class SonarTextDecoderConfig(SonarModelOptions):
     """Seed for sampling, for reproducible outputs."""
 
     def problems(self) -> list[str]:
-        return super().problems() + list(filter(None, [language_problem(self.target_lang, "target_lang")]))
+        problem = language_problem(self.target_lang, "target_lang")
+        return super().problems() + ([problem] if problem else [])
 
 
 class SonarTextDecoder(Decoder):

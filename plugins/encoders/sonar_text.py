@@ -33,7 +33,8 @@ class SonarTextEncoderConfig(SonarModelOptions):
     """Truncate sentences to this many tokens (default: what the model supports, 512)."""
 
     def problems(self) -> list[str]:
-        return super().problems() + list(filter(None, [language_problem(self.source_lang, "source_lang")]))
+        problem = language_problem(self.source_lang, "source_lang")
+        return super().problems() + ([problem] if problem else [])
 
 
 class SonarTextEncoder(Encoder):

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from lcm.hookspecs import hookimpl
-from lcm.model.heads import GenerationState, HeadModule, LossOutput, context_states, next_concept_pairs
+from lcm.model.heads import (GenerationState, HeadModule, LossOutput, context_states,
+                             next_concept_pairs)
 
 
 @dataclass

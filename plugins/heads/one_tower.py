@@ -117,7 +117,8 @@ class OneTowerHead(DiffusionHead):
 
         def conditional(latents: Tensor, t: int) -> Tensor:
             inputs = torch.cat([trunk.embed(context), self.candidate_inputs(trunk, latents, t)], 1)
-            return self.output(trunk.contextualize(inputs, positions=positions, attn_mask=attn_mask)[:, -1])
+            hidden = trunk.contextualize(inputs, positions=positions, attn_mask=attn_mask)
+            return self.output(hidden[:, -1])
 
         def unconditional(latents: Tensor, t: int) -> Tensor:
             hidden = trunk.contextualize(self.candidate_inputs(trunk, latents, t), positions=counts)

@@ -32,7 +32,8 @@ from torch import Tensor, nn
 
 from lcm.fields import path
 from lcm.errors import ConceptSpaceMismatchError, InputFileError, UserError
-from lcm.model.heads import GenerationState, HeadModule, LossOutput, context_states, next_concept_pairs
+from lcm.model.heads import (GenerationState, HeadModule, LossOutput, context_states,
+                             next_concept_pairs)
 from lcm.model.transformer import RMSNorm, SwiGLU
 
 

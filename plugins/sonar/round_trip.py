@@ -33,7 +33,8 @@ class RoundTripConfig:
     """Sentences encoded and decoded per call."""
 
     def problems(self) -> list[str]:
-        found = (language_problem(lang, f"target_langs[{i}]") for i, lang in enumerate(self.target_langs))
+        found = (language_problem(lang, f"target_langs[{i}]")
+                 for i, lang in enumerate(self.target_langs))
         return [problem for problem in found if problem]
 
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from lcm.model.heads import GenerationState, HeadModule, LossOutput, Trunk, last_real, next_concept_pairs
+from lcm.model.heads import (GenerationState, HeadModule, LossOutput, Trunk, last_real,
+                             next_concept_pairs)
 
 
 @dataclass
