@@ -108,9 +108,7 @@ def _run_generation(options: GenerationOptions, progress: bool) -> Any:
         options.input, lambda text: segment_document(text, options.language, options.max_chars), fields)
     encode: Any = None
     if options.encoder is not None:
-        from lcm.registry import get_registry
-
-        encoder = get_registry().create("encoder", options.encoder)
+        encoder = options.encoder.create()
 
         def encode(sentences: list[str]) -> Any:
             return encoder.encode(sentences).float().numpy()
