@@ -14,7 +14,23 @@ from lcm.outputs import Output
 from lcm.train.options import TrainRecipe
 
 
-class Train(Task):
+class TrainingTask(Task):
+    """A task that trains into a model folder and a training folder beside it (checkpoints,
+    logs), and continues an earlier run in them when its ``train.resume`` says so. Its recipe
+    has ``output``, ``training_path()`` and ``train.resume``."""
+
+    @staticmethod
+    def outputs(recipe: Any) -> list[Output]:
+        """The model folder and the training folder (derived from it by default)."""
+        return [Output(Path(recipe.output), True), Output(recipe.training_path(), True)]
+
+    @staticmethod
+    def continues(recipe: Any) -> bool:
+        """A resumed run carries on the earlier run's checkpoints, logs and model."""
+        return recipe.train.resume not in (False, "", "false", "False")
+
+
+class Train(TrainingTask):
     name = "train"
     description = "Train a concept model on shards with DeepSpeed (ZeRO, bf16, resume)."
     Config = TrainRecipe
@@ -53,16 +69,6 @@ class Train(Task):
                 check_inputs(shards, normalizer)
             except UserError as exc:
                 result.problems.append(f"{prefix}data: {exc}")
-
-    @staticmethod
-    def outputs(recipe: TrainRecipe) -> list[Output]:
-        """The model folder and the training folder (derived from it by default)."""
-        return [Output(Path(recipe.output), True), Output(recipe.training_path(), True)]
-
-    @staticmethod
-    def continues(recipe: TrainRecipe) -> bool:
-        """A resumed run carries on the earlier run's checkpoints, logs and model."""
-        return recipe.train.resume not in (False, "", "false", "False")
 
     def run(self, recipe: TrainRecipe, context: RunContext) -> Any:
         from lcm.train.trainer import train

@@ -64,6 +64,13 @@ def plot_losses(history: Iterable[dict[str, float]], path: Path, title: str = "t
     axis.plot([r["step"] for r in rows], [r["loss"] for r in rows], linewidth=1.2)
     axis.set(xlabel="step", ylabel="loss", title=title)
     axis.grid(alpha=0.3)
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path: Path) -> Path:
+    """Write a matplotlib figure to ``path`` through a temporary file, and close it."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     temporary = path.with_name(path.stem + ".tmp.png")
     figure.savefig(temporary, dpi=100)

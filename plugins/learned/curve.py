@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from lcm.train.log import save_figure
+
 COLUMNS = ("step", "sentences_seen", "nll_per_token", "bleu", "exact_match", "round_trip_cosine")
 CSV_FILE = "heldout.csv"
 PLOT_FILE = "quality.png"
@@ -50,9 +52,4 @@ def plot(rows: list[dict[str, float]], path: Path) -> Path:
     right.plot(seen, [r["round_trip_cosine"] for r in rows], color="tab:blue", marker=".")
     right.plot(seen, [r["bleu"] / 100 for r in rows], color="tab:green", marker=".", linestyle="--")
     right.set(ylabel="round-trip cosine (blue), BLEU/100 (green)", ylim=(0, 1))
-    figure.tight_layout()
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    temporary.replace(path)
-    return path
+    return save_figure(figure, path)

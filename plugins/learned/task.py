@@ -5,28 +5,17 @@ and writes a model folder that the ``learned`` decoder loads by path.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from lcm.interfaces import RunContext, Task
-from lcm.outputs import Output
+from lcm.interfaces import RunContext
 from lcm.plugins.learned.options import TrainDecoderRecipe
+from lcm.tasks.train import TrainingTask
 
 
-class TrainDecoder(Task):
+class TrainDecoder(TrainingTask):
     name = "train_decoder"
     description = "Train a text decoder (concept -> sentence) on prepared shards, noise-robust."
     Config = TrainDecoderRecipe
-
-    @staticmethod
-    def outputs(recipe: TrainDecoderRecipe) -> list[Output]:
-        """The model folder and the training folder (derived from it by default)."""
-        return [Output(Path(recipe.output), True), Output(recipe.training_path(), True)]
-
-    @staticmethod
-    def continues(recipe: TrainDecoderRecipe) -> bool:
-        """A resumed run carries on the earlier run's checkpoints, logs and model."""
-        return recipe.train.resume not in (False, "", "false", "False")
 
     def run(self, recipe: TrainDecoderRecipe, context: RunContext) -> Any:
         from lcm.plugins.learned.evaluation import report_lines, score_decoder
