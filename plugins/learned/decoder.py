@@ -23,13 +23,15 @@ STRATEGIES = ("beam", "sample")
 class LearnedConfig:
     model: str = path(must_exist=True, space_source=True,
                       help="model folder written by the train_decoder task")
-    strategy: str = choice("beam", STRATEGIES, help=(
-        "beam: beam search, candidates are the best beams; sample: nucleus sampling"))
-    candidates: int = bounded(4, ge=1, help=(
+    strategy: str = choice("sample", STRATEGIES, help=(
+        "how the candidates for reranking are drawn: sample (nucleus sampling at `temperature`: "
+        "diverse candidates, measured best) or beam (the best beams); a single candidate is "
+        "always beam search's best"))
+    candidates: int = bounded(8, ge=1, help=(
         "sentences decoded per concept; more than one needs `encoder` to choose among them"))
     beam_size: int = bounded(4, ge=1, help="beams of beam search (at least `candidates` are kept)")
     top_p: float = bounded(0.9, gt=0.0, le=1.0, help="nucleus of sampling")
-    temperature: float = bounded(1.0, gt=0.0, help="temperature of sampling")
+    temperature: float = bounded(0.7, gt=0.0, help="temperature of sampling")
     no_repeat_ngram: int = bounded(3, ge=0, help=(
         "never repeat an n-gram of this size within a sentence (0: allow)"))
     seed: int = 0
@@ -130,7 +132,7 @@ class LearnedDecoder(Decoder):
         pools = [[(self._truecaser.apply(t), "generated") for t in row]
                  for row in self._model.generate(
                      vectors.to(config.device), candidates=count, beam_size=config.beam_size,
-                     sample=config.strategy == "sample", top_p=config.top_p,
+                     sample=config.strategy == "sample" and count > 1, top_p=config.top_p,
                      temperature=config.temperature, no_repeat_ngram=config.no_repeat_ngram,
                      seed=config.seed)]
         if self._retrieval is not None:
