@@ -1,0 +1,40 @@
+"""``lcm plan``'s table: the plan as a reader checks it against a cluster."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from lcm.plan.estimate import RESERVE, Plan
+
+GIB = 2 ** 30
+
+
+def print_plan(plan: Plan, console: Console) -> None:
+    summary = Table(title=f"lcm plan: {plan.arch} ({plan.head} head) on {plan.gpus} GPUs "
+                          f"of {plan.gpu_memory / GIB:.0f} GiB", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value")
+    rows = [
+        ("parameters", f"{plan.parameters:,} ({plan.parameters / 1e9:.2f}B, {plan.concept_dim}-d concepts)"),
+        ("window x micro-batch x grad_accum", f"{plan.window} x {plan.micro_batch} x {plan.grad_accum}"),
+        ("activations per window (bf16, traced)", f"{plan.activation_bytes_per_window / GIB:.2f} GiB"),
+        ("training FLOPs per window (traced)", f"{plan.train_flops_per_window:.3g}"),
+        ("concepts per step (all GPUs)", f"{plan.concepts_per_step:,}"),
+        ("steps", f"{plan.steps:,} ({plan.concepts:.3g} concepts)"),
+        ("assumed speed", f"{plan.peak_flops / 1e12:.0f} TFLOP/s peak x MFU {plan.mfu:.2f}"),
+        ("step time", f"{plan.step_seconds:.2f} s"),
+        ("training time", f"{plan.days:.1f} days"),
+    ]
+    for what, value in rows:
+        summary.add_row(what, value)
+    console.print(summary)
+    stages = Table(title=f"memory per GPU by ZeRO stage (DeepSpeed's estimators; "
+                         f"{RESERVE:.0%} kept free)")
+    for header in ("ZeRO stage", "model states", f"micro-batch {plan.micro_batch} fits",
+                   "largest micro-batch"):
+        stages.add_column(header)
+    for s in plan.stages:
+        mark = " (recipe)" if s.stage == plan.zero_stage else ""
+        stages.add_row(f"{s.stage}{mark}", f"{s.model_states / GIB:.1f} GiB",
+                       "yes" if s.fits else "no", str(s.max_micro_batch))
+    console.print(stages)
