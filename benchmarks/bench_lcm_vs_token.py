@@ -25,14 +25,13 @@ from __future__ import annotations
 import json
 import math
 import sys
-import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from benchmarks.common import Result, registry
+from benchmarks.common import Result, adamw_step, best_seconds, registry
 from benchmarks.token_lm import TokenLM
 from lcm.data.segment import segment_document
 from lcm.generate.loop import StopRules, generate
@@ -76,24 +75,10 @@ def tokenizer() -> Any:
     return loaded
 
 
-def best_seconds(work: Callable[[], Any], repeats: int) -> float:
-    work()  # warm-up: first calls pay for allocations
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def adamw_step(model: torch.nn.Module, loss: Callable[[], torch.Tensor]) -> Callable[[], None]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss().backward()
-        optimizer.step()
-    return step
+def warm_seconds(work: Callable[[], Any], repeats: int) -> float:
+    """Best wall time after one untimed call (first calls pay for allocations)."""
+    work()
+    return best_seconds(work, repeats)
 
 
 def build_lcm(head: str):
@@ -119,14 +104,14 @@ def train_rows(documents: list[list[str]], vectors: list[torch.Tensor], token_lm
                           truncation=True, max_length=MAX_TOKENS, return_tensors="pt")
     ids, ids_mask = encoded["input_ids"], encoded["attention_mask"].bool()
     token_lm.train()
-    token_seconds = best_seconds(adamw_step(token_lm, lambda: token_lm.loss(ids, ids_mask)), repeats)
+    token_seconds = warm_seconds(adamw_step(token_lm, lambda: token_lm.loss(ids, ids_mask)), repeats)
     tokens = int(ids_mask.sum())
     baseline = f"token LM ({token_lm.non_embedding_parameters():,} params + embeddings)"
     batch, mask = padded_concepts(concepts)
     rows = []
     for head in LCM_HEADS:
         model = build_lcm(head).train()
-        seconds = best_seconds(adamw_step(model, lambda: model(batch, mask).loss), repeats)
+        seconds = warm_seconds(adamw_step(model, lambda: model(batch, mask).loss), repeats)
         rows.append(Result("lcm_vs_token", f"train: LCM {head} ({count_parameters(model):,} "
                            "params), documents/s", "docs/s", len(docs) / seconds, baseline,
                            len(docs) / token_seconds))
@@ -181,12 +166,12 @@ def generation_rows(documents: list[list[str]], vectors: list[torch.Tensor], tok
     pieces = tokenizer()(flat, add_special_tokens=False)["input_ids"]
     new_tokens = round(NEW_SENTENCES * sum(map(len, pieces)) / len(flat))
     token_lm.eval()
-    token = [best_seconds(token_generation(token_lm, " ".join(flat[:n]), new_tokens), repeats)
+    token = [warm_seconds(token_generation(token_lm, " ".join(flat[:n]), new_tokens), repeats)
              for n in CONTEXTS]
     rows = []
     for head in LCM_HEADS:
         model = build_lcm(head).eval()
-        lcm = [best_seconds(lcm_generation(model, encoder, decoder, flat[:n]), repeats)
+        lcm = [warm_seconds(lcm_generation(model, encoder, decoder, flat[:n]), repeats)
                for n in CONTEXTS]
         rows += [Result("lcm_vs_token", f"generate {NEW_SENTENCES} sentences after {n}: LCM "
                         f"{head} (encode, generate, retrieval decode)", "s", lcm_s,

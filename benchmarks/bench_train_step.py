@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from benchmarks.common import Result, registry
+from benchmarks.common import Result, adamw_step, best_seconds, registry
 from lcm.interfaces import ConceptSpace
 from lcm.model.heads import context_states
 from lcm.model.lcm import build_model
@@ -48,24 +48,8 @@ def matmul_flops_per_second(size: int, repeats: int) -> float:
     return best
 
 
-def step_seconds(step: Callable[[], None], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def head_step(model, concepts: torch.Tensor) -> Callable[[], None]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step() -> None:
-        loss = model(concepts).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return step
+    return adamw_step(model, lambda: model(concepts).loss)
 
 
 def trunk_step(model, concepts: torch.Tensor) -> Callable[[], None]:
@@ -81,7 +65,7 @@ def measure(name: str, model, step: Callable[[], None], concepts: int, repeats: 
         step()  # also the warm-up (allocations, optimiser state), untimed
     # the machine's rate right before this head's steps: a busy machine's speed drifts
     peak = matmul_flops_per_second(MATMUL_SIZE, 20)
-    seconds = step_seconds(step, repeats)
+    seconds = best_seconds(step, repeats)
     flops_per_second = 3 * counted[0] / seconds
     rate = concepts / seconds
     rows = [Result("train_step", f"{name}: achieved FLOP/s", "GFLOP/s", flops_per_second / 1e9,

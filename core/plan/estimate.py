@@ -81,6 +81,8 @@ class Plan:
     peak_flops: float
     mfu: float
     gpu_memory: float
+    recipe_precision: str
+    """The recipe's ``train.precision``; the plan itself always counts bf16 mixed precision."""
     stages: list[StagePlan] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -136,4 +138,4 @@ def make_plan(recipe: TrainRecipe, concept_dim: int, cluster: Cluster,
                 recipe.train.zero_stage, cluster.gpus, per_window_bytes, per_window_flops,
                 concepts_per_step, steps, float(steps * concepts_per_step), step_seconds,
                 steps * step_seconds / 86400, cluster.peak_flops, cluster.mfu,
-                cluster.gpu_memory, stages)
+                cluster.gpu_memory, recipe.train.precision, stages)
