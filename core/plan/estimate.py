@@ -102,9 +102,9 @@ def model_state_bytes(stage: int, parameters: int, largest_layer: int, cluster: 
     if stage == 2:
         return estimate_zero2_model_states_mem_needs(
             parameters, cluster.gpus_per_node, cluster.nodes, cpu_offload=False)[1]
-    if stage == 1:
+    if stage == 1:  # 16-bit weights and gradients whole; fp32 gradients, weights, moments sharded
         return 4 * parameters + 16 * parameters / cluster.gpus
-    return 20 * parameters
+    return 20 * parameters  # DeepSpeed's 2 + 18 bytes per parameter, nothing sharded
 
 
 def largest_layer_parameters(model: torch.nn.Module) -> int:
