@@ -1,7 +1,8 @@
 """Training-step speed of each head: concepts per second and achieved FLOP/s, the latter set
 against this machine's dense fp32 matmul FLOP/s, measured just before each head's steps.
 
-FLOPs are counted, not estimated from a formula, in one extra (untimed) step:
+FLOPs are counted, not estimated from a formula, in one extra (untimed) step, by
+``lcm.plan.trace.counting_flops`` (what ``lcm plan`` counts too):
 
 * dense: every ``nn.Linear`` call adds 2 x in x out x rows (forward); a training step is 3x
   forward (backward computes gradients of inputs and weights) — the usual 6 x params x tokens,
@@ -18,18 +19,15 @@ d >= 512" target is about); head rows time a whole step (forward, backward, Adam
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from typing import Callable, Iterator
-from unittest import mock
+from typing import Callable
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from benchmarks.common import Result, registry
+from benchmarks.common import Result, adamw_step, best_seconds, registry
 from lcm.interfaces import ConceptSpace
-from lcm.model.lcm import build_model
 from lcm.model.heads import context_states
+from lcm.model.lcm import build_model
+from lcm.plan.trace import counting_flops
 from lcm.tasks.train import resolve_head
 
 SPACE = ConceptSpace("bench", 384)
@@ -50,55 +48,8 @@ def matmul_flops_per_second(size: int, repeats: int) -> float:
     return best
 
 
-@contextmanager
-def counting_flops(model: nn.Module) -> Iterator[list[float]]:
-    """Count forward FLOPs of Linear layers and attention while the block runs: [total]."""
-    total = [0.0]
-
-    def linear_hook(module: nn.Linear, inputs, output) -> None:
-        total[0] += 2 * module.in_features * module.out_features * inputs[0].numel() / module.in_features
-
-    real_sdpa = F.scaled_dot_product_attention
-
-    def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, **kw):
-        B, nh, Tq, hs = q.shape
-        S = k.shape[2]
-        if attn_mask is not None:
-            pairs = float(attn_mask.expand(B, nh, Tq, S).sum())
-        elif is_causal:
-            pairs = B * nh * Tq * (Tq + 1) / 2
-        else:
-            pairs = B * nh * Tq * S
-        total[0] += 4 * hs * pairs
-        return real_sdpa(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, **kw)
-
-    handles = [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)]
-    try:
-        with mock.patch.object(F, "scaled_dot_product_attention", sdpa):
-            yield total
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-def step_seconds(step: Callable[[], None], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def head_step(model, concepts: torch.Tensor) -> Callable[[], None]:
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def step() -> None:
-        loss = model(concepts).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return step
+    return adamw_step(model, lambda: model(concepts).loss)
 
 
 def trunk_step(model, concepts: torch.Tensor) -> Callable[[], None]:
@@ -114,7 +65,7 @@ def measure(name: str, model, step: Callable[[], None], concepts: int, repeats: 
         step()  # also the warm-up (allocations, optimiser state), untimed
     # the machine's rate right before this head's steps: a busy machine's speed drifts
     peak = matmul_flops_per_second(MATMUL_SIZE, 20)
-    seconds = step_seconds(step, repeats)
+    seconds = best_seconds(step, repeats)
     flops_per_second = 3 * counted[0] / seconds
     rate = concepts / seconds
     rows = [Result("train_step", f"{name}: achieved FLOP/s", "GFLOP/s", flops_per_second / 1e9,

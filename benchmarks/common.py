@@ -40,6 +40,29 @@ def best_rate(work: Callable[[], int], repeats: int = 3) -> float:
     return best
 
 
+def best_seconds(work: Callable[[], Any], repeats: int) -> float:
+    """Shortest wall time of ``work`` over ``repeats`` calls."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def adamw_step(model: Any, loss: Callable[[], Any]) -> Callable[[], None]:
+    """One training step (zero grads, ``loss()`` backward, AdamW) of ``model``, as a callable."""
+    import torch
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss().backward()
+        optimizer.step()
+    return step
+
+
 @functools.lru_cache(maxsize=1)
 def registry() -> Any:
     """The installed plugins, loaded once for the benchmarks (as ``lcm`` loads them)."""

@@ -54,6 +54,55 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
              resolved.overwrite)
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("recipe", type=click.Path(path_type=Path))
+@click.argument("overrides", nargs=-1)
+@click.option("--gpus", type=click.IntRange(min=1), required=True, help="GPUs per node.")
+@click.option("--nodes", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--gpu-memory", default="80GB", show_default=True,
+              help="Memory of one GPU (GB and GiB both mean 2^30 bytes: a card sold as 80GB).")
+@click.option("--tokens", type=click.FloatRange(min=1), default=None,
+              help="Concepts to train on in all (default: the recipe's train.steps).")
+@click.option("--flops", type=click.FloatRange(min=1), default=312e12, show_default=True,
+              help="Peak dense bf16 FLOP/s of one GPU (A100: 312e12).")
+@click.option("--mfu", type=click.FloatRange(min=0, max=1, min_open=True), default=0.4,
+              show_default=True, help="Share of the peak a training step achieves.")
+@click.option("--concept-dim", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Concept dimension when the recipe's shards do not exist yet (SONAR: 1024).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def plan(recipe: Path, overrides: tuple[str, ...], gpus: int, nodes: int, gpu_memory: str,
+         tokens: float | None, flops: float, mfu: float, concept_dim: int, as_json: bool) -> None:
+    """Plan training RECIPE on GPUs: parameters, memory per ZeRO stage, micro-batch, days."""
+    from rich.console import Console
+
+    from lcm.plan.estimate import Cluster, make_plan
+    from lcm.plan.recipe import concept_dim as recipe_dim
+    from lcm.plan.recipe import load_train_recipe
+    from lcm.plan.report import print_plan
+
+    train_recipe = load_train_recipe(recipe, overrides, _registry())
+    cluster = Cluster(gpus, nodes, parse_memory(gpu_memory), flops, mfu)
+    result = make_plan(train_recipe, recipe_dim(train_recipe, concept_dim), cluster, tokens)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        print_plan(result, Console(width=120))
+
+
+def parse_memory(text: str) -> float:
+    """'80GB', '80GiB', '80' (GiB) or '40960MB' as bytes."""
+    units = {"gib": 2 ** 30, "gb": 2 ** 30, "g": 2 ** 30, "mib": 2 ** 20, "mb": 2 ** 20, "": 2 ** 30}
+    value = text.strip().lower()
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = value[len(number):].strip()
+    try:
+        if unit not in units or float(number) <= 0:
+            raise ValueError
+    except ValueError:
+        raise UserError(f"--gpu-memory {text!r} is not a size such as 80GB or 40960MB") from None
+    return float(number) * units[unit]
+
+
 @cli.group()
 def plugins() -> None:
     """Inspect the registered plugins."""
