@@ -185,17 +185,21 @@ _STAGING, _RETIRED = ".tmp-", ".old-"
 
 
 def _remove_leftovers(target: Path) -> None:
-    """Temporary siblings of ``target`` left by a killed run: lcm's own, and unused while the
-    lock is held."""
+    """Temporary siblings of ``target`` left by a killed run: lcm's own (they hold its marker,
+    so a user's folder that happens to share the name is left alone), and unused while the lock
+    is held."""
     for pattern in (_STAGING, _RETIRED):
         for leftover in target.parent.glob(f".{target.name}{pattern}*"):
-            shutil.rmtree(leftover, ignore_errors=True)
+            if leftover.is_dir() and (leftover / MARKER).is_file():
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def staging_directory(target: Path) -> Path:
     """A fresh temporary sibling of ``target`` (same filesystem, so the final rename is atomic)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}{_STAGING}", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{_STAGING}", dir=target.parent))
+    mark(staging)  # so a killed run's leftover is recognisably lcm's
+    return staging
 
 
 def replace_directory(staging: Path, target: Path) -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from lcm.data.shards import MANIFEST, Document, Manifest, ShardWriter
 from lcm.errors import DataIntegrityError
-from lcm.outputs import MARKER, Output, OutputError, check_output, claimed, lock_path, locked
+from lcm.outputs import (MARKER, Output, OutputError, check_output, claimed, lock_path, locked,
+                         staging_directory)
 from tests._train_fixtures import SPACE, run_lcm, train_recipe, walk_documents, write_shards, write_yaml
 
 
@@ -111,13 +112,13 @@ def test_claimed_folders_are_marked_and_locks_released_on_failure(tmp_path):
 
 def test_temporary_siblings_of_a_killed_run_are_removed_when_the_output_is_claimed(tmp_path):
     target = tmp_path / "shards"
-    staging = tmp_path / ".shards.tmp-abc123"
-    staging.mkdir()
+    staging = staging_directory(target)  # as a run killed while writing left it
     (staging / "shard-000000.tar").write_bytes(b"half")
     (tmp_path / ".shards-training.tmp-x").mkdir()  # another output's: kept
+    (tmp_path / ".shards.tmp-mine").mkdir()  # the same name, but not lcm's (no marker): kept
     with claimed([Output(target, directory=True)]):
         assert sorted(p.name for p in tmp_path.iterdir()) == [
-            ".shards-training.tmp-x", ".shards.lock", "shards"]
+            ".shards-training.tmp-x", ".shards.lock", ".shards.tmp-mine", "shards"]
 
 
 def _documents(count: int, tag: str) -> list[Document]:
