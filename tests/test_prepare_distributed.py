@@ -1,7 +1,8 @@
 """``prepare`` on several processes: two ranks through ``torchrun`` write the set one rank
 writes; a rank killed mid-way is resumed without a document twice or missing; a changed recipe
-is refused for the unfinished set; a job array's last rank completes it. The single-rank set is
-the session's ``prepared_sample`` (data/sample_docs.txt with two blank lines, minilm)."""
+is refused for the unfinished set; a job array's last rank completes it; a glob of Parquet files
+in the reference layout. The single-rank set is the session's ``prepared_sample``
+(data/sample_docs.txt with two blank lines, minilm)."""
 from __future__ import annotations
 
 import os
@@ -14,9 +15,11 @@ import numpy as np
 import psutil
 import pytest
 
+from lcm.cli import main
 from lcm.data.shard_set import PROGRESS, partial_directory
 from lcm.data.shards import MANIFEST, Manifest, iter_documents
-from tests._data_fixtures import LCM, REPO, run_lcm, write_recipe
+from tests._data_fixtures import LCM, REPO, write_recipe
+from tests._train_fixtures import restored_process_state
 
 TORCHRUN = REPO / ".venv" / "bin" / "torchrun"
 PIECES = 11  # 22 records (20 documents, 2 blank) in pieces of 2
@@ -70,6 +73,13 @@ def test_two_ranks_through_torchrun_write_the_set_one_rank_writes(prepared_sampl
     assert not partial_directory(output).exists()
 
 
+def run_in_process(recipe: Path, *overrides: str) -> int:
+    """``lcm run`` in this process (no interpreter start-up); its exit code."""
+    with restored_process_state():
+        code = main(["run", str(recipe), *overrides])
+    return code
+
+
 def kill_rank_after_its_first_shard(launched: subprocess.Popen, progress: Path, rank: int) -> None:
     """SIGKILL the worker of ``rank`` once one of its pieces (every other one) is committed."""
     deadline = time.monotonic() + 240
@@ -83,7 +93,7 @@ def kill_rank_after_its_first_shard(launched: subprocess.Popen, progress: Path, 
     raise AssertionError(f"no worker of rank {rank}")
 
 
-def test_a_killed_rank_is_resumed_and_a_changed_recipe_refused(prepared_sample, tmp_path):
+def test_a_killed_rank_is_resumed_and_a_changed_recipe_refused(prepared_sample, tmp_path, capsys):
     output = tmp_path / "shards"
     recipe = prepare_recipe(tmp_path / "p.yaml", prepared_sample.input, output, docs_per_shard=2)
     launched = torchrun_lcm(recipe)
@@ -94,9 +104,9 @@ def test_a_killed_rank_is_resumed_and_a_changed_recipe_refused(prepared_sample, 
     kept = len(list(progress.glob("shard-*.json")))
     assert 1 <= kept < PIECES
 
-    changed = run_lcm("run", str(recipe), "segmenter.max_chars=150")
-    assert changed.returncode == 2
-    assert changed.stderr.strip() == (
+    capsys.readouterr()
+    assert run_in_process(recipe, "segmenter.max_chars=150") == 2
+    assert capsys.readouterr().err.strip() == (
         f"error: {output}: an unfinished prepare with another recipe is in "
         f"{partial_directory(output)} (segmenter differ); run that recipe again to finish it, "
         f"or remove {partial_directory(output)} to start over")
@@ -110,16 +120,39 @@ def test_a_killed_rank_is_resumed_and_a_changed_recipe_refused(prepared_sample, 
     assert sorted(p.name for p in output.iterdir() if p.name.startswith(".")) == [".lcm-output"]
 
 
-def test_a_job_array_is_completed_by_its_last_rank(prepared_sample, tmp_path):
+def test_a_job_array_is_completed_by_its_last_rank(prepared_sample, tmp_path, capsys):
     output = tmp_path / "shards"
     recipe = prepare_recipe(tmp_path / "p.yaml", prepared_sample.input, output, docs_per_shard=8)
-    first = run_lcm("run", str(recipe), "rank=1", "world_size=2")
-    assert first.returncode == 0, first.stderr
-    assert "rank 1 of 2: encoded 1 shards" in first.stdout and not (output / MANIFEST).exists()
-    last = run_lcm("run", str(recipe), "rank=0", "world_size=2")
-    assert last.returncode == 0, last.stderr
-    assert "wrote 20 documents" in last.stdout
+    assert run_in_process(recipe, "rank=1", "world_size=2") == 0
+    assert "rank 1 of 2: encoded 1 shards" in capsys.readouterr().out
+    assert not (output / MANIFEST).exists()
+    assert run_in_process(recipe, "rank=0", "world_size=2") == 0
+    assert "wrote 20 documents" in capsys.readouterr().out
     assert_same_set(output, prepared_sample.shards)
+
+
+def test_a_glob_of_parquet_files_in_the_reference_layout(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = {"first": [("a", ["Cats sleep a lot.", "They purr."]), ("b", [])],
+            "second": [("c", ["Rain fell all day.", "The river rose.", "Boats stayed in."])]}
+    (tmp_path / "corpus").mkdir()
+    for name, documents in rows.items():
+        ids, sentences = zip(*documents)
+        table = pa.table({"id": list(ids), "text": [" ".join(s) for s in sentences],
+                          "text_sentences": list(sentences)})
+        pq.write_table(table, tmp_path / "corpus" / f"{name}.parquet")
+    recipe = write_recipe(tmp_path / "p.yaml", (
+        f"task: prepare\ninput: {tmp_path / 'corpus' / '*.parquet'}\noutput: {tmp_path / 'out'}\n"
+        "encoder: {name: minilm, device: cpu}\nsentences_field: text_sentences\n"))
+    assert run_in_process(recipe) == 0
+    assert "wrote 2 documents, 5 sentences in 2 shards" in capsys.readouterr().out
+    documents = {doc.meta["id"]: doc for doc in iter_documents(tmp_path / "out")}
+    assert {k: d.sentences for k, d in documents.items()} == {"a": rows["first"][0][1],
+                                                             "c": rows["second"][0][1]}
+    assert documents["c"].meta["source"] == "second.parquet"
+    assert Manifest.read(tmp_path / "out").skipped == {"empty document": 1}
 
 
 @pytest.mark.parametrize("keys, env, message", [
