@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from lcm.fields import component, path
+from lcm.fields import bounded, component, path
 from lcm.data.instruction import DEFAULT_END_SENTENCE
 from lcm.data.readers import RawDocument
 from lcm.errors import InputFileError, UserError
@@ -62,15 +62,15 @@ class PrepareConfig(DocumentInput):
     instruction: InstructionOptions = field(default_factory=InstructionOptions)
     min_sentences: int = 1
     """Documents with fewer sentences are skipped (and counted)."""
-    docs_per_shard: int = 1000
+    docs_per_shard: int = bounded(1000, ge=1)
     """Records per shard: each input file is cut into pieces of this many, one shard each
     (skipped records are counted, not written, so a shard may hold fewer documents)."""
     batch_size: int = 256
     """Sentences gathered (across documents) per encoder call."""
-    rank: Optional[int] = None
+    rank: Optional[int] = bounded(None, ge=0)
     """This job's rank in a job array (with ``world_size``); under torchrun or the deepspeed
     launcher leave both unset: the launcher's RANK and WORLD_SIZE are used."""
-    world_size: Optional[int] = None
+    world_size: Optional[int] = bounded(None, ge=1)
     """How many jobs of the array share the input (with ``rank``)."""
 
 
