@@ -135,6 +135,17 @@ class PartialShardSet:
             raise
         writer.commit()
 
+    def _check_shards(self, records: list[dict[str, Any]]) -> None:
+        """Refuse a set whose committed shard is gone (removed by hand since): its piece is
+        marked not done, so the next run encodes it again."""
+        missing = [r for r in records if r["path"] and not (self.directory / r["path"]).is_file()]
+        if missing and self.directory.exists():  # else another process took the set
+            for record in missing:
+                (self.directory / PROGRESS / f"{record['path']}.json").unlink(missing_ok=True)
+            raise DataIntegrityError(
+                f"{self.directory / missing[0]['path']}: shard of a committed piece is missing "
+                f"({len(missing)} in all); run the prepare again to encode those pieces again")
+
     def finish(self, pieces: list[Piece], space: ConceptSpace, encoder: str,
                before_swap: Callable[[Path, Manifest], None]) -> Finished | None:
         """Complete the set when every piece is done and no other process is completing it;
@@ -145,10 +156,11 @@ class PartialShardSet:
             return None
         if any(record is None for record in records):
             return None
+        self._check_shards(records)
         staging = take_for_replacing(self.directory, self.output)
         if staging is None:
             return None
-        manifest = _summed(staging, records, space, encoder)
+        manifest = _summed(records, space, encoder)
         for leftover in staging.glob(f".*{_TEMPORARY}"):  # pieces abandoned by killed ranks
             leftover.unlink()
         shutil.rmtree(staging / PROGRESS)
@@ -162,18 +174,13 @@ class PartialShardSet:
         return Finished(manifest, sum(int(r["split"]) for r in records))
 
 
-def _summed(directory: Path, records: list[dict[str, Any]], space: ConceptSpace,
-            encoder: str) -> Manifest:
-    """The manifest of the pieces' shards, each checked to be there."""
+def _summed(records: list[dict[str, Any]], space: ConceptSpace, encoder: str) -> Manifest:
+    """The manifest of the pieces' shards: counts and skips by reason summed."""
     shards, skipped = [], {}
     for record in records:
         for reason, count in record["skipped"].items():
             skipped[reason] = skipped.get(reason, 0) + count
-        if record["path"] is None:
-            continue
-        if not (directory / record["path"]).is_file():
-            raise DataIntegrityError(f"{directory / record['path']}: shard of a committed "
-                                     f"piece is missing; remove {directory} and prepare again")
-        shards.append({k: record[k] for k in ("path", "documents", "sentences")})
+        if record["path"] is not None:
+            shards.append({k: record[k] for k in ("path", "documents", "sentences")})
     return Manifest(space, encoder, sum(s["documents"] for s in shards),
                     sum(s["sentences"] for s in shards), shards, skipped)
