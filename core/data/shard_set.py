@@ -100,7 +100,7 @@ class PartialShardSet:
         several ranks records it; ``os.link`` never overwrites, so they cannot race)."""
         path = self.directory / RECIPE
         text = json.dumps(recipe, indent=1, sort_keys=True)
-        candidate = path.with_name(f".{RECIPE}.{socket.gethostname()}-{os.getpid()}")
+        candidate = path.with_name(f".{RECIPE}.{socket.gethostname()}-{os.getpid()}{_TEMPORARY}")
         candidate.write_text(text)
         try:
             os.link(candidate, path)
@@ -108,16 +108,17 @@ class PartialShardSet:
             pass
         finally:
             candidate.unlink()
-        recorded = json.loads(path.read_text())
-        if recorded != json.loads(text):
-            changed = sorted(k for k in recorded.keys() | recipe.keys()
-                             if recorded.get(k) != recipe.get(k))
+        recorded, current = json.loads(path.read_text()), json.loads(text)
+        if recorded != current:
+            changed = sorted(k for k in recorded.keys() | current.keys()
+                             if recorded.get(k) != current.get(k))
             raise UserError(f"{self.output}: an unfinished prepare with another recipe is in "
                             f"{self.directory} ({', '.join(changed)} differ); run that recipe "
                             f"again to finish it, or remove {self.directory} to start over")
 
     def committed(self, piece: Piece) -> dict[str, Any] | None:
-        """The manifest of a done piece; None while it is not done."""
+        """The manifest of a done piece; None while it is not done (or once another process
+        took the set to finish it)."""
         path = self.directory / PROGRESS / f"{SHARD_PATTERN % piece.index}.json"
         try:
             return json.loads(path.read_text())
@@ -150,10 +151,7 @@ class PartialShardSet:
                before_swap: Callable[[Path, Manifest], None]) -> Finished | None:
         """Complete the set when every piece is done and no other process is completing it;
         else None. ``before_swap`` adds files beside the shards before the set moves."""
-        try:
-            records = [self.committed(piece) for piece in pieces]
-        except FileNotFoundError:  # another process took the folder meanwhile
-            return None
+        records = [self.committed(piece) for piece in pieces]
         if any(record is None for record in records):
             return None
         self._check_shards(records)
@@ -161,7 +159,7 @@ class PartialShardSet:
         if staging is None:
             return None
         manifest = _summed(records, space, encoder)
-        for leftover in staging.glob(f".*{_TEMPORARY}"):  # pieces abandoned by killed ranks
+        for leftover in staging.glob(f".*{_TEMPORARY}"):  # left by killed ranks
             leftover.unlink()
         shutil.rmtree(staging / PROGRESS)
         (staging / RECIPE).unlink()
