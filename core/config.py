@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
 import re
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -113,7 +114,10 @@ class Validation:
     """Recipes beside this one by the paths they write: named where such a path is missing."""
 
     def will_exist(self, value: Any) -> bool:
-        return Path(str(value)).exists() or _canonical(value) in self.produced
+        """A path that exists (or a glob that matches one), or an earlier step's output."""
+        text = str(value)
+        return (Path(text).exists() or _canonical(value) in self.produced
+                or (glob.has_magic(text) and next(glob.iglob(text, recursive=True), None) is not None))
 
 
 def _canonical(value: Any) -> str:
