@@ -75,3 +75,16 @@ def test_a_committed_shard_that_is_missing_is_refused(tmp_path):
     assert [shard_set.committed(p) is not None for p in plan] == [True, False]  # to encode again
     write_piece(shard_set, plan[1])
     assert shard_set.finish(plan, SPACE, "toy", nothing_to_add).manifest.documents == 2
+
+
+def test_a_users_folder_where_the_partial_set_would_go_is_refused_and_kept(tmp_path):
+    from lcm.data.shard_set import PartialShardSet, partial_directory
+    from lcm.errors import UserError
+
+    output = tmp_path / "shards"
+    foreign = partial_directory(output)
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="holds files lcm did not write"):
+        PartialShardSet(output, {"encoder": "x"})
+    assert (foreign / "notes.txt").read_text() == "mine"

@@ -25,7 +25,7 @@ from lcm.data.inputs import Piece
 from lcm.data.shards import SHARD_PATTERN, Document, Manifest, encode_sample, no_documents
 from lcm.errors import DataIntegrityError, UserError
 from lcm.interfaces import ConceptSpace
-from lcm.outputs import mark, replace_directory, take_for_replacing, write_text_atomically
+from lcm.outputs import MARKER, mark, replace_directory, take_for_replacing, write_text_atomically
 
 PROGRESS = "progress"
 RECIPE = "recipe.json"
@@ -85,14 +85,28 @@ class PieceWriter:
         self._temporary.unlink(missing_ok=True)
 
 
+def _holds_foreign_files(directory: Path) -> bool:
+    """Whether ``directory`` holds anything but what a partial set's writers put there (ranks
+    starting together may see it before its marker is written, so the marker alone cannot
+    tell)."""
+    if not directory.is_dir() or (directory / MARKER).is_file():
+        return False
+    ours = (MARKER, PROGRESS, RECIPE)
+    return any(entry.name not in ours and not entry.name.startswith((".", "shard-"))
+               for entry in directory.iterdir())
+
+
 class PartialShardSet:
     """The set of ``output`` while it is written (see the module's docstring)."""
 
     def __init__(self, output: Path, recipe: dict[str, Any]):
         self.output = output
         self.directory = partial_directory(output)
-        (self.directory / PROGRESS).mkdir(parents=True, exist_ok=True)
+        if _holds_foreign_files(self.directory):
+            raise UserError(f"{self.directory} holds files lcm did not write; prepare keeps its "
+                            f"unfinished set there: move that folder away")
         mark(self.directory)  # lcm's, so an overwrite may replace it
+        (self.directory / PROGRESS).mkdir(exist_ok=True)
         self._record_recipe(recipe)
 
     def _record_recipe(self, recipe: dict[str, Any]) -> None:
