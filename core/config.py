@@ -41,7 +41,7 @@ def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
     try:
         cfg = OmegaConf.load(source)
     except Exception as exc:
-        raise InputFileError(source, f"not valid YAML: {_first_line(exc)}") from None
+        raise _yaml_error(source, exc) from None
     if not isinstance(cfg, DictConfig):
         raise InputFileError(source, "a recipe must be a mapping of fields")
     for item in overrides:
@@ -50,6 +50,16 @@ def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
     if problems:
         raise RecipeError(str(source), problems)
     return cfg
+
+
+def _yaml_error(source: Path, exc: Exception) -> InputFileError:
+    """A YAML parse error as ``file:line:column: not valid YAML: problem``, where the parser
+    marked a place (PyYAML counts from 0; editors from 1)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or _first_line(exc)
+    if mark is None:
+        return InputFileError(source, f"not valid YAML: {problem}")
+    return InputFileError(f"{source}:{mark.line + 1}:{mark.column + 1}", f"not valid YAML: {problem}")
 
 
 def apply_override(cfg: DictConfig, item: str) -> None:

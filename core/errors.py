@@ -31,10 +31,15 @@ class RecipeError(UserError):
 class UnknownComponentError(UserError):
     """A recipe names a plugin that is not registered."""
 
-    def __init__(self, kind: str, name: str, known: list[str]):
+    def __init__(self, kind: str, name: str, known: list[str],
+                 failed: tuple[tuple[str, str], ...] = ()):
+        """``failed``: (package, error) of each plugin that did not load: it may be the one
+        that registers ``name``, which is often why a name is unknown."""
         self.kind, self.name, self.known = kind, name, sorted(known)
+        hints = "".join(f" (plugin package {package} failed to load: {error})"
+                        for package, error in failed)
         super().__init__(
-            f"unknown {kind} {name!r}; known {kind}s: {', '.join(self.known) or '(none)'}"
+            f"unknown {kind} {name!r}; known {kind}s: {', '.join(self.known) or '(none)'}{hints}"
         )
 
 

@@ -51,8 +51,6 @@ class Generate(Task):
     Config = GenerateConfig
 
     def run(self, recipe: GenerateConfig, context: RunContext) -> list[dict[str, Any]]:
-        from tqdm import tqdm
-
         from lcm.data.readers import count_records
         from lcm.model.checkpoint import load_checkpoint
 
@@ -66,23 +64,46 @@ class Generate(Task):
         stops: Counter[str] = Counter()
         rows: list[dict[str, Any]] = []
         total = min(count_records(recipe.input, recipe.format), recipe.limit or 1 << 62)
-        with tqdm(total=total, unit="doc", desc="generate", dynamic_ncols=True) as bar:
+        terminal = context.console
+        with terminal.progress("generate", total=total, unit="documents") as bar:
             for batch in batched(_documents(recipe, skipped, bar), recipe.batch_size):
                 for row in _continue_batch(batch, recipe, loaded, encoder, rules):
                     rows.append(row)
                     stops[row["stop_reason"]] += 1
-                    if recipe.show:
-                        bar.write(format_continuation(row))
                 bar.update(len(batch))
         if recipe.output:
             write_jsonl(Path(recipe.output), rows)
+        if recipe.show:
+            show_continuations(rows, recipe.output, terminal)
         seconds = time.perf_counter() - started
         generated = sum(len(r["generated"]) for r in rows)
-        print(f"continued {len(rows)} documents with {generated} concepts in {seconds:.1f} s "
-              f"(stops: {format_counts(stops)}; skipped: {format_counts(skipped)})"
-              + (f"; wrote {recipe.output}" if recipe.output else ""))
+        read = len(rows) + sum(skipped.values())
+        terminal.summary(
+            f"continued {len(rows)} of {read} documents with {generated} concepts in "
+            f"{seconds:.1f} s (stops: {format_counts(stops)}; skipped: {format_counts(skipped)})"
+            + (f"; wrote {recipe.output}" if recipe.output else ""),
+            {"task": "generate", "documents_read": read, "continued": len(rows),
+             "concepts": generated, "seconds": round(seconds, 1), "stops": dict(stops),
+             "skipped": dict(skipped), "output": recipe.output})
         return rows
 
+
+SHOW_ALL_UP_TO = 40
+SHOWN_OF_MANY = 5
+"""Up to 40 continuations are all printed; of more, the first 5, and where the rest is."""
+
+
+def show_continuations(rows: list[dict[str, Any]], output: Optional[str], terminal: Any) -> None:
+    """Print the continuations a person can read: all of a few, the first of many."""
+    from rich.markup import escape
+
+    shown = rows if len(rows) <= SHOW_ALL_UP_TO else rows[:SHOWN_OF_MANY]
+    for row in shown:
+        terminal.print(escape(format_continuation(row)))
+    if len(shown) < len(rows):
+        where = f"all {len(rows)} are in {output}" if output else "set output= to write them all"
+        terminal.print(f"[dim]… {len(rows) - len(shown)} more continuations not shown; "
+                       f"{escape(where)}[/dim]")
 
 
 def _documents(recipe: GenerateConfig, skipped: Counter, bar: Any) -> Iterator[_Document]:

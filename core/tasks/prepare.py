@@ -61,8 +61,6 @@ class Prepare(Task):
     Config = PrepareConfig
 
     def run(self, recipe: PrepareConfig, context: RunContext) -> Any:
-        from tqdm import tqdm
-
         from lcm.data.shards import Manifest, ShardWriter
 
         if recipe.target_field and detect_format(recipe.input, recipe.format) != "jsonl":
@@ -74,8 +72,8 @@ class Prepare(Task):
         keys = _ShardKeys(recipe.input)
         with ShardWriter(output, encoder.concept_space(encoder.config), encoder.name,
                          recipe.docs_per_shard) as writer, \
-                tqdm(total=min(records, recipe.limit or records), unit="doc", desc="prepare",
-                     dynamic_ncols=True) as bar:
+                context.console.progress("prepare", min(records, recipe.limit or records),
+                                         "documents") as bar:
 
             def skip(reason: str) -> None:
                 writer.skip(reason)
@@ -97,13 +95,18 @@ class Prepare(Task):
                 bar.update(1)
                 if pending.sentences >= recipe.batch_size:
                     pending = pending.flush(encoder, writer)
-                    bar.set_postfix(sentences=pending.written, refresh=False)
-            pending.flush(encoder, writer)
+                    bar.set(sentences=pending.written)
+            bar.set(sentences=pending.flush(encoder, writer).written)  # what the summary says
         manifest = Manifest.read(output)
         if recipe.target_field:
             _save_framing(recipe.instruction, encoder, output, manifest.documents)
-        print(summary_line(manifest, output, time.perf_counter() - started, split,
-                           recipe.segmenter.max_chars))
+        seconds = time.perf_counter() - started
+        context.console.summary(summary_line(manifest, output, seconds, split,
+                                             recipe.segmenter.max_chars),
+                                {"task": "prepare", "documents": manifest.documents,
+                                 "sentences": manifest.sentences, "shards": len(manifest.shards),
+                                 "seconds": round(seconds, 1), "skipped": manifest.skipped,
+                                 "sentences_split": split, "output": str(output)})
         return manifest
 
 
