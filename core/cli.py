@@ -179,6 +179,8 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
     present (prepare_wiki.yaml writes the shards train_wiki.yaml reads).
     """
     from lcm.config import validate_recipes
+    from lcm.recipe_marks import key_marks, locate
+
     targets = [recipe for target in (paths or [Path("recipes")])
                for recipe in (sorted(target.glob("*.yaml")) if target.is_dir() else [target])]
     if not targets:
@@ -188,8 +190,10 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
         if problems:
             failed += 1
             click.echo(f"{target}: {len(problems)} problem(s)")
+            marks = key_marks(target)
             for p in problems:
-                click.echo(f"  - {p}")
+                mark = locate(p, marks)
+                click.echo(f"  - {f'{target}:{mark[0]}:{mark[1]}: ' if mark else ''}{p}")
         else:
             click.echo(f"{target}: ok")
     if failed:

@@ -378,12 +378,23 @@ def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...], r
         result = validate_recipe(cfg, registry, str(source), set(writers) if planning else None,
                                  writers)
     if result.problems:
-        raise RecipeError(str(source), result.problems)
+        raise located_error(source, result.problems, overrides)
     container = OmegaConf.to_container(cfg, resolve=True)
     info = registry.get("task", str(container["task"]))
     return ResolvedRecipe(str(source), info.name, info.cls,
                           typed_config(info.cls, container, registry), cfg,
                           bool(container.get("overwrite", False)))
+
+
+def located_error(source: str | Path, problems: list[str],
+                  overrides: list[str] | tuple[str, ...] = ()) -> RecipeError:
+    """The problems of a recipe, each placed at its field's line and column in the file (a
+    field set by a command-line override is not placed: the file did not say it)."""
+    from lcm.recipe_marks import key_marks, locate
+
+    marks = key_marks(Path(source))
+    overridden = frozenset(item.split("=", 1)[0].strip() for item in overrides)
+    return RecipeError(str(source), problems, [locate(p, marks, overridden) for p in problems])
 
 
 def dump_config(recipe: ResolvedRecipe, registry: Any) -> str:

@@ -14,6 +14,11 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 INTERVAL_S = 10.0
 """Seconds between two plain progress lines (a quarter of the total also prints one)."""
+MIN_RATE_SPAN_S = 1.0
+"""A rate needs this long between the first update and now: items that came in one burst
+(a recording transcribed whole, then streamed out) have no honest rate."""
+MIN_GAP_S = 1.0
+"""No plain line sooner than this after the previous one: a quick job shows its last alone."""
 QUARTERS = 4
 
 
@@ -74,7 +79,7 @@ class Bar:
         if self.first_update is None or self.n <= self.counted_from:
             return None
         seconds = time.perf_counter() - self.first_update
-        return (self.n - self.counted_from) / seconds if seconds > 0 else None
+        return (self.n - self.counted_from) / seconds if seconds >= MIN_RATE_SPAN_S else None
 
     def count_text(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
@@ -112,8 +117,9 @@ class PlainBar(Bar):
 
     def shown(self) -> None:
         now, quarter = time.perf_counter(), self._quarter()
-        if quarter > self._last_quarter and self.n < (self.total or 0) or \
-                now - self._last_line >= self._interval:
+        gap = now - self._last_line
+        if gap >= self._interval or \
+                gap >= MIN_GAP_S and quarter > self._last_quarter and self.n < (self.total or 0):
             self._write(self.line())
             self._last_line, self._last_quarter = now, quarter
 

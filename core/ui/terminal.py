@@ -21,11 +21,12 @@ MODES = ("text", "quiet", "json")
 
 
 class Terminal:
-    """What a run prints, in one of ``MODES``; ``out``/``err``: rich consoles (tests pass
-    recording ones)."""
+    """What a run prints, in one of ``MODES``; ``out``/``err``: rich consoles (the screenshot
+    passes a recording one); ``live``: bars as a live area (default: when ``err`` is a
+    terminal; a live area on a file shows only the closing lines)."""
 
     def __init__(self, mode: str = "text", out: Any = None, err: Any = None,
-                 interval_s: Optional[float] = None):
+                 interval_s: Optional[float] = None, live: Optional[bool] = None):
         from rich.console import Console
 
         if mode not in MODES:
@@ -34,6 +35,7 @@ class Terminal:
         self.out = out or Console(highlight=False, soft_wrap=True)
         self.err = err or Console(stderr=True, highlight=False, soft_wrap=True)
         self.interval_s = interval_s
+        self.live = self.err.is_terminal if live is None else live
         self.notes: Counter[str] = Counter()
         self._held: list[tuple[Any, ...]] = []
         self._open: list[Bar] = []
@@ -55,7 +57,7 @@ class Terminal:
         args = (description, total, unit, initial)
         if self.mode != "text":
             bar = Bar(*args, on_close=self._closed)
-        elif self.err.is_terminal:
+        elif self.live:
             if self._live is None:
                 self._live = live_progress(self.err)
                 self._live.start()
