@@ -19,17 +19,17 @@ class UserError(LcmError):
 
 
 class RecipeError(UserError):
-    """A recipe has problems; holds all of them so they are reported at once, each as
-    ``file:line:column: problem`` where ``marks`` (line, column per problem, or None) place it."""
+    """A recipe has problems; holds all of them so they are reported at once. ``marks`` (line,
+    column per problem, or None) place them: ``file:3:1: first; 7:5: second; third``."""
 
     def __init__(self, source: str, problems: list[str],
                  marks: list[tuple[int, int] | None] | None = None):
         self.source = source
         self.problems = list(problems)
         places = marks or [None] * len(self.problems)
-        super().__init__("; ".join(f"{source}:{mark[0]}:{mark[1]}: {problem}" if mark
-                                   else f"{source}: {problem}"
-                                   for problem, mark in zip(self.problems, places)))
+        lines = "; ".join(f"{mark[0]}:{mark[1]}: {problem}" if mark else problem
+                          for problem, mark in zip(self.problems, places))
+        super().__init__(f"{source}{':' if places and places[0] else ': '}{lines}")
 
 
 class UnknownComponentError(UserError):

@@ -203,4 +203,4 @@ def test_long_recording_is_streamed_in_bounded_memory_with_progress(encoder, tmp
     for concept, start, text in zip(spoken.concepts, starts_s, spoken_bits):
         assert start - 0.15 <= concept.start_s <= start + 0.3
         assert word_error_rate(concept.transcript, text) < 0.5, concept.transcript
-    assert "scanning long.wav" in capsys.readouterr().err
+    assert "scan long.wav: 600 s in " in capsys.readouterr().err

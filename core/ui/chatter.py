@@ -8,12 +8,13 @@ those at the descriptor level around the calls that make them.
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
 import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 NATIVE = logging.getLogger("lcm.native")
 """Lines C++ code printed to fds 1/2 while they were caught (logged at INFO: the file only)."""
@@ -61,19 +62,52 @@ def configure(log_file: Optional[Path], verbose: bool) -> None:
 
 
 def reroute() -> None:
-    """Take back the loggers that libraries loaded since ``configure`` fitted with handlers of
-    their own (transformers and DeepSpeed print to stdout/stderr themselves): their records
-    then reach the root's handlers like everyone else's."""
-    if "transformers" in sys.modules:
-        from transformers.utils import logging as hf_logging
+    """Take back the loggers of the libraries that print by themselves (transformers and
+    DeepSpeed fit handlers of their own on import): those loaded already now, the others as
+    they are imported. Their records then reach the root's handlers like everyone else's."""
+    if not any(isinstance(finder, _ImportWatch) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _ImportWatch())
+    for name, fix in _FIXES.items():
+        if name in sys.modules:
+            fix(sys.modules[name])
 
-        hf_logging.disable_default_handler()
-        hf_logging.enable_propagation()
-    for name in ("DeepSpeed", "faster_whisper"):
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-        logger.propagate = True
+
+def _quiet_transformers(module: Any) -> None:
+    module._configure_library_root_logger()  # fit its handler now (it does so once)...
+    module.disable_default_handler()  # ...so that it comes off for good
+    module.enable_propagation()
+
+
+def _quiet_deepspeed(module: Any) -> None:
+    for handler in list(module.logger.handlers):  # a stdout handler, propagation off
+        module.logger.removeHandler(handler)
+    module.logger.propagate = True
+
+
+_FIXES: dict[str, Callable[[Any], None]] = {"transformers.utils.logging": _quiet_transformers,
+                                            "deepspeed.utils.logging": _quiet_deepspeed}
+
+
+class _ImportWatch(importlib.abc.MetaPathFinder):
+    """Applies ``_FIXES`` right after their module first runs, wherever it is imported from."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        fix = _FIXES.get(fullname)
+        if fix is None:
+            return None
+        for finder in sys.meta_path:
+            found = finder.find_spec(fullname, path, target) \
+                if finder is not self and hasattr(finder, "find_spec") else None
+            if found is not None and found.loader is not None:
+                run = found.loader.exec_module
+
+                def exec_module(module: Any, _run: Callable = run, _fix: Callable = fix) -> None:
+                    _run(module)
+                    _fix(module)
+
+                found.loader.exec_module = exec_module
+                return found
+        return None
 
 
 @contextlib.contextmanager

@@ -51,9 +51,6 @@ class Terminal:
     def progress(self, description: str, total: Optional[int] = None, unit: str = "",
                  initial: int = 0) -> Bar:
         """A bar for ``description``; close it (or use ``with``) when the work is done."""
-        from lcm.ui.chatter import reroute
-
-        reroute()  # libraries loaded since the last bar get their messages sent to the log
         args = (description, total, unit, initial)
         if self.mode != "text":
             bar = Bar(*args, on_close=self._closed)
