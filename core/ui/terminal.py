@@ -15,6 +15,8 @@ import json
 from collections import Counter
 from typing import Any, Iterator, Optional
 
+from rich.markup import escape
+
 from lcm.ui.bars import Bar, LiveBar, PlainBar, live_progress
 
 MODES = ("text", "quiet", "json")
@@ -108,7 +110,7 @@ class Terminal:
         key = key or message
         self.notes[key] += 1
         if self.notes[key] == 1 and self.mode != "json":
-            self.err.print(f"[yellow]note:[/yellow] {_escape(message)}", highlight=False)
+            self.err.print(f"[yellow]note:[/yellow] {escape(message)}", highlight=False)
 
     def summary(self, line: str, data: Optional[dict[str, Any]] = None) -> None:
         """The task's last word: ``line`` for people and scripts, ``data`` as JSON for machines;
@@ -119,19 +121,15 @@ class Terminal:
             self.out.file.flush()
             self.notes.clear()
             return
+        from rich.text import Text
+
         counted = "; ".join(f"{n} × {key}" for key, n in self.notes.items())
-        text = line + (f" (notes: {counted})" if counted else "")
+        text = Text(line + (f" (notes: {counted})" if counted else ""))  # no markup in paths
         if self._open:
             self._held.append((text,))
         else:
-            self.out.print(text, markup=False, highlight=False)
+            self.out.print(text)
         self.notes.clear()
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 _CURRENT: contextvars.ContextVar[Optional[Terminal]] = contextvars.ContextVar("lcm_terminal",
