@@ -152,7 +152,7 @@ def test_options_are_checked():
         create(beam_size=0)
 
 
-def test_encode_audio_recipe_writes_transcripts_as_sentences(recording, tmp_path):
+def test_encode_audio_recipe_writes_transcripts_as_sentences(recording, tmp_path, capsys):
     folder = tmp_path / "audio"
     folder.mkdir()
     samples, rate = sf.read(recording[0], dtype="float32")
@@ -164,6 +164,11 @@ def test_encode_audio_recipe_writes_transcripts_as_sentences(recording, tmp_path
         "task": "encode_audio", "input": str(folder), "output": str(output), "on_error": "skip",
         "encoder": {"name": "whisper_cascade", "text_encoder": {"name": "minilm"}}}))
     assert lcm_main(["run", str(recipe)]) == 0
+    printed = capsys.readouterr()
+    # what was written, counted as the manifest counts it, in words (no Python dict)
+    assert printed.out == (f"encoded 1 of 2 recording(s) into 3 utterance concepts in {output} "
+                           f"(skipped: 1 no speech recognised)\n")
+    assert "encode_audio: 2 files" in printed.err and "{" not in printed.err
     manifest = Manifest.read(output)
     assert (manifest.space, manifest.documents, manifest.sentences) == (ConceptSpace("minilm", 384), 1, 3)
     assert manifest.skipped == {"no speech recognised": 1}

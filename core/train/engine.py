@@ -11,10 +11,10 @@ from functools import partial
 from typing import Any
 
 from lcm.errors import UserError
-from lcm.ui.chatter import native_output_to_log
 from lcm.train.distributed import DistributedContext
 from lcm.train.options import TrainOptions
 from lcm.train.schedule import warmup_cosine_scheduler
+from lcm.ui.chatter import native_output_to_log
 
 NEVER = 10**12  # DeepSpeed's own step printing: off, the trainer logs
 

@@ -60,7 +60,7 @@ class EncodeAudio(Task):
                 except InputFileError as exc:
                     if recipe.on_error == "fail":
                         raise
-                    context.console.note(f"skipped {exc}", key="recordings skipped")
+                    context.console.status(f"skipped {exc}")  # the summary counts it
                     writer.skip(exc.reason.split(":")[0])
                     continue
                 for reason, count in spoken.skipped.items():
