@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from rich.markup import escape
+
 from lcm.fields import choice, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.iterutils import batched
@@ -74,7 +76,8 @@ class Generate(Task):
         if recipe.output:
             write_jsonl(Path(recipe.output), rows)
         if recipe.show:
-            show_continuations(rows, recipe.output, terminal)
+            terminal.show_some(rows, lambda row: terminal.print(escape(format_continuation(row))),
+                               "continuations", recipe.output)
         seconds = time.perf_counter() - started
         generated = sum(len(r["generated"]) for r in rows)
         read = len(rows) + sum(skipped.values())
@@ -86,24 +89,6 @@ class Generate(Task):
              "concepts": generated, "seconds": round(seconds, 1), "stops": dict(stops),
              "skipped": dict(skipped), "output": recipe.output})
         return rows
-
-
-SHOW_ALL_UP_TO = 40
-SHOWN_OF_MANY = 5
-"""Up to 40 continuations are all printed; of more, the first 5, and where the rest is."""
-
-
-def show_continuations(rows: list[dict[str, Any]], output: Optional[str], terminal: Any) -> None:
-    """Print the continuations a person can read: all of a few, the first of many."""
-    from rich.markup import escape
-
-    shown = rows if len(rows) <= SHOW_ALL_UP_TO else rows[:SHOWN_OF_MANY]
-    for row in shown:
-        terminal.print(escape(format_continuation(row)))
-    if len(shown) < len(rows):
-        where = f"all {len(rows)} are in {output}" if output else "set output= to write them all"
-        terminal.print(f"[dim]… {len(rows) - len(shown)} more continuations not shown; "
-                       f"{escape(where)}[/dim]")
 
 
 def _documents(recipe: GenerateConfig, skipped: Counter, bar: Any) -> Iterator[_Document]:

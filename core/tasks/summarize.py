@@ -122,11 +122,11 @@ class Summarize(Task):
             if recipe.reference_field:
                 result["reference"] = doc.reference
             results.append(result)
-            if recipe.show:
-                print_summary(result, terminal)
         if not results:
             raise InputFileError(source, f"nothing to summarise ({format_counts(skipped)})")
         if recipe.show:
+            terminal.show_some(results, lambda result: print_summary(result, terminal),
+                               "summaries", recipe.output)
             terminal.print(f"[dim]{escape(LEGEND)}[/dim]")
         if recipe.output:
             write_summaries(Path(recipe.output), recipe, results)

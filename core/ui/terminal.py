@@ -13,13 +13,17 @@ import contextlib
 import contextvars
 import json
 from collections import Counter
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from rich.markup import escape
 
 from lcm.ui.bars import Bar, LiveBar, PlainBar, live_progress
 
 MODES = ("text", "quiet", "json")
+SHOW_ALL_UP_TO = 40
+SHOWN_OF_MANY = 5
+"""Up to 40 results (documents, continuations) are all printed; of more, the first 5 and where
+all of them are written."""
 
 
 class Terminal:
@@ -98,6 +102,17 @@ class Terminal:
             self._held.append(renderables)
         else:
             self.out.print(*renderables)
+
+    def show_some(self, items: list[Any], show: Callable[[Any], None], noun: str,
+                  output: Optional[str]) -> None:
+        """``show`` each of a few ``items``; of many, the first ones, then where the rest is."""
+        shown = items if len(items) <= SHOW_ALL_UP_TO else items[:SHOWN_OF_MANY]
+        for item in shown:
+            show(item)
+        if len(shown) < len(items):
+            where = f"all {len(items)} are in {output}" if output else "set output= to write them all"
+            self.print(f"[dim]… {len(items) - len(shown)} more {noun} not shown; "
+                       f"{escape(where)}[/dim]")
 
     def rule(self, title: str = "") -> None:
         from rich.rule import Rule
