@@ -118,8 +118,9 @@ class PlainBar(Bar):
     def shown(self) -> None:
         now, quarter = time.perf_counter(), self._quarter()
         gap = now - self._last_line
-        if gap >= self._interval or \
-                gap >= MIN_GAP_S and quarter > self._last_quarter and self.n < (self.total or 0):
+        if self.n == self.total:  # the closing line comes next
+            return
+        if gap >= self._interval or gap >= MIN_GAP_S and quarter > self._last_quarter:
             self._write(self.line())
             self._last_line, self._last_quarter = now, quarter
 
