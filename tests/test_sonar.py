@@ -20,6 +20,7 @@ from lcm.plugins.decoders.sonar_text import SonarTextDecoder
 from lcm.plugins.encoders.sonar_speech import SonarSpeechEncoder
 from lcm.plugins.encoders.sonar_text import SonarTextEncoder
 from lcm.plugins.sonar.batching import length_sorted_batches
+from lcm.ui import Terminal, using
 
 SENTENCES = [
     "Hi.",
@@ -85,8 +86,10 @@ def test_long_sentence_is_truncated_and_counted(assets, capsys):
 
     long = ("word " * 2000)[:10_000]
     encoder = make(SonarTextEncoder, assets.local_options("encoder"))
-    vectors = encoder.encode([long, "Short one."])
+    with using(Terminal()) as terminal:  # a run's own terminal: its notes start at none
+        vectors = encoder.encode([long, "Short one."])
     assert "note: sonar_text: 1 of 2 sentence(s) cut to 64 tokens" in capsys.readouterr().err
+    assert terminal.notes == {"sentences cut to the encoder's length": 1}
     reference = TextToEmbeddingModelPipeline(encoder=assets.text_encoder, tokenizer=assets.tokenizer)
     with pytest.warns(UserWarning, match="truncated"):
         expected = reference.predict([long, "Short one."], source_lang="eng_Latn")
