@@ -67,12 +67,6 @@ def test_summarize_prints_its_results_once_after_the_progress(tmp_path):
     assert len(re.findall(r"[█·]{8} \d\.\d\d (near copy|close|related|loose)", result.stdout)) \
         == int(summary.group(2)) == len(written)
 
-    machine = run_lcm("run", str(recipe), "overwrite=true", "--json")
-    assert_clean(machine)
-    record = json.loads(machine.stdout)  # stdout holds the one JSON object and nothing else
-    assert record["task"] == "summarize" and record["source_segments"] == len(PAPER)
-    assert record["summary_sentences"] == len(written) and machine.stderr == ""
-
 
 def test_generate_over_forty_documents_shows_a_few_and_says_where_the_rest_are(tmp_path):
     docs = tmp_path / "docs.txt"
@@ -113,7 +107,7 @@ def test_train_sends_gloo_to_the_log_and_a_resumed_run_reports_its_own_steps(tmp
     assert "trained 2 steps (steps 5-6, resumed at step 4) in" in resumed.stdout
 
 
-def test_quiet_prints_the_summary_line_alone(tmp_path):
+def test_quiet_prints_the_summary_line_alone_and_json_one_object(tmp_path):
     shards = write_shards(tmp_path / "shards", walk_documents(10))
     recipe = write_recipe(tmp_path / "fit.yaml", f"task: fit_normalizer\nshards: {shards}\n"
                                                  f"output: {tmp_path / 'normalizer'}\n")
@@ -121,6 +115,12 @@ def test_quiet_prints_the_summary_line_alone(tmp_path):
     assert_clean(quiet)
     [line] = quiet.stdout.splitlines()
     assert line.startswith("fitted the robust normaliser on ") and quiet.stderr == ""
+
+    machine = run_lcm("run", str(recipe), "--json", "overwrite=true")
+    assert_clean(machine)
+    record = json.loads(machine.stdout)  # stdout holds the one JSON object and nothing else
+    assert record["task"] == "fit_normalizer" and record["vectors"] > 0
+    assert record["notes"] == {} and machine.stderr == ""
 
 
 def test_a_yaml_error_names_file_line_and_column(tmp_path):
