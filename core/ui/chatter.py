@@ -113,18 +113,21 @@ class _ImportWatch(importlib.abc.MetaPathFinder):
 @contextlib.contextmanager
 def native_output_to_log() -> Iterator[None]:
     """Catch what native code writes to fds 1 and 2 meanwhile, and log it line by line (under
-    ``-v`` it is left on the terminal)."""
+    ``-v`` it is left on the terminal). Should the call fail, what it wrote goes to stderr too:
+    it may be the only account of why."""
     if os.environ.get(_VERBOSE_ENV) == "1":
         yield
         return
     sys.stdout.flush()
     sys.stderr.flush()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
+    failed = True
     with tempfile.TemporaryFile() as caught:
         try:
             for fd in saved:
                 os.dup2(caught.fileno(), fd)
             yield
+            failed = False
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -132,6 +135,9 @@ def native_output_to_log() -> Iterator[None]:
                 os.dup2(original, fd)
                 os.close(original)
             caught.seek(0)
-            for line in caught.read().decode("utf-8", "replace").splitlines():
+            text = caught.read().decode("utf-8", "replace")
+            for line in text.splitlines():
                 if line.strip():
                     NATIVE.info(line)
+            if failed and text.strip():
+                sys.stderr.write(text)
