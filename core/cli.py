@@ -33,25 +33,50 @@ def cli(debug: bool) -> None:
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.argument("overrides", nargs=-1)
 @click.option("--dump-config", is_flag=True, help="Print the resolved recipe and stop.")
-@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
-def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors (and third-party messages).")
+@click.option("-v", "--verbose", is_flag=True, help="Show third-party messages on stderr too.")
+@click.option("-q", "--quiet", is_flag=True, help="For scripts: no progress, only the summary line.")
+@click.option("--json", "as_json", is_flag=True,
+              help="For machines: stdout holds one JSON object per task, nothing else.")
+@click.option("--log-file", type=click.Path(path_type=Path), default=None,
+              help="Where third-party messages go (default: runs/logs/lcm-<time>-<pid>.log).")
+def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool, verbose: bool,
+        quiet: bool, as_json: bool, log_file: Path | None) -> None:
     """Run RECIPE (a YAML file), with optional key=value OVERRIDES."""
-    from rich.console import Console
-
     from lcm.config import dump_config as render
     from lcm.config import resolve_recipe
-    from lcm.interfaces import RunContext
-    from lcm.outputs import run_task
+    from lcm.ui import Terminal
+    from lcm.ui.chatter import configure
 
     if debug:
         os.environ[DEBUG_ENV] = "1"
+    if quiet and as_json:
+        raise click.UsageError("--quiet and --json exclude each other")
+    configure(log_file or default_log_file(), verbose or debug)
     registry = _registry()
     resolved = resolve_recipe(recipe, overrides, registry, planning=dump_config)
     if dump_config:
         click.echo(render(resolved, registry), nl=False)
         return
-    run_task(resolved.task_cls, resolved.config, RunContext(registry, Console(stderr=True)),
-             resolved.overwrite)
+    run_resolved(resolved, registry, Terminal("json" if as_json else "quiet" if quiet else "text"))
+
+
+def run_resolved(resolved: Any, registry: Any, terminal: Any) -> Any:
+    """Run a resolved recipe with its outputs claimed, printing through ``terminal``."""
+    from lcm.interfaces import RunContext
+    from lcm.outputs import run_task
+    from lcm.ui import using
+
+    with using(terminal):
+        return run_task(resolved.task_cls, resolved.config, RunContext(registry, terminal),
+                        resolved.overwrite)
+
+
+def default_log_file() -> Path:
+    """``runs/logs/lcm-<time>-<pid>.log``: one per run, created only when something is logged."""
+    import time
+
+    return Path("runs") / "logs" / f"lcm-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -154,6 +179,8 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
     present (prepare_wiki.yaml writes the shards train_wiki.yaml reads).
     """
     from lcm.config import validate_recipes
+    from lcm.recipe_marks import key_marks, locate
+
     targets = [recipe for target in (paths or [Path("recipes")])
                for recipe in (sorted(target.glob("*.yaml")) if target.is_dir() else [target])]
     if not targets:
@@ -163,8 +190,10 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
         if problems:
             failed += 1
             click.echo(f"{target}: {len(problems)} problem(s)")
+            marks = key_marks(target)
             for p in problems:
-                click.echo(f"  - {p}")
+                mark = locate(p, marks)
+                click.echo(f"  - {f'{target}:{mark[0]}:{mark[1]}: ' if mark else ''}{p}")
         else:
             click.echo(f"{target}: ok")
     if failed:

@@ -42,7 +42,7 @@ def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
     try:
         cfg = OmegaConf.load(source)
     except Exception as exc:
-        raise InputFileError(source, f"not valid YAML: {_first_line(exc)}") from None
+        raise _yaml_error(source, exc) from None
     if not isinstance(cfg, DictConfig):
         raise InputFileError(source, "a recipe must be a mapping of fields")
     for item in overrides:
@@ -51,6 +51,16 @@ def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
     if problems:
         raise RecipeError(str(source), problems)
     return cfg
+
+
+def _yaml_error(source: Path, exc: Exception) -> InputFileError:
+    """A YAML parse error as ``file:line:column: not valid YAML: problem``, where the parser
+    marked a place (PyYAML counts from 0; editors from 1)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or _first_line(exc)
+    if mark is None:
+        return InputFileError(source, f"not valid YAML: {problem}")
+    return InputFileError(f"{source}:{mark.line + 1}:{mark.column + 1}", f"not valid YAML: {problem}")
 
 
 def apply_override(cfg: DictConfig, item: str) -> None:
@@ -378,12 +388,23 @@ def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...], r
         result = validate_recipe(cfg, registry, str(source), set(writers) if planning else None,
                                  writers)
     if result.problems:
-        raise RecipeError(str(source), result.problems)
+        raise located_error(source, result.problems, overrides)
     container = OmegaConf.to_container(cfg, resolve=True)
     info = registry.get("task", str(container["task"]))
     return ResolvedRecipe(str(source), info.name, info.cls,
                           typed_config(info.cls, container, registry), cfg,
                           bool(container.get("overwrite", False)))
+
+
+def located_error(source: str | Path, problems: list[str],
+                  overrides: list[str] | tuple[str, ...] = ()) -> RecipeError:
+    """The problems of a recipe, each placed at its field's line and column in the file (a
+    field set by a command-line override is not placed: the file did not say it)."""
+    from lcm.recipe_marks import key_marks, locate
+
+    marks = key_marks(Path(source))
+    overridden = frozenset(item.split("=", 1)[0].strip() for item in overrides)
+    return RecipeError(str(source), problems, [locate(p, marks, overridden) for p in problems])
 
 
 def dump_config(recipe: ResolvedRecipe, registry: Any) -> str:

@@ -19,22 +19,31 @@ class UserError(LcmError):
 
 
 class RecipeError(UserError):
-    """A recipe has problems; holds all of them so they are reported at once."""
+    """A recipe has problems; holds all of them so they are reported at once. ``marks`` (line,
+    column per problem, or None) place them: ``file:3:1: first; 7:5: second; third``."""
 
-    def __init__(self, source: str, problems: list[str]):
+    def __init__(self, source: str, problems: list[str],
+                 marks: list[tuple[int, int] | None] | None = None):
         self.source = source
         self.problems = list(problems)
-        lines = "; ".join(self.problems)
-        super().__init__(f"{source}: {lines}")
+        places = marks or [None] * len(self.problems)
+        lines = "; ".join(f"{mark[0]}:{mark[1]}: {problem}" if mark else problem
+                          for problem, mark in zip(self.problems, places))
+        super().__init__(f"{source}{':' if places and places[0] else ': '}{lines}")
 
 
 class UnknownComponentError(UserError):
     """A recipe names a plugin that is not registered."""
 
-    def __init__(self, kind: str, name: str, known: list[str]):
+    def __init__(self, kind: str, name: str, known: list[str],
+                 failed: tuple[tuple[str, str], ...] = ()):
+        """``failed``: (package, error) of each plugin that did not load: it may be the one
+        that registers ``name``, which is often why a name is unknown."""
         self.kind, self.name, self.known = kind, name, sorted(known)
+        hints = "".join(f" (plugin package {package} failed to load: {error})"
+                        for package, error in failed)
         super().__init__(
-            f"unknown {kind} {name!r}; known {kind}s: {', '.join(self.known) or '(none)'}"
+            f"unknown {kind} {name!r}; known {kind}s: {', '.join(self.known) or '(none)'}{hints}"
         )
 
 

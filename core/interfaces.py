@@ -189,7 +189,8 @@ class Task(Component):
 class RunContext:
     """What a task runs with besides its recipe: the registry the recipe was validated and
     resolved against (for what a task builds by name at run time, such as pipeline steps or a
-    checkpoint's head), and the console it reports progress on (stderr)."""
+    checkpoint's head), and the terminal it reports through (``lcm.ui.Terminal``: progress and
+    notes on stderr, results and the summary line on stdout)."""
 
     registry: Any
     console: Any

@@ -85,7 +85,9 @@ class Registry:
         try:
             return self.components[kind][name]
         except KeyError:
-            raise UnknownComponentError(kind, name, list(self.components.get(kind, {}))) from None
+            failed = tuple((f.distribution, f.error) for f in self.failures)
+            raise UnknownComponentError(kind, name, list(self.components.get(kind, {})),
+                                        failed) from None
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])

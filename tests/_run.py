@@ -5,21 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
+from lcm import cli
 from lcm.config import resolve_recipe
 from lcm.interfaces import RunContext
-from lcm.outputs import run_task
 from lcm.registry import get_registry
+from lcm.ui import Terminal
 from tests._train_fixtures import restored_process_state, write_yaml
 
 
 def run_context(registry: Any = None) -> RunContext:
-    return RunContext(registry or get_registry(), Console(stderr=True))
+    return RunContext(registry or get_registry(), Terminal())
 
 
 def run_resolved(resolved: Any, registry: Any = None) -> Any:
-    return run_task(resolved.task_cls, resolved.config, run_context(registry), resolved.overwrite)
+    return cli.run_resolved(resolved, registry or get_registry(), Terminal())
 
 
 def train_in_process(recipe: dict, directory: Path):

@@ -195,7 +195,7 @@ CASES = {
              "${{key}} interpolation is)", ["output=${oc.env:HOME}/norm"]),
     "resume that is no checkpoint": Case(
         lambda d: train(d, resume="maybe"),
-        "{d}/recipe.yaml: train.resume: 'maybe' is neither true/false nor an existing checkpoint "
+        "{d}/recipe.yaml:19:3: train.resume: 'maybe' is neither true/false nor an existing checkpoint "
         "folder"),
     "overwrite that is no boolean": Case(
         fit, "{d}/recipe.yaml: overwrite: expected true or false, got 'maybe'", ["overwrite=maybe"]),
@@ -212,7 +212,7 @@ CASES = {
         escaping_manifest, "{d}/shards/manifest.json: shard path '../../etc/passwd' leaves the "
                            "shard folder; refusing it"),
     "normaliser with a NaN scale": Case(
-        nan_normaliser, "{d}/recipe.yaml: data: {d}/shards/normalizer.json: unusable normalizer: "
+        nan_normaliser, "{d}/recipe.yaml:3:1: data: {d}/shards/normalizer.json: unusable normalizer: "
                         "scale holds 1 NaN/inf value(s) (fit it again)"),
     "prepare given a folder without documents": Case(
         input_folder, "{d}/docs: folder holds no document files (.txt, .jsonl, .ndjson, "

@@ -165,7 +165,7 @@ def test_generate_task_end_to_end_through_the_cli(tmp_path, registry, capsys):
         # each document's decoder observed that document's prompt alone: nothing leaks across
         assert set(row["generated"]) <= set(row["prompt"])
     printed = capsys.readouterr()
-    assert "continued 3 documents" in printed.out and "1 empty document" in printed.out
+    assert "continued 3 of 4 documents" in printed.out and "1 empty document" in printed.out
     assert all(format_continuation(row) in printed.out for row in rows)
 
 

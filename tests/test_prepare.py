@@ -73,7 +73,9 @@ def test_fit_normalizer_end_to_end(prepared_sample, tmp_path):
     varying = raw_q75 > raw_q25  # all-MiniLM-L6-v2 has a few constant (zero) dimensions
     assert varying.sum() > 370 and scaler.fallback_dims == (~varying).sum()
     assert (scaler.scale[~varying] == 1.0).all()  # a safe scale, said in one line
-    assert f"{scaler.fallback_dims} of 384 dimensions have a collapsed robust scale" in result.stdout
+    assert f"note: {scaler.fallback_dims} of 384 dimensions have a collapsed robust scale" \
+        in result.stderr
+    assert "(notes: 1 × dimensions with a collapsed scale)" in result.stdout  # counted there
     np.testing.assert_allclose(median, 0, atol=1e-3)
     np.testing.assert_allclose((q75 - q25)[varying], 1.349, rtol=1e-3)
 

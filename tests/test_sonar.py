@@ -3,7 +3,6 @@ through asset cards exactly like a user's checkpoint (ways 2 and 3), plus their 
 from __future__ import annotations
 
 import json
-import logging
 import time
 
 import pytest
@@ -21,6 +20,7 @@ from lcm.plugins.decoders.sonar_text import SonarTextDecoder
 from lcm.plugins.encoders.sonar_speech import SonarSpeechEncoder
 from lcm.plugins.encoders.sonar_text import SonarTextEncoder
 from lcm.plugins.sonar.batching import length_sorted_batches
+from lcm.ui import Terminal, using
 
 SENTENCES = [
     "Hi.",
@@ -81,14 +81,15 @@ def test_length_sorted_batches_respect_limits():
         assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 60
 
 
-def test_long_sentence_is_truncated_and_counted(assets, caplog):
+def test_long_sentence_is_truncated_and_counted(assets, capsys):
     from sonar.inference_pipelines.text import TextToEmbeddingModelPipeline
 
     long = ("word " * 2000)[:10_000]
     encoder = make(SonarTextEncoder, assets.local_options("encoder"))
-    with caplog.at_level(logging.WARNING):
+    with using(Terminal()) as terminal:  # a run's own terminal: its notes start at none
         vectors = encoder.encode([long, "Short one."])
-    assert "truncated 1 of 2 sentence(s) to 64 tokens" in caplog.text
+    assert "note: sonar_text: 1 of 2 sentence(s) cut to 64 tokens" in capsys.readouterr().err
+    assert terminal.notes == {"sentences cut to the encoder's length": 1}
     reference = TextToEmbeddingModelPipeline(encoder=assets.text_encoder, tokenizer=assets.tokenizer)
     with pytest.warns(UserWarning, match="truncated"):
         expected = reference.predict([long, "Short one."], source_lang="eng_Latn")

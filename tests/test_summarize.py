@@ -98,7 +98,7 @@ def test_text_summary_stops_at_the_end_concept_and_names_its_sources(tmp_path, r
     out = capsys.readouterr().out
     assert "Source" in out and "Summary" in out and "stopped: end" in out
     assert all(f"[{i}] {s}" in out for i, s in enumerate(SENTENCES))
-    assert f"1. {SENTENCES[4]}" in out and "← [4], cosine 1.00" in out
+    assert f"1. {SENTENCES[4]}" in out and "← [4]  ████████ 1.00 near copy" in out
 
 
 def test_random_model_summarises_each_document_from_its_own_sentences(tmp_path, registry, capsys):
@@ -175,7 +175,7 @@ def test_recording_summary_shows_transcript_times(tmp_path, registry, capsys):
     out = capsys.readouterr().out
     assert "Transcript" in out
     assert f"[1] 00:02.3–00:03.8 {SENTENCES[1]}" in out
-    assert "← [2] 00:04.3–00:05.8, cosine 1.00" in out
+    assert "← [2] 00:04.3–00:05.8  ████████ 1.00 near copy" in out
 
 
 def test_instruction_prompt_layout():

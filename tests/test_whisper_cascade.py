@@ -152,7 +152,7 @@ def test_options_are_checked():
         create(beam_size=0)
 
 
-def test_encode_audio_recipe_writes_transcripts_as_sentences(recording, tmp_path):
+def test_encode_audio_recipe_writes_transcripts_as_sentences(recording, tmp_path, capsys):
     folder = tmp_path / "audio"
     folder.mkdir()
     samples, rate = sf.read(recording[0], dtype="float32")
@@ -164,6 +164,11 @@ def test_encode_audio_recipe_writes_transcripts_as_sentences(recording, tmp_path
         "task": "encode_audio", "input": str(folder), "output": str(output), "on_error": "skip",
         "encoder": {"name": "whisper_cascade", "text_encoder": {"name": "minilm"}}}))
     assert lcm_main(["run", str(recipe)]) == 0
+    printed = capsys.readouterr()
+    # what was written, counted as the manifest counts it, in words (no Python dict)
+    assert printed.out == (f"encoded 1 of 2 recording(s) into 3 utterance concepts in {output} "
+                           f"(skipped: 1 no speech recognised)\n")
+    assert "encode_audio: 2 files" in printed.err and "{" not in printed.err
     manifest = Manifest.read(output)
     assert (manifest.space, manifest.documents, manifest.sentences) == (ConceptSpace("minilm", 384), 1, 3)
     assert manifest.skipped == {"no speech recognised": 1}
@@ -203,4 +208,4 @@ def test_long_recording_is_streamed_in_bounded_memory_with_progress(encoder, tmp
     for concept, start, text in zip(spoken.concepts, starts_s, spoken_bits):
         assert start - 0.15 <= concept.start_s <= start + 0.3
         assert word_error_rate(concept.transcript, text) < 0.5, concept.transcript
-    assert "scanning long.wav" in capsys.readouterr().err
+    assert "scan long.wav: 600 s in " in capsys.readouterr().err

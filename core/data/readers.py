@@ -117,16 +117,23 @@ def _read_txt(path: Path, fields: _Fields, start: int) -> Iterator[RawDocument]:
         yield RawDocument(f"line{number}", line, {"source": path.name, "line": number})
 
 
+def parse_json_line(line: str, where: str) -> Any:
+    """One JSON value; malformed, an error naming ``where`` and the column. Some of json's
+    messages end in "at" ("Unterminated string starting at"): the column completes them."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        problem = exc.msg[:-len(" at")] if exc.msg.endswith(" at") else exc.msg
+        raise InputFileError(where, f"malformed JSON: {problem} at column {exc.colno}") from None
+
+
 def _read_jsonl(path: Path, fields: _Fields, start: int) -> Iterator[RawDocument]:
     for number, line in _strict_lines(path, start):
         where = f"{path}:{number}"
         if not line.strip():
             yield RawDocument(f"line{number}", "", {})  # a blank line is an empty document
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputFileError(where, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+        record = parse_json_line(line, where)
         if not isinstance(record, dict):
             raise InputFileError(where, f"expected a JSON object, got {type(record).__name__}")
         content = fields.sentences or fields.text

@@ -9,11 +9,11 @@ centroid-k and TextRank-k (see ``lcm.evaluate.baselines``).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from lcm.data.readers import parse_json_line
 from lcm.errors import InputFileError
 from lcm.evaluate import text_metrics
 from lcm.evaluate.baselines import centroid_k, lead_k, random_k, textrank_k
@@ -83,10 +83,7 @@ def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
                 raise InputFileError(where, f"not valid UTF-8 (byte {exc.start} of the line)") from None
             if not line.strip():
                 continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputFileError(where, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+            yield number, parse_json_line(line, where)
 
 
 def _example(where: str, record: Any, split: Splitter, fields: FieldNames) -> Example:
@@ -123,14 +120,15 @@ def evaluate_generation(examples: list[Example], k: int | None, seed: int,
     ``k=None``: each baseline takes as many sentences as the example's reference has.
     ``encode``: sentences -> vectors ``[N, dim]``; adds centroid-k and TextRank-k.
     """
-    from tqdm import tqdm
+    from lcm.ui import progress as progress_bar
 
     label = "k" if k is None else str(k)
     systems = ([MODEL_SYSTEM] if examples[0].prediction is not None else []) + \
               [f"lead-{label}", f"random-{label}"] + \
               ([f"centroid-{label}", f"textrank-{label}"] if encode is not None else [])
     scores: dict[str, dict[str, list[float]]] = {s: {m.key: [] for m in METRICS} for s in systems}
-    for index, example in enumerate(tqdm(examples, desc="scoring", unit="ex", disable=not progress)):
+    bar = progress_bar("score", len(examples), "examples", shown=progress)
+    for index, example in enumerate(bar.track(examples)):
         count = len(example.reference) if k is None else k
         outputs = {f"lead-{label}": lead_k(example.source, count),
                    f"random-{label}": random_k(example.source, count, seed, index)}

@@ -184,9 +184,9 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
     from itertools import islice
 
     import torch
-    from tqdm import tqdm
 
     from lcm.data.shards import Manifest, iter_documents
+    from lcm.ui import progress as progress_bar
 
     manifest = Manifest.read(shards)
     if manifest.space != loaded.space:
@@ -205,8 +205,8 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
                         f"got {options.max_concepts}")
     counts = ReadCounts()
     total = min(manifest.documents, options.max_documents or manifest.documents)
-    documents = tqdm(islice(iter_documents(shards), options.max_documents), total=total,
-                     desc="evaluating", unit="doc", disable=not progress)
+    documents = progress_bar("evaluate", total, "documents", shown=progress).track(
+        islice(iter_documents(shards), options.max_documents))
     with torch.no_grad():
         for batch in batched(windows(documents, length, counts), options.batch_size):
             concepts, mask = _stack(batch)

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
-from tqdm import tqdm
 
 from lcm.errors import InputFileError, UserError
 from lcm.interfaces import ConceptSpace
 from lcm.fields import require_valid
 from lcm.quantize.options import FitOptions
+from lcm.ui import progress as progress_bar
 
 CODEBOOKS_FILE = "codebooks.safetensors"
 META_FILE = "quantizer.json"
@@ -217,7 +217,7 @@ def fit_residual_quantizer(source: VectorSource, options: FitOptions,
     cache = _CodeCache(options.codebook_size)
     codebooks: list[torch.Tensor] = []
     passes = options.num_codebooks * (options.iterations + 2)
-    bar = tqdm(total=passes, desc="fitting RVQ", unit="pass", disable=not progress)
+    bar = progress_bar("fit RVQ", passes, "passes", shown=progress)
     vectors = 0
     for level in range(options.num_codebooks):
         sample, vectors = _init_sample(cache.residuals(source, codebooks, device),
@@ -228,7 +228,7 @@ def fit_residual_quantizer(source: VectorSource, options: FitOptions,
         for _ in range(options.iterations):
             centroids, error = _lloyd_pass(cache.residuals(source, codebooks, device), centroids,
                                            sample, generator)
-            bar.set_postfix(level=level + 1, mse=f"{error / max(vectors, 1):.4g}")
+            bar.set(level=level + 1, mse=error / max(vectors, 1))
             bar.update(1)
         for number, residual in cache.residuals(source, codebooks, device):
             cache.append_level(number, nearest(residual, centroids))

@@ -86,16 +86,16 @@ class Evaluate(Task):
                     result.problems.append(f"{label}.{name}: {metric} also needs a decoder")
 
     def run(self, recipe: EvaluateConfig, context: RunContext) -> Any:
-        from rich.console import Console
-
         if recipe.mode == "pretraining":
             report = _run_pretraining(recipe.pretraining, recipe.progress, context.registry)
         else:
             report = _run_generation(recipe.generation, recipe.progress)
         report.settings["mode"] = recipe.mode
-        Console().print(report.table())
+        context.console.print(report.table())
         written = report.write_json(recipe.output)
-        Console(stderr=True).print(f"wrote {written}")
+        context.console.summary(f"evaluated ({recipe.mode}); wrote {written}",
+                                {"task": "evaluate", "mode": recipe.mode, "output": str(written),
+                                 **report.to_dict()})
         return report
 
 

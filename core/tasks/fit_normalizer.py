@@ -42,11 +42,16 @@ class FitNormalizer(Task):
         output.mkdir(parents=True, exist_ok=True)
         saved = scaler.save(output)
         write_space(output, space)  # so recipes can check the normaliser's space like shards'
-        print(f"fitted the robust normaliser on {len(vectors)} vectors of {space} to {saved}; "
-              f"scale per dimension from {scaler.scale.min():.4g} to {scaler.scale.max():.4g}, "
-              f"mean |center| {abs(scaler.center).mean():.4g}")
         if scaler.fallback_dims:
-            print(f"warning: {scaler.fallback_dims} of {space.dim} dimensions have a collapsed "
-                  f"robust scale (almost always the same value); they use their standard "
-                  f"deviation instead (1.0 where that is ~0 too)")
+            context.console.note(
+                f"{scaler.fallback_dims} of {space.dim} dimensions have a collapsed robust scale "
+                f"(almost always the same value); they use their standard deviation instead "
+                f"(1.0 where that is ~0 too)", key="dimensions with a collapsed scale")
+        context.console.summary(
+            f"fitted the robust normaliser on {len(vectors)} vectors of {space} to {saved}; "
+            f"scale per dimension from {scaler.scale.min():.4g} to {scaler.scale.max():.4g}, "
+            f"mean |center| {abs(scaler.center).mean():.4g}",
+            {"task": "fit_normalizer", "vectors": len(vectors), "space": str(space),
+             "output": str(saved), "scale_min": float(scaler.scale.min()),
+             "scale_max": float(scaler.scale.max()), "fallback_dims": scaler.fallback_dims})
         return scaler

@@ -68,12 +68,16 @@ class FitQuantizer(Task):
                   "codebooks_used": list(range(1, len(errors) + 1)), "relative_mse": errors}
         (output / RECONSTRUCTION_FILE).write_text(json.dumps(report, indent=2))
 
-        print(f"fitted {quantizer.num_codebooks} codebooks x {quantizer.codebook_size} units on "
-              f"{vectors} normalised vectors of {space} to {output}")
-        print("codebooks used  relative MSE")
+        terminal = context.console
+        terminal.print("codebooks used  relative MSE")
         for used, error in error_table(errors):
-            print(f"{used:>14}  {error:.4f}")
-        print(f"(squared error / total variance; all rows in {output / RECONSTRUCTION_FILE})")
+            terminal.print(f"{used:>14}  {error:.4f}")
+        terminal.print(f"(squared error / total variance; all rows in "
+                       f"{output / RECONSTRUCTION_FILE})")
+        terminal.summary(f"fitted {quantizer.num_codebooks} codebooks x "
+                         f"{quantizer.codebook_size} units on {vectors} normalised vectors of "
+                         f"{space} to {output}",
+                         {"task": "fit_quantizer", "output": str(output), **report})
         return quantizer
 
 

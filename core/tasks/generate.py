@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from rich.markup import escape
+
 from lcm.fields import choice, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.iterutils import batched
@@ -51,8 +53,6 @@ class Generate(Task):
     Config = GenerateConfig
 
     def run(self, recipe: GenerateConfig, context: RunContext) -> list[dict[str, Any]]:
-        from tqdm import tqdm
-
         from lcm.data.readers import count_records
         from lcm.model.checkpoint import load_checkpoint
 
@@ -68,23 +68,29 @@ class Generate(Task):
         stops: Counter[str] = Counter()
         rows: list[dict[str, Any]] = []
         total = min(count_records(recipe.input, recipe.format), recipe.limit or 1 << 62)
-        with tqdm(total=total, unit="doc", desc="generate", dynamic_ncols=True) as bar:
+        terminal = context.console
+        with terminal.progress("generate", total=total, unit="documents") as bar:
             for batch in batched(_documents(recipe, skipped, bar), recipe.batch_size):
                 for row in _continue_batch(batch, recipe, loaded, encoder, rules):
                     rows.append(row)
                     stops[row["stop_reason"]] += 1
-                    if recipe.show:
-                        bar.write(format_continuation(row))
                 bar.update(len(batch))
         if recipe.output:
             write_jsonl(Path(recipe.output), rows)
+        if recipe.show:
+            terminal.show_some(rows, lambda row: terminal.print(escape(format_continuation(row))),
+                               "continuations", recipe.output)
         seconds = time.perf_counter() - started
         generated = sum(len(r["generated"]) for r in rows)
-        print(f"continued {len(rows)} documents with {generated} concepts in {seconds:.1f} s "
-              f"(stops: {format_counts(stops)}; skipped: {format_counts(skipped)})"
-              + (f"; wrote {recipe.output}" if recipe.output else ""))
+        read = len(rows) + sum(skipped.values())
+        terminal.summary(
+            f"continued {len(rows)} of {read} documents with {generated} concepts in "
+            f"{seconds:.1f} s (stops: {format_counts(stops)}; skipped: {format_counts(skipped)})"
+            + (f"; wrote {recipe.output}" if recipe.output else ""),
+            {"task": "generate", "documents_read": read, "continued": len(rows),
+             "concepts": generated, "seconds": round(seconds, 1), "stops": dict(stops),
+             "skipped": dict(skipped), "output": recipe.output})
         return rows
-
 
 
 def _documents(recipe: GenerateConfig, skipped: Counter, bar: Any) -> Iterator[_Document]:

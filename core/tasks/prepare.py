@@ -118,12 +118,21 @@ class Prepare(Task):
         finished = shard_set.finish(pieces, space, encoder.name, add_framing)
         seconds = time.perf_counter() - started
         if finished is not None:
-            print(summary_line(finished.manifest, output, seconds, finished.split,
-                               recipe.segmenter.max_chars, kept=len(kept),
-                               kept_sentences=sum(r["sentences"] for r in kept)))
+            manifest = finished.manifest
+            context.console.summary(
+                summary_line(manifest, output, seconds, finished.split, recipe.segmenter.max_chars,
+                             kept=len(kept), kept_sentences=sum(r["sentences"] for r in kept)),
+                {"task": "prepare", "documents": manifest.documents,
+                 "sentences": manifest.sentences, "shards": len(manifest.shards),
+                 "seconds": round(seconds, 1), "skipped": manifest.skipped,
+                 "sentences_split": finished.split, "kept_shards": len(kept),
+                 "output": str(output)})
         else:
-            print(f"{ranks.label}: encoded {len(mine)} shards ({encoded} sentences) in "
-                  f"{seconds:.1f} s; the last rank to finish writes the manifest")
+            context.console.summary(
+                f"{ranks.label}: encoded {len(mine)} shards ({encoded} sentences) in "
+                f"{seconds:.1f} s; the last rank to finish writes the manifest",
+                {"task": "prepare", "rank": ranks.rank, "shards": len(mine),
+                 "sentences": encoded, "seconds": round(seconds, 1)})
         if ranks.launched:
             wait_for_all_ranks()
             return Manifest.read(output)
@@ -160,13 +169,11 @@ def _fingerprint(recipe: PrepareConfig, files: list[Path]) -> dict[str, Any]:
 def _encode(pieces: list[Any], recipe: PrepareConfig, encoder: Any, shard_set: Any,
             space: Any, label: str, show: bool) -> int:
     """Encode and commit each piece, one shard each; the sentences written."""
-    from tqdm import tqdm
-
     from lcm.data.readers import read_documents
+    from lcm.ui.terminal import progress
 
     written = 0
-    with tqdm(total=sum(p.records for p in pieces), unit="doc", desc=label, dynamic_ncols=True,
-              disable=not show) as bar:
+    with progress(label, sum(p.records for p in pieces), "documents", shown=show) as bar:
         for piece in pieces:
             with shard_set.writer(piece, space) as writer:
 
@@ -193,8 +200,9 @@ def _encode(pieces: list[Any], recipe: PrepareConfig, encoder: Any, shard_set: A
                     bar.update(1)
                     if pending.sentences >= recipe.batch_size:
                         pending = pending.flush(encoder, writer)
-                        bar.set_postfix(sentences=pending.written, refresh=False)
+                        bar.set(sentences=pending.written)
                 written = pending.flush(encoder, writer).written
+                bar.set(sentences=written)  # what the summary says
     return written
 
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from rich.markup import escape
+
 from lcm.fields import choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.generate.summary import LONG_INPUT_MODES
@@ -31,6 +33,8 @@ from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_dec
                                     check_spaces, format_counts, stop_rules)
 from lcm.tasks.decoded import decoding_record, describe_decoding
 from lcm.tasks.document_input import DocumentInput
+from lcm.ui.scale import LEGEND
+from lcm.ui.scale import describe as describe_cosine
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +112,9 @@ class Summarize(Task):
         cap = source_cap(recipe, loaded.model.config.max_seq_len, 0 if suffix is None else 1)
 
         skipped: Counter[str] = Counter()
-        documents = ([read_recording(source, encoder)] if reads_recordings
-                     else _text_documents(recipe, source, encoder, skipped))
+        terminal = context.console
+        documents = ([read_recording(source, encoder, terminal)] if reads_recordings
+                     else _text_documents(recipe, source, encoder, skipped, terminal))
         results = []
         for doc in documents:
             # A fresh decoder per document: what it observes (the source) stays that document's.
@@ -118,19 +123,32 @@ class Summarize(Task):
             if recipe.reference_field:
                 result["reference"] = doc.reference
             results.append(result)
-            if recipe.show:
-                print_summary(result)
         if not results:
             raise InputFileError(source, f"nothing to summarise ({format_counts(skipped)})")
+        if recipe.show:
+            terminal.show_some(results, lambda result: print_summary(result, terminal),
+                               "summaries", recipe.output)
+            terminal.print(f"[dim]{escape(LEGEND)}[/dim]")
         if recipe.output:
             write_summaries(Path(recipe.output), recipe, results)
         if recipe.evaluation_output:
             write_evaluation_pairs(Path(recipe.evaluation_output), results)
-        seconds = time.perf_counter() - started
-        print(f"summarised {len(results)} document(s) into "
-              f"{sum(len(r['summary']) for r in results)} sentence(s) in {seconds:.1f} s "
-              f"(skipped: {format_counts(skipped)})" + (f"; wrote {recipe.output}" if recipe.output else ""))
+        terminal.summary(*summary_line(results, skipped, time.perf_counter() - started,
+                                       recipe.output))
         return results
+
+
+def summary_line(results: list[dict[str, Any]], skipped: Counter, seconds: float,
+                 output: Optional[str]) -> tuple[str, dict[str, Any]]:
+    """What the run did, as a line and as the same figures for ``--json``."""
+    data = {"task": "summarize", "documents": len(results),
+            "source_segments": sum(len(r["segments"]) for r in results),
+            "summary_sentences": sum(len(r["summary"]) for r in results),
+            "seconds": round(seconds, 1), "skipped": dict(skipped), "output": output}
+    line = (f"summarised {data['documents']} document(s) of {data['source_segments']} segment(s) "
+            f"into {data['summary_sentences']} sentence(s) in {seconds:.1f} s (skipped: "
+            f"{format_counts(skipped)})" + (f"; wrote {output}" if output else ""))
+    return line, data
 
 
 # --------------------------------------------------------------------------- inputs
@@ -194,30 +212,27 @@ def source_cap(recipe: SummarizeConfig, max_seq_len: int, framing_concepts: int)
     return min(wanted or room, room)
 
 
-def read_recording(source: Path, encoder: Any) -> SourceDocument:
+def read_recording(source: Path, encoder: Any, terminal: Any) -> SourceDocument:
     """The utterances of one recording, streamed from the encoder with a progress bar."""
     import torch
-    from tqdm import tqdm
 
     texts, vectors, spans = [], [], []
-    with tqdm(unit=" segments", desc=f"encode {source.name}", dynamic_ncols=True) as bar:
+    with terminal.progress(f"encode {source.name}", unit="segments") as bar:
         for segment in encoder.encode_document(str(source)):
             texts.append(segment.text)
             vectors.append(torch.as_tensor(segment.vector).float().reshape(-1))
             spans.append((segment.start_s, segment.end_s))
             bar.update(1)
             if segment.end_s is not None:
-                bar.set_postfix_str(f"at {format_time(segment.end_s)}", refresh=False)
+                bar.set(at=format_time(segment.end_s))
     if not texts:
         raise InputFileError(source, "no speech found in the recording")
     return SourceDocument(source.stem, texts, torch.stack(vectors), spans, "speech")
 
 
-def _text_documents(recipe: SummarizeConfig, source: Path, encoder: Any,
-                    skipped: Counter) -> Iterator[SourceDocument]:
+def _text_documents(recipe: SummarizeConfig, source: Path, encoder: Any, skipped: Counter,
+                    terminal: Any) -> Iterator[SourceDocument]:
     """The input's text documents, segmented and encoded; those left out are counted."""
-    from tqdm import tqdm
-
     from lcm.data.readers import RawDocument
 
     def skip(reason: str) -> None:
@@ -227,7 +242,7 @@ def _text_documents(recipe: SummarizeConfig, source: Path, encoder: Any,
         raws: Any = [RawDocument(source.stem, _whole_text(source), {})]
     else:
         raws = recipe.documents(source, on_skip=skip)
-    with tqdm(unit=" sentences", desc="encode", dynamic_ncols=True) as bar:
+    with terminal.progress("summarise", unit="sentences") as bar:
         for raw in raws:
             sentences = recipe.sentences(raw.text)
             if not sentences:
@@ -272,16 +287,18 @@ def summarize_document(doc: SourceDocument, loaded: Any, rules: Any, suffix: Any
     from lcm.data.instruction import build_prompt
     from lcm.generate.loop import generate
     from lcm.generate.summary import plan_parts, trace_sources
+    from lcm.ui import current
 
     decoder.observe(doc.texts, doc.vectors)
     total = len(doc.texts)
     parts = plan_parts(total, cap, recipe.long_input)
     if len(parts) > 1:
-        log.warning("%s: %d source concepts, more than %d: summarised in %d parts", doc.id,
-                    total, cap, len(parts))
+        current().note(f"{doc.id}: {total} source concepts, more than {cap}: summarised in "
+                       f"{len(parts)} parts", key="long source summarised in parts")
     elif parts[0].stop < total:
-        log.warning("%s: %d source concepts, more than %d: the last %d left out (long_input: "
-                    "truncate)", doc.id, total, cap, total - parts[0].stop)
+        current().note(f"{doc.id}: {total} source concepts, more than {cap}: the last "
+                       f"{total - parts[0].stop} left out (long_input: truncate)",
+                       key="long source truncated")
     normalised = loaded.normalizer.normalize(doc.vectors)
     prompts = [build_prompt(normalised[p.start:p.stop], suffix) for p in parts]
     continuations = generate(loaded.model, prompts, rules, loaded.normalizer.denormalize,
@@ -327,27 +344,23 @@ def _label(index: int, item: dict[str, Any]) -> str:
     return f"[{index}] {format_time(item['start_s'])}–{format_time(item['end_s'])}"
 
 
-def print_summary(result: dict[str, Any]) -> None:
-    """The source segments, then the summary with each sentence's origin, to stdout."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(soft_wrap=True, highlight=False)
+def print_summary(result: dict[str, Any], terminal: Any) -> None:
+    """The source segments, then the summary with each sentence's origin and how close it is."""
     segments = result["segments"]
-    console.rule(f"{escape(result['id'])} ({len(segments)} {result['modality']} segments)")
-    console.print("[bold]Transcript[/bold]" if result["modality"] == "speech" else "[bold]Source[/bold]")
+    terminal.rule(f"{escape(result['id'])} ({len(segments)} {result['modality']} segments)")
+    terminal.print("[bold]Transcript[/bold]" if result["modality"] == "speech" else "[bold]Source[/bold]")
     for segment in segments:
         label = escape(_label(segment["index"], segment))
-        console.print(f"  [dim]{label}[/dim] {escape(segment['text'])}")
-    console.print("[bold]Summary[/bold]")
+        terminal.print(f"  [dim]{label}[/dim] {escape(segment['text'])}")
+    terminal.print("[bold]Summary[/bold]")
     for number, item in enumerate(result["summary"], 1):
-        console.print(f"  {number}. {escape(item['text'])}")
+        terminal.print(f"  {number}. {escape(item['text'])}")
         origin = escape(_label(item["source_index"], item))
-        console.print(f"     [dim]{describe_decoding(item)}; ← {origin}, "
-                      f"cosine {item['similarity']:.2f}[/dim]")
+        terminal.print(f"     [dim]{describe_decoding(item)}; ← {origin}[/dim]  "
+                       f"[cyan]{describe_cosine(item['similarity'])}[/cyan]")
     stops = ", ".join(sorted({p["stop_reason"] for p in result["parts"]}))
-    console.print(f"  [dim]{len(result['summary'])} sentence(s) from {len(result['parts'])} "
-                  f"part(s), stopped: {stops}; {result['left_out']} segment(s) left out[/dim]")
+    terminal.print(f"  [dim]{len(result['summary'])} sentence(s) from {len(result['parts'])} "
+                   f"part(s), stopped: {stops}; {result['left_out']} segment(s) left out[/dim]")
 
 
 def write_evaluation_pairs(target: Path, results: list[dict[str, Any]]) -> None:

@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass
 
 from lcm.errors import UserError
+from lcm.ui.chatter import native_output_to_log
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def init_distributed(backend: str = "auto") -> DistributedContext:
     if not cuda:
         # `import deepspeed.comm.torch` would bind the name to the torch package it re-exports.
         importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
-    deepspeed.init_distributed(dist_backend=backend)
+    with native_output_to_log():  # gloo's "[Gloo] Rank 0 is connected ..." comes from C++
+        deepspeed.init_distributed(dist_backend=backend)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = "cpu"

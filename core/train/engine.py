@@ -14,6 +14,7 @@ from lcm.errors import UserError
 from lcm.train.distributed import DistributedContext
 from lcm.train.options import TrainOptions
 from lcm.train.schedule import warmup_cosine_scheduler
+from lcm.ui.chatter import native_output_to_log
 
 NEVER = 10**12  # DeepSpeed's own step printing: off, the trainer logs
 
@@ -58,8 +59,9 @@ def create_engine(model, options: TrainOptions, micro_batch_size: int, context: 
     scheduler = partial(warmup_cosine_scheduler, warmup_steps=options.warmup_steps,
                         total_steps=options.steps, min_ratio=options.min_lr_ratio)
     groups = parameter_groups(model, options.weight_decay)
-    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=groups, config=config,
-                                           lr_scheduler=scheduler)
+    with native_output_to_log():  # its process groups print from C++ too
+        engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=groups,
+                                               config=config, lr_scheduler=scheduler)
     return engine
 
 

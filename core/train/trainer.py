@@ -9,7 +9,6 @@ import contextlib
 import json
 import math
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -28,6 +27,8 @@ from lcm.train.nonfinite import NonFiniteLosses
 from lcm.train.options import TrainRecipe
 from lcm.train.supervised import instruction_extra, load_initial_weights, training_framing
 from lcm.torch_options import torch_dtype
+from lcm.ui import current
+from lcm.ui.bars import Bar
 
 LOGS = "logs"
 SUMMARY_FILE = "summary.json"
@@ -59,14 +60,19 @@ class TrainingSummary:
     sources_cut: int = 0
     skipped_steps: int = 0
     """Optimizer steps DeepSpeed skipped (fp16 overflow)."""
+    resumed_from: int = 0
+    """The step this run resumed at (0: a fresh run); every other figure is this run's."""
 
     def line(self) -> str:
-        return (f"trained {self.steps} steps in {self.seconds:.1f} s: loss {self.first_loss:.4f} "
-                f"-> {self.last_loss:.4f}, {self.concepts_per_s:,.0f} concepts/s; "
-                f"{self.documents_read} documents read, {self.windows_skipped} windows skipped "
-                f"(too short to learn from)"
+        """This run's figures alone (a resumed run says where it took over)."""
+        run_steps = self.steps - self.resumed_from
+        resumed = (f" (steps {self.resumed_from + 1}-{self.steps}, resumed at step "
+                   f"{self.resumed_from})" if self.resumed_from else "")
+        return (f"trained {run_steps} steps{resumed} in {self.seconds:.1f} s: loss "
+                f"{self.first_loss:.4f} -> {self.last_loss:.4f}, {self.concepts_per_s:,.0f} "
+                f"concepts/s; {self.documents_read} documents read, {self.windows_skipped} windows "
+                f"skipped (too short to learn from)"
                 + (f", {self.sources_cut} sources cut to fit" if self.sources_cut else "")
-                + (f", {self.skipped_steps} steps skipped (overflow)" if self.skipped_steps else "")
                 + f"; model -> {self.output}")
 
 
@@ -97,11 +103,13 @@ class Trainer:
         self.nonfinite = NonFiniteLosses(self.options.max_nonfinite_steps, self.context.device)
         self.stream = self._stream(DataPosition())
         self._batches: Iterator[Batch] = iter(self.stream)
+        self._overflows = 0
+        self.resumed_from = 0
 
     def _say(self, message: str) -> None:
         """A progress message on stderr (rank 0 only); stdout keeps the summary line."""
         if self.context.is_main:
-            print(message, file=sys.stderr, flush=True)
+            current().status(message)
 
     def _build_model(self):
         from lcm.model.lcm import build_model
@@ -136,6 +144,7 @@ class Trainer:
             if engine.is_gradient_accumulation_boundary():
                 grad_norm = self._unsharded_grad_norm()
             engine.step()
+            self._note_overflow()
             loss_sum += float(output.loss.detach())
             concepts += batch.num_concepts
             for name, value in output.metrics.items():
@@ -147,6 +156,14 @@ class Trainer:
         self.nonfinite.check(loss_sum, self.state.step)
         return StepResult(loss_sum, self.options.grad_accum, concepts, float(grad_norm or 0.0), lr,
                           metrics)
+
+    def _note_overflow(self) -> None:
+        """Say (once, counted) that DeepSpeed skipped an optimizer step on fp16 overflow."""
+        skipped = int(getattr(self.engine, "skipped_steps", 0) or 0)
+        if skipped > self._overflows and self.context.is_main:
+            current().note(f"fp16 overflow at step {self.state.step + 1}: the optimizer step was "
+                           f"skipped and the loss scale lowered", key="overflow step skipped")
+        self._overflows = skipped
 
     def _unsharded_grad_norm(self) -> float | None:
         """The gradient norm where DeepSpeed does not report one (ZeRO stage 0 in fp32).
@@ -167,15 +184,15 @@ class Trainer:
 
     def run(self) -> TrainingSummary:
         """Train to ``train.steps`` (from a checkpoint if asked), log, checkpoint, export."""
-        from tqdm import tqdm
-
         options, context = self.options, self.context
         work = self.recipe.training_path()
         self._start_or_resume(work)
+        self._overflows = int(getattr(self.engine, "skipped_steps", 0) or 0)
         log = TrainingLog(work / LOGS, self.state.history, self.state.step) if context.is_main else None
         session_start, window, session = time.perf_counter(), _Window(self.state.window), _Window()
-        progress = tqdm(total=options.steps, initial=self.state.step, unit="step",
-                        desc="train", disable=not context.is_main, dynamic_ncols=True)
+        self.resumed_from = self.state.step
+        progress = current().progress("train", total=options.steps - self.state.step, unit="steps") \
+            if context.is_main else Bar("train")
         try:
             while self.state.step < options.steps:
                 result = self.step()
@@ -185,8 +202,8 @@ class Trainer:
                 done = self.state.step == options.steps
                 if self.state.step % options.log_every == 0 or done:
                     row = self._log_row(window, session_start)
-                    progress.set_postfix(loss=f"{row['loss']:.4f}",
-                                         concepts_s=f"{row['concepts_per_s']:,.0f}")
+                    progress.set(loss=round(row["loss"], 4),
+                                 **({"step": self.state.step} if self.resumed_from else {}))
                     if log is not None:
                         log.write(row, result.metrics)
                     window = _Window()
@@ -245,16 +262,17 @@ class Trainer:
             plot_losses(self.state.history, work / LOGS / PLOT_FILE)
 
     def _summary(self, session: "_Window", session_start: float) -> TrainingSummary:
-        """This session's figures (all ranks), with the loss curve of the whole run."""
+        """This session's figures (all ranks): a resumed run's loss from where it took over."""
         training_seconds = max(time.perf_counter() - session.started, 1e-9)
         concepts, documents, skipped, cut = all_reduce_sum(
             [session.concepts, self.stream.documents_read, self.stream.windows_skipped,
              self.stream.sources_cut], self.context.device)
-        history = self.state.history
+        history = [row for row in self.state.history if row["step"] > self.resumed_from]
         first, last = (history[0]["loss"], history[-1]["loss"]) if history else (math.nan, math.nan)
         return TrainingSummary(self.state.step, first, last, concepts / training_seconds,
                                time.perf_counter() - session_start, int(documents), int(skipped),
-                               str(self.recipe.output), int(cut), int(self.engine.skipped_steps))
+                               str(self.recipe.output), int(cut), int(self.engine.skipped_steps),
+                               self.resumed_from)
 
     def _export(self, summary: TrainingSummary, work: Path) -> None:
         """Save the inference checkpoint (fp32 weights, normaliser) on rank 0."""
@@ -320,7 +338,7 @@ def train(recipe: TrainRecipe) -> TrainingSummary:
     trainer = Trainer(recipe)
     summary = trainer.run()
     if trainer.context.is_main:
-        print(summary.line(), flush=True)
+        current().summary(summary.line(), {"task": "train", **asdict(summary)})
     return summary
 
 

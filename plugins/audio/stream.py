@@ -90,15 +90,15 @@ def plan_utterances(path: str | Path, config: SegmentConfig | None = None,
                     block_s: float = BLOCK_S) -> UtterancePlan:
     """The utterances of the recording at ``path`` without loading it whole; the same ones
     ``segment_by_silence(load_audio(path))`` finds, and the same errors."""
-    from tqdm import tqdm
+    from lcm.ui import progress
 
     config = require_valid(config or SegmentConfig(), "segmentation")
     recording = StreamedRecording(path)
     frame = frame_length(config, recording.sample_rate)
     block = frame * max(1, round(block_s * recording.sample_rate / frame))  # whole frames
     levels = []
-    with tqdm(total=round(recording.duration_s), unit="s", desc=f"scanning {recording.path.name}",
-              disable=recording.duration_s < PROGRESS_AFTER_S, leave=False) as bar:
+    with progress(f"scan {recording.path.name}", round(recording.duration_s), "s",
+                  shown=recording.duration_s >= PROGRESS_AFTER_S) as bar:
         for start in range(0, recording.n_samples, block):
             samples = recording.read(start, start + block)
             levels.append(frame_levels_db(samples, frame))

@@ -8,7 +8,7 @@ start and end. Any speech encoder plugin works.
 """
 from __future__ import annotations
 
-import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,10 @@ from lcm.fields import choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import RunContext, Task
+from lcm.tasks.continuation import format_counts
 
 from .segment import SegmentConfig
 from .spoken import RecordingEncoder, SpokenConcept, SpokenRecording
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -41,8 +40,6 @@ class EncodeAudio(Task):
     Config = EncodeAudioConfig
 
     def run(self, recipe: EncodeAudioConfig, context: RunContext) -> Any:
-        from tqdm import tqdm
-
         from lcm.data.shards import Document, Manifest, ShardWriter
         from .io import find_audio_files
 
@@ -54,7 +51,7 @@ class EncodeAudio(Task):
         files = find_audio_files(root)
         space = encoder.concept_space(encoder.config)
         with ShardWriter(recipe.output, space, encoder.name, recipe.docs_per_shard) as writer:
-            for file in tqdm(files, unit="file", desc="encode_audio"):
+            for file in context.console.progress("encode_audio", len(files), "files").track(files):
                 try:
                     if isinstance(encoder, RecordingEncoder):  # transcripts become the sentences
                         spoken = encoder.encode_recording(file, recipe.segmentation)
@@ -63,7 +60,7 @@ class EncodeAudio(Task):
                 except InputFileError as exc:
                     if recipe.on_error == "fail":
                         raise
-                    log.warning("skipped %s", exc)
+                    context.console.status(f"skipped {exc}")  # the summary counts it
                     writer.skip(exc.reason.split(":")[0])
                     continue
                 for reason, count in spoken.skipped.items():
@@ -77,9 +74,15 @@ class EncodeAudio(Task):
                           "duration_s": round(spoken.duration_s, 3),
                           "utterances": [[c.start_s, c.end_s] for c in spoken.concepts],
                           "skipped_utterances": spoken.skipped}))
-        log.warning("encode_audio: %d file(s) → %s; skipped: %s", len(files), recipe.output,
-                    writer.skipped or "none")
-        return Manifest.read(recipe.output)
+        manifest = Manifest.read(recipe.output)
+        context.console.summary(
+            f"encoded {manifest.documents} of {len(files)} recording(s) into {manifest.sentences} "
+            f"utterance concepts in {recipe.output} (skipped: "
+            f"{format_counts(Counter(manifest.skipped))})",
+            {"task": "encode_audio", "recordings": len(files), "written": manifest.documents,
+             "utterances": manifest.sentences, "skipped": manifest.skipped,
+             "output": recipe.output})
+        return manifest
 
 
 def _untranscribed(encoder: Any, file: Path, segmentation: SegmentConfig) -> SpokenRecording:

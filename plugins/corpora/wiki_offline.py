@@ -71,8 +71,10 @@ class WikiCorpus(Task):
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text("".join(lines), encoding="utf-8")
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()) if reason != "written")
-        print(f"wrote {counts['written']} of {len(summaries)} summaries to {output}; "
-              f"{skipped or 'none skipped'}")
+        context.console.summary(f"wrote {counts['written']} of {len(summaries)} summaries to "
+                                f"{output}; {skipped or 'none skipped'}",
+                                {"task": "wiki_corpus", "summaries": len(summaries),
+                                 "counts": dict(counts), "output": str(output)})
         return counts
 
 

@@ -67,7 +67,7 @@ class SonarSpeechEncoder(Encoder):
     def encode(self, inputs: Sequence[Any]) -> Any:
         import torch
         from fairseq2.nn.utils.padding import pad_seqs
-        from tqdm import tqdm
+        from lcm.ui import progress
 
         from ..sonar.batching import length_sorted_batches, restore_order
 
@@ -80,8 +80,8 @@ class SonarSpeechEncoder(Encoder):
         batches = length_sorted_batches([len(f) for f in feats], self.config.batch_size,
                                         self.config.max_frames)
         outputs = []
-        with torch.inference_mode(), tqdm(total=len(feats), unit="utt", desc="sonar_speech",
-                                          disable=len(batches) < 20, leave=False) as bar:
+        with torch.inference_mode(), progress("sonar_speech", len(feats), "utterances",
+                                              shown=len(batches) >= 20) as bar:
             for batch in batches:
                 seqs, layout = pad_seqs([feats[i] for i in batch], pad_value=0, pad_to_multiple=2)
                 outputs.append(self._model(seqs, layout).sentence_embeddings.float().cpu())

@@ -6,7 +6,6 @@ Sentences longer than the model (or ``max_seq_len``) are truncated and counted i
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -18,7 +17,6 @@ from lcm.interfaces import ConceptSpace, Encoder
 from ..sonar.languages import language_problem
 from ..sonar.options import SPACE_NAME, SonarModelOptions
 
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -95,7 +93,7 @@ class SonarTextEncoder(Encoder):
     def encode(self, inputs: Sequence[str]) -> Any:
         import torch
         from fairseq2.nn.utils.padding import pad_seqs
-        from tqdm import tqdm
+        from lcm.ui import current, progress
 
         from ..sonar.batching import length_sorted_batches, restore_order
 
@@ -107,15 +105,15 @@ class SonarTextEncoder(Encoder):
         tokens = [self._token_encoder(s) for s in sentences]
         truncated = sum(len(t) > max_len for t in tokens)
         if truncated:
-            log.warning("sonar_text: truncated %d of %d sentence(s) to %d tokens", truncated,
-                        len(tokens), max_len)
+            current().note(f"sonar_text: {truncated} of {len(tokens)} sentence(s) cut to "
+                           f"{max_len} tokens", key="sentences cut to the encoder's length")
             tokens = [t[:max_len] for t in tokens]
         batches = length_sorted_batches([len(t) for t in tokens], self.config.batch_size,
                                         self.config.max_tokens)
         pad_idx = self._tokenizer.vocab_info.pad_idx
         outputs = []
-        with torch.inference_mode(), tqdm(total=len(tokens), unit="sent", desc="sonar_text",
-                                          disable=len(batches) < 20, leave=False) as bar:
+        with torch.inference_mode(), progress("sonar_text", len(tokens), "sentences",
+                                              shown=len(batches) >= 20) as bar:
             for batch in batches:
                 seqs, layout = pad_seqs([tokens[i] for i in batch], pad_value=pad_idx,
                                         device=self._device)

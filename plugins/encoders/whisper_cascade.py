@@ -150,14 +150,14 @@ class WhisperCascadeEncoder(Encoder):
 
     def transcribe(self, utterances: Iterable[Any], total: int, label: str = "speech") -> list[str]:
         """A transcript per utterance (1-D float32 arrays at 16 kHz), "" where none was heard."""
-        from tqdm import tqdm
+        from lcm.ui import progress
 
         from ..speech.whisper import SAMPLE_RATE, pack_windows, transcribe_window
 
         cfg, model = self.config, self.whisper
         texts: list[str] = []
         speech_s, began = 0.0, time.perf_counter()
-        with tqdm(total=total, unit="utt", desc=f"whisper {label}", leave=False) as bar:
+        with progress(f"whisper {label}", total, "utterances") as bar:
             for window in pack_windows(utterances, cfg.window_s, cfg.gap_s):
                 texts += transcribe_window(model, window, cfg.language, cfg.beam_size)
                 speech_s += len(window.samples) / SAMPLE_RATE

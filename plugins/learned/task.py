@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from lcm.interfaces import RunContext
 from lcm.plugins.learned.options import TrainDecoderRecipe
 from lcm.tasks.train import TrainingTask
@@ -25,15 +27,17 @@ class TrainDecoder(TrainingTask):
         summary = trainer.run()
         if not trainer.context.is_main:
             return summary
-        print(f"trained the decoder to step {summary['steps']} ({summary['sentences_seen']:,} "
-              f"sentences seen in all, {summary['sentences_this_session']:,} in "
-              f"{summary['seconds']:.0f} s now); loss {summary['last_loss']:.3f}; "
-              f"model -> {recipe.output}", flush=True)
+        terminal = context.console
+        line = (f"trained the decoder to step {summary['steps']} ({summary['sentences_seen']:,} "
+                f"sentences seen in all, {summary['sentences_this_session']:,} in "
+                f"{summary['seconds']:.0f} s now); loss {summary['last_loss']:.3f}; "
+                f"model -> {recipe.output}")
         if recipe.evaluation.shards:
             scores = score_decoder(recipe.output, recipe.evaluation.shards,
                                    recipe.evaluation.sentences, recipe.evaluation.noise_levels,
                                    trainer.encoder)
             summary["evaluation"] = scores
-            for line in report_lines(scores):
-                print(line, flush=True)
+            for report in report_lines(scores):
+                terminal.print(escape(report))
+        terminal.summary(line, {"task": "train_decoder", **summary})
         return summary

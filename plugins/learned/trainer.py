@@ -7,7 +7,6 @@ usable decoder behind.
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -27,6 +26,8 @@ from lcm.train.distributed import all_reduce_sum, barrier, init_distributed, set
 from lcm.train.engine import create_engine
 from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
 from lcm.train.nonfinite import NonFiniteLosses
+from lcm.ui import current
+from lcm.ui.bars import Bar
 
 LOGS = "logs"
 
@@ -85,7 +86,7 @@ class DecoderTrainer:
 
     def _say(self, message: str) -> None:
         if self.context.is_main:
-            print(message, file=sys.stderr, flush=True)
+            current().status(message)
 
     def step(self, batches) -> tuple[float, int]:
         """One optimizer step; its mean loss and the sentences it read (this rank)."""
@@ -103,8 +104,6 @@ class DecoderTrainer:
         return loss_sum / self.options.grad_accum, sentences
 
     def run(self) -> dict[str, Any]:
-        from tqdm import tqdm
-
         work = self.recipe.training_path()
         position = self._start_or_resume(work)
         batches = self.plan.stream(position)
@@ -112,8 +111,8 @@ class DecoderTrainer:
         started = time.perf_counter()
         window = {"loss": 0.0, "steps": 0, "sentences": 0, "started": started}
         seen_before = self._sentences_seen()
-        progress = tqdm(total=self.options.steps, initial=self.state.step, unit="step",
-                        desc="train_decoder", disable=not self.context.is_main, dynamic_ncols=True)
+        progress = current().progress("train_decoder", self.options.steps - self.state.step,
+                                      "steps") if self.context.is_main else Bar("train_decoder")
         try:
             while self.state.step < self.options.steps:
                 loss, sentences = self.step(batches)
@@ -124,8 +123,7 @@ class DecoderTrainer:
                 done = self.state.step == self.options.steps
                 if self.state.step % self.options.log_every == 0 or done:
                     row = self._log_row(window, started)
-                    progress.set_postfix(loss=f"{row['loss']:.3f}",
-                                         sentences_s=f"{row['concepts_per_s']:.1f}")
+                    progress.set(loss=round(row["loss"], 3))
                     if log is not None:
                         log.write(row)
                     window = {"loss": 0.0, "steps": 0, "sentences": 0,
