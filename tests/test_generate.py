@@ -32,10 +32,18 @@ class ScriptedHead(HeadModule):
     script: torch.Tensor
     noise = 0.0
 
+    def start(self, trunk, state):
+        super().start(trunk, state)
+        state.extra = torch.arange(state.batch_size)  # the document of each row
+
+    def keep_rows(self, state, rows):
+        super().keep_rows(state, rows)
+        state.extra = state.extra[rows]
+
     def next_concept(self, model, state):
-        concept = self.script[:, state.step].clone()
+        concept = self.script[state.extra, state.step].clone()
         if self.noise:
-            concept += self.noise * torch.randn(concept.shape, generator=state.generator)
+            concept += self.noise * state.generators.randn(concept.shape[1:])
         return concept
 
 

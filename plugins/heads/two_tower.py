@@ -133,6 +133,12 @@ class CrossContext:
                             [torch.cat(p, 2) for p in zip(self.values, other.values)],
                             torch.cat([self.mask, other.mask], 1))
 
+    def rows(self, index: Tensor) -> "CrossContext":
+        """Only the documents ``index`` (the others have stopped)."""
+        return CrossContext([k.index_select(0, index) for k in self.keys],
+                            [v.index_select(0, index) for v in self.values],
+                            self.mask.index_select(0, index))
+
     def with_unconditional(self) -> "CrossContext":
         """Twice the batch: first as is, then seeing only the zero vector (guidance)."""
         blind = torch.zeros_like(self.mask)
@@ -245,6 +251,11 @@ class TwoTowerHead(DiffusionHead):
         super().append(trunk, state, concepts)
         real = torch.ones(state.batch_size, 1, dtype=torch.bool, device=concepts.device)
         state.extra = state.extra.extended(self.denoiser.cross_context(state.hidden[:, None], real))
+
+    def keep_rows(self, state: GenerationState, rows) -> None:
+        super().keep_rows(state, rows)
+        if state.extra is not None:
+            state.extra = state.extra.rows(rows)
 
     def denoiser_for(self, trunk, state: GenerationState):
         cross: CrossContext = state.extra
