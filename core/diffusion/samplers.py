@@ -11,7 +11,8 @@ adds around it, at every step and for every solver alike:
   (the conditional prediction alone at a zero-SNR step, where the noise says nothing of x0);
 * epsilon scaling: the predicted noise divided by lambda, x0 re-derived from it so the solver
   gets one consistent prediction (the reference DDIM scales only the noise term);
-* clipping the predicted x0 to ±clip (the reference also clips its latents).
+* clipping the predicted x0 to ±clip (DDIM's own ``clip_sample``, as the reference), and the
+  latents where they are x_t (not Euler's).
 
 The model output handed to diffusers is in the configured ``prediction`` type, and the solver is
 built from lcm's own betas (``trained_betas``; zero terminal SNR applied by diffusers' identical
@@ -32,6 +33,11 @@ from lcm.diffusion.scheduler import (DDIMScheduler, Denoiser, classifier_free_gu
 from lcm.model.randomness import RowGenerators
 
 
+VP_LATENTS = ("diffusers_ddim", "dpm_solver_2m", "unipc")
+"""Solvers whose latents are the network's input x_t itself (Euler's are x_t / sqrt(alpha_bar)):
+their latents are clipped as the reference DDIM clips its own."""
+
+
 class Sampler(Protocol):
     """Draws x0 (rows, D) by running a denoiser over a noise chain."""
 
@@ -50,7 +56,9 @@ def diffusers_scheduler(config: DiffusionConfig) -> Any:
                   rescale_betas_zero_snr=config.zero_terminal_snr,
                   prediction_type=config.prediction, timestep_spacing=config.timestep_spacing)
     if config.sampler == "diffusers_ddim":
-        return diffusers.DDIMScheduler(**shared, clip_sample=False, set_alpha_to_one=True)
+        # DDIM clips x0 itself, as the reference does (the noise term keeps the unclipped one)
+        return diffusers.DDIMScheduler(**shared, clip_sample=config.clip > 0,
+                                       clip_sample_range=config.clip, set_alpha_to_one=True)
     if config.sampler == "dpm_solver_2m":
         return diffusers.DPMSolverMultistepScheduler(**shared, algorithm_type="dpmsolver++",
                                                      solver_order=2)
@@ -68,6 +76,7 @@ class LibrarySampler:
         self.reference = reference  # the schedule's alphas, guidance options, initial noise
         self.config = reference.config
         self.scheduler = diffusers_scheduler(self.config)
+        self.clip_x0 = self.config.clip > 0 and self.config.sampler != "diffusers_ddim"
 
     def sample(self, denoise: Denoiser, shape: Sequence[int],
                generators: RowGenerators | None = None,
@@ -81,6 +90,8 @@ class LibrarySampler:
         stochastic = self.config.sampler == "diffusers_ddim" and self.config.eta > 0
         for t in scheduler.timesteps:
             step = int(t)
+            if self.config.clip > 0 and self.config.sampler in VP_LATENTS:
+                latents = latents.clamp(-self.config.clip, self.config.clip)
             sample = scheduler.scale_model_input(latents, t)  # the network's (VP) input x_t
             twice = torch.cat([sample, sample]) if self.reference.uses_guidance else sample
             prediction = self.prediction(denoise(twice, step), step, sample)
@@ -97,16 +108,17 @@ class LibrarySampler:
         config, reference = self.config, self.reference
         guided = reference.uses_guidance
         cond, uncond = output.chunk(2) if guided else (output, None)
+        if not (guided or config.epsilon_scaling != 1.0 or self.clip_x0):
+            return cond  # everything of ours is off: the network's own output
         a = float(reference.alphas_cumprod[t])
-        if a == 0.0 or not (guided or config.epsilon_scaling != 1.0 or config.clip > 0):
-            return cond  # nothing of ours applies at a zero-SNR step, or with everything off
         x0, eps = reference.x0_and_epsilon(cond, t, sample)
-        if guided:
-            eps = classifier_free_guidance(eps, reference.x0_and_epsilon(uncond, t, sample)[1],
-                                           config.guidance_scale, config.guidance_rescale)
-        eps = eps / config.epsilon_scaling
-        x0 = (sample - (1 - a) ** 0.5 * eps) / a ** 0.5
-        if config.clip > 0:
+        if a > 0:  # at a zero-SNR step the noise is the sample: nothing to guide or scale
+            if guided:
+                eps = classifier_free_guidance(eps, reference.x0_and_epsilon(uncond, t, sample)[1],
+                                               config.guidance_scale, config.guidance_rescale)
+            eps = eps / config.epsilon_scaling
+            x0 = (sample - (1 - a) ** 0.5 * eps) / a ** 0.5
+        if self.clip_x0:
             x0 = x0.clamp(-config.clip, config.clip)
             if a < 1.0:
                 eps = (sample - a ** 0.5 * x0) / (1 - a) ** 0.5
