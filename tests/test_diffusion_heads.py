@@ -65,10 +65,11 @@ def test_adaln_zero_init_makes_every_denoiser_layer_the_identity(tmp_path):
     cross = denoiser.zero_prefixed(torch.randn(2, 5, 32), torch.ones(2, 5, dtype=torch.bool))
     mask = shifted_causal_mask(torch.ones(2, 5, dtype=torch.bool))
     for layer, keys, values in zip(denoiser.layers, cross.keys, cross.values):
-        assert torch.equal(layer(x, time, keys, values, mask), x)
-    nn_modulation = denoiser.layers[0].modulation
-    torch.nn.init.normal_(nn_modulation.weight)
-    assert not torch.allclose(denoiser.layers[0](x, time, cross.keys[0], cross.values[0], mask), x)
+        assert torch.equal(layer(x, layer.modulations(time), keys, values, mask), x)
+    first = denoiser.layers[0]
+    torch.nn.init.normal_(first.modulation.weight)
+    assert not torch.allclose(first(x, first.modulations(time), cross.keys[0], cross.values[0],
+                                    mask), x)
 
 
 def test_shifted_cross_attention_mask_sees_the_zero_vector_and_earlier_outputs_only():

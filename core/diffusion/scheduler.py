@@ -139,7 +139,19 @@ class DDIMScheduler:
         """Choose the ``steps`` timesteps generation visits; returns them, descending."""
         self.timesteps = inference_timesteps(self.config.timestep_spacing, self.train_steps,
                                              steps)
+        self._alphas: dict[int, tuple[float, float]] | None = None  # filled on the first step
         return self.timesteps
+
+    def step_alphas(self, t: int) -> tuple[float, float]:
+        """(alpha_bar at ``t``, at the next visited step): plain floats, computed once per
+        schedule, so the chain does no tensor work for them."""
+        if self._alphas is None:
+            visited, alpha = self.timesteps.tolist(), self.alphas_cumprod.tolist()
+            self._alphas = {step: (alpha[step], alpha[after] if after >= 0 else 1.0)
+                            for step, after in zip(visited, visited[1:] + [-1])}
+        if t not in self._alphas:
+            self.previous_timestep(t)  # raises: t is not in the schedule
+        return self._alphas[t]
 
     # ----------------------------------------------------------------------- training
 
@@ -250,9 +262,7 @@ class DDIMScheduler:
         """
         t = int(t)
         eta = self.config.eta if eta is None else eta
-        prev = self.previous_timestep(t)
-        a_t = float(self.alphas_cumprod[t])
-        a_prev = float(self.alphas_cumprod[prev]) if prev >= 0 else 1.0
+        a_t, a_prev = self.step_alphas(t)
         x0, eps = self.x0_and_epsilon(model_output, t, sample, prediction)
         eps = eps / self.config.epsilon_scaling
         x0 = self._clip(x0)

@@ -85,6 +85,9 @@ class GenerationState:
     """Number of concepts generated so far."""
     extra: Any = None
     """Head-owned state (a denoiser's cache, codebook choices, ...)."""
+    memo: dict = field(default_factory=dict)
+    """What a head computes once per generation and reuses at every concept (a diffusion
+    head's per-timestep conditioning); lives and dies with the session."""
     uncached: bool = False
     """Recompute instead of reusing: the session re-reads the context at every step, and a head
     with faster paths of its own (a diffusion head's denoiser caches) does not take them."""

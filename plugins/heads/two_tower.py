@@ -102,17 +102,33 @@ class DenoiserLayer(nn.Module):
         self.ffn = SwiGLU(d, config.ffn_inner_dim, config.bias, config.dropout)
         self.modulation = nn.Linear(d, 9 * d)  # shift/scale/gate for each of the 3 sub-blocks
 
-    def forward(self, x: Tensor, time: Tensor, keys: Tensor, values: Tensor,
+    def modulations(self, time: Tensor) -> tuple[Tensor, ...]:
+        """(B, T, d) timestep embeddings -> shift/scale/gate of the 3 sub-blocks, 9 x (B, T, d)."""
+        return self.modulation(F.silu(time)).chunk(9, dim=-1)
+
+    def forward(self, x: Tensor, mods: tuple[Tensor, ...], keys: Tensor, values: Tensor,
                 cross_mask: Tensor) -> Tensor:
-        """x (B, T, d), time (B, T, d) embeddings, keys/values (B, nh, S, hs), mask (B, T, S)."""
-        mods = self.modulation(F.silu(time)).chunk(9, dim=-1)  # 9 x (B, T, d)
-        diagonal = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)[None, None]
+        """x (B, T, d), ``modulations`` of the steps, keys/values (B, nh, S, hs), mask (B, T, S)."""
         h = _modulate(self.self_attn_norm(x), mods[0], mods[1])
-        x = x + mods[2] * self.self_attn(h, None, None, diagonal, None)
+        x = x + mods[2] * self.diagonal_attention(h)
         h = _modulate(self.cross_attn_norm(x), mods[3], mods[4])
         x = x + mods[5] * self.cross_attn(h, keys, values, cross_mask)
         h = _modulate(self.ffn_norm(x), mods[6], mods[7])
         return x + mods[8] * self.ffn(h)
+
+
+    def diagonal_attention(self, h: Tensor) -> Tensor:
+        """Self-attention where each position sees only itself: softmax over one key is 1, so
+        it is the output projection of the values (query and key projections never run).
+        Training takes the full path (attention dropout may drop that single weight; the
+        planner counts the reference's FLOPs)."""
+        if self.training:
+            diagonal = torch.eye(h.shape[1], dtype=torch.bool, device=h.device)[None, None]
+            return self.self_attn(h, None, None, diagonal, None)
+        d = h.shape[-1]
+        qkv = self.self_attn.qkv
+        bias = qkv.bias[2 * d:] if qkv.bias is not None else None
+        return self.self_attn.dropout(self.self_attn.out(F.linear(h, qkv.weight[2 * d:], bias)))
 
 
 def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -189,20 +205,36 @@ class DenoiserTower(nn.Module):
         real = torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)
         return self.cross_context(torch.cat([zero, context], 1), torch.cat([real, mask], 1))
 
-    def next_position(self, latents: Tensor, t: int, cross: CrossContext) -> Tensor:
+    def step_modulations(self, timesteps: Tensor) -> list[tuple[Tensor, ...]]:
+        """Every layer's AdaLN modulation at (B, T) ``timesteps``."""
+        time = self.time(timesteps)  # (B, T, d)
+        return [layer.modulations(time) for layer in self.layers]
+
+    def next_position(self, latents: Tensor, t: int, cross: CrossContext,
+                      memo: dict | None = None) -> Tensor:
         """Denoise one next concept per row: (N, D) latents at step ``t``, seeing every key
-        ``cross.mask`` allows. The step is shared by the batch, so its embedding and AdaLN
-        modulation are computed once and broadcast."""
-        steps = torch.full((1, 1), t, dtype=torch.long, device=latents.device)
-        return self(latents[:, None], steps, cross, cross.mask[:, None, :])[:, 0]
+        ``cross.mask`` allows. The step is shared by the batch, so its AdaLN modulation is
+        computed once, broadcast, and kept in ``memo`` for the next concepts' same step."""
+        key = ("two_tower_modulations", t)
+        mods = memo.get(key) if memo is not None else None
+        if mods is None:
+            steps = torch.full((1, 1), t, dtype=torch.long, device=latents.device)
+            mods = self.step_modulations(steps)
+            if memo is not None:
+                memo[key] = mods
+        return self.run_layers(latents[:, None], mods, cross, cross.mask[:, None, :])[:, 0]
 
     def forward(self, latents: Tensor, timesteps: Tensor, cross: CrossContext,
                 cross_mask: Tensor) -> Tensor:
         """``cross_mask`` (B, T, 1 + S): which keys each position may see."""
+        return self.run_layers(latents, self.step_modulations(timesteps), cross, cross_mask)
+
+    def run_layers(self, latents: Tensor, mods: list[tuple[Tensor, ...]], cross: CrossContext,
+                   cross_mask: Tensor) -> Tensor:
+        """(B, T, D) latents through the layers under per-layer ``mods`` -> (B, T, D)."""
         x = self.input(latents)  # (B, T, d)
-        time = self.time(timesteps)  # (B, T, d)
-        for layer, keys, values in zip(self.layers, cross.keys, cross.values):
-            x = layer(x, time, keys, values, cross_mask)
+        for layer, layer_mods, keys, values in zip(self.layers, mods, cross.keys, cross.values):
+            x = layer(x, layer_mods, keys, values, cross_mask)
         return self.output(self.final_norm(x))  # (B, T, D)
 
 
@@ -261,7 +293,7 @@ class TwoTowerHead(DiffusionHead):
         cross: CrossContext = state.extra
         if self.scheduler.uses_guidance:
             cross = cross.with_unconditional()  # (2B, ...): both passes in one batch
-        return lambda latents, t: self.denoiser.next_position(latents, t, cross)
+        return lambda latents, t: self.denoiser.next_position(latents, t, cross, state.memo)
 
     def uncached_denoiser(self, trunk, state: GenerationState):
         def denoise(latents: Tensor, t: int) -> Tensor:
