@@ -124,7 +124,7 @@ class DenoiserLayer(nn.Module):
         planner counts the reference's FLOPs)."""
         if self.training:
             diagonal = torch.eye(h.shape[1], dtype=torch.bool, device=h.device)[None, None]
-            return self.self_attn(h, None, None, diagonal, None)
+            return self.self_attn(h, None, diagonal, None)
         d = h.shape[-1]
         qkv = self.self_attn.qkv
         bias = qkv.bias[2 * d:] if qkv.bias is not None else None
