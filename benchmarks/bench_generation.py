@@ -10,6 +10,12 @@ Two comparisons per head, each in the same run:
 * Guidance vs none (diffusion heads): guidance_scale 3 (conditional and unconditional passes
   batched together) against guidance_scale 1 (no unconditional pass).
 
+* Mixed stops: a batch of 8 documents of which 2 stop after 1 concept, 2 after 2, 2 after 4
+  and 2 run to 16 (stops forced at these steps, so the workload is fixed), with stopped
+  documents leaving the batch (``DecodingSession.keep``, what ``generate`` does) against the
+  old behaviour of computing every row until the whole batch ends; a batch of the 2 longest
+  documents alone is the floor.
+
 Model: the ``small`` trunk (d=256, 4 layers), 384-d concepts (MiniLM's space), 4 documents.
 """
 from __future__ import annotations
@@ -18,8 +24,9 @@ import time
 
 import torch
 
-from benchmarks.common import Result, registry
-from lcm.generate.loop import StopRules, generate
+from benchmarks.common import Result, best_seconds, registry
+from lcm.generate.loop import StopRules, generate, pad_prompts
+from lcm.generate.session import DecodingSession
 from lcm.interfaces import ConceptSpace
 from lcm.model.lcm import build_model
 from lcm.tasks.train import resolve_head
@@ -29,6 +36,8 @@ CONTEXT = 128
 DOCUMENTS = 4
 HEADS = ("mse", "two_tower", "one_tower")
 DIFFUSION_HEADS = ("two_tower", "one_tower")
+MIXED_STOPS = (1, 1, 2, 2, 4, 4, 16, 16)
+"""Concepts each document of the mixed-stop batch generates."""
 
 
 def generation_rate(model, prompts: list[torch.Tensor], new: int, repeats: int,
@@ -41,6 +50,40 @@ def generation_rate(model, prompts: list[torch.Tensor], new: int, repeats: int,
         generate(model, prompts, rules, seed=0, uncached=recompute)
         best = max(best, len(prompts) * new / (time.perf_counter() - start))
     return best
+
+
+def forced_stops(model, prompts: list[torch.Tensor], stops: tuple[int, ...], drop: bool) -> None:
+    """Continue ``prompts``, document i for ``stops[i]`` concepts; ``drop``: stopped documents
+    leave the batch, else their rows are computed (and ignored) until the last one stops."""
+    context, mask = pad_prompts(prompts)
+    with torch.no_grad():
+        session = DecodingSession(model, context, mask).start()
+        live = list(range(len(prompts)))
+        for step in range(max(stops)):
+            concepts = session.propose()
+            if step == max(stops) - 1:
+                return
+            going = [row for row, doc in enumerate(live) if stops[doc] > step + 1]
+            if drop and len(going) < len(live):
+                rows = torch.tensor(going)
+                session.keep(rows)
+                concepts, live = concepts[rows], [live[row] for row in going]
+            session.commit(concepts)
+
+
+def mixed_stop_results(head: str, prompts: list[torch.Tensor], repeats: int) -> list[Result]:
+    """Seconds for the mixed-stop batch with and without dropping, and the longest alone."""
+    model = build(head)
+    batch = [prompts[i % len(prompts)] for i in range(len(MIXED_STOPS))]
+    forced_stops(model, batch, MIXED_STOPS, drop=True)  # warm-up
+    seconds = {drop: best_seconds(lambda: forced_stops(model, batch, MIXED_STOPS, drop), repeats)
+               for drop in (True, False)}
+    longest = tuple(n for n in MIXED_STOPS if n == max(MIXED_STOPS))
+    alone = best_seconds(lambda: forced_stops(model, batch[-len(longest):], longest, True), repeats)
+    return [Result("generation", f"{head}: mixed-stop batch {MIXED_STOPS}, stopped documents "
+                   f"leave (the {len(longest)} longest alone: {alone:.3g} s)", "s",
+                   seconds[True], "every row computed to the end", seconds[False],
+                   higher_is_better=False)]
 
 
 def build(head: str, guidance_scale: float | None = None):
@@ -75,4 +118,6 @@ def run(quick: bool = False) -> list[Result]:
         plain = generation_rate(warmed(build(head, 1.0)), prompts, new, repeats)
         results.append(Result("generation", f"{head}: guidance 3 (batched)", "concepts/s",
                               guided, "no guidance", plain))
+    for head in ("mse", "two_tower"):
+        results += mixed_stop_results(head, prompts, 1 if quick else 2)
     return results
