@@ -129,12 +129,13 @@ def test_a_full_loop_with_a_model_that_knows_x0_recovers_it(prediction, zero_snr
     out = scheduler.sample(knows_x0(scheduler, x0, calls), x0.shape,
                            generators=RowGenerators.seeded(3, 4))
     torch.testing.assert_close(out, x0, atol=1e-4, rtol=1e-4)
-    assert [t for _, t in calls] == scheduler.timesteps.tolist() and len(calls) == 40
+    assert [t for _, t in calls] == scheduler.timesteps.tolist() and len(calls) == 10
 
 
 def test_the_default_loop_batches_guidance_with_the_conditional_pass():
     scheduler = DDIMScheduler()  # the brief's defaults: guidance 3, rescale 0.7, lambda 1.00045
-    assert (scheduler.config.train_steps, scheduler.config.inference_steps) == (100, 40)
+    assert (scheduler.config.train_steps, scheduler.config.inference_steps) == (100, 10)
+    assert scheduler.config.sampler == "ddim"
     assert scheduler.timesteps[0] == 99 and scheduler.alphas_cumprod[99] == 0
     x0, calls = torch.randn(2, 16), []
     out = scheduler.sample(knows_x0(scheduler, x0, calls), x0.shape)
@@ -143,7 +144,7 @@ def test_the_default_loop_batches_guidance_with_the_conditional_pass():
 
 
 def test_steps_follow_the_schedule_when_steps_do_not_divide_t():
-    scheduler = ours()  # T=100, 40 steps: trailing timesteps are 2 or 3 apart
+    scheduler = ours(inference_steps=40)  # T=100, 40 steps: trailing timesteps are 2 or 3 apart
     x0, noise = torch.randn(2, 8), torch.randn(2, 8)
     timesteps = scheduler.timesteps.tolist()
     assert {a - b for a, b in zip(timesteps, timesteps[1:])} == {2, 3}
