@@ -80,11 +80,18 @@ class CrossAttention(nn.Module):
         return (k.view(B, S, self.num_heads, -1).transpose(1, 2),
                 v.view(B, S, self.num_heads, -1).transpose(1, 2))
 
-    def forward(self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> Tensor:
-        """x (B, T, d) attends to keys/values (B, nh, S, hs) where ``mask`` (B, T, S) is True."""
+    def forward(self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor,
+                blind: int = 0) -> Tensor:
+        """x (B, T, d) attends to keys/values (B - blind, nh, S, hs) where ``mask``
+        (B - blind, T, S) is True; the last ``blind`` rows see only key 0, the zero vector,
+        whose value is the same for every document: softmax over one key is 1, so their
+        attention is that value, with no query, no scores and no copy of the keys."""
         B, T, d = x.shape
-        q = self.query(x).view(B, T, self.num_heads, -1).transpose(1, 2)  # (B, nh, T, hs)
+        seeing = B - blind
+        q = self.query(x[:seeing]).view(seeing, T, self.num_heads, -1).transpose(1, 2)
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask[:, None])
+        if blind:
+            y = torch.cat([y, values[:1, :, :1].expand(blind, -1, T, -1)])  # (B, nh, T, hs)
         return self.dropout(self.out(y.transpose(1, 2).reshape(B, T, d)))
 
 
@@ -107,12 +114,13 @@ class DenoiserLayer(nn.Module):
         return self.modulation(F.silu(time)).chunk(9, dim=-1)
 
     def forward(self, x: Tensor, mods: tuple[Tensor, ...], keys: Tensor, values: Tensor,
-                cross_mask: Tensor) -> Tensor:
-        """x (B, T, d), ``modulations`` of the steps, keys/values (B, nh, S, hs), mask (B, T, S)."""
+                cross_mask: Tensor, blind: int = 0) -> Tensor:
+        """x (B, T, d), ``modulations`` of the steps, keys/values (B, nh, S, hs), mask (B, T, S);
+        ``blind``: trailing rows of x that see only the zero vector (``CrossAttention``)."""
         h = _modulate(self.self_attn_norm(x), mods[0], mods[1])
         x = x + mods[2] * self.diagonal_attention(h)
         h = _modulate(self.cross_attn_norm(x), mods[3], mods[4])
-        x = x + mods[5] * self.cross_attn(h, keys, values, cross_mask)
+        x = x + mods[5] * self.cross_attn(h, keys, values, cross_mask, blind)
         h = _modulate(self.ffn_norm(x), mods[6], mods[7])
         return x + mods[8] * self.ffn(h)
 
@@ -142,6 +150,9 @@ class CrossContext:
     keys: list[Tensor]  # per layer (B, nh, 1 + S, hs)
     values: list[Tensor]
     mask: Tensor  # (B, 1 + S) bool: the zero vector and the real context concepts
+    blind: int = 0
+    """Query rows after the B of the context that see only the zero vector (guidance's
+    unconditional pass): they share key 0, so nothing is copied for them."""
 
     def extended(self, other: "CrossContext") -> "CrossContext":
         """This context followed by ``other``'s positions."""
@@ -156,12 +167,9 @@ class CrossContext:
                             self.mask.index_select(0, index))
 
     def with_unconditional(self) -> "CrossContext":
-        """Twice the batch: first as is, then seeing only the zero vector (guidance)."""
-        blind = torch.zeros_like(self.mask)
-        blind[:, 0] = True
-        return CrossContext([torch.cat([k, k]) for k in self.keys],
-                            [torch.cat([v, v]) for v in self.values],
-                            torch.cat([self.mask, blind]))
+        """For twice the batch of queries: first conditioned, then seeing only the zero vector
+        (guidance); the keys/values are this context's own, not duplicated."""
+        return CrossContext(self.keys, self.values, self.mask, blind=self.mask.shape[0])
 
     def zero_vector_only(self) -> "CrossContext":
         """What an unconditional pass sees: the zero vector's keys/values alone."""
@@ -234,7 +242,7 @@ class DenoiserTower(nn.Module):
         """(B, T, D) latents through the layers under per-layer ``mods`` -> (B, T, D)."""
         x = self.input(latents)  # (B, T, d)
         for layer, layer_mods, keys, values in zip(self.layers, mods, cross.keys, cross.values):
-            x = layer(x, layer_mods, keys, values, cross_mask)
+            x = layer(x, layer_mods, keys, values, cross_mask, cross.blind)
         return self.output(self.final_norm(x))  # (B, T, D)
 
 
@@ -292,7 +300,7 @@ class TwoTowerHead(DiffusionHead):
     def denoiser_for(self, trunk, state: GenerationState):
         cross: CrossContext = state.extra
         if self.scheduler.uses_guidance:
-            cross = cross.with_unconditional()  # (2B, ...): both passes in one batch
+            cross = cross.with_unconditional()  # 2B queries: both passes in one batch
         return lambda latents, t: self.denoiser.next_position(latents, t, cross, state.memo)
 
     def uncached_denoiser(self, trunk, state: GenerationState):
