@@ -115,11 +115,11 @@ def run(quick: bool = False) -> list[Result]:
                 q = base if (sampler, n) == ("ddim", 40) else score(model_dir, sampler, n, 0,
                                                                      batches, bank)
                 label = f"{head}, {sampler} {n} steps"
+                quality = (f"{label}: ℓ2 (CA {q.ca:.4f}, round trip {q.round_trip:.4f}; "
+                           f"DDIM-40 CA {base.ca:.4f}, round trip {base.round_trip:.4f}; DDIM-40 "
+                           f"seed spread ℓ2 {spread['l2']:.4f}, CA {spread['ca']:.4f})")
                 results += [
-                    Result("samplers", f"{label}: ℓ2 (CA {q.ca:.4f}, round trip {q.round_trip:.4f}"
-                           f"; DDIM-40 CA {base.ca:.4f}, round trip {base.round_trip:.4f}; "
-                           f"DDIM-40 seed spread ℓ2 {spread['l2']:.4f}, CA {spread['ca']:.4f})",
-                           "ℓ2", q.l2, "DDIM-40 (lcm's reference)", base.l2,
+                    Result("samplers", quality, "ℓ2", q.l2, "DDIM-40 (lcm's reference)", base.l2,
                            higher_is_better=False),
                     Result("samplers", f"{label}: speed", "concepts/s", q.concepts_per_s,
                            "DDIM-40 (lcm's reference)", base.concepts_per_s)]

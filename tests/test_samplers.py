@@ -114,7 +114,8 @@ def test_a_generating_recipe_picks_the_sampler_and_its_steps(name, task, tmp_pat
     model = toy_head_model(name, tmp_path, seed=2)
     fit(model, task, steps=3)
     save_checkpoint(tmp_path / "model", model, toy_normalizer(SPACE))
-    prompts, rules = [task.concepts[0, :3]], StopRules(max_new_concepts=2, repetition_threshold=None)
+    prompts = [task.concepts[0, :3]]
+    rules = StopRules(max_new_concepts=2, repetition_threshold=None)
     reference = generate(model, prompts, rules, seed=1)[0].concepts
     for sampler in sorted(LIBRARY):
         loaded = load_checkpoint(tmp_path / "model", get_registry(), sampling={

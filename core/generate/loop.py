@@ -87,7 +87,7 @@ def generate(model: Any, prompts: Sequence[Tensor], rules: StopRules,
     end = rules.end_concept.to(device, previous.dtype) if rules.end_concept is not None else None
     live = list(range(batch))  # the document of each row still in the batch
     reasons = [STOP_MAX_LENGTH] * batch
-    produced_by: list[list[Tensor]] = [[] for _ in range(batch)]  # per document (D,), original space
+    produced_by: list[list[Tensor]] = [[] for _ in range(batch)]  # (D,) each, original space
 
     for step in range(max_steps):
         normalised = session.propose()  # (B', D)
