@@ -117,7 +117,8 @@ def run(quick: bool = False) -> list[Result]:
                 label = f"{head}, {sampler} {n} steps"
                 quality = (f"{label}: ℓ2 (CA {q.ca:.4f}, round trip {q.round_trip:.4f}; "
                            f"DDIM-40 CA {base.ca:.4f}, round trip {base.round_trip:.4f}; DDIM-40 "
-                           f"seed spread ℓ2 {spread['l2']:.4f}, CA {spread['ca']:.4f})")
+                           f"seed spread ℓ2 {spread['l2']:.4f}, CA {spread['ca']:.4f}, "
+                           f"round trip {spread['round_trip']:.4f})")
                 results += [
                     Result("samplers", quality, "ℓ2", q.l2, "DDIM-40 (lcm's reference)", base.l2,
                            higher_is_better=False),
