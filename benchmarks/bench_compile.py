@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from benchmarks.bench_generation import CONTEXT, DOCUMENTS, SPACE, build, generation_rate
+from benchmarks.bench_generation import CONTEXT, DOCUMENTS, SPACE, build, generation_rate, rates
 from benchmarks.common import Result
 
 
@@ -27,7 +27,8 @@ def run(quick: bool = False) -> list[Result]:
     start = time.perf_counter()
     generation_rate(compiled, prompts, 2, 1)
     compile_seconds = time.perf_counter() - start
-    fast = generation_rate(compiled, prompts, 16, 3)
-    plain = generation_rate(eager, prompts, 16, 3)
+    got = rates({"compiled": (compiled, prompts, 16, False), "eager": (eager, prompts, 16, False)},
+                repeats=3)
     return [Result("generation", f"mse: torch.compile(dynamic=True) of the trunk (compiling: "
-                   f"{compile_seconds:.0f} s once)", "concepts/s", fast, "eager", plain)]
+                   f"{compile_seconds:.0f} s once)", "concepts/s", got["compiled"], "eager",
+                   got["eager"])]

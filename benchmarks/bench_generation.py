@@ -20,11 +20,10 @@ Model: the ``small`` trunk (d=256, 4 layers), 384-d concepts (MiniLM's space), 4
 """
 from __future__ import annotations
 
-import time
 
 import torch
 
-from benchmarks.common import Result, best_seconds, registry
+from benchmarks.common import Result, best_seconds, interleaved_best, registry
 from lcm.generate.loop import StopRules, generate, pad_prompts
 from lcm.generate.session import DecodingSession
 from lcm.interfaces import ConceptSpace
@@ -43,13 +42,20 @@ MIXED_STOPS = (1, 1, 2, 2, 4, 4, 16, 16)
 def generation_rate(model, prompts: list[torch.Tensor], new: int, repeats: int,
                     recompute: bool = False) -> float:
     """Generated concepts per second (best of ``repeats``)."""
+    seconds = best_seconds(continuing(model, prompts, new, recompute), repeats)
+    return len(prompts) * new / seconds
+
+
+def continuing(model, prompts: list[torch.Tensor], new: int, recompute: bool = False):
+    """A callable continuing ``prompts`` by ``new`` concepts each (no early stop)."""
     rules = StopRules(max_new_concepts=new, repetition_threshold=None)
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        generate(model, prompts, rules, seed=0, uncached=recompute)
-        best = max(best, len(prompts) * new / (time.perf_counter() - start))
-    return best
+    return lambda: generate(model, prompts, rules, seed=0, uncached=recompute)
+
+
+def rates(works: dict[str, tuple], repeats: int) -> dict[str, float]:
+    """Concepts/s of each ``(model, prompts, new, recompute)``, timed in turns."""
+    seconds = interleaved_best({name: continuing(*work) for name, work in works.items()}, repeats)
+    return {name: len(works[name][1]) * works[name][2] / seconds[name] for name in works}
 
 
 def forced_stops(model, prompts: list[torch.Tensor], stops: tuple[int, ...], drop: bool) -> None:
@@ -75,14 +81,15 @@ def mixed_stop_results(head: str, prompts: list[torch.Tensor], repeats: int) -> 
     """Seconds for the mixed-stop batch with and without dropping, and the longest alone."""
     model = build(head)
     batch = [prompts[i % len(prompts)] for i in range(len(MIXED_STOPS))]
-    forced_stops(model, batch, MIXED_STOPS, drop=True)  # warm-up
-    seconds = {drop: best_seconds(lambda: forced_stops(model, batch, MIXED_STOPS, drop), repeats)
-               for drop in (True, False)}
     longest = tuple(n for n in MIXED_STOPS if n == max(MIXED_STOPS))
-    alone = best_seconds(lambda: forced_stops(model, batch[-len(longest):], longest, True), repeats)
+    forced_stops(model, batch, MIXED_STOPS, drop=True)  # warm-up
+    seconds = interleaved_best({
+        "drop": lambda: forced_stops(model, batch, MIXED_STOPS, drop=True),
+        "keep": lambda: forced_stops(model, batch, MIXED_STOPS, drop=False),
+        "alone": lambda: forced_stops(model, batch[-len(longest):], longest, drop=True)}, repeats)
     return [Result("generation", f"{head}: mixed-stop batch {MIXED_STOPS}, stopped documents "
-                   f"leave (the {len(longest)} longest alone: {alone:.3g} s)", "s",
-                   seconds[True], "every row computed to the end", seconds[False],
+                   f"leave (the {len(longest)} longest alone: {seconds['alone']:.3g} s)", "s",
+                   seconds["drop"], "every row computed to the end", seconds["keep"],
                    higher_is_better=False)]
 
 
@@ -95,7 +102,7 @@ def build(head: str, guidance_scale: float | None = None):
 
 
 def run(quick: bool = False) -> list[Result]:
-    new, repeats = (1, 1) if quick else (8, 2)
+    new, repeats = (1, 1) if quick else (8, 3)
     uncached_new = 1 if quick else 2  # without caches a diffusion concept takes ~1 s
     gen = torch.Generator().manual_seed(0)
     prompts = [torch.randn(CONTEXT, SPACE.dim, generator=gen) for _ in range(DOCUMENTS)]
@@ -109,15 +116,16 @@ def run(quick: bool = False) -> list[Result]:
     results = []
     for head in HEADS:
         model = warmed(build(head))
-        cached = generation_rate(model, prompts, new, repeats)
-        recomputed = generation_rate(model, prompts, uncached_new, 1, recompute=True)
+        got = rates({"cached": (model, prompts, new, False),
+                     "recomputed": (model, prompts, uncached_new, True)}, repeats)
         results.append(Result("generation", f"{head}: KV cache, {CONTEXT}-concept prompt",
-                              "concepts/s", cached, "no cache (recompute prefix)", recomputed))
+                              "concepts/s", got["cached"], "no cache (recompute prefix)",
+                              got["recomputed"]))
     for head in DIFFUSION_HEADS:
-        guided = generation_rate(warmed(build(head, 3.0)), prompts, new, repeats)
-        plain = generation_rate(warmed(build(head, 1.0)), prompts, new, repeats)
+        got = rates({"guided": (warmed(build(head, 3.0)), prompts, new, False),
+                     "plain": (warmed(build(head, 1.0)), prompts, new, False)}, repeats)
         results.append(Result("generation", f"{head}: guidance 3 (batched)", "concepts/s",
-                              guided, "no guidance", plain))
+                              got["guided"], "no guidance", got["plain"]))
     for head in ("mse", "two_tower"):
-        results += mixed_stop_results(head, prompts, 1 if quick else 2)
+        results += mixed_stop_results(head, prompts, repeats)
     return results
