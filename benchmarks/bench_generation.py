@@ -20,7 +20,6 @@ Model: the ``small`` trunk (d=256, 4 layers), 384-d concepts (MiniLM's space), 4
 """
 from __future__ import annotations
 
-
 import torch
 
 from benchmarks.common import Result, best_seconds, interleaved_best, registry
