@@ -1,15 +1,14 @@
 """Generation speed of each head, in concepts per second, after a 128-concept prompt.
 
-Two comparisons per head, each in the same run:
+Comparisons, each in the same run, measurement and baseline timed in turns:
 
 * KV cache vs recomputation: the shared loop with the head's caches, against an ``uncached``
   decoding session (``lcm.generate.session``): every new concept re-reads the whole prefix, and a
-  diffusion head's every denoising pass (40 per concept, x2 with guidance) recomputes the
-  context — what a head without caches costs. For the diffusion heads the cached path still
-  pays the 40 denoiser passes, so the gap is the prefix work those passes avoid.
+  diffusion head's every denoising pass (the default 10 DDIM steps per concept, x2 with
+  guidance) recomputes the context — what a head without caches costs. For the diffusion heads
+  the cached path still pays the denoiser passes, so the gap is the prefix work they avoid.
 * Guidance vs none (diffusion heads): guidance_scale 3 (conditional and unconditional passes
   batched together) against guidance_scale 1 (no unconditional pass).
-
 * Mixed stops: a batch of 8 documents of which 2 stop after 1 concept, 2 after 2, 2 after 4
   and 2 run to 16 (stops forced at these steps, so the workload is fixed), with stopped
   documents leaving the batch (``DecodingSession.keep``, what ``generate`` does) against the
