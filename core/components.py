@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
-from lcm.fields import META_COMPONENT, require_valid
+from lcm.errors import UserError
+from lcm.fields import META_COMPONENT, META_REQUIRES, missing_capability, require_valid
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,11 @@ def resolve_sections(config: Any, registry: Any) -> Any:
     for f in fields(config):
         value = getattr(config, f.name)
         if META_COMPONENT in f.metadata and isinstance(value, (Mapping, DictConfig)):
-            changes[f.name] = resolve(registry, f.metadata[META_COMPONENT], value)
+            spec = resolve(registry, f.metadata[META_COMPONENT], value)
+            lacking = missing_capability(spec.cls, f.metadata.get(META_REQUIRES))
+            if lacking:
+                raise UserError(f"{f.name}: {lacking}")
+            changes[f.name] = spec
         elif is_dataclass(value) and not isinstance(value, type):
             changes[f.name] = resolve_sections(value, registry)
     return dataclasses.replace(config, **changes) if changes else config

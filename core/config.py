@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
 import re
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -21,8 +22,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lcm.components import plain, resolve, resolve_sections
 from lcm.errors import InputFileError, RecipeError, UnknownComponentError, UserError
-from lcm.fields import (META_COMPONENT, META_OUTPUT, META_PATH, META_SPACE_SOURCE, field_problems,
-                        own_problems)
+from lcm.fields import (META_COMPONENT, META_OUTPUT, META_PATH, META_REQUIRES, META_SPACE_SOURCE,
+                        field_problems, missing_capability, own_problems)
 from lcm.interfaces import ConceptSpace
 from lcm.spaces import read_space
 
@@ -113,7 +114,10 @@ class Validation:
     """Recipes beside this one by the paths they write: named where such a path is missing."""
 
     def will_exist(self, value: Any) -> bool:
-        return Path(str(value)).exists() or _canonical(value) in self.produced
+        """A path that exists (or a glob that matches one), or an earlier step's output."""
+        text = str(value)
+        return (Path(text).exists() or _canonical(value) in self.produced
+                or (glob.has_magic(text) and next(glob.iglob(text, recursive=True), None) is not None))
 
 
 def _canonical(value: Any) -> str:
@@ -163,7 +167,8 @@ def validate_section(schema: type, values: Any, where: str, result: Validation,
             if present or f.default_factory is not MISSING:
                 spec = value if present else f.default_factory()
                 if spec is not None:
-                    _validate_component(f.metadata[META_COMPONENT], spec, label, result, registry)
+                    _validate_component(f.metadata[META_COMPONENT], spec, label, result, registry,
+                                        f.metadata.get(META_REQUIRES))
             continue
         if not present:
             if f.default is MISSING and f.default_factory is MISSING:
@@ -206,7 +211,8 @@ def _cross_field_problems(schema: type, values: Any, where: str) -> list[str]:
         return []
 
 
-def _validate_component(kind: str, spec: Any, label: str, result: Validation, registry: Any) -> None:
+def _validate_component(kind: str, spec: Any, label: str, result: Validation, registry: Any,
+                        requires: type | None = None) -> None:
     if not isinstance(spec, (dict, DictConfig)) or "name" not in spec:
         result.problems.append(f"{label}: expected a mapping with a 'name' of a {kind} plugin")
         return
@@ -214,6 +220,10 @@ def _validate_component(kind: str, spec: Any, label: str, result: Validation, re
         info = registry.get(kind, str(spec["name"]))
     except UnknownComponentError as exc:
         result.problems.append(f"{label}.name: {exc}")
+        return
+    lacking = missing_capability(info.cls, requires)
+    if lacking:
+        result.problems.append(f"{label}.name: {lacking}")
         return
     options = {k: v for k, v in spec.items() if k != "name"}
     before = len(result.problems)

@@ -20,12 +20,27 @@ META_CHOICES = "lcm_choices"
 META_SPACE_SOURCE = "lcm_space_source"
 META_OUTPUT = "lcm_output"
 META_RANGE = "lcm_range"
+META_REQUIRES = "lcm_requires"
 
 
-def component(kind: str, default: str | None = None, help: str = "") -> Any:
-    """A recipe section naming a plugin of ``kind``: ``{name: ..., **its options}``."""
+def component(kind: str, default: str | None = None, help: str = "",
+              requires: type | None = None) -> Any:
+    """A recipe section naming a plugin of ``kind``: ``{name: ..., **its options}``.
+
+    ``requires``: a capability (a runtime-checkable Protocol, e.g. ``TokenLikelihood``) the
+    named component's class must offer; validation refuses one that lacks it.
+    """
     factory: Callable[[], Any] = (lambda: {"name": default}) if default else (lambda: None)
-    return field(default_factory=factory, metadata={META_COMPONENT: kind, "help": help})
+    return field(default_factory=factory, metadata={META_COMPONENT: kind, "help": help,
+                                                    META_REQUIRES: requires})
+
+
+def missing_capability(cls: type, requires: type | None) -> str | None:
+    """Why component class ``cls`` cannot serve where ``requires`` is needed (None: it can)."""
+    if requires is None or issubclass(cls, requires):
+        return None
+    summary = (requires.__doc__ or "").strip().splitlines()[0].rstrip(".:")
+    return f"{cls.kind} {cls.name!r} lacks {requires.__name__} ({summary[0].lower() + summary[1:]})"
 
 
 def path(default: Any = MISSING, *, must_exist: bool = False, space_source: bool = False,

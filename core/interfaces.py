@@ -136,6 +136,25 @@ class Decoder(Component):
         """
 
 
+@runtime_checkable
+class TokenLikelihood(Protocol):
+    """Optional decoder capability: how likely a sentence's tokens are given a concept.
+
+    The likelihood is differentiable in the concept while the decoder's own weights stay
+    frozen, so a head can learn the next concept through the decoder (the ``decoder_ce`` head,
+    after SONAR-LLM). A recipe pairing such a head with a decoder without it is refused.
+    """
+
+    def token_nll(self, vectors: "torch.Tensor",
+                  sentences: Sequence[str]) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Summed negative log-likelihood of each sentence's tokens given its row of ``vectors``
+        (N,), with gradients to ``vectors``; and the number of tokens scored per sentence (N,)."""
+
+    def weights_identity(self) -> dict[str, str]:
+        """Which weights compute the likelihood (plugin name and model), so a model trained
+        through this decoder can refuse another one at generation."""
+
+
 class Head(Component):
     """A prediction head: owns the training objective and the way the next concept is produced.
 

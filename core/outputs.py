@@ -170,6 +170,11 @@ def claimed(outputs: list[Output], overwrite: bool = False) -> Iterator[None]:
         _OVERWRITE.reset(token)
 
 
+def overwriting() -> bool:
+    """Whether the running task was given ``overwrite=true`` (by its recipe or a pipeline's)."""
+    return _OVERWRITE.get()
+
+
 def run_task(task_cls: type, config: Any, context: Any, overwrite: bool = False) -> Any:
     """Run a task with its outputs claimed; a task may name them itself with ``outputs(config)``
     (when one is derived from another) and say with ``continues(config)`` that it continues an
@@ -199,6 +204,18 @@ def staging_directory(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{_STAGING}", dir=target.parent))
     mark(staging)  # so a killed run's leftover is recognisably lcm's
+    return staging
+
+
+def take_for_replacing(source: Path, target: Path) -> Path | None:
+    """Rename ``source`` to a fresh staging sibling of ``target`` (then ``replace_directory``):
+    of several processes finishing one output, exactly one gets it, the others get None. The
+    rename is atomic, so a kill leaves a leftover that the next claim of ``target`` removes."""
+    staging = target.with_name(f".{target.name}{_STAGING}{socket.gethostname()}-{os.getpid()}")
+    try:
+        os.rename(source, staging)
+    except FileNotFoundError:
+        return None
     return staging
 
 

@@ -3,7 +3,8 @@
 Each document starts from a random concept; the next one is a fixed rotation of the current
 one plus noise, ``x_{t+1} = (Q x_t + s e) / sqrt(1 + s^2)``, so every concept is roughly
 standard normal (as normalised concepts are) and the context tells a model most of the next
-concept but not all of it.
+concept but not all of it. Each concept has a sentence too (words for the signs of its first
+dimensions), for heads that learn from text through a decoder.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import torch
 
 from lcm.interfaces import ConceptSpace
 from lcm.model.lcm import ConceptModel
+from tests._decoder_ce_fixtures import sentence_of
 from tests._head_options import head_spec
-from tests._model_fixtures import model_of
+from tests._model_fixtures import model_of, toy_normalizer
 
 SPACE = ConceptSpace("head_test_space", 8)
 
@@ -23,13 +25,19 @@ SPACE = ConceptSpace("head_test_space", 8)
 class SequenceTask:
     concepts: torch.Tensor  # (N, T, D) normalised concepts
     mask: torch.Tensor  # (N, T) True: a real concept
+    sentences: list[list[str]]  # (N, T) each concept's sentence
 
     def __len__(self) -> int:
         return self.concepts.shape[0]
 
+    def rows(self, rows) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
+        """``(concepts, mask, sentences)`` of some documents (a slice or index tensor)."""
+        indices = range(len(self))[rows] if isinstance(rows, slice) else rows.tolist()
+        return self.concepts[rows], self.mask[rows], [self.sentences[i] for i in indices]
+
     def split(self, held_out: int) -> tuple["SequenceTask", "SequenceTask"]:
-        return (SequenceTask(self.concepts[held_out:], self.mask[held_out:]),
-                SequenceTask(self.concepts[:held_out], self.mask[:held_out]))
+        return (SequenceTask(*self.rows(slice(held_out, None))),
+                SequenceTask(*self.rows(slice(None, held_out))))
 
 
 def rotation_task(documents: int, length: int, dim: int = SPACE.dim, noise: float = 0.3,
@@ -44,14 +52,16 @@ def rotation_task(documents: int, length: int, dim: int = SPACE.dim, noise: floa
         concepts[:, t] = step / (1 + noise ** 2) ** 0.5
     mask = torch.ones(documents, length, dtype=torch.bool)
     mask[-max(documents // 8, 1):, length // 2:] = False  # some right-padded documents
-    return SequenceTask(concepts, mask)
+    return SequenceTask(concepts, mask, [[sentence_of(c) for c in doc] for doc in concepts])
 
 
 def toy_head_model(name: str, tmp_path, seed: int = 0, **head_options) -> ConceptModel:
     """The `toy` architecture with head ``name`` (and what it needs in tests), in eval mode."""
-    torch.manual_seed(seed)
     spec = {**head_spec(name, tmp_path, SPACE.dim), **head_options}
-    return model_of("toy", {}, spec, SPACE).eval()
+    torch.manual_seed(seed)
+    model = model_of("toy", {}, spec, SPACE)
+    model.head.bind_normalizer(toy_normalizer(SPACE))  # what save_checkpoint stores with it
+    return model.eval()
 
 
 def fit(model: ConceptModel, task: SequenceTask, steps: int, lr: float = 3e-3,
@@ -62,7 +72,8 @@ def fit(model: ConceptModel, task: SequenceTask, steps: int, lr: float = 3e-3,
     model.train()
     for _ in range(steps):
         rows = torch.randint(len(task), (batch_size,), generator=gen)
-        loss = model(task.concepts[rows], task.mask[rows]).loss
+        concepts, mask, sentences = task.rows(rows)
+        loss = model(concepts, mask, sentences=sentences).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -73,4 +84,4 @@ def seeded_loss(model: ConceptModel, task: SequenceTask, seed: int = 0) -> float
     """Eval-mode loss on ``task`` with the global RNG (diffusion noise, timesteps) seeded."""
     torch.manual_seed(seed)
     with torch.no_grad():
-        return float(model(task.concepts, task.mask).loss)
+        return float(model(task.concepts, task.mask, sentences=task.sentences).loss)

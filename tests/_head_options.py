@@ -19,9 +19,22 @@ def _quantizer_options(tmp_path: Path, concept_dim: int) -> dict[str, Any]:
     return {"quantizer": str(fit_tiny_quantizer(tmp_path / "quantizer", space))}
 
 
+def _decoder_ce_options(tmp_path: Path, concept_dim: int) -> dict[str, Any]:
+    """A decoder trained once per session (in pytest's base temp folder) for the head's space
+    and the normaliser ``toy_head_model`` binds."""
+    from tests._decoder_ce_fixtures import trained_decoder
+    from tests._model_fixtures import toy_normalizer
+
+    space = ConceptSpace("head_test_space", concept_dim)
+    folder = trained_decoder(tmp_path.parent / f"decoder_ce_decoder_{concept_dim}", space,
+                             toy_normalizer(space))
+    return {"decoder": {"name": "learned", "model": str(folder)}, "mse_weight": 0.1}
+
+
 HEAD_TEST_OPTIONS: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "quant_d": _quantizer_options,
     "quant_c": _quantizer_options,
+    "decoder_ce": _decoder_ce_options,
 }
 
 

@@ -214,9 +214,9 @@ CASES = {
     "normaliser with a NaN scale": Case(
         nan_normaliser, "{d}/recipe.yaml: data: {d}/shards/normalizer.json: unusable normalizer: "
                         "scale holds 1 NaN/inf value(s) (fit it again)"),
-    "prepare given a folder": Case(
-        input_folder, "{d}/docs: is a folder; give one file of documents (.txt with one per line, "
-                      ".jsonl or .parquet)"),
+    "prepare given a folder without documents": Case(
+        input_folder, "{d}/docs: folder holds no document files (.txt, .jsonl, .ndjson, "
+                      ".parquet)"),
     "prepare given an empty JSONL": Case(
         empty_jsonl, "{d}/out: no documents to write (skipped: none); nothing was written"),
     # training (item 5)

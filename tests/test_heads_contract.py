@@ -34,7 +34,8 @@ def test_the_built_in_heads_are_registered():
 @pytest.mark.parametrize("name", HEADS)
 def test_loss_is_a_finite_scalar_with_gradients(name, task, tmp_path):
     model = toy_head_model(name, tmp_path).train()
-    output = model(task.concepts[:6], task.mask[:6])
+    concepts, mask, sentences = task.rows(slice(0, 6))
+    output = model(concepts, mask, sentences=sentences)
     assert output.loss.dim() == 0 and torch.isfinite(output.loss)
     output.loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]

@@ -200,3 +200,19 @@ def test_init_from_starts_from_a_decoders_weights_and_adds_up_what_it_saw(toy, p
     record = read_record(further).training
     assert record["sentences_seen"] == 150 * 8 + 2 * 8
     assert record["continued_from"]["sentences_seen"] == 150 * 8
+
+
+def test_token_nll_scores_each_sentence_as_alone_and_trains_only_the_concept(toy, prepared_sample):
+    """The capability a ``decoder_ce`` head learns through: a padded batch scores each sentence
+    as that sentence alone would be scored; gradients reach the vectors, never the weights."""
+    sentences, vectors = vectors_of(prepared_sample.shards, 4)
+    decoder = learned(toy[0])
+    vectors.requires_grad_(True)
+    nll, counts = decoder.token_nll(vectors, sentences)
+    nll.sum().backward()
+    assert vectors.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in decoder._model.parameters())
+    for i, sentence in enumerate(sentences):
+        alone, count = decoder.token_nll(vectors[i:i + 1].detach(), [sentence])
+        assert int(count) == int(counts[i]) == len(decoder._model.tokenize([sentence])["input_ids"][0]) - 1
+        torch.testing.assert_close(alone[0], nll[i].detach(), rtol=1e-4, atol=1e-4)

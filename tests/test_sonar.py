@@ -183,6 +183,34 @@ def test_sampling_decoder_equals_pipeline_with_the_same_sampler_and_seed(assets)
     assert decoder.decode(vectors) == expected
 
 
+def test_token_nll_equals_each_sentence_scored_alone_and_trains_only_the_concept(assets):
+    """``token_nll`` (the capability a head trains through) batches padded sentences: each
+    sentence's score equals fairseq2's own forward over that sentence alone; gradients reach
+    the concepts and never the frozen decoder."""
+    from fairseq2.nn import BatchLayout
+
+    decoder = make(SonarTextDecoder, assets.local_options("decoder"), target_lang="fra_Latn")
+    vectors = torch.randn(3, DIM, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    texts = [SENTENCES[0], SENTENCES[2], "Concepts are sentences."]
+    nll, counts = decoder.token_nll(vectors, texts)
+    nll.sum().backward()
+    assert vectors.grad is not None and vectors.grad.abs().sum() > 0
+    frozen = decoder._model.parameters()  # the weights loaded from the card, not the fixture's
+    assert all(p.grad is None and not p.requires_grad for p in frozen)
+
+    encode = assets.tokenizer.create_encoder(task="translation", lang="fra_Latn", mode="target")
+    for i, text in enumerate(texts):
+        tokens = encode(text)[None]  # (1, L): [eos, fra_Latn, ..., eos]
+        source = vectors[i:i + 1, None].detach()
+        with torch.no_grad():
+            logits = assets.text_decoder(source, BatchLayout.of(source), tokens[:, :-1],
+                                         BatchLayout.of(tokens[:, :-1]))
+        log_probs = logits.log_softmax(-1)[0, 1:]  # the language tag is forced, not scored
+        expected = -log_probs.gather(1, tokens[0, 2:, None]).sum()
+        assert int(counts[i]) == tokens.shape[1] - 2
+        torch.testing.assert_close(nll[i].detach(), expected, rtol=1e-4, atol=1e-4)
+
+
 # --------------------------------------------------------------------------- speech
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,10 @@ from tests._head_fixtures import toy_head_model
 HEADS = get_registry().names("head")
 
 
-def _loss(model, concepts, mask, target_mask=None) -> float:
+def _loss(model, concepts, mask, target_mask=None, sentences=None) -> float:
     torch.manual_seed(0)  # diffusion noise and timesteps: the same draws for both calls
     with torch.no_grad():
-        return float(model(concepts, mask, target_mask).loss)
+        return float(model(concepts, mask, target_mask, sentences).loss)
 
 
 @pytest.mark.parametrize("name", HEADS)
@@ -31,17 +31,21 @@ def test_concepts_outside_the_target_mask_do_not_change_the_loss(name, task, tmp
     target[:, 3:6] = True  # a "summary" at 3..5 after a 3-concept "source"; 6.. is a tail
     changed = concepts.clone()
     changed[:, 6:] = torch.randn_like(changed[:, 6:]) * 3
-    assert _loss(model, concepts, mask, target) == pytest.approx(_loss(model, changed, mask, target),
-                                                                 rel=1e-5, abs=1e-6)
-    assert _loss(model, concepts, mask) != pytest.approx(_loss(model, changed, mask), rel=1e-3)
+    sentences = task.sentences[:8]
+    changed_sentences = [row[:6] + ["green fox"] * (len(row) - 6) for row in sentences]
+    assert _loss(model, concepts, mask, target, sentences) == pytest.approx(
+        _loss(model, changed, mask, target, changed_sentences), rel=1e-5, abs=1e-6)
+    assert _loss(model, concepts, mask, None, sentences) != pytest.approx(
+        _loss(model, changed, mask, None, changed_sentences), rel=1e-3)
 
 
 @pytest.mark.parametrize("name", HEADS)
 def test_a_full_target_mask_is_plain_pretraining(name, task, tmp_path):  # noqa: F811
     model = toy_head_model(name, tmp_path)
     everything = torch.ones_like(task.mask[:8])
-    assert _loss(model, task.concepts[:8], task.mask[:8], everything) == pytest.approx(
-        _loss(model, task.concepts[:8], task.mask[:8]), rel=1e-6)
+    concepts, mask, sentences = task.rows(slice(0, 8))
+    assert _loss(model, concepts, mask, everything, sentences) == pytest.approx(
+        _loss(model, concepts, mask, None, sentences), rel=1e-6)
 
 
 def test_pairs_and_positions_respect_padding_and_targets():

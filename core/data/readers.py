@@ -1,6 +1,10 @@
 """Reading text documents from .txt (one per line), .jsonl (a text field) or Parquet (a column).
 
-Every reader yields ``RawDocument(id, text, meta)``. Text is decoded strictly: a file that is
+Every reader yields ``RawDocument(id, text, meta)``; with a ``sentences_field`` (.jsonl or
+Parquet, as in the reference implementation's layout: a list column of sentences beside the
+text) the document's sentences come from that list instead of a segmenter. A reader can start
+at a record (``start``) without decoding the ones before it, so several processes can each read
+their own part of one file. Text is decoded strictly: a file that is
 not UTF-8 is refused with the file, line and byte offset of the first bad byte, never guessed
 at. Empty or whitespace-only documents are not errors; they are left out and reported through
 ``on_skip`` so the caller can count them (nothing is dropped silently).
@@ -27,6 +31,8 @@ class RawDocument(NamedTuple):
     id: str
     text: str
     meta: dict[str, Any]
+    sentences: list[str] | None = None
+    """Sentences the input gave (a list column); None: segment ``text``."""
 
 
 def detect_format(path: str | Path, fmt: str = "auto") -> str:
@@ -48,19 +54,32 @@ def detect_format(path: str | Path, fmt: str = "auto") -> str:
 
 def read_documents(path: str | Path, fmt: str = "auto", text_field: str = "text",
                    id_field: str = "id", on_skip: SkipCallback | None = None,
-                   limit: int | None = None) -> Iterator[RawDocument]:
-    """The non-empty documents among the first ``limit`` records of ``path`` (all by default);
-    each empty one calls ``on_skip("empty document")`` instead of being yielded."""
+                   limit: int | None = None, *, start: int = 0,
+                   sentences_field: str | None = None) -> Iterator[RawDocument]:
+    """The non-empty documents among the ``limit`` records of ``path`` from record ``start``
+    (all by default); each empty one calls ``on_skip("empty document")`` instead."""
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "input file not found")
+    fmt = detect_format(path, fmt)
+    if sentences_field is not None and fmt == "txt":
+        raise InputFileError(path, f"sentences_field {sentences_field!r} needs .jsonl or "
+                                   f".parquet input (a list of sentences per record)")
     readers = {"txt": _read_txt, "jsonl": _read_jsonl, "parquet": _read_parquet}
-    records = readers[detect_format(path, fmt)](path, text_field, id_field)
+    records = readers[fmt](path, _Fields(text_field, id_field, sentences_field), start)
     for doc in itertools.islice(records, limit):
         if doc.text.strip():
             yield doc
         elif on_skip is not None:
             on_skip(EMPTY_DOCUMENT)
+
+
+class _Fields(NamedTuple):
+    """The fields (or columns) a reader takes a document's text, id and sentences from."""
+
+    text: str
+    id: str
+    sentences: str | None
 
 
 def count_records(path: str | Path, fmt: str = "auto") -> int:
@@ -74,11 +93,15 @@ def count_records(path: str | Path, fmt: str = "auto") -> int:
         return sum(1 for _ in f)
 
 
-def _strict_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line_number, text)`` of each line, decoded as strict UTF-8 (a final newline adds no line)."""
+def _strict_lines(path: Path, start: int = 0) -> Iterator[tuple[int, str]]:
+    """``(line_number, text)`` of each line after the first ``start`` (which are not decoded),
+    decoded as strict UTF-8 (a final newline adds no line)."""
     offset = 0
     with path.open("rb") as f:
         for number, raw in enumerate(f, 1):
+            if number <= start:
+                offset += len(raw)
+                continue
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -89,13 +112,13 @@ def _strict_lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line.rstrip("\r\n")
 
 
-def _read_txt(path: Path, text_field: str, id_field: str) -> Iterator[RawDocument]:
-    for number, line in _strict_lines(path):
+def _read_txt(path: Path, fields: _Fields, start: int) -> Iterator[RawDocument]:
+    for number, line in _strict_lines(path, start):
         yield RawDocument(f"line{number}", line, {"source": path.name, "line": number})
 
 
-def _read_jsonl(path: Path, text_field: str, id_field: str) -> Iterator[RawDocument]:
-    for number, line in _strict_lines(path):
+def _read_jsonl(path: Path, fields: _Fields, start: int) -> Iterator[RawDocument]:
+    for number, line in _strict_lines(path, start):
         where = f"{path}:{number}"
         if not line.strip():
             yield RawDocument(f"line{number}", "", {})  # a blank line is an empty document
@@ -106,20 +129,36 @@ def _read_jsonl(path: Path, text_field: str, id_field: str) -> Iterator[RawDocum
             raise InputFileError(where, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
         if not isinstance(record, dict):
             raise InputFileError(where, f"expected a JSON object, got {type(record).__name__}")
-        if text_field not in record:
-            raise InputFileError(where, f"missing text field {text_field!r} "
+        content = fields.sentences or fields.text
+        if content not in record:
+            kind = "sentences" if fields.sentences else "text"
+            raise InputFileError(where, f"missing {kind} field {content!r} "
                                         f"(fields: {', '.join(record) or 'none'})")
-        text = record[text_field]
-        if not isinstance(text, str):
-            kind = type(text).__name__
-            raise InputFileError(where, f"field {text_field!r} is {kind}, not a string")
-        doc_id = str(record[id_field]) if record.get(id_field) is not None else f"line{number}"
+        text, sentences = _text_and_sentences(record[content], fields, f"field {content!r}", where,
+                                              nullable=False)
+        doc_id = str(record[fields.id]) if record.get(fields.id) is not None else f"line{number}"
         meta = {k: v for k, v in record.items()
-                if k not in (text_field, id_field) and isinstance(v, (str, int, float, bool))}
-        yield RawDocument(doc_id, text, {"source": path.name, "line": number, **meta})
+                if k not in (content, fields.id) and isinstance(v, (str, int, float, bool))}
+        yield RawDocument(doc_id, text, {"source": path.name, "line": number, **meta}, sentences)
 
 
-def _read_parquet(path: Path, text_field: str, id_field: str) -> Iterator[RawDocument]:
+def _text_and_sentences(value: Any, fields: _Fields, what: str, where: str, nullable: bool
+                        ) -> tuple[str, list[str] | None]:
+    """A record's text, and its sentences when they come from a list field; checked. A null
+    (``nullable``: Parquet's missing value) is an empty document."""
+    if value is None and nullable:
+        return "", None if fields.sentences is None else []
+    if fields.sentences is None:
+        if not isinstance(value, str):
+            raise InputFileError(where, f"{what} is {type(value).__name__}, not a string")
+        return value, None
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise InputFileError(where, f"{what} is not a list of strings (the sentences)")
+    sentences = [s.strip() for s in value if s.strip()]
+    return " ".join(sentences), sentences
+
+
+def _read_parquet(path: Path, fields: _Fields, start: int) -> Iterator[RawDocument]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -128,18 +167,32 @@ def _read_parquet(path: Path, text_field: str, id_field: str) -> Iterator[RawDoc
     except (pa.ArrowException, OSError) as exc:
         raise InputFileError(path, f"not a readable Parquet file: {exc}") from None
     columns = table_file.schema_arrow.names
-    if text_field not in columns:
-        raise InputFileError(path, f"missing text column {text_field!r} "
+    content = fields.sentences or fields.text
+    if content not in columns:
+        kind = "sentences" if fields.sentences else "text"
+        raise InputFileError(path, f"missing {kind} column {content!r} "
                                    f"(columns: {', '.join(columns)})")
-    wanted = [text_field] + ([id_field] if id_field in columns else [])
-    row = 0
-    for batch in table_file.iter_batches(columns=wanted):
+    wanted = [content] + ([fields.id] if fields.id in columns else [])
+    groups, row = _row_groups_from(table_file.metadata, start)
+    for batch in table_file.iter_batches(columns=wanted, row_groups=groups):
         data = batch.to_pydict()
-        ids = data.get(id_field, [None] * batch.num_rows)
-        for text, doc_id in zip(data[text_field], ids):
-            if text is not None and not isinstance(text, str):
-                kind = type(text).__name__
-                raise InputFileError(f"{path}:row {row}", f"column {text_field!r} holds {kind}, not text")
-            yield RawDocument(str(doc_id) if doc_id is not None else f"row{row}", text or "",
-                              {"source": path.name, "row": row})
+        ids = data.get(fields.id, [None] * batch.num_rows)
+        for value, doc_id in zip(data[content], ids):
+            if row >= start:
+                text, sentences = _text_and_sentences(value, fields, f"column {content!r}",
+                                                       f"{path}:row {row}", nullable=True)
+                yield RawDocument(str(doc_id) if doc_id is not None else f"row{row}", text,
+                                  {"source": path.name, "row": row}, sentences)
             row += 1
+
+
+def _row_groups_from(metadata: Any, start: int) -> tuple[list[int], int]:
+    """The row groups holding row ``start`` and after, and the first row of the first of them:
+    the groups before are not read at all."""
+    first_row = 0
+    for group in range(metadata.num_row_groups):
+        rows = metadata.row_group(group).num_rows
+        if first_row + rows > start:
+            return list(range(group, metadata.num_row_groups)), first_row
+        first_row += rows
+    return [], first_row

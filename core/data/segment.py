@@ -62,8 +62,13 @@ def capped_sentences(text: str, language: str = "en",
                      max_chars: int = DEFAULT_MAX_CHARS) -> tuple[list[str], int]:
     """The capped sentences of one document, and how many sentences the cap split (a split
     sentence becomes several concepts: callers count and report them)."""
+    return cap_sentences(split_sentences(text, language), max_chars)
+
+
+def cap_sentences(sentences: list[str], max_chars: int = DEFAULT_MAX_CHARS) -> tuple[list[str], int]:
+    """Each sentence capped (``cap_sentence``), and how many of them the cap split."""
     pieces, split = [], 0
-    for sentence in split_sentences(text, language):
+    for sentence in sentences:
         capped = cap_sentence(sentence, max_chars)
         split += len(capped) > 1
         pieces += capped

@@ -59,6 +59,39 @@ class Manifest:
         except (ValueError, KeyError, TypeError) as exc:
             raise InputFileError(path, f"malformed manifest: {exc}") from None
 
+    def write(self, directory: Path) -> None:
+        """The manifest and ``concept_space.json`` into ``directory``."""
+        data = {"space": self.space.record(), "encoder": self.encoder,
+                "documents": self.documents, "sentences": self.sentences,
+                "shards": self.shards, "skipped": self.skipped}
+        (directory / MANIFEST).write_text(json.dumps(data, indent=2))
+        write_space(directory, self.space)
+
+
+def encode_sample(doc: Document, space: ConceptSpace) -> dict[str, Any]:
+    """One document as a webdataset sample, its vectors checked (one per sentence, of the
+    space's dimension, finite once stored as fp16)."""
+    with np.errstate(over="ignore"):  # an overflow becomes inf, refused below
+        vectors = np.asarray(doc.vectors, dtype=np.float16)
+    if vectors.shape != (len(doc.sentences), space.dim):
+        raise DataIntegrityError(
+            f"document {doc.id}: {vectors.shape[0]} vectors of dim {vectors.shape[-1]} for "
+            f"{len(doc.sentences)} sentences in space {space}")
+    problem = nonfinite_problem(vectors)  # fp16 overflows to inf beyond 65504
+    if problem:
+        raise DataIntegrityError(f"document {doc.id}: the encoder gave {problem}")
+    buffer = io.BytesIO()
+    np.save(buffer, vectors)
+    return {"__key__": doc.id, "sentences.json": json.dumps(doc.sentences).encode(),
+            "vectors.npy": buffer.getvalue(), "meta.json": json.dumps(doc.meta).encode()}
+
+
+def no_documents(directory: Path, skipped: dict[str, int]) -> DataIntegrityError:
+    """The refusal of a shard set without a document, with what was skipped and why."""
+    reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+    return DataIntegrityError(f"{directory}: no documents to write (skipped: "
+                              f"{reasons or 'none'}); nothing was written")
+
 
 class ShardWriter:
     """Writes documents into numbered tar shards and the manifest on close.
@@ -84,23 +117,7 @@ class ShardWriter:
         self._sentences = 0
 
     def write(self, doc: Document) -> None:
-        with np.errstate(over="ignore"):  # an overflow becomes inf, refused below
-            vectors = np.asarray(doc.vectors, dtype=np.float16)
-        if vectors.shape != (len(doc.sentences), self.space.dim):
-            raise DataIntegrityError(
-                f"document {doc.id}: {vectors.shape[0]} vectors of dim {vectors.shape[-1]} for "
-                f"{len(doc.sentences)} sentences in space {self.space}")
-        problem = nonfinite_problem(vectors)  # fp16 overflows to inf beyond 65504
-        if problem:
-            raise DataIntegrityError(f"document {doc.id}: the encoder gave {problem}")
-        buffer = io.BytesIO()
-        np.save(buffer, vectors)
-        self._writer.write({
-            "__key__": doc.id,
-            "sentences.json": json.dumps(doc.sentences).encode(),
-            "vectors.npy": buffer.getvalue(),
-            "meta.json": json.dumps(doc.meta).encode(),
-        })
+        self._writer.write(encode_sample(doc, self.space))
         shard = Path(self._writer.fname).name
         if not self._shards or self._shards[-1]["path"] != shard:
             self._shards.append({"path": shard, "documents": 0, "sentences": 0})
@@ -120,16 +137,10 @@ class ShardWriter:
         self._writer.close()
         if not self._documents:
             self._discard()
-            skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items()))
-            raise DataIntegrityError(f"{self.directory}: no documents to write (skipped: "
-                                     f"{skipped or 'none'}); nothing was written")
+            raise no_documents(self.directory, self.skipped)
         manifest = Manifest(self.space, self.encoder, self._documents, self._sentences,
                             self._shards, self.skipped)
-        data = {"space": self.space.record(), "encoder": self.encoder,
-                "documents": self._documents, "sentences": self._sentences,
-                "shards": self._shards, "skipped": self.skipped}
-        (self._staging / MANIFEST).write_text(json.dumps(data, indent=2))
-        write_space(self._staging, self.space)
+        manifest.write(self._staging)
         replace_directory(self._staging, self.directory)
         return manifest
 

@@ -57,10 +57,13 @@ def paraphrase_scores(predicted: "Tensor", concepts: "Tensor") -> "Tensor":
     return cosines.masked_fill(~visible, float("-inf")).max(dim=1).values
 
 
-def round_trip_l2(predicted: "Tensor", decoder, encoder,
-                  language: str | None = None) -> tuple["Tensor", list[str]]:
-    """(N, D) -> ((N,) distances, N texts): decode each prediction, re-encode the text, measure
-    the distance to the prediction; the decoded texts are returned for text-level metrics."""
+def round_trip(predicted: "Tensor", decoder, encoder,
+               language: str | None = None) -> tuple["Tensor", "Tensor", list[str]]:
+    """(N, D) -> ((N,) ℓ2 distances, (N,) cosines, N texts): decode each prediction, re-encode
+    the text, compare with the prediction; the decoded texts are returned for text metrics."""
+    import torch
+
     texts = decoder.decode(predicted.float(), language=language)
-    reencoded = encoder.encode(texts)
-    return l2_distances(reencoded.to(predicted.device), predicted), texts
+    reencoded = encoder.encode(texts).to(predicted.device).float()
+    cosines = torch.nn.functional.cosine_similarity(reencoded, predicted.float(), dim=-1)
+    return l2_distances(reencoded, predicted), cosines, texts

@@ -37,6 +37,10 @@ METRICS = [
     Metric("par", "PAR", False, "highest cosine of the prediction to a concept of its context"),
     Metric("round_trip_l2", "ℓ2-r", False, "distance of the prediction to the encoding of its "
                                           "decoded text"),
+    Metric("round_trip_cos", "cos-r", True, "cosine of the prediction to the encoding of its "
+                                            "decoded text"),
+    Metric("next_rouge_l", "R-L next", True, "ROUGE-L F1 of the decoded prediction against the "
+                                             "true next sentence"),
     Metric("mi", "MI", True, "per-token pointwise mutual information of the decoded prediction "
                              "with the true preceding sentences, under a causal LM (nats)"),
 ]
@@ -62,6 +66,7 @@ class TextSample:
 
     vector: "Tensor"  # (D,)
     context: list[str]  # the true sentences before it, within its window
+    target: str  # the true next sentence
 
 
 @dataclass
@@ -173,9 +178,9 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
                          progress: bool = True) -> Report:
     """The table of ``METRICS`` for the checkpoint's head and the two uninformed predictors.
 
-    Round-trip ℓ2 needs ``encoder`` and ``decoder``; MI needs ``decoder`` and ``mi_scorer``
-    (a ``ContextMutualInformation``); both run on the first ``max_decoded`` predictions of each
-    system only, since decoding dominates the cost.
+    Round-trip ℓ2 and cosine need ``encoder`` and ``decoder``, ROUGE-L against the next sentence
+    ``decoder``, MI ``decoder`` and ``mi_scorer`` (a ``ContextMutualInformation``); they run on
+    the first ``max_decoded`` predictions of each system only, since decoding dominates the cost.
     """
     from itertools import islice
 
@@ -237,15 +242,21 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
 
 def _score_texts(scores: SystemScores, decoder: Any, encoder: Any, mi_scorer: Any,
                  language: str | None) -> None:
-    """Round-trip ℓ2 and MI of the kept samples (decoding each only once)."""
+    """Round trip, ROUGE-L against the true next sentence and MI of the kept samples (decoding
+    each only once)."""
     import torch
+
+    from lcm.evaluate.text_metrics import rouge_l
 
     vectors = torch.stack([s.vector for s in scores.samples])  # (N, D)
     if encoder is not None:
-        distances, texts = concept_metrics.round_trip_l2(vectors, decoder, encoder, language)
+        distances, cosines, texts = concept_metrics.round_trip(vectors, decoder, encoder, language)
         scores.values["round_trip_l2"].extend(distances.tolist())
+        scores.values["round_trip_cos"].extend(cosines.tolist())
     else:
         texts = decoder.decode(vectors, language=language)
+    scores.values["next_rouge_l"].extend(rouge_l(text, sample.target)
+                                         for text, sample in zip(texts, scores.samples))
     if mi_scorer is not None:
         scores.extend_defined("mi", mi_scorer.score([s.context for s in scores.samples], texts))
 
@@ -267,4 +278,5 @@ def _score_batch(batch: list[Window], concepts: "Tensor", mask: "Tensor", predic
         for t in range(steps):
             if len(scores.samples) >= max_decoded:
                 break
-            scores.samples.append(TextSample(predicted[i, t].clone(), window.sentences[:t + 1]))
+            scores.samples.append(TextSample(predicted[i, t].clone(), window.sentences[:t + 1],
+                                             window.sentences[t + 1]))

@@ -174,5 +174,6 @@ def load_checkpoint(directory: str | Path, registry: Any, device: str = "cpu",
     if normalizer.space != space:
         raise InputFileError(directory / "normalizer.json",
                              f"normaliser space {normalizer.space} differs from the model's {space}")
+    model.head.bind_normalizer(normalizer)
     model.to(device).eval()
     return LoadedModel(model, normalizer, space, meta)

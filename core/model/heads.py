@@ -108,6 +108,10 @@ class HeadModule(nn.Module, Head):
     """Options (dotted paths) a generating recipe may change in a trained model: how the next
     concept is drawn, never what the weights compute (see ``load_checkpoint``'s ``sampling``)."""
 
+    reads_sentences: ClassVar[bool] = False
+    """True for a head whose ``loss`` also takes ``sentences`` (each row's text, one per
+    concept): the training data path then carries the text, which other heads never pay for."""
+
     def __init__(self, config: Any, trunk: TransformerConfig, concept_dim: int):
         nn.Module.__init__(self)
         Head.__init__(self, config)
@@ -119,6 +123,16 @@ class HeadModule(nn.Module, Head):
         head from the checkpoint alone (e.g. the shapes of codebooks held in the weights, so
         the quantizer directory they came from is not needed). Default: none."""
         return {}
+
+    def bind_normalizer(self, normalizer: Any) -> None:
+        """Called wherever the model meets its normaliser (training, loading a checkpoint), for
+        a head that needs concepts in the encoder's own space (one that learns through a
+        decoder). Default: nothing; heads work on normalised concepts."""
+
+    def trained_through(self) -> dict[str, str] | None:
+        """The decoder weights this head learned through (``TokenLikelihood.weights_identity``),
+        which generation must decode with; None: any decoder of the space."""
+        return None
 
     # ------------------------------------------------------------------ training
     def loss(self, trunk: Trunk, concepts: Tensor, mask: Tensor,

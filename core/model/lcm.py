@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from lcm.components import ComponentSpec
+from lcm.components import ComponentSpec, plain
 from lcm.interfaces import ConceptSpace
 from lcm.model.config import TransformerConfig, get_arch
 from lcm.model.heads import HeadModule, LossOutput
@@ -69,19 +69,26 @@ class ConceptModel(nn.Module):
         self.trunk_view = TrunkView(self.prenet, self.trunk)
 
     def forward(self, concepts: Tensor, mask: Tensor | None = None,
-                target_mask: Tensor | None = None) -> LossOutput:
+                target_mask: Tensor | None = None,
+                sentences: list[list[str]] | None = None) -> LossOutput:
         """Training loss of right-padded normalised ``concepts`` (B, T, D), ``mask`` (B, T);
-        with ``target_mask`` (B, T) only the concepts it marks are learned (supervised style)."""
+        with ``target_mask`` (B, T) only the concepts it marks are learned (supervised style).
+        ``sentences``: each row's text, one per concept, for a head that reads it."""
         if mask is None:
             mask = torch.ones(concepts.shape[:2], dtype=torch.bool, device=concepts.device)
-        return self.head.loss(self.trunk_view, concepts, mask, target_mask)
+        if not self.head.reads_sentences:
+            return self.head.loss(self.trunk_view, concepts, mask, target_mask)
+        if sentences is None:
+            raise ValueError(f"head {self.head.name!r} learns from the sentences' text: pass "
+                             "`sentences` with the concepts")
+        return self.head.loss(self.trunk_view, concepts, mask, target_mask, sentences=sentences)
 
     def describe(self) -> dict[str, Any]:
         """What rebuilds this model whatever the code's defaults become: architecture, the
         resolved trunk config, every head option (diffusion or quantiser settings included)
         and the concept space."""
         return {"arch": self.arch, "transformer": dataclasses.asdict(self.config),
-                "head": {"name": self.head.name, **dataclasses.asdict(self.head.config),
+                "head": {"name": self.head.name, **plain(self.head.config),
                          **self.head.checkpoint_options()},
                 "space": self.space.record()}
 

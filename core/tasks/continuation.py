@@ -1,12 +1,14 @@
 """What the tasks that continue documents share (generate, summarize): stop options and the
-loop's rules from them, the concept-space check of a model's encoder and decoder, counts."""
+loop's rules from them, the checks of a model's encoder and decoder (concept space, the decoder
+a head learned through), counts."""
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from lcm.errors import ConceptSpaceMismatchError
+from lcm.errors import ConceptSpaceMismatchError, UserError
+from lcm.interfaces import TokenLikelihood
 
 NO_SENTENCES = "no sentences after segmentation"
 
@@ -46,6 +48,25 @@ def check_spaces(space: Any, encoder: Any, decoder: Any) -> None:
             raise ConceptSpaceMismatchError(
                 f"the model was trained in {space}, but {component_.kind} "
                 f"{component_.name!r} works in {theirs}")
+
+
+def check_decoder(head: Any, decoder: Any) -> None:
+    """Refuse to decode with another decoder than the one a head learned through (its concepts
+    are made to be read by those weights)."""
+    expected = head.trained_through()
+    if expected is None:
+        return
+    actual = (decoder.weights_identity() if isinstance(decoder, TokenLikelihood)
+              else {"decoder": decoder.name})
+    if actual != expected:
+        raise UserError(f"the model's head {head.name!r} learned through decoder "
+                        f"{_identity(expected)}, but this recipe decodes with {_identity(actual)}; "
+                        f"decode with the decoder it learned through")
+
+
+def _identity(identity: dict[str, str]) -> str:
+    model = identity.get("model")
+    return f"{identity['decoder']!r}" + (f" ({model})" if model else "")
 
 
 def stop_rules(stop: StopConfig, max_new_concepts: int, text_encoder: Any) -> Any:

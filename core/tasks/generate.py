@@ -18,8 +18,8 @@ from lcm.fields import choice, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.iterutils import batched
 from lcm.outputs import write_text_atomically
-from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_spaces, format_counts,
-                                    stop_rules)
+from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_decoder,
+                                    check_spaces, format_counts, stop_rules)
 from lcm.tasks.decoded import decoding_record, describe_decoding
 from lcm.tasks.document_input import DocumentInput
 
@@ -59,7 +59,9 @@ class Generate(Task):
         started = time.perf_counter()
         loaded = load_checkpoint(recipe.model, context.registry, recipe.device, recipe.sampling)
         encoder = recipe.encoder.create()
-        check_spaces(loaded.space, encoder, recipe.decoder.create())
+        decoder = recipe.decoder.create()
+        check_spaces(loaded.space, encoder, decoder)
+        check_decoder(loaded.model.head, decoder)
         rules = stop_rules(recipe.stop, recipe.max_new_concepts, encoder)
 
         skipped: Counter[str] = Counter()

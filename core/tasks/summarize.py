@@ -27,8 +27,8 @@ from lcm.fields import choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.generate.summary import LONG_INPUT_MODES
 from lcm.interfaces import RunContext, Task
-from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_spaces, format_counts,
-                                    stop_rules)
+from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_decoder,
+                                    check_spaces, format_counts, stop_rules)
 from lcm.tasks.decoded import decoding_record, describe_decoding
 from lcm.tasks.document_input import DocumentInput
 
@@ -98,6 +98,7 @@ class Summarize(Task):
         encoder = recipe.encoder.create()
         decoder = recipe.decoder.create()  # checked here, made per document
         check_spaces(loaded.space, encoder, decoder)
+        check_decoder(loaded.model.head, decoder)
         reads_recordings = _reads_recordings(encoder)
         framing = _framing_encoder(recipe, encoder)
         if framing is not encoder:

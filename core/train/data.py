@@ -41,6 +41,9 @@ class Batch:
     windows_skipped: int  # windows too short to train on, since the previous batch
     target_mask: torch.Tensor | None = None  # (B, T) bool, the concepts to learn (supervised)
     sources_cut: int = 0  # pairs whose source was cut to fit, since the previous batch
+    sentences: list[list[str]] | None = None
+    """Each window's sentences, one per concept (framing sentences included), for heads that
+    read the text (``HeadModule.reads_sentences``); None when no head asked for them."""
 
     @property
     def num_concepts(self) -> int:
@@ -56,6 +59,15 @@ class DataPosition:
 
 
 @dataclass
+class _Window:
+    """One training sequence before padding."""
+
+    vectors: np.ndarray  # (L, D) raw concepts
+    learned: np.ndarray | None = None  # (L,) bool: the concepts to learn (supervised pairs)
+    sentences: list[str] | None = None  # (L,) texts, when the stream carries them
+
+
+@dataclass
 class _ReaderFailure:
     """An error raised in a DataLoader worker, carried to the main process as a value.
 
@@ -67,9 +79,10 @@ class _ReaderFailure:
     user_error: bool
 
 
-def wrap_document(vectors: np.ndarray, max_concepts: int) -> list[np.ndarray]:
-    """Split a document into consecutive windows of at most ``max_concepts`` concepts."""
-    return [vectors[i:i + max_concepts] for i in range(0, len(vectors), max_concepts)]
+def wrap_document(items: Any, max_concepts: int) -> list[Any]:
+    """Split a document's vectors (or its sentences, alike) into consecutive windows of at
+    most ``max_concepts``."""
+    return [items[i:i + max_concepts] for i in range(0, len(items), max_concepts)]
 
 
 def pair_window(vectors: np.ndarray, source_length: int, framing: Framing,
@@ -85,6 +98,16 @@ def pair_window(vectors: np.ndarray, source_length: int, framing: Framing,
     suffix = None if framing.suffix is None else framing.suffix.astype(vectors.dtype)
     sequence, learned = build_pair(source[:room], target, end, suffix)
     return sequence, learned, len(source) > room
+
+
+def pair_sentences(doc: Any, length: int, framing: Framing) -> list[str]:
+    """The texts of a pair laid out as ``pair_window`` lays out its ``length`` concepts: the kept
+    source sentences, the suffix sentence, the target sentences, the end sentence."""
+    source_length = _source_length(doc)
+    target = doc.sentences[source_length:]
+    suffix = [framing.format.source_suffix] if framing.suffix is not None else []
+    kept = length - len(target) - 1 - len(suffix)
+    return doc.sentences[:kept] + suffix + target + [framing.format.end_sentence]
 
 
 def shuffled(items: Iterable[Any], buffer_size: int, rng: random.Random) -> Iterator[Any]:
@@ -131,9 +154,10 @@ class ConceptWindows(IterableDataset):
 
     def __init__(self, shards: str | Path, normalizer: RobustScaler, max_concepts: int,
                  batch_size: int, shuffle_buffer: int, seed: int, epoch: int, rank: int = 0,
-                 world_size: int = 1, framing: Framing | None = None):
+                 world_size: int = 1, framing: Framing | None = None, with_text: bool = False):
         super().__init__()
         self.framing = framing  # None: pre-training windows; else supervised pairs
+        self.with_text = with_text
         self.shards, self.normalizer = Path(shards), normalizer
         self.max_concepts, self.batch_size = max_concepts, batch_size
         self.shuffle_buffer, self.seed, self.epoch = max(1, shuffle_buffer), seed, epoch
@@ -162,7 +186,7 @@ class ConceptWindows(IterableDataset):
     def _batches(self, part: int, parts: int) -> Iterator[Batch]:
         counts = {"documents": 0, "skipped": 0, "cut": 0}
 
-        def windows() -> Iterator[Any]:
+        def windows() -> Iterator[_Window]:
             for doc in self._documents(part, parts):
                 counts["documents"] += 1
                 if self.framing is not None:
@@ -173,16 +197,18 @@ class ConceptWindows(IterableDataset):
                         continue
                     sequence, learned, cut = pair
                     counts["cut"] += cut
-                    yield sequence, learned
+                    texts = pair_sentences(doc, len(sequence), self.framing) if self.with_text else None
+                    yield _Window(sequence, learned, texts)
                     continue
-                for window in wrap_document(doc.vectors, self.max_concepts):
+                texts = wrap_document(doc.sentences, self.max_concepts) if self.with_text else None
+                for index, window in enumerate(wrap_document(doc.vectors, self.max_concepts)):
                     if len(window) >= MIN_WINDOW:
-                        yield window
+                        yield _Window(window, None, texts[index] if texts else None)
                     else:
                         counts["skipped"] += 1
 
         rng = random.Random(f"{self.seed}/{self.epoch}/{part}/{parts}")
-        group: list[np.ndarray] = []
+        group: list[_Window] = []
         for window in shuffled(windows(), self.shuffle_buffer, rng):
             group.append(window)
             if len(group) == self.batch_size:
@@ -193,14 +219,15 @@ class ConceptWindows(IterableDataset):
         # The shuffle buffer drains only after the reader is exhausted, so the last batch
         # carries the final counts: nothing is read after it.
 
-    def _batch(self, group: list[Any], counts: dict[str, int]) -> Batch:
+    def _batch(self, group: list[_Window], counts: dict[str, int]) -> Batch:
         target_mask = None
         if self.framing is not None:
-            group, learned = [w for w, _ in group], [m for _, m in group]
+            learned = [w.learned for w in group]
             target_mask = pad_masks(learned, max(len(m) for m in learned))
-        concepts, mask = pad_windows(group, self.normalizer)
+        concepts, mask = pad_windows([w.vectors for w in group], self.normalizer)
+        sentences = [w.sentences for w in group] if self.with_text else None
         batch = Batch(concepts, mask, counts["documents"], counts["skipped"], target_mask,
-                      counts["cut"])
+                      counts["cut"], sentences)
         counts["documents"] = counts["skipped"] = counts["cut"] = 0
         return batch
 
@@ -215,8 +242,9 @@ class BatchStream:
     def __init__(self, shards: str | Path, normalizer: RobustScaler, *, max_concepts: int,
                  batch_size: int, shuffle_buffer: int, num_workers: int, seed: int,
                  rank: int = 0, world_size: int = 1, position: DataPosition | None = None,
-                 framing: Framing | None = None):
+                 framing: Framing | None = None, with_text: bool = False):
         self.shards, self.normalizer, self.framing = Path(shards), normalizer, framing
+        self.with_text = with_text
         self.max_concepts, self.batch_size, self.shuffle_buffer = max_concepts, batch_size, shuffle_buffer
         self.num_workers, self.seed, self.rank, self.world_size = num_workers, seed, rank, world_size
         self.position = position or DataPosition()
@@ -227,7 +255,7 @@ class BatchStream:
     def epoch_loader(self, epoch: int) -> DataLoader:
         dataset = ConceptWindows(self.shards, self.normalizer, self.max_concepts, self.batch_size,
                                  self.shuffle_buffer, self.seed, epoch, self.rank, self.world_size,
-                                 self.framing)
+                                 self.framing, self.with_text)
         return DataLoader(dataset, batch_size=None, num_workers=self.num_workers,
                           collate_fn=_as_is)
 

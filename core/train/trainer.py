@@ -106,8 +106,10 @@ class Trainer:
     def _build_model(self):
         from lcm.model.lcm import build_model
 
-        model = self.recipe.model
-        return build_model(model.arch, model.overrides, self.recipe.head, self.space)
+        options = self.recipe.model
+        model = build_model(options.arch, options.overrides, self.recipe.head, self.space)
+        model.head.bind_normalizer(self.normalizer)
+        return model
 
     def _stream(self, position: DataPosition) -> BatchStream:
         data = self.recipe.data
@@ -115,7 +117,8 @@ class Trainer:
                            batch_size=data.batch_size, shuffle_buffer=data.shuffle_buffer,
                            num_workers=data.num_workers, seed=self.options.seed,
                            rank=self.context.rank, world_size=self.context.world_size,
-                           position=position, framing=self.framing)
+                           position=position, framing=self.framing,
+                           with_text=self.recipe.head.cls.reads_sentences)
 
     # ----------------------------------------------------------------------- one step
 
@@ -128,7 +131,7 @@ class Trainer:
             batch = next(self._batches)
             target_mask = None if batch.target_mask is None else batch.target_mask.to(engine.device)
             output = engine(batch.concepts.to(engine.device, self.dtype), batch.mask.to(engine.device),
-                            target_mask)
+                            target_mask, batch.sentences)
             engine.backward(output.loss)
             if engine.is_gradient_accumulation_boundary():
                 grad_norm = self._unsharded_grad_norm()

@@ -6,7 +6,8 @@ top-p / top-k sampler) around the model and tokenizer loaded from the card.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 from lcm.fields import bounded, choice
 from lcm.errors import UserError
@@ -69,9 +70,9 @@ class SonarTextDecoder(Decoder):
             device, dtype = torch_device(cfg.device), torch_dtype(cfg.dtype)
             model = assets.load_model(get_sonar_text_decoder_hub, card, device, dtype,
                                       lambda c: c.input_dim or c.model_dim, cfg.dim)
-            self._pipeline = EmbeddingToTextModelPipeline(model, assets.load_tokenizer(card),
-                                                          device=device)
-            self._device, self._dtype = device, dtype
+            self._tokenizer = assets.load_tokenizer(card)
+            self._pipeline = EmbeddingToTextModelPipeline(model, self._tokenizer, device=device)
+            self._model, self._device, self._dtype = model, device, dtype
         return self
 
     def decode(self, vectors: Any, language: str | None = None) -> list[str]:
@@ -88,6 +89,42 @@ class SonarTextDecoder(Decoder):
             torch.manual_seed(self.config.seed)
         return self._pipeline.predict(vectors.to(self._device, self._dtype), target_lang=language,
                                       batch_size=self.config.batch_size, **self.generation_options())
+
+    def token_nll(self, vectors: Any, sentences: Sequence[str]) -> tuple[Any, Any]:
+        """Teacher-forced token NLL in ``target_lang`` through the frozen fairseq2 decoder
+        (``TokenLikelihood``); the language tag the prompt forces is not scored."""
+        import torch
+        from fairseq2.nn import BatchLayout
+        from torch.nn.utils.rnn import pad_sequence
+
+        self.load()
+        model = self._model
+        if next(model.parameters()).requires_grad:  # frozen once: a head learns through it
+            model.requires_grad_(False)
+        device = vectors.device
+        model.to(device)
+        encoder = self._tokenizer.create_encoder(task="translation", lang=self.config.target_lang,
+                                                 mode="target", device=device)
+        longest = min(self.config.max_len, model.max_target_seq_len)  # longer ones are cut
+        rows = [encoder(sentence)[:longest + 1] for sentence in sentences]
+        forced = len(encoder.prefix_indices) - 1  # targets the prompt fixes (the language tag)
+        pad = self._tokenizer.vocab_info.pad_idx
+        inputs = pad_sequence([row[:-1] for row in rows], batch_first=True, padding_value=pad)
+        targets = pad_sequence([row[1:] for row in rows], batch_first=True, padding_value=-100)
+        targets[:, :forced] = -100
+        source = vectors[:, None].to(self._dtype)  # (N, 1, D): the concept is the whole source
+        source_layout = BatchLayout.of(source)
+        states = model.decode(inputs, BatchLayout.of(inputs, [len(row) - 1 for row in rows]),
+                              model.encode(source, source_layout), source_layout)
+        logits = model.project(states)  # (N, T, V)
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2).float(), targets,
+                                                ignore_index=-100, reduction="none")
+        return nll.sum(1), (targets != -100).sum(1)
+
+    def weights_identity(self) -> dict[str, str]:
+        cfg = self.config
+        return {"decoder": self.name,
+                "model": str(Path(cfg.checkpoint).resolve()) if cfg.checkpoint else cfg.card}
 
     def generation_options(self) -> dict[str, Any]:
         """Keyword arguments for sonar's ``EmbeddingToTextModelPipeline.predict``."""

@@ -9,6 +9,7 @@ from the concept than retrieval's, and each output says whether it was generated
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from lcm.fields import bounded, choice, component, path
@@ -103,6 +104,20 @@ class LearnedDecoder(Decoder):
             from lcm.plugins.learned.model import load_model
 
             self._model, self._truecaser = load_model(self.config.model, self.config.device)
+
+    def token_nll(self, vectors, sentences: Sequence[str]):
+        """Teacher-forced token NLL through the frozen model (``TokenLikelihood``)."""
+        self._load()
+        model = self._model
+        if next(model.parameters()).requires_grad:  # frozen once: a head learns through it
+            model.requires_grad_(False)
+        model.to(vectors.device)
+        tokens = model.tokenize(sentences)
+        return model.token_nll(vectors, tokens["input_ids"].to(vectors.device),
+                               tokens["attention_mask"].to(vectors.device))
+
+    def weights_identity(self) -> dict[str, str]:
+        return {"decoder": self.name, "model": str(Path(self.config.model).resolve())}
 
     def observe(self, sentences: Sequence[str], vectors) -> None:
         if self._retrieval is not None:

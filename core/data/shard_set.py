@@ -1,0 +1,184 @@
+"""A shard set written piece by piece, by any number of processes, that a rerun resumes.
+
+While it is written the set lives in a hidden sibling of its output folder,
+``.<output>.partial``, which survives a kill. Each piece of the input (``lcm.data.inputs``)
+becomes one shard, written under a temporary name and committed by an atomic rename, followed
+by its own small manifest in ``progress/``: a piece is done exactly when that file exists, so a
+rerun keeps every complete shard and encodes only the rest. The recipe the set is written with
+is recorded first (``recipe.json``); a rerun with another recipe is refused rather than mixed in.
+
+Whoever commits the last piece finishes the set: it checks that every expected shard is there,
+sums the counts (skips by reason) into ``manifest.json`` and moves the folder into place. The
+result is the shard set a single process writes, which training reads unchanged.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any, Callable, Iterator, NamedTuple
+
+from lcm.data.inputs import Piece
+from lcm.data.shards import SHARD_PATTERN, Document, Manifest, encode_sample, no_documents
+from lcm.errors import DataIntegrityError, UserError
+from lcm.interfaces import ConceptSpace
+from lcm.outputs import mark, replace_directory, take_for_replacing, write_text_atomically
+
+PROGRESS = "progress"
+RECIPE = "recipe.json"
+_TEMPORARY = ".tmp"
+
+
+class Finished(NamedTuple):
+    """The complete set's manifest, and how many sentences the cap split in all."""
+
+    manifest: Manifest
+    split: int
+
+
+def partial_directory(output: Path) -> Path:
+    """Where the set of ``output`` is written until it is complete."""
+    return output.with_name(f".{output.name}.partial")
+
+
+class PieceWriter:
+    """One piece's shard: documents into a temporary tar, counts of what was written and
+    skipped, committed as a whole or not at all."""
+
+    def __init__(self, directory: Path, piece: Piece, space: ConceptSpace):
+        import webdataset as wds
+
+        self.directory, self.piece, self.space = directory, piece, space
+        self.name = SHARD_PATTERN % piece.index
+        unique = f"{socket.gethostname()}-{os.getpid()}"
+        self._temporary = directory / f".{self.name}.{unique}{_TEMPORARY}"
+        self._tar = wds.TarWriter(str(self._temporary))
+        self.documents = self.sentences = self.split = 0
+        self.skipped: dict[str, int] = {}
+
+    def write(self, doc: Document) -> None:
+        self._tar.write(encode_sample(doc, self.space))
+        self.documents += 1
+        self.sentences += len(doc.sentences)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def commit(self) -> None:
+        """The shard into place, then its manifest: the piece is done only after both."""
+        self._tar.close()
+        if self.documents:
+            os.replace(self._temporary, self.directory / self.name)
+        else:
+            self._temporary.unlink()
+        record = {"piece": self.piece.index, "file": str(self.piece.file),
+                  "start": self.piece.start, "stop": self.piece.stop,
+                  "path": self.name if self.documents else None, "documents": self.documents,
+                  "sentences": self.sentences, "skipped": self.skipped, "split": self.split}
+        write_text_atomically(self.directory / PROGRESS / f"{self.name}.json", json.dumps(record))
+
+    def abandon(self) -> None:
+        self._tar.close()
+        self._temporary.unlink(missing_ok=True)
+
+
+class PartialShardSet:
+    """The set of ``output`` while it is written (see the module's docstring)."""
+
+    def __init__(self, output: Path, recipe: dict[str, Any]):
+        self.output = output
+        self.directory = partial_directory(output)
+        (self.directory / PROGRESS).mkdir(parents=True, exist_ok=True)
+        mark(self.directory)  # lcm's, so an overwrite may replace it
+        self._record_recipe(recipe)
+
+    def _record_recipe(self, recipe: dict[str, Any]) -> None:
+        """Record ``recipe`` for the set, or check it against the one recorded (the first of
+        several ranks records it; ``os.link`` never overwrites, so they cannot race)."""
+        path = self.directory / RECIPE
+        text = json.dumps(recipe, indent=1, sort_keys=True)
+        candidate = path.with_name(f".{RECIPE}.{socket.gethostname()}-{os.getpid()}{_TEMPORARY}")
+        candidate.write_text(text)
+        try:
+            os.link(candidate, path)
+        except FileExistsError:
+            pass
+        finally:
+            candidate.unlink()
+        recorded, current = json.loads(path.read_text()), json.loads(text)
+        if recorded != current:
+            changed = sorted(k for k in recorded.keys() | current.keys()
+                             if recorded.get(k) != current.get(k))
+            raise UserError(f"{self.output}: an unfinished prepare with another recipe is in "
+                            f"{self.directory} ({', '.join(changed)} differ); run that recipe "
+                            f"again to finish it, or remove {self.directory} to start over")
+
+    def committed(self, piece: Piece) -> dict[str, Any] | None:
+        """The manifest of a done piece; None while it is not done (or once another process
+        took the set to finish it)."""
+        path = self.directory / PROGRESS / f"{SHARD_PATTERN % piece.index}.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+
+    @contextlib.contextmanager
+    def writer(self, piece: Piece, space: ConceptSpace) -> Iterator[PieceWriter]:
+        """A writer for ``piece``, committed when the block ends normally, else abandoned."""
+        writer = PieceWriter(self.directory, piece, space)
+        try:
+            yield writer
+        except BaseException:
+            writer.abandon()
+            raise
+        writer.commit()
+
+    def _check_shards(self, records: list[dict[str, Any]]) -> None:
+        """Refuse a set whose committed shard is gone (removed by hand since): its piece is
+        marked not done, so the next run encodes it again."""
+        missing = [r for r in records if r["path"] and not (self.directory / r["path"]).is_file()]
+        if missing and self.directory.exists():  # else another process took the set
+            for record in missing:
+                (self.directory / PROGRESS / f"{record['path']}.json").unlink(missing_ok=True)
+            raise DataIntegrityError(
+                f"{self.directory / missing[0]['path']}: shard of a committed piece is missing "
+                f"({len(missing)} in all); run the prepare again to encode those pieces again")
+
+    def finish(self, pieces: list[Piece], space: ConceptSpace, encoder: str,
+               before_swap: Callable[[Path, Manifest], None]) -> Finished | None:
+        """Complete the set when every piece is done and no other process is completing it;
+        else None. ``before_swap`` adds files beside the shards before the set moves."""
+        records = [self.committed(piece) for piece in pieces]
+        if any(record is None for record in records):
+            return None
+        self._check_shards(records)
+        staging = take_for_replacing(self.directory, self.output)
+        if staging is None:
+            return None
+        manifest = _summed(records, space, encoder)
+        for leftover in staging.glob(f".*{_TEMPORARY}"):  # left by killed ranks
+            leftover.unlink()
+        shutil.rmtree(staging / PROGRESS)
+        (staging / RECIPE).unlink()
+        if not manifest.documents:
+            shutil.rmtree(staging)
+            raise no_documents(self.output, manifest.skipped)
+        manifest.write(staging)
+        before_swap(staging, manifest)
+        replace_directory(staging, self.output)
+        return Finished(manifest, sum(int(r["split"]) for r in records))
+
+
+def _summed(records: list[dict[str, Any]], space: ConceptSpace, encoder: str) -> Manifest:
+    """The manifest of the pieces' shards: counts and skips by reason summed."""
+    shards, skipped = [], {}
+    for record in records:
+        for reason, count in record["skipped"].items():
+            skipped[reason] = skipped.get(reason, 0) + count
+        if record["path"] is not None:
+            shards.append({k: record[k] for k in ("path", "documents", "sentences")})
+    return Manifest(space, encoder, sum(s["documents"] for s in shards),
+                    sum(s["sentences"] for s in shards), shards, skipped)
