@@ -50,6 +50,18 @@ def best_seconds(work: Callable[[], Any], repeats: int) -> float:
     return best
 
 
+def interleaved_best(works: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Shortest wall time of each of ``works``, timed in turns for ``repeats`` rounds: on a
+    shared machine a change of load then hits every contender alike, not whichever ran last."""
+    best = {name: float("inf") for name in works}
+    for _ in range(repeats):
+        for name, work in works.items():
+            start = time.perf_counter()
+            work()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
 def adamw_step(model: Any, loss: Callable[[], Any]) -> Callable[[], None]:
     """One training step (zero grads, ``loss()`` backward, AdamW) of ``model``, as a callable."""
     import torch

@@ -72,7 +72,7 @@ def head_scores(model, concepts: torch.Tensor, mask: torch.Tensor, seed: int = 0
     """The head's teacher-forced predictions (the evaluate task's protocol), scored."""
     from lcm.evaluate.pretraining import teacher_forced
 
-    predicted = teacher_forced(model, concepts, mask, torch.Generator().manual_seed(seed))
+    predicted = teacher_forced(model, concepts, mask, seed)
     return score(predicted, concepts, mask)
 
 

@@ -13,6 +13,7 @@ from lcm.errors import UserError
 from lcm.interfaces import ConceptSpace
 from lcm.model.config import head_options
 from lcm.generate.session import DecodingSession
+from lcm.model.randomness import RowGenerators
 from lcm.model.heads import GenerationState
 from lcm.model.lcm import count_parameters
 from lcm.plugins.heads.one_tower import interleaved_mask
@@ -64,10 +65,11 @@ def test_adaln_zero_init_makes_every_denoiser_layer_the_identity(tmp_path):
     cross = denoiser.zero_prefixed(torch.randn(2, 5, 32), torch.ones(2, 5, dtype=torch.bool))
     mask = shifted_causal_mask(torch.ones(2, 5, dtype=torch.bool))
     for layer, keys, values in zip(denoiser.layers, cross.keys, cross.values):
-        assert torch.equal(layer(x, time, keys, values, mask), x)
-    nn_modulation = denoiser.layers[0].modulation
-    torch.nn.init.normal_(nn_modulation.weight)
-    assert not torch.allclose(denoiser.layers[0](x, time, cross.keys[0], cross.values[0], mask), x)
+        assert torch.equal(layer(x, layer.modulations(time), keys, values, mask), x)
+    first = denoiser.layers[0]
+    torch.nn.init.normal_(first.modulation.weight)
+    assert not torch.allclose(first(x, first.modulations(time), cross.keys[0], cross.values[0],
+                                    mask), x)
 
 
 def test_shifted_cross_attention_mask_sees_the_zero_vector_and_earlier_outputs_only():
@@ -160,15 +162,15 @@ def test_batched_guidance_equals_separate_conditional_and_unconditional_passes(n
     mask[1, :2] = False  # a left-padded prompt
     head, scheduler, trunk = model.head, model.head.scheduler, model.trunk_view
     with torch.no_grad():
-        session = DecodingSession(model, context, mask, torch.Generator().manual_seed(11)).start()
+        session = DecodingSession(model, context, mask, RowGenerators.seeded(11, 3)).start()
         batched = session.propose()
         state = session.state
         separate = head.uncached_denoiser(trunk, state)
-        generator = torch.Generator().manual_seed(11)
-        latents = scheduler.initial_noise((3, SPACE.dim), generator)
+        generators = RowGenerators.seeded(11, 3)
+        latents = scheduler.initial_noise((3, SPACE.dim), generators)
         for t in scheduler.timesteps.tolist():
             cond, uncond = separate(torch.cat([latents, latents]), t).chunk(2)
-            latents, x0 = scheduler.guided_step(cond, uncond, t, latents, generator=generator)
+            latents, x0 = scheduler.guided_step(cond, uncond, t, latents, generators=generators)
         # the unconditional pass ignores the context entirely
         blind = state.context + torch.randn_like(state.context)
         other = GenerationState(context=blind, context_mask=mask)
@@ -200,8 +202,7 @@ def test_diffusion_heads_beat_a_context_blind_predictor_on_contrastive_accuracy(
         model = toy_head_model(name, tmp_path, diffusion={"inference_steps": 10}) \
             if name != "mse" else toy_head_model(name, tmp_path)
         fit(model, train, steps=150)
-        predicted = teacher_forced(model, held_out.concepts, held_out.mask,
-                                   torch.Generator().manual_seed(0))
+        predicted = teacher_forced(model, held_out.concepts, held_out.mask, 0)
         results[name] = score(predicted, targets)
     print("\n" + "\n".join(f"{k:>12}: l2 {l2:.3f}  CA {ca:.3f}" for k, (l2, ca) in results.items()))
     blind_ca = results["mean vector"][1]

@@ -11,6 +11,7 @@ from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import resca
 from lcm.diffusion.config import DiffusionConfig
 from lcm.diffusion.scheduler import DDIMScheduler, classifier_free_guidance, inference_timesteps
 from lcm.errors import UserError
+from lcm.model.randomness import RowGenerators
 
 SCHEDULE_NAMES = [("linear", "linear"), ("quadratic", "scaled_linear"),
                   ("cosine", "squaredcos_cap_v2")]
@@ -126,14 +127,15 @@ def test_a_full_loop_with_a_model_that_knows_x0_recovers_it(prediction, zero_snr
                                               guidance_scale=1.0))
     x0, calls = torch.randn(4, 32, generator=torch.Generator().manual_seed(2)), []
     out = scheduler.sample(knows_x0(scheduler, x0, calls), x0.shape,
-                           generator=torch.Generator().manual_seed(3))
+                           generators=RowGenerators.seeded(3, 4))
     torch.testing.assert_close(out, x0, atol=1e-4, rtol=1e-4)
-    assert [t for _, t in calls] == scheduler.timesteps.tolist() and len(calls) == 40
+    assert [t for _, t in calls] == scheduler.timesteps.tolist() and len(calls) == 10
 
 
 def test_the_default_loop_batches_guidance_with_the_conditional_pass():
     scheduler = DDIMScheduler()  # the brief's defaults: guidance 3, rescale 0.7, lambda 1.00045
-    assert (scheduler.config.train_steps, scheduler.config.inference_steps) == (100, 40)
+    assert (scheduler.config.train_steps, scheduler.config.inference_steps) == (100, 10)
+    assert scheduler.config.sampler == "ddim"
     assert scheduler.timesteps[0] == 99 and scheduler.alphas_cumprod[99] == 0
     x0, calls = torch.randn(2, 16), []
     out = scheduler.sample(knows_x0(scheduler, x0, calls), x0.shape)
@@ -142,7 +144,7 @@ def test_the_default_loop_batches_guidance_with_the_conditional_pass():
 
 
 def test_steps_follow_the_schedule_when_steps_do_not_divide_t():
-    scheduler = ours()  # T=100, 40 steps: trailing timesteps are 2 or 3 apart
+    scheduler = ours(inference_steps=40)  # T=100, 40 steps: trailing timesteps are 2 or 3 apart
     x0, noise = torch.randn(2, 8), torch.randn(2, 8)
     timesteps = scheduler.timesteps.tolist()
     assert {a - b for a, b in zip(timesteps, timesteps[1:])} == {2, 3}
@@ -193,12 +195,12 @@ def test_guided_step_combines_noise_predictions_and_uses_the_conditional_one_at_
 
 def test_initial_noise_is_scaled_and_latents_are_clipped():
     scheduler = DDIMScheduler(DiffusionConfig(initial_noise_scale=0.6, clip=100.0))
-    noise = scheduler.initial_noise((4000, 8), torch.Generator().manual_seed(6))
+    noise = scheduler.initial_noise((4000, 8), RowGenerators.seeded(6, 4000))
     assert abs(noise.std().item() - 0.6) < 0.01
     loud = DDIMScheduler(DiffusionConfig(initial_noise_scale=1000.0, clip=100.0))
-    noise = loud.initial_noise((100, 8), torch.Generator().manual_seed(6))
+    noise = loud.initial_noise((100, 8), RowGenerators.seeded(6, 100))
     assert noise.abs().max() == 100.0
-    prev, x0 = loud.step(torch.full((2, 8), 1e4), 51, torch.zeros(2, 8))
+    prev, x0 = loud.step(torch.full((2, 8), 1e4), int(loud.timesteps[5]), torch.zeros(2, 8))
     assert x0.abs().max() == 100.0 and prev.abs().max() <= 100.0
 
 

@@ -32,10 +32,19 @@ class ScriptedHead(HeadModule):
     script: torch.Tensor
     noise = 0.0
 
+    def start(self, trunk, state):
+        super().start(trunk, state)
+        state.extra = torch.arange(state.batch_size)  # the document of each row
+
+    def keep_rows(self, state, rows):
+        super().keep_rows(state, rows)
+        state.extra = state.extra[rows]
+
     def next_concept(self, model, state):
-        concept = self.script[:, state.step].clone()
+        self.batch_sizes.append(state.batch_size)
+        concept = self.script[state.extra, state.step].clone()
         if self.noise:
-            concept += self.noise * torch.randn(concept.shape, generator=state.generator)
+            concept += self.noise * state.generators.randn(concept.shape[1:])
         return concept
 
 
@@ -47,7 +56,7 @@ def scripted_registry():
 
 def scripted_model(script: torch.Tensor, noise: float = 0.0):
     model = model_of("toy", {}, {"name": "scripted"}, TOY_SPACE, registry=scripted_registry())
-    model.head.script, model.head.noise = script, noise
+    model.head.script, model.head.noise, model.head.batch_sizes = script, noise, []
     return model
 
 
@@ -60,9 +69,11 @@ def test_each_document_stops_for_its_own_reason():
         torch.stack([basis[7]] * steps),  # repeats the prompt's last concept at once
     ])
     prompts = [basis[7][None], torch.stack([basis[6], basis[7]]), basis[7][None], basis[7][None]]
-    out = generate(scripted_model(script), prompts, StopRules(5, end_concept=end))
+    model = scripted_model(script)
+    out = generate(model, prompts, StopRules(5, end_concept=end))
     assert [c.stop_reason for c in out] == [STOP_END, STOP_REPETITION, STOP_MAX_LENGTH, STOP_REPETITION]
     assert [len(c.concepts) for c in out] == [2, 3, 5, 0]
+    assert model.head.batch_sizes == [4, 3, 3, 2, 1]  # a stopped document leaves the batch
     assert torch.equal(out[0].concepts, script[0, :2])
     assert torch.equal(out[2].concepts, script[2, :5])
 

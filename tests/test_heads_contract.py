@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lcm.errors import UserError
-from lcm.generate.loop import STOP_MAX_LENGTH, StopRules, generate
+from lcm.generate.loop import STOP_END, STOP_MAX_LENGTH, StopRules, generate
 from lcm.model.checkpoint import load_checkpoint, save_checkpoint
 from lcm.registry import get_registry
 from tests._head_fixtures import SPACE, fit, seeded_loss, toy_head_model
@@ -81,6 +81,26 @@ def test_cached_generation_equals_recomputing_the_context(name, task, tmp_path):
 
 
 @pytest.mark.parametrize("name", HEADS)
+def test_documents_that_stop_early_leave_the_batch_and_the_rest_continue_as_alone(
+        name, task, tmp_path):
+    """Document 0 stops at its first concept (the end concept is what it produces alone), so
+    it leaves the batch; every document still gets what it gets alone (document i of a batch
+    seeded s draws as document 0 seeded s + i)."""
+    model = toy_head_model(name, tmp_path)
+    docs, rules = prompts(task), StopRules(max_new_concepts=4, repetition_threshold=None)
+    first = generate(model, docs[:1], rules, seed=3)[0].concepts[0]
+    rules = StopRules(max_new_concepts=4, repetition_threshold=None, end_concept=first,
+                      end_threshold=0.9999)
+    batched = generate(model, docs, rules, seed=3)
+    assert batched[0].stop_reason == STOP_END and len(batched[0].concepts) == 0
+    assert [c.stop_reason for c in batched[1:]] == [STOP_MAX_LENGTH] * 2
+    for i, got in enumerate(batched):
+        alone = generate(model, docs[i:i + 1], rules, seed=3 + i)[0]
+        assert alone.stop_reason == got.stop_reason
+        torch.testing.assert_close(got.concepts, alone.concepts, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", HEADS)
 def test_checkpoint_round_trip_gives_identical_outputs(name, task, tmp_path):
     model = toy_head_model(name, tmp_path, seed=1)
     fit(model, task, steps=3)  # move every trained weight away from its initial value
@@ -127,7 +147,8 @@ def test_a_checkpoint_generates_the_same_after_every_default_changes(name, task,
     assert resolve(get_registry(), "head", {"name": name}).options.diffusion.inference_steps == 7
 
     loaded = load_checkpoint(tmp_path / "model", get_registry()).model
-    assert loaded.head.config.diffusion.inference_steps == 40  # what it was trained with
+    trained_with = model.head.config.diffusion.inference_steps
+    assert trained_with != 7 and loaded.head.config.diffusion.inference_steps == trained_with
     for a, b in zip(before, generate(loaded, prompts(task), RULES, seed=5)):
         assert torch.equal(a.concepts, b.concepts)
 

@@ -15,6 +15,7 @@ from lcm.generate.loop import StopRules, generate
 from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint
 from lcm.generate.session import DecodingSession
+from lcm.model.randomness import RowGenerators
 from lcm.quantize.options import FitOptions
 from lcm.quantize.rvq import ResidualQuantizer, chunked, fit_residual_quantizer
 from lcm.registry import get_registry
@@ -54,7 +55,8 @@ def model_with(head: str, quantizer: Path, seed: int = 0, **options):
 def read_prompts(model, concepts: torch.Tensor, generator_seed: int = 0) -> DecodingSession:
     """A decoding session that has read ``concepts`` (B, S, D) as prompts."""
     mask = torch.ones(concepts.shape[:2], dtype=torch.bool)
-    return DecodingSession(model, concepts, mask, torch.Generator().manual_seed(generator_seed)).start()
+    generators = RowGenerators.seeded(generator_seed, len(concepts))
+    return DecodingSession(model, concepts, mask, generators).start()
 
 
 # --------------------------------------------------------------------------- training

@@ -1,4 +1,5 @@
-"""The base of diffusion heads: the next concept is sampled by DDIM from a denoiser network.
+"""The base of diffusion heads: the next concept is sampled from a denoiser network by the
+configured sampler (lcm's DDIM, or a diffusers scheduler: ``lcm.diffusion.samplers``).
 
 A subclass says how to denoise given the generation state, twice:
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from torch import Tensor
 
+from lcm.diffusion.samplers import build_sampler
 from lcm.diffusion.scheduler import DDIMScheduler, Denoiser
 from lcm.model.heads import GenerationState, HeadModule, Trunk
 
@@ -26,12 +28,13 @@ class DiffusionHead(HeadModule):
     """A head whose options have ``cfg_dropout`` and ``diffusion`` (a DiffusionConfig)."""
 
     sampling_options = tuple(f"diffusion.{name}" for name in (
-        "inference_steps", "timestep_spacing", "eta", "initial_noise_scale", "guidance_scale",
-        "guidance_rescale", "epsilon_scaling", "clip"))
+        "sampler", "inference_steps", "timestep_spacing", "eta", "initial_noise_scale",
+        "guidance_scale", "guidance_rescale", "epsilon_scaling", "clip"))
 
     def __init__(self, config: Any, trunk: Any, concept_dim: int):
         super().__init__(config, trunk, concept_dim)
         self.scheduler = DDIMScheduler(self.config.diffusion)
+        self.sampler = build_sampler(self.scheduler)
 
     def denoiser_for(self, trunk: Trunk, state: GenerationState) -> Denoiser:
         raise NotImplementedError
@@ -40,9 +43,9 @@ class DiffusionHead(HeadModule):
         raise NotImplementedError
 
     def next_concept(self, trunk: Trunk, state: GenerationState) -> Tensor:
-        """DDIM from scaled noise, seeded by ``state.generator``; (B, D) normalised x0."""
+        """The sampler's chain from scaled noise, each document's noise from its own generator
+        in ``state.generators``; (B, D) normalised x0."""
         denoiser = self.uncached_denoiser if state.uncached else self.denoiser_for
-        return self.scheduler.sample(denoiser(trunk, state),
-                                     (state.batch_size, self.concept_dim),
-                                     generator=state.generator, device=state.context.device,
-                                     dtype=state.context.dtype)
+        return self.sampler.sample(denoiser(trunk, state), (state.batch_size, self.concept_dim),
+                                   generators=state.generators, device=state.context.device,
+                                   dtype=state.context.dtype)

@@ -17,6 +17,7 @@ import torch
 from lcm.fields import require_valid
 from lcm.diffusion.config import DiffusionConfig
 from lcm.errors import UserError
+from lcm.model.randomness import RowGenerators
 
 _MAX_BETA = 0.999
 """Cap on the betas of alpha-bar schedules, so no single step destroys all signal."""
@@ -62,20 +63,26 @@ def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
 
 
 def make_betas(config: DiffusionConfig) -> torch.Tensor:
-    """The ``[train_steps]`` betas (float64) of the configured schedule."""
+    """The ``[train_steps]`` betas (float64) of the configured schedule, zero-terminal-SNR
+    rescaled where configured."""
+    betas = schedule_betas(config)
+    return rescale_zero_terminal_snr(betas) if config.zero_terminal_snr else betas
+
+
+def schedule_betas(config: DiffusionConfig) -> torch.Tensor:
+    """The ``[train_steps]`` betas (float64) of the configured schedule, before any rescaling."""
     steps = config.train_steps
     if config.schedule == "linear":
-        betas = torch.linspace(config.beta_start, config.beta_end, steps, dtype=torch.float64)
-    elif config.schedule == "quadratic":
+        return torch.linspace(config.beta_start, config.beta_end, steps, dtype=torch.float64)
+    if config.schedule == "quadratic":
         p = config.quadratic_exponent
-        betas = torch.linspace(config.beta_start ** (1 / p), config.beta_end ** (1 / p), steps,
-                               dtype=torch.float64) ** p
-    elif config.schedule == "cosine":
-        betas = betas_from_alpha_bar(cosine_alpha_bar(config.cosine_offset), steps)
-    else:  # sigmoid; require_valid has refused anything else
-        betas = betas_from_alpha_bar(sigmoid_alpha_bar(config.sigmoid_alpha,
-                                                       config.sigmoid_beta), steps)
-    return rescale_zero_terminal_snr(betas) if config.zero_terminal_snr else betas
+        return torch.linspace(config.beta_start ** (1 / p), config.beta_end ** (1 / p), steps,
+                              dtype=torch.float64) ** p
+    if config.schedule == "cosine":
+        return betas_from_alpha_bar(cosine_alpha_bar(config.cosine_offset), steps)
+    # sigmoid; require_valid has refused anything else
+    return betas_from_alpha_bar(sigmoid_alpha_bar(config.sigmoid_alpha, config.sigmoid_beta),
+                                steps)
 
 
 def inference_timesteps(spacing: str, train_steps: int, steps: int) -> torch.Tensor:
@@ -132,7 +139,19 @@ class DDIMScheduler:
         """Choose the ``steps`` timesteps generation visits; returns them, descending."""
         self.timesteps = inference_timesteps(self.config.timestep_spacing, self.train_steps,
                                              steps)
+        self._alphas: dict[int, tuple[float, float]] | None = None  # filled on the first step
         return self.timesteps
+
+    def step_alphas(self, t: int) -> tuple[float, float]:
+        """(alpha_bar at ``t``, at the next visited step): plain floats, computed once per
+        schedule, so the chain does no tensor work for them."""
+        if self._alphas is None:
+            visited, alpha = self.timesteps.tolist(), self.alphas_cumprod.tolist()
+            self._alphas = {step: (alpha[step], alpha[after] if after >= 0 else 1.0)
+                            for step, after in zip(visited, visited[1:] + [-1])}
+        if t not in self._alphas:
+            self.previous_timestep(t)  # raises: t is not in the schedule
+        return self._alphas[t]
 
     # ----------------------------------------------------------------------- training
 
@@ -232,19 +251,18 @@ class DDIMScheduler:
         return int(later[0]) if len(later) else -1
 
     def step(self, model_output: torch.Tensor, t: int | torch.Tensor, sample: torch.Tensor,
-             eta: float | None = None, generator: torch.Generator | None = None,
+             eta: float | None = None, generators: RowGenerators | None = None,
              noise: torch.Tensor | None = None,
              prediction: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One DDIM step from ``sample`` at ``t``: (the sample at the next timestep, predicted x0).
 
         DDIM eq. 12 (Song et al. 2021) with the predicted noise divided by the epsilon-scaling
-        lambda; ``noise`` (or ``generator``) feeds the eta > 0 term; results clipped to ±clip.
+        lambda; ``noise`` (or ``generators``, per row) feeds the eta > 0 term; results clipped
+        to ±clip.
         """
         t = int(t)
         eta = self.config.eta if eta is None else eta
-        prev = self.previous_timestep(t)
-        a_t = float(self.alphas_cumprod[t])
-        a_prev = float(self.alphas_cumprod[prev]) if prev >= 0 else 1.0
+        a_t, a_prev = self.step_alphas(t)
         x0, eps = self.x0_and_epsilon(model_output, t, sample, prediction)
         eps = eps / self.config.epsilon_scaling
         x0 = self._clip(x0)
@@ -253,14 +271,14 @@ class DDIMScheduler:
         prev_sample = a_prev ** 0.5 * x0 + max(1 - a_prev - std ** 2, 0.0) ** 0.5 * eps
         if std > 0:
             if noise is None:
-                noise = _randn(model_output.shape, generator, model_output.device,
-                               model_output.dtype)
+                noise = standard_noise(model_output.shape, generators, model_output.device,
+                                       model_output.dtype)
             prev_sample = prev_sample + std * noise
         return self._clip(prev_sample), x0
 
     def guided_step(self, cond_output: torch.Tensor, uncond_output: torch.Tensor,
                     t: int | torch.Tensor, sample: torch.Tensor, eta: float | None = None,
-                    generator: torch.Generator | None = None,
+                    generators: RowGenerators | None = None,
                     noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """A DDIM step with classifier-free guidance, combined in noise space as the reference.
 
@@ -269,18 +287,18 @@ class DDIMScheduler:
         """
         t = int(t)
         if float(self.alphas_cumprod[t]) == 0.0:
-            return self.step(cond_output, t, sample, eta, generator, noise)
+            return self.step(cond_output, t, sample, eta, generators, noise)
         eps_cond = self.x0_and_epsilon(cond_output, t, sample)[1]
         eps_uncond = self.x0_and_epsilon(uncond_output, t, sample)[1]
         eps = classifier_free_guidance(eps_cond, eps_uncond, self.config.guidance_scale,
                                        self.config.guidance_rescale)
-        return self.step(eps, t, sample, eta, generator, noise, prediction="epsilon")
+        return self.step(eps, t, sample, eta, generators, noise, prediction="epsilon")
 
-    def initial_noise(self, shape: Sequence[int], generator: torch.Generator | None = None,
+    def initial_noise(self, shape: Sequence[int], generators: RowGenerators | None = None,
                       device: torch.device | str | None = None,
                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Starting latents: standard noise times ``initial_noise_scale``, clipped."""
-        latents = _randn(tuple(shape), generator, device, dtype)
+        latents = standard_noise(shape, generators, device, dtype)
         return self._clip(latents * self.config.initial_noise_scale)
 
     @property
@@ -288,7 +306,7 @@ class DDIMScheduler:
         return self.config.guidance_scale != 1.0
 
     def sample(self, denoise: Denoiser, shape: Sequence[int],
-               generator: torch.Generator | None = None,
+               generators: RowGenerators | None = None,
                device: torch.device | str | None = None,
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Generate x0 of ``shape`` by running the DDIM chain over ``self.timesteps``.
@@ -297,14 +315,14 @@ class DDIMScheduler:
         ``[2B, ...]``: it must condition the first half on the context and the second half on
         no context, so both passes run as one batch.
         """
-        latents = self.initial_noise(shape, generator, device, dtype)
+        latents = self.initial_noise(shape, generators, device, dtype)
         x0 = latents
         for t in self.timesteps.tolist():
             if self.uses_guidance:
                 cond, uncond = denoise(torch.cat([latents, latents]), t).chunk(2)
-                latents, x0 = self.guided_step(cond, uncond, t, latents, generator=generator)
+                latents, x0 = self.guided_step(cond, uncond, t, latents, generators=generators)
             else:
-                latents, x0 = self.step(denoise(latents, t), t, latents, generator=generator)
+                latents, x0 = self.step(denoise(latents, t), t, latents, generators=generators)
         return x0
 
     def _clip(self, x: torch.Tensor) -> torch.Tensor:
@@ -312,9 +330,11 @@ class DDIMScheduler:
         return x.clamp(-bound, bound) if bound > 0 else x
 
 
-def _randn(shape: Sequence[int], generator: torch.Generator | None,
-           device: torch.device | str | None, dtype: torch.dtype) -> torch.Tensor:
-    """Standard noise drawn on the generator's device (so seeds reproduce), then moved."""
-    gen_device = generator.device if generator is not None else device
-    return torch.randn(tuple(shape), generator=generator, device=gen_device,
-                       dtype=dtype).to(device)
+def standard_noise(shape: Sequence[int], generators: RowGenerators | None,
+                   device: torch.device | str | None, dtype: torch.dtype) -> torch.Tensor:
+    """(rows, ...) standard noise, row i from ``generators``' row i (unseeded without them)."""
+    if generators is None:
+        return torch.randn(tuple(shape), device=device, dtype=dtype)
+    if len(generators) != shape[0]:
+        raise ValueError(f"{len(generators)} generators for {shape[0]} rows of noise")
+    return generators.randn(shape[1:], device, dtype)

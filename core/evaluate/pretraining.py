@@ -126,16 +126,18 @@ def _stack(batch: list[Window]) -> tuple["Tensor", "Tensor"]:
 
 # ----------------------------------------------------------------------------- predictors
 
-def teacher_forced(model: Any, concepts: "Tensor", mask: "Tensor", generator: Any) -> "Tensor":
+def teacher_forced(model: Any, concepts: "Tensor", mask: "Tensor", seed: int) -> "Tensor":
     """(B, T, D) normalised concepts -> (B, T-1, D) the head's normalised prediction of each
-    position from the true ones before it."""
+    position from the true ones before it (row i's randomness seeded ``seed + i``)."""
     import torch
 
     from lcm.generate.session import DecodingSession
+    from lcm.model.randomness import RowGenerators
 
     predictions = []
     with torch.no_grad():
-        session = DecodingSession(model, concepts[:, :1], mask[:, :1], generator).start()
+        generators = RowGenerators.seeded(seed, concepts.shape[0], concepts.device)
+        session = DecodingSession(model, concepts[:, :1], mask[:, :1], generators).start()
         for t in range(1, concepts.shape[1]):
             predictions.append(session.propose())  # (B, D)
             session.commit(concepts[:, t])  # the true concept, not the prediction
@@ -148,11 +150,10 @@ def model_predictor(loaded: "LoadedModel", seed: int) -> Predictor:
 
     model, normalizer = loaded.model, loaded.normalizer
     device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
 
     def predict(concepts: "Tensor", mask: "Tensor") -> "Tensor":
         normalised = normalizer.normalize(concepts.to(device))
-        return normalizer.denormalize(teacher_forced(model, normalised, mask.to(device), generator)).cpu()
+        return normalizer.denormalize(teacher_forced(model, normalised, mask.to(device), seed)).cpu()
 
     return predict
 

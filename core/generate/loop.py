@@ -4,7 +4,9 @@ A ``DecodingSession`` reads the prompt once (a trunk pass that fills the KV cach
 proposes the next concept of every document and commits it (one cached trunk step). A document
 stops when its new concept is close to the end concept (cosine in the ORIGINAL, de-normalised
 space, as the encoder produced it), when it repeats the previous concept, or after
-``max_new_concepts``. The end or repeated concept itself is not part of the output.
+``max_new_concepts``. The end or repeated concept itself is not part of the output. A stopped
+document leaves the batch (its rows of every cache are dropped), so the others run as fast as a
+batch of the live documents alone.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from torch import Tensor
 
 from lcm.generate.session import DecodingSession
 from lcm.model.heads import last_real
+from lcm.model.randomness import RowGenerators
 
 STOP_END = "end"
 STOP_REPETITION = "repetition"
@@ -68,46 +71,47 @@ def generate(model: Any, prompts: Sequence[Tensor], rules: StopRules,
 
     ``denormalize`` maps normalised concepts back to the encoder's space, where the stopping
     rules are checked and in which the continuations are returned. ``seed`` seeds heads that
-    sample (None: nondeterministic). ``uncached``: recompute everything at every step (see
-    ``lcm.generate.session``).
+    sample, document i with ``seed + i`` (None: nondeterministic), so a document continues the
+    same in any batch. A document that stops leaves the batch at once. ``uncached``: recompute
+    everything at every step (see ``lcm.generate.session``).
     """
     model.eval()
     device = next(model.parameters()).device
     context, mask = pad_prompts([p.to(device) for p in prompts], padding_side)
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    session = DecodingSession(model, context, mask, generator, uncached).start()
-
     batch = len(prompts)
-    max_steps = min(rules.max_new_concepts, model.config.max_seq_len - context.shape[1])
-    previous = denormalize(last_real(context, mask))  # (B, D), original space
-    end = rules.end_concept.to(device, previous.dtype) if rules.end_concept is not None else None
-    active = torch.ones(batch, dtype=torch.bool, device=device)
-    reasons = [STOP_MAX_LENGTH] * batch
-    outputs: list[Tensor] = []  # per step (B, D), original space
-    lengths = torch.zeros(batch, dtype=torch.long)
+    session = DecodingSession(model, context, mask, RowGenerators.seeded(seed, batch, device),
+                              uncached).start()
 
-    for _ in range(max(max_steps, 0)):
-        normalised = session.propose()  # (B, D)
-        produced = denormalize(normalised)  # (B, D)
-        stop_reason = _stop_reasons(produced, previous, end, rules)
-        for i in torch.nonzero(active).flatten().tolist():
-            if stop_reason[i] is not None:
-                reasons[i] = stop_reason[i]
-                active[i] = False
+    max_steps = max(min(rules.max_new_concepts, model.config.max_seq_len - context.shape[1]), 0)
+    previous = denormalize(last_real(context, mask))  # (B', D), original space
+    end = rules.end_concept.to(device, previous.dtype) if rules.end_concept is not None else None
+    live = list(range(batch))  # the document of each row still in the batch
+    reasons = [STOP_MAX_LENGTH] * batch
+    produced_by: list[list[Tensor]] = [[] for _ in range(batch)]  # (D,) each, original space
+
+    for step in range(max_steps):
+        normalised = session.propose()  # (B', D)
+        produced = denormalize(normalised)  # (B', D)
+        going = []
+        for row, reason in enumerate(_stop_reasons(produced, previous, end, rules)):
+            if reason is None:
+                going.append(row)
+                produced_by[live[row]].append(produced[row])
             else:
-                lengths[i] += 1
-        if not active.any():
+                reasons[live[row]] = reason
+        if not going or step == max_steps - 1:
             break
-        outputs.append(produced)
+        if len(going) < len(live):
+            rows = torch.tensor(going, device=device)
+            session.keep(rows)
+            normalised, produced = normalised[rows], produced[rows]
+            live = [live[row] for row in going]
         previous = produced
         session.commit(normalised)
 
-    stacked = torch.stack(outputs, dim=1) if outputs else context.new_zeros(batch, 0, context.shape[-1])
-    return [Continuation(stacked[i, : lengths[i]].cpu(), reasons[i]) for i in range(batch)]
+    empty = context.new_zeros(0, context.shape[-1])
+    return [Continuation(torch.stack(concepts).cpu() if concepts else empty.cpu(), reasons[i])
+            for i, concepts in enumerate(produced_by)]
 
 
 def _stop_reasons(produced: Tensor, previous: Tensor, end: Tensor | None,

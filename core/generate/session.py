@@ -3,7 +3,8 @@
 The session owns the generation state (the context so far, the trunk's KV cache, the head's own
 state) and is the only caller of a head's generation protocol: ``start`` reads the prompts,
 then each ``propose`` asks the head for the next concept of every document and ``commit`` makes
-the chosen ones (generated, or the true ones when teacher forcing) the next context position.
+the chosen ones (generated, or the true ones when teacher forcing) the next context position;
+``keep`` drops documents that have stopped, so a batch costs only what its live documents do.
 
 ``uncached=True`` runs the same protocol without reusing anything: every commit re-reads the
 whole context, and a diffusion head denoises with everything recomputed per pass (guidance's
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lcm.model.heads import GenerationState, last_real
+from lcm.model.randomness import RowGenerators
 
 
 class DecodingSession:
@@ -26,9 +28,9 @@ class DecodingSession:
     ``model`` (a ConceptModel)."""
 
     def __init__(self, model: Any, context: Tensor, mask: Tensor,
-                 generator: torch.Generator | None = None, uncached: bool = False):
+                 generators: RowGenerators | None = None, uncached: bool = False):
         self.head, self.trunk = model.head, model.trunk_view
-        self.state = GenerationState(context=context, context_mask=mask, generator=generator,
+        self.state = GenerationState(context=context, context_mask=mask, generators=generators,
                                      uncached=uncached)
 
     def start(self) -> "DecodingSession":
@@ -50,6 +52,16 @@ class DecodingSession:
         else:
             self.head.append(self.trunk, state, concepts)
         state.step += 1
+
+    def keep(self, rows: Tensor) -> None:
+        """Continue only the documents ``rows`` (B',) long indices: the others have stopped
+        and leave the batch, so later steps compute nothing for them."""
+        state = self.state
+        state.context = state.context.index_select(0, rows)
+        state.context_mask = state.context_mask.index_select(0, rows)
+        if state.generators is not None:
+            state.generators = state.generators.select(rows.tolist())
+        self.head.keep_rows(state, rows)
 
     def last_concepts(self) -> Tensor:
         """(B, D) each document's last real context concept."""

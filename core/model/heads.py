@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from lcm.interfaces import Head
 from lcm.model.config import TransformerConfig
+from lcm.model.randomness import RowGenerators
 from lcm.model.transformer import KVCache
 
 
@@ -78,12 +79,15 @@ class GenerationState:
     """The trunk's keys/values for ``context`` (filled by ``start``)."""
     hidden: Tensor | None = None
     """(B, d) trunk output at each document's last real concept: what predicts the next one."""
-    generator: torch.Generator | None = None
-    """Source of randomness for heads that sample; seeded by the caller for reproducibility."""
+    generators: RowGenerators | None = None
+    """Randomness of heads that sample, one generator per document (seeded by the caller)."""
     step: int = 0
     """Number of concepts generated so far."""
     extra: Any = None
     """Head-owned state (a denoiser's cache, codebook choices, ...)."""
+    memo: dict = field(default_factory=dict)
+    """What a head computes once per generation and reuses at every concept (a diffusion
+    head's per-timestep conditioning); lives and dies with the session."""
     uncached: bool = False
     """Recompute instead of reusing: the session re-reads the context at every step, and a head
     with faster paths of its own (a diffusion head's denoiser caches) does not take them."""
@@ -161,6 +165,16 @@ class HeadModule(nn.Module, Head):
         """Commit ``concepts`` (B, D) as the next context position; update ``state.hidden``."""
         hidden = context_states(trunk, concepts[:, None], cache=state.cache)  # (B, 1, d)
         state.hidden = hidden[:, 0]
+
+    def keep_rows(self, state: GenerationState, rows: Tensor) -> None:
+        """Keep only the documents ``rows`` (indices) in the head's part of ``state`` (the
+        session has already cut context, mask and generators): finished documents leave the
+        batch. Default: the trunk's cache and ``state.hidden``; a head with batched
+        ``state.extra`` extends this."""
+        if state.cache is not None:
+            state.cache.reorder(rows)
+        if state.hidden is not None:
+            state.hidden = state.hidden.index_select(0, rows)
 
 
 def last_real(values: Tensor, mask: Tensor) -> Tensor:

@@ -45,12 +45,22 @@ class RotaryEmbedding(nn.Module):
 
     def forward(self, x: Tensor, positions: Tensor) -> Tensor:
         """Rotate ``x`` (B, nh, T, hs) by ``positions`` (B, T)."""
+        return rotate(x, self.angles(positions, x.dtype))
+
+    def angles(self, positions: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """cos and sin (B, 1, T, hs) of ``positions`` (B, T): computed once per trunk pass and
+        shared by every layer's queries and keys."""
         angles = positions.to(self.inv_freq.dtype)[..., None] * self.inv_freq  # (B, T, hs/2)
         angles = torch.cat((angles, angles), dim=-1)[:, None]  # (B, 1, T, hs)
-        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-        first, second = x.chunk(2, dim=-1)
-        rotated = torch.cat((-second, first), dim=-1)
-        return x * cos + rotated * sin
+        return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def rotate(x: Tensor, rotary: tuple[Tensor, Tensor]) -> Tensor:
+    """``x`` (B, nh, T, hs) rotated by the (cos, sin) of ``RotaryEmbedding.angles``."""
+    cos, sin = rotary
+    first, second = x.chunk(2, dim=-1)
+    rotated = torch.cat((-second, first), dim=-1)
+    return x * cos + rotated * sin
 
 
 class SwiGLU(nn.Module):
@@ -135,15 +145,16 @@ class Attention(nn.Module):
         self.attention_dropout = config.attention_dropout
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, rope: RotaryEmbedding | None, positions: Tensor,
+    def forward(self, x: Tensor, rotary: tuple[Tensor, Tensor] | None,
                 attn_mask: Tensor | None, cache: KVCache | None) -> Tensor:
+        """``rotary``: RoPE's (cos, sin) of these positions (None: no rotation)."""
         B, T, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=2)  # 3 x (B, T, d)
         q = q.view(B, T, self.num_heads, -1).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.num_heads, -1).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.num_heads, -1).transpose(1, 2)  # (B, nh, T, hs)
-        if rope is not None:
-            q, k = rope(q, positions), rope(k, positions)
+        if rotary is not None:
+            q, k = rotate(q, rotary), rotate(k, rotary)
         if cache is not None:
             k, v = cache.write(self.layer_index, k, v)  # (B, nh, S, hs)
         y = F.scaled_dot_product_attention(
@@ -164,9 +175,9 @@ class DecoderLayer(nn.Module):
         self.ffn_norm = RMSNorm(config.model_dim, config.norm_eps)
         self.ffn = SwiGLU(config.model_dim, config.ffn_inner_dim, config.bias, config.dropout)
 
-    def forward(self, x: Tensor, rope: RotaryEmbedding | None, positions: Tensor,
+    def forward(self, x: Tensor, rotary: tuple[Tensor, Tensor] | None,
                 attn_mask: Tensor | None, cache: KVCache | None) -> Tensor:
-        x = x + self.attn(self.attn_norm(x), rope, positions, attn_mask, cache)
+        x = x + self.attn(self.attn_norm(x), rotary, attn_mask, cache)
         return x + self.ffn(self.ffn_norm(x))
 
 
@@ -231,8 +242,9 @@ class ConceptTransformer(nn.Module):
             attn_mask = causal_padding_mask(keys_real, start)
         if attn_mask is not None:
             attn_mask = attn_mask[:, None]  # (B, 1, T, S): the same for every head
+        rotary = self.rope.angles(positions, x.dtype) if self.rope is not None else None
         for layer in self.layers:
-            x = layer(x, self.rope, positions, attn_mask, cache)
+            x = layer(x, rotary, attn_mask, cache)
         if cache is not None:
             cache.length = start + T
         return self.final_norm(x)
@@ -250,6 +262,10 @@ def causal_padding_mask(keys_real: Tensor, start: int) -> Tensor:
     which would turn into NaN inside softmax.
     """
     B, S = keys_real.shape
+    if S - start == 1:  # one new position (a cached generation step): it sees every real key
+        visible = keys_real.clone()
+        visible[:, -1] = True
+        return visible[:, None, :]
     device = keys_real.device
     query_slots = torch.arange(start, S, device=device)[:, None]  # (T, 1)
     key_slots = torch.arange(S, device=device)[None, :]  # (1, S)

@@ -99,7 +99,8 @@ class OneTowerHead(DiffusionHead):
         attn_mask = F.pad(visible, (0, 1), value=True)[:, None, :]  # (N, 1, S + 1): + itself
 
         def denoise(latents: Tensor, t: int) -> Tensor:
-            hidden = trunk.contextualize(self.candidate_inputs(trunk, latents, t), cache=cache,
+            inputs = self.candidate_inputs(trunk, latents, t, state.memo)
+            hidden = trunk.contextualize(inputs, cache=cache,
                                          positions=positions, attn_mask=attn_mask)
             cache.rollback(committed)  # the candidate is never part of the context
             return self.output(hidden[:, 0])
@@ -131,11 +132,17 @@ class OneTowerHead(DiffusionHead):
             return torch.cat([conditional(cond, t), unconditional(uncond, t)])
         return denoise
 
-    def candidate_inputs(self, trunk, latents: Tensor, t: int) -> Tensor:
+    def candidate_inputs(self, trunk, latents: Tensor, t: int, memo: dict | None = None) -> Tensor:
         """(N, D) next-concept candidates at step ``t`` -> (N, 1, d) trunk inputs. The step is
-        shared by the batch: its embedding is computed once and broadcast."""
-        steps = torch.full((1, 1), t, dtype=torch.long, device=latents.device)
-        return self.noisy_inputs(trunk, latents[:, None], steps)
+        shared by the batch: its embedding is computed once, broadcast, and kept in ``memo``
+        for the next concepts' same step."""
+        key = ("one_tower_time", t)
+        time = memo.get(key) if memo is not None else None
+        if time is None:
+            time = self.time(torch.full((1, 1), t, dtype=torch.long, device=latents.device))
+            if memo is not None:
+                memo[key] = time
+        return trunk.embed(latents[:, None]) + time
 
 
 def duplicated(cache: KVCache) -> KVCache:

@@ -49,7 +49,7 @@ class QuantCHead(QuantizedHead):
     def generation_levels(self) -> int:
         return self.config.snap_codebooks or self.num_codebooks
 
-    def choose(self, level, query, generator):
+    def choose(self, level, query, generators):
         from lcm.quantize.rvq import nearest
 
         return nearest(query, self.codebooks[level].float())

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from lcm.fields import bounded
 from lcm.hookspecs import hookimpl
+from lcm.model.randomness import RowGenerators
 from lcm.plugins.heads.quantized import QuantHeadConfig, QuantizedHead
 
 
@@ -66,13 +67,13 @@ class QuantDHead(QuantizedHead):
                       "code_accuracy": float(correct.sum()) / (rows * self.num_codebooks),
                       "first_code_accuracy": float(correct[:, 0].sum()) / rows}
 
-    def choose(self, level, query, generator):
+    def choose(self, level, query, generators):
         return sample_logits(self.logits(query, level), self.config.temperature,
-                             self.config.top_k, generator)
+                             self.config.top_k, generators)
 
 
 def sample_logits(logits: Tensor, temperature: float, top_k: int,
-                  generator: torch.Generator | None) -> Tensor:
+                  generators: RowGenerators | None) -> Tensor:
     """One index per row of ``logits`` (B, C): argmax at temperature 0, else a softmax sample
     at ``temperature`` among the ``top_k`` best (0: all)."""
     if temperature == 0:
@@ -81,7 +82,9 @@ def sample_logits(logits: Tensor, temperature: float, top_k: int,
         threshold = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1) the k-th best score
         logits = logits.masked_fill(logits < threshold, float("-inf"))
     probabilities = torch.softmax(logits.float() / temperature, dim=-1)
-    return torch.multinomial(probabilities, 1, generator=generator)[:, 0]
+    if generators is None:
+        return torch.multinomial(probabilities, 1)[:, 0]
+    return generators.multinomial(probabilities)
 
 
 @hookimpl

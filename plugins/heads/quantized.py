@@ -34,6 +34,7 @@ from lcm.fields import path
 from lcm.errors import ConceptSpaceMismatchError, InputFileError, UserError
 from lcm.model.heads import (GenerationState, HeadModule, LossOutput, context_states,
                              next_concept_pairs)
+from lcm.model.randomness import RowGenerators
 from lcm.model.transformer import RMSNorm, SwiGLU
 
 
@@ -195,11 +196,11 @@ class QuantizedHead(HeadModule):
         for level in range(self.generation_levels()):
             level_ids = torch.full((hidden.shape[0],), level, device=hidden.device)
             query = self.level_network(hidden, partial, level_ids).float()  # (B, D)
-            codes.append(self.choose(level, query, state.generator))  # (B,)
+            codes.append(self.choose(level, query, state.generators))  # (B,)
             partial = partial + self.codebooks[level, codes[-1]].float()
         state.extra = torch.stack(codes, dim=1)  # (B, levels): the codes of this concept
         return partial.to(hidden.dtype)
 
-    def choose(self, level: int, query: Tensor, generator: torch.Generator | None) -> Tensor:
+    def choose(self, level: int, query: Tensor, generators: RowGenerators | None) -> Tensor:
         """The code (B,) of ``level`` given its level output ``query`` (B, D)."""
         raise NotImplementedError

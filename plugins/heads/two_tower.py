@@ -80,11 +80,18 @@ class CrossAttention(nn.Module):
         return (k.view(B, S, self.num_heads, -1).transpose(1, 2),
                 v.view(B, S, self.num_heads, -1).transpose(1, 2))
 
-    def forward(self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> Tensor:
-        """x (B, T, d) attends to keys/values (B, nh, S, hs) where ``mask`` (B, T, S) is True."""
+    def forward(self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor,
+                blind: int = 0) -> Tensor:
+        """x (B, T, d) attends to keys/values (B - blind, nh, S, hs) where ``mask``
+        (B - blind, T, S) is True; the last ``blind`` rows see only key 0, the zero vector,
+        whose value is the same for every document: softmax over one key is 1, so their
+        attention is that value, with no query, no scores and no copy of the keys."""
         B, T, d = x.shape
-        q = self.query(x).view(B, T, self.num_heads, -1).transpose(1, 2)  # (B, nh, T, hs)
+        seeing = B - blind
+        q = self.query(x[:seeing]).view(seeing, T, self.num_heads, -1).transpose(1, 2)
         y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask[:, None])
+        if blind:
+            y = torch.cat([y, values[:1, :, :1].expand(blind, -1, T, -1)])  # (B, nh, T, hs)
         return self.dropout(self.out(y.transpose(1, 2).reshape(B, T, d)))
 
 
@@ -102,17 +109,34 @@ class DenoiserLayer(nn.Module):
         self.ffn = SwiGLU(d, config.ffn_inner_dim, config.bias, config.dropout)
         self.modulation = nn.Linear(d, 9 * d)  # shift/scale/gate for each of the 3 sub-blocks
 
-    def forward(self, x: Tensor, time: Tensor, keys: Tensor, values: Tensor,
-                cross_mask: Tensor) -> Tensor:
-        """x (B, T, d), time (B, T, d) embeddings, keys/values (B, nh, S, hs), mask (B, T, S)."""
-        mods = self.modulation(F.silu(time)).chunk(9, dim=-1)  # 9 x (B, T, d)
-        diagonal = torch.eye(x.shape[1], dtype=torch.bool, device=x.device)[None, None]
+    def modulations(self, time: Tensor) -> tuple[Tensor, ...]:
+        """(B, T, d) timestep embeddings -> shift/scale/gate of the 3 sub-blocks, 9 x (B, T, d)."""
+        return self.modulation(F.silu(time)).chunk(9, dim=-1)
+
+    def forward(self, x: Tensor, mods: tuple[Tensor, ...], keys: Tensor, values: Tensor,
+                cross_mask: Tensor, blind: int = 0) -> Tensor:
+        """x (B, T, d), ``modulations`` of the steps, keys/values (B, nh, S, hs), mask (B, T, S);
+        ``blind``: trailing rows of x that see only the zero vector (``CrossAttention``)."""
         h = _modulate(self.self_attn_norm(x), mods[0], mods[1])
-        x = x + mods[2] * self.self_attn(h, None, None, diagonal, None)
+        x = x + mods[2] * self.diagonal_attention(h)
         h = _modulate(self.cross_attn_norm(x), mods[3], mods[4])
-        x = x + mods[5] * self.cross_attn(h, keys, values, cross_mask)
+        x = x + mods[5] * self.cross_attn(h, keys, values, cross_mask, blind)
         h = _modulate(self.ffn_norm(x), mods[6], mods[7])
         return x + mods[8] * self.ffn(h)
+
+
+    def diagonal_attention(self, h: Tensor) -> Tensor:
+        """Self-attention where each position sees only itself: softmax over one key is 1, so
+        it is the output projection of the values (query and key projections never run).
+        Training takes the full path (attention dropout may drop that single weight; the
+        planner counts the reference's FLOPs)."""
+        if self.training:
+            diagonal = torch.eye(h.shape[1], dtype=torch.bool, device=h.device)[None, None]
+            return self.self_attn(h, None, diagonal, None)
+        d = h.shape[-1]
+        qkv = self.self_attn.qkv
+        bias = qkv.bias[2 * d:] if qkv.bias is not None else None
+        return self.self_attn.dropout(self.self_attn.out(F.linear(h, qkv.weight[2 * d:], bias)))
 
 
 def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -126,6 +150,9 @@ class CrossContext:
     keys: list[Tensor]  # per layer (B, nh, 1 + S, hs)
     values: list[Tensor]
     mask: Tensor  # (B, 1 + S) bool: the zero vector and the real context concepts
+    blind: int = 0
+    """Query rows after the B of the context that see only the zero vector (guidance's
+    unconditional pass): they share key 0, so nothing is copied for them."""
 
     def extended(self, other: "CrossContext") -> "CrossContext":
         """This context followed by ``other``'s positions."""
@@ -133,13 +160,16 @@ class CrossContext:
                             [torch.cat(p, 2) for p in zip(self.values, other.values)],
                             torch.cat([self.mask, other.mask], 1))
 
+    def rows(self, index: Tensor) -> "CrossContext":
+        """Only the documents ``index`` (the others have stopped)."""
+        return CrossContext([k.index_select(0, index) for k in self.keys],
+                            [v.index_select(0, index) for v in self.values],
+                            self.mask.index_select(0, index))
+
     def with_unconditional(self) -> "CrossContext":
-        """Twice the batch: first as is, then seeing only the zero vector (guidance)."""
-        blind = torch.zeros_like(self.mask)
-        blind[:, 0] = True
-        return CrossContext([torch.cat([k, k]) for k in self.keys],
-                            [torch.cat([v, v]) for v in self.values],
-                            torch.cat([self.mask, blind]))
+        """For twice the batch of queries: first conditioned, then seeing only the zero vector
+        (guidance); the keys/values are this context's own, not duplicated."""
+        return CrossContext(self.keys, self.values, self.mask, blind=self.mask.shape[0])
 
     def zero_vector_only(self) -> "CrossContext":
         """What an unconditional pass sees: the zero vector's keys/values alone."""
@@ -183,20 +213,36 @@ class DenoiserTower(nn.Module):
         real = torch.ones(mask.shape[0], 1, dtype=torch.bool, device=mask.device)
         return self.cross_context(torch.cat([zero, context], 1), torch.cat([real, mask], 1))
 
-    def next_position(self, latents: Tensor, t: int, cross: CrossContext) -> Tensor:
+    def step_modulations(self, timesteps: Tensor) -> list[tuple[Tensor, ...]]:
+        """Every layer's AdaLN modulation at (B, T) ``timesteps``."""
+        time = self.time(timesteps)  # (B, T, d)
+        return [layer.modulations(time) for layer in self.layers]
+
+    def next_position(self, latents: Tensor, t: int, cross: CrossContext,
+                      memo: dict | None = None) -> Tensor:
         """Denoise one next concept per row: (N, D) latents at step ``t``, seeing every key
-        ``cross.mask`` allows. The step is shared by the batch, so its embedding and AdaLN
-        modulation are computed once and broadcast."""
-        steps = torch.full((1, 1), t, dtype=torch.long, device=latents.device)
-        return self(latents[:, None], steps, cross, cross.mask[:, None, :])[:, 0]
+        ``cross.mask`` allows. The step is shared by the batch, so its AdaLN modulation is
+        computed once, broadcast, and kept in ``memo`` for the next concepts' same step."""
+        key = ("two_tower_modulations", t)
+        mods = memo.get(key) if memo is not None else None
+        if mods is None:
+            steps = torch.full((1, 1), t, dtype=torch.long, device=latents.device)
+            mods = self.step_modulations(steps)
+            if memo is not None:
+                memo[key] = mods
+        return self.run_layers(latents[:, None], mods, cross, cross.mask[:, None, :])[:, 0]
 
     def forward(self, latents: Tensor, timesteps: Tensor, cross: CrossContext,
                 cross_mask: Tensor) -> Tensor:
         """``cross_mask`` (B, T, 1 + S): which keys each position may see."""
+        return self.run_layers(latents, self.step_modulations(timesteps), cross, cross_mask)
+
+    def run_layers(self, latents: Tensor, mods: list[tuple[Tensor, ...]], cross: CrossContext,
+                   cross_mask: Tensor) -> Tensor:
+        """(B, T, D) latents through the layers under per-layer ``mods`` -> (B, T, D)."""
         x = self.input(latents)  # (B, T, d)
-        time = self.time(timesteps)  # (B, T, d)
-        for layer, keys, values in zip(self.layers, cross.keys, cross.values):
-            x = layer(x, time, keys, values, cross_mask)
+        for layer, layer_mods, keys, values in zip(self.layers, mods, cross.keys, cross.values):
+            x = layer(x, layer_mods, keys, values, cross_mask, cross.blind)
         return self.output(self.final_norm(x))  # (B, T, D)
 
 
@@ -246,11 +292,16 @@ class TwoTowerHead(DiffusionHead):
         real = torch.ones(state.batch_size, 1, dtype=torch.bool, device=concepts.device)
         state.extra = state.extra.extended(self.denoiser.cross_context(state.hidden[:, None], real))
 
+    def keep_rows(self, state: GenerationState, rows) -> None:
+        super().keep_rows(state, rows)
+        if state.extra is not None:
+            state.extra = state.extra.rows(rows)
+
     def denoiser_for(self, trunk, state: GenerationState):
         cross: CrossContext = state.extra
         if self.scheduler.uses_guidance:
-            cross = cross.with_unconditional()  # (2B, ...): both passes in one batch
-        return lambda latents, t: self.denoiser.next_position(latents, t, cross)
+            cross = cross.with_unconditional()  # 2B queries: both passes in one batch
+        return lambda latents, t: self.denoiser.next_position(latents, t, cross, state.memo)
 
     def uncached_denoiser(self, trunk, state: GenerationState):
         def denoise(latents: Tensor, t: int) -> Tensor:
