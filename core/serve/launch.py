@@ -12,14 +12,14 @@ from lcm.errors import UserError
 
 def start(recipe: Path, overrides: tuple[str, ...], registry: Any, host: str, port: int,
           max_upload_mb: float, queue_size: int) -> None:
-    from lcm.config import resolve_recipe
+    from lcm.config import load_recipe, resolve_recipe
     from lcm.serve.page import serve
     from lcm.serve.service import Service
 
+    task = load_recipe(recipe, overrides).get("task")
+    if task != "summarize":
+        raise UserError(f"{recipe}: lcm serve runs summarize recipes; this one's task is {task!r}")
     resolved = resolve_recipe(recipe, overrides, registry)
-    if resolved.task_name != "summarize":
-        raise UserError(f"{recipe}: lcm serve runs summarize recipes; this one's task is "
-                        f"{resolved.task_name!r}")
     check_port(host, port)  # before minutes of loading, not after
     serve(Service(resolved.config, registry), host, port, max_upload_mb, queue_size)
 

@@ -115,8 +115,13 @@ def serve(service: Service, host: str, port: int, max_upload_mb: float, queue_si
     """Serve the page until interrupted."""
     page = build_page(service)
     page.queue(max_size=queue_size, default_concurrency_limit=1)
+    from starlette.middleware import Middleware
+
+    from lcm.serve.offline import OfflinePage
+
     page.launch(server_name=host, server_port=port, max_file_size=int(max_upload_mb * 2 ** 20),
-                ssr_mode=False, share=False, inbrowser=False, quiet=True, prevent_thread_lock=True)
+                ssr_mode=False, share=False, inbrowser=False, quiet=True, prevent_thread_lock=True,
+                app_kwargs={"middleware": [Middleware(OfflinePage)]})
     print(f"lcm serve: http://{host}:{port} (uploads up to {max_upload_mb:g} MB, "
           f"{queue_size} requests queued at most; Ctrl+C stops)", flush=True)
     try:
