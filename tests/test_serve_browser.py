@@ -1,0 +1,128 @@
+"""`lcm serve` in a real browser: headless Chromium (Debian's, through its chromedriver, with
+every host but this machine unresolvable, so a page needing the network would show it) drives
+the page of the shipped speech recipe: a recording uploaded, the progress shown, then the
+transcript and the traced summary; a corrupt upload gives a message and the server answers on.
+
+``make screenshots`` runs this with LCM_SCREENSHOTS=docs and keeps the page with its result.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from lcm.serve.child import answers, served
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+RECORDING = REPO / "data" / "audio" / "aclsum_P17-1143_intro.flac"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+DESKTOP = (1440, 1000)
+RESULT_S = 400
+"""A cold first request on two busy cores: Whisper, MiniLM and the decoder load, then work."""
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+        options.add_argument(arg)
+    try:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    except (WebDriverException, OSError) as exc:
+        pytest.skip(f"Chromium cannot start here: {str(exc).strip().splitlines()[0]}")
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def server(browser, tmp_path_factory):
+    """The default recipe served (started once Chromium is known to work)."""
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with served(log, cwd=REPO) as (url, process):
+        yield url, process
+
+
+def upload(browser, url: str, path: Path) -> None:
+    """A fresh page with ``path`` in the recording box, its upload finished."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(url)
+    wait_for(browser, "#lcm-audio input[type=file]", 60).send_keys(str(path))
+    wait_for(browser, "#lcm-audio button[aria-label=Clear]", 60)
+    browser.find_element(By.ID, "lcm-run").click()
+
+
+def wait_for(browser, css: str, seconds: float, seen: list[str] | None = None):
+    """The first element matching ``css``; ``seen`` collects the status lines meanwhile."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = browser.find_elements(By.CSS_SELECTOR, css)
+        if found:
+            return found[0]
+        if seen is not None:
+            try:
+                seen += [e.text for e in browser.find_elements(By.ID, "lcm-status")]
+            except StaleElementReferenceException:
+                pass
+        time.sleep(0.5)
+    status = [e.text for e in browser.find_elements(By.ID, "lcm-status")]
+    raise AssertionError(f"no {css} after {seconds:.0f} s; status: {status}")
+
+
+def test_a_recording_gives_its_transcript_and_a_traced_summary(browser, server):
+    from selenium.webdriver.common.by import By
+
+    url, _ = server
+    seen: list[str] = []
+    upload(browser, url, RECORDING)
+    wait_for(browser, "#lcm-summary li", RESULT_S, seen)
+    assert any("elapsed" in line for line in seen), seen  # a stage with its time was shown
+    transcript = browser.find_element(By.ID, "lcm-transcript").text.lower()
+    for word in ("malware", "centrifuges", "nuclear", "cyber"):  # Whisper tiny hears these
+        assert word in transcript, transcript
+    lines = browser.find_elements(By.CSS_SELECTOR, "#lcm-transcript .lcm-segment")
+    assert len(lines) >= 5 and all(":" in line.text.split(" ")[0] for line in lines)
+    assert lines[0].get_attribute("onclick").startswith("lcmPlay(")
+    items = browser.find_elements(By.CSS_SELECTOR, "#lcm-summary li")
+    assert 1 <= len(items) <= 3  # the recipe's max_summary_concepts
+    for item in items:
+        assert item.find_elements(By.CSS_SELECTOR, ".lcm-bar > span")
+        assert item.find_element(By.CSS_SELECTOR, ".lcm-badge").text in ("generated", "retrieved")
+    assert browser.find_element(By.ID, "lcm-concepts").get_attribute("src").startswith("data:image/png")
+    if os.environ.get("LCM_SCREENSHOTS"):
+        save_screenshot(browser, Path(os.environ["LCM_SCREENSHOTS"]) / "serve_page.png")
+
+
+def test_a_corrupt_upload_gets_a_message_and_the_server_answers_on(browser, server, tmp_path):
+    url, process = server
+    corrupt = tmp_path / "broken.flac"
+    corrupt.write_bytes(b"fLaC" + bytes(range(256)) * 40)
+    upload(browser, url, corrupt)
+    message = wait_for(browser, "#lcm-status.lcm-error", 120).text
+    assert message.startswith("broken.flac: not a readable audio file"), message
+    assert process.poll() is None and answers(url)
+
+
+def save_screenshot(browser, target: Path) -> None:
+    """The whole page at desktop width (the window grown to the page's height)."""
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(DESKTOP[0], min(int(height) + 120, 4000))
+    browser.execute_script("window.scrollTo(0, 0)")
+    time.sleep(1)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(target))
+    browser.set_window_size(*DESKTOP)
