@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 RECORDING = REPO / "data" / "audio" / "aclsum_P17-1143_intro.flac"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 DESKTOP = (1440, 1000)
+UPLOAD_MB = 5
+"""The served limit here: the shipped recording (1.7 MB) fits."""
 RESULT_S = 400
 """A cold first request on two busy cores: Whisper, MiniLM and the decoder load, then work."""
 
@@ -49,7 +51,7 @@ def browser():
 def server(browser, tmp_path_factory):
     """The default recipe served (started once Chromium is known to work)."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with served(log, cwd=REPO) as (url, process):
+    with served(log, ("--max-upload-mb", str(UPLOAD_MB)), cwd=REPO) as (url, process):
         yield url, process
 
 
@@ -126,3 +128,12 @@ def save_screenshot(browser, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(target))
     browser.set_window_size(*DESKTOP)
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_read(server):
+    import httpx
+
+    url, _ = server
+    body = b"\0" * (UPLOAD_MB + 1) * 2 ** 20
+    response = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.wav", body)}, timeout=60)
+    assert response.status_code == 413 and "more than the limit of 5 MB" in response.text

@@ -3,6 +3,8 @@ model loaded once, then the page served (the CLI stays a thin layer)."""
 from __future__ import annotations
 
 import errno
+import faulthandler
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ def start(recipe: Path, overrides: tuple[str, ...], registry: Any, host: str, po
         raise UserError(f"{recipe}: lcm serve runs summarize recipes; this one's task is {task!r}")
     resolved = resolve_recipe(recipe, overrides, registry)
     check_port(host, port)  # before minutes of loading, not after
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where a stuck request is
     serve(Service(resolved.config, registry), host, port, max_upload_mb, queue_size)
 
 

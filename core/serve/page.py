@@ -3,7 +3,7 @@
 Offline by construction: Gradio's analytics and version check are off, and the theme names
 system fonts only (its default asks Google for a web font). Requests queue in Gradio's bounded
 queue (the page shows each waiting user's position) and run one at a time; an upload larger
-than the limit is refused by Gradio's upload route before its body is read.
+than the limit is refused before its body is read (``upload_limit``).
 """
 from __future__ import annotations
 
@@ -118,10 +118,13 @@ def serve(service: Service, host: str, port: int, max_upload_mb: float, queue_si
     from starlette.middleware import Middleware
 
     from lcm.serve.offline import OfflinePage
+    from lcm.serve.upload_limit import UploadLimit
 
-    page.launch(server_name=host, server_port=port, max_file_size=int(max_upload_mb * 2 ** 20),
-                ssr_mode=False, share=False, inbrowser=False, quiet=True, prevent_thread_lock=True,
-                app_kwargs={"middleware": [Middleware(OfflinePage)]})
+    limit = int(max_upload_mb * 2 ** 20)
+    page.launch(server_name=host, server_port=port, max_file_size=limit, ssr_mode=False,
+                share=False, inbrowser=False, quiet=True, prevent_thread_lock=True,
+                app_kwargs={"middleware": [Middleware(UploadLimit, max_bytes=limit),
+                                           Middleware(OfflinePage)]})
     print(f"lcm serve: http://{host}:{port} (uploads up to {max_upload_mb:g} MB, "
           f"{queue_size} requests queued at most; Ctrl+C stops)", flush=True)
     try:

@@ -106,7 +106,10 @@ def _live_bar() -> Optional[dict[str, Any]]:
     registry of open bars, the one its ``write`` uses to redraw them)."""
     from tqdm import tqdm
 
-    bars = [b for b in list(getattr(tqdm, "_instances", ())) if b.total and not b.disable]
+    try:
+        bars = [b for b in list(getattr(tqdm, "_instances", ())) if b.total and not b.disable]
+    except RuntimeError:  # the worker opened or closed a bar meanwhile: next poll reads it
+        return None
     if not bars:
         return None
     bar = max(bars, key=lambda b: b.start_t)
