@@ -4,6 +4,7 @@ moves by stage with a time left, the page's HTML links the summary to its source
 page template is served without its CDN script."""
 from __future__ import annotations
 
+import io
 import json
 import socket
 from pathlib import Path
@@ -128,3 +129,18 @@ def test_serve_refuses_other_tasks_and_busy_ports_in_one_line(tmp_path, registry
     assert len(errors) == 2
     assert "runs summarize recipes; this one's task is 'fit_normalizer'" in errors[0]
     assert "in use" in errors[1]
+
+
+def test_a_progress_bar_half_built_by_the_worker_is_skipped_not_fatal():
+    from tqdm import tqdm
+
+    from lcm.serve.progress import _live_bar
+
+    half = tqdm.__new__(tqdm)  # registered in tqdm._instances before __init__ sets its total
+    try:
+        assert _live_bar() is None
+    finally:
+        tqdm._instances.discard(half)
+    with tqdm(total=4, desc="whisper talk.flac", unit="utt", disable=False, file=io.StringIO()) as bar:
+        bar.update(1)
+        assert _live_bar()["n"] == 1 and Tracker(StageHistory()).status().stage == "recognising"

@@ -103,15 +103,17 @@ def _order(stage: str) -> int:
 
 def _live_bar() -> Optional[dict[str, Any]]:
     """The newest live tqdm bar with a total, as a dict (tqdm's ``_instances``: its own
-    registry of open bars, the one its ``write`` uses to redraw them)."""
+    registry of open bars, the one its ``write`` uses to redraw them). Read without tqdm's
+    lock while the worker runs: a bar half built or being closed is skipped this poll."""
     from tqdm import tqdm
 
     try:
-        bars = [b for b in list(getattr(tqdm, "_instances", ())) if b.total and not b.disable]
-    except RuntimeError:  # the worker opened or closed a bar meanwhile: next poll reads it
+        bars = [b for b in list(getattr(tqdm, "_instances", ()))
+                if getattr(b, "total", None) and not getattr(b, "disable", True)]
+        if not bars:
+            return None
+        bar = max(bars, key=lambda b: b.start_t)
+        return {"desc": bar.desc or "", "n": int(bar.n), "total": int(bar.total),
+                "unit": bar.unit.strip(), "elapsed": time.time() - bar.start_t}
+    except (RuntimeError, AttributeError):  # the set changed size, or a bar is half built
         return None
-    if not bars:
-        return None
-    bar = max(bars, key=lambda b: b.start_t)
-    return {"desc": bar.desc or "", "n": int(bar.n), "total": int(bar.total),
-            "unit": bar.unit.strip(), "elapsed": time.time() - bar.start_t}
