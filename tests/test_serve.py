@@ -52,10 +52,10 @@ def test_pasted_text_is_summarised_with_the_page_options(tmp_path, registry):
     status, result = last(respond(service, None, " ".join(SENTENCES), defaults, None))
     assert "Done in" in status
     assert [SENTENCES[i] in result for i in (4, 0, 6)] == [True] * 3
-    assert result.count("<li>") == 3 and 'id="lcm-concepts"' in result  # end concept after 3
+    assert result.count('class="lcm-item"') == 3 and 'id="lcm-concepts"' in result  # end concept after 3
     shorter = Options(1, False, defaults.decoder)
     _, result = last(respond(service, None, " ".join(SENTENCES), shorter, None))
-    assert result.count("<li>") == 1 and "stopped: max_length" in result
+    assert result.count('class="lcm-item"') == 1 and "stopped: max_length" in result
 
 
 def test_request_options_lay_over_the_recipe_and_are_checked(tmp_path, registry):

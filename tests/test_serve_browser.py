@@ -91,7 +91,7 @@ def test_a_recording_gives_its_transcript_and_a_traced_summary(browser, server):
     url, _ = server
     seen: list[str] = []
     upload(browser, url, RECORDING)
-    wait_for(browser, "#lcm-summary li", RESULT_S, seen)
+    wait_for(browser, "#lcm-summary .lcm-item", RESULT_S, seen)
     assert any("elapsed" in line for line in seen), seen  # a stage with its time was shown
     transcript = browser.find_element(By.ID, "lcm-transcript").text.lower()
     for word in ("malware", "centrifuges", "nuclear", "cyber"):  # Whisper tiny hears these
@@ -99,7 +99,7 @@ def test_a_recording_gives_its_transcript_and_a_traced_summary(browser, server):
     lines = browser.find_elements(By.CSS_SELECTOR, "#lcm-transcript .lcm-segment")
     assert len(lines) >= 5 and all(":" in line.text.split(" ")[0] for line in lines)
     assert lines[0].get_attribute("onclick").startswith("lcmPlay(")
-    items = browser.find_elements(By.CSS_SELECTOR, "#lcm-summary li")
+    items = browser.find_elements(By.CSS_SELECTOR, "#lcm-summary .lcm-item")
     assert 1 <= len(items) <= 3  # the recipe's max_summary_concepts
     for item in items:
         assert item.find_elements(By.CSS_SELECTOR, ".lcm-bar > span")

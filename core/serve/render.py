@@ -27,8 +27,7 @@ STYLE = """<style>
 .lcm-segment { cursor: pointer; padding: 2px 4px; border-radius: 4px; margin: 1px 0; }
 .lcm-segment:hover { background: rgba(99, 102, 241, 0.12); }
 .lcm-time { color: #6b7280; font-variant-numeric: tabular-nums; margin-right: 6px; }
-.lcm-summary { list-style: none; padding-left: 0; }
-.lcm-summary li { margin-bottom: 10px; }
+.lcm-item { margin-bottom: 10px; }
 .lcm-sentence { font-weight: 600; }
 .lcm-origin { font-size: 0.85em; color: #4b5563; }
 .lcm-badge { display: inline-block; border-radius: 8px; padding: 0 6px; font-size: 0.8em;
@@ -75,9 +74,9 @@ def result_html(record: dict[str, Any], audio_url: Optional[str], picture: str,
     heading = "Transcript" if spoken else "Source"
     stops = ", ".join(sorted({p["stop_reason"] for p in record["parts"]}))
     return (f'{STYLE}<div id="lcm-result">'
-            f'<h3>Summary</h3><ol class="lcm-summary" id="lcm-summary">'
+            f'<h3>Summary</h3><div id="lcm-summary">'
             + "".join(_summary_item(n, item, segments) for n, item in enumerate(record["summary"], 1)) +
-            f'</ol><p class="lcm-origin">{len(record["summary"])} sentence(s) from '
+            f'</div><p class="lcm-origin">{len(record["summary"])} sentence(s) from '
             f'{len(segments)} segment(s) in {seconds:.1f} s; stopped: {escape(stops)}; '
             f'{record["left_out"]} segment(s) left out</p>'
             f'<h3>Concepts</h3>{picture}'
@@ -109,13 +108,13 @@ def _summary_item(number: int, item: dict[str, Any], segments: list[dict[str, An
     cosine = max(0.0, min(1.0, item["similarity"]))
     source = segments[item["source_index"]]
     where = _span_label(item) or f"[{item['source_index']}]"
-    return (f'<li><div class="lcm-sentence">{number}. {escape(item["text"])}</div><div class="lcm-origin">'
+    return (f'<div class="lcm-item"><div class="lcm-sentence">{number}. {escape(item["text"])}</div><div class="lcm-origin">'
             f'<span class="lcm-badge lcm-{escape(origin)}" title="{escape(describe_decoding(item))}">'
             f'{escape(origin)}</span> from <a href="#lcm-segment-{item["source_index"]}"{_play(item)}>'
             f'{escape(where)}</a> “{escape(_shorten(source["text"]))}” cosine '
             f'<span class="lcm-bar" title="cosine {item["similarity"]:.2f}">'
             f'<span style="width:{100 * cosine:.0f}%"></span></span>{item["similarity"]:.2f}'
-            f'</div></li>')
+            f'</div></div>')
 
 
 def _shorten(text: str, limit: int = 90) -> str:
