@@ -3,9 +3,9 @@ concurrent clients against one server with the default recipe, through Gradio's 
 
 Checked and reported: every request answered with a summary (none lost or refused), the most
 requests seen waiting in the queue (bounded by the clients, and by ``--queue-size``), the
-server's resident memory after the load beside after the warm-up request (steady: no growth per
-request), and latency and throughput beside one client alone (requests run one at a time on the
-one model in memory, so 4 clients wait in turn rather than run faster).
+server's resident memory after half the load and after all of it (steady: the second half adds
+next to nothing), and latency and throughput beside one client alone (requests run one at a
+time on the one model in memory, so 4 clients wait in turn rather than run faster).
 
     python -m benchmarks --only bench_serve [--quick]      # --quick: pasted text, 8 requests
 """
@@ -41,15 +41,17 @@ def rss_mb(pid: int) -> float:
 class Load:
     """Requests sent by client threads; what came back, how long each took, the queue seen."""
 
-    def __init__(self, url: str, quick: bool):
+    def __init__(self, url: str, quick: bool, pid: int):
         from gradio_client import handle_file
 
-        self.url = url
+        self.url, self.pid = url, pid
         self.inputs = ((None, RECORDING.with_suffix(".txt").read_text()) if quick
                        else (handle_file(str(RECORDING)), ""))
         self.latencies: list[float] = []
         self.failures: list[str] = []
         self.waiting_peak = 0
+        self.memory_mb: list[float] = []
+        """The server's resident memory after each answered request, in order."""
         self._lock = threading.Lock()
 
     def one(self, client) -> None:
@@ -68,6 +70,7 @@ class Load:
         with self._lock:
             if 'id="lcm-summary"' in result:
                 self.latencies.append(time.perf_counter() - began)
+                self.memory_mb.append(rss_mb(self.pid))
             else:
                 self.failures.append(status[:200])
 
@@ -95,14 +98,12 @@ def run(quick: bool = False) -> list[Result]:
     total = 8 if quick else 20
     with tempfile.TemporaryDirectory() as folder, \
             served(Path(folder) / "serve.log", ("--queue-size", str(QUEUE_SIZE)), cwd=REPO) as (url, process):
-        warm = Load(url, quick)
+        warm = Load(url, quick, process.pid)
         warm.clients(1, 1)  # loads Whisper, MiniLM and the decoder
-        rss_warm = rss_mb(process.pid)
-        alone = Load(url, quick)
+        alone = Load(url, quick, process.pid)
         alone_s = alone.clients(1, 2)
-        load = Load(url, quick)
+        load = Load(url, quick, process.pid)
         load_s = load.clients(CLIENTS, total // CLIENTS)
-        rss_after = rss_mb(process.pid)
         alive = process.poll() is None
     if warm.failures or alone.failures or load.failures or not alive:
         raise RuntimeError(f"requests failed: {warm.failures + alone.failures + load.failures}; "
@@ -119,8 +120,10 @@ def run(quick: bool = False) -> list[Result]:
                higher_is_better=False),
         Result(name, f"throughput, {CLIENTS} clients", "req/min", 60 * len(load.latencies) / load_s,
                one, 60 * len(alone.latencies) / alone_s),
-        Result(name, f"server memory after {total} requests", "MB", rss_after,
-               "after the warm-up request", rss_warm, higher_is_better=False),
+        Result(name, f"server memory after {total // 2} requests", "MB", load.memory_mb[total // 2 - 1],
+               "after the warm-up request", warm.memory_mb[0], higher_is_better=False),
+        Result(name, f"server memory after {total} requests", "MB", load.memory_mb[-1],
+               f"after {total // 2} requests", load.memory_mb[total // 2 - 1], higher_is_better=False),
     ]
 
 

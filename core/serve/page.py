@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
+from concurrent.futures import wait
 from typing import Any, Iterator, Optional
 from urllib.parse import quote
 
@@ -73,33 +73,27 @@ def build_page(service: Service) -> Any:
 
 def respond(service: Service, audio_path: Optional[str], text: str, options: Options,
             unchanged: Any) -> Iterator[tuple[str, Any]]:
-    """Run one request in a worker thread, yielding (status, result) as it goes; a user's error
-    becomes a message and anything else a short one (logged whole): the server keeps serving."""
+    """Run one request on the service's worker, yielding (status, result) as it goes; a user's
+    error becomes a message and anything else a short one (logged whole): the server serves on."""
     if not audio_path and not text.strip():
         yield message_html("Give a recording, or paste text.", error=True), ""
         return
     tracker = service.tracker(audio=bool(audio_path))
-    outcome: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            outcome["answer"] = (service.summarize_recording(audio_path, options, tracker)
-                                 if audio_path else service.summarize_text(text, options, tracker))
-        except UserError as exc:
-            outcome["error"] = user_message(exc)
-        except Exception as exc:  # a bug or a broken environment: say so briefly, log it whole
-            log.exception("request failed")
-            outcome["error"] = f"internal error ({type(exc).__name__}); the server log has details"
-
-    worker = threading.Thread(target=work, name="lcm-request", daemon=True)
-    worker.start()
-    while worker.is_alive():
+    request = service.submit(audio_path, text, options, tracker)
+    while not request.done():
         yield status_html(tracker.status()), unchanged
-        worker.join(POLL_S)
-    if "error" in outcome:
-        yield message_html(outcome["error"], error=True), ""
+        wait([request], timeout=POLL_S)
+    try:
+        answer = request.result()
+    except UserError as exc:
+        yield message_html(user_message(exc), error=True), ""
         return
-    yield _done(outcome["answer"], audio_path)
+    except Exception as exc:  # a bug or a broken environment: say so briefly, log it whole
+        log.error("request failed", exc_info=exc)
+        yield message_html(f"internal error ({type(exc).__name__}); the server log has details",
+                           error=True), ""
+        return
+    yield _done(answer, audio_path)
 
 
 def _done(answer: Answer, audio_path: Optional[str]) -> tuple[str, str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -47,8 +47,9 @@ class Answer:
 
 
 class Service:
-    """One model in memory; ``summarize_*`` take turns (the page's queue feeds them one by one,
-    and a lock keeps any other caller out of a running request)."""
+    """One model in memory, and one worker thread that runs every request in turn (``submit``):
+    the page's queue feeds it one request at a time, and a single thread also keeps the memory
+    a request frees for the next (a thread per request would grow a malloc arena per thread)."""
 
     def __init__(self, recipe: SummarizeConfig, registry: Any):
         self.recipe = recipe
@@ -57,7 +58,7 @@ class Service:
         self.decoders = decoder_choices(recipe, registry, self.summarizer.model(recipe.sampling).space)
         self.guidance = _guidance_default(recipe, registry, self.summarizer.model(recipe.sampling))
         self.history = StageHistory()
-        self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lcm-summarize")
 
     @property
     def takes_audio(self) -> bool:
@@ -69,6 +70,13 @@ class Service:
 
     def tracker(self, audio: bool) -> Tracker:
         return Tracker(self.history, "segmenting" if audio else "encoding")
+
+    def submit(self, audio_path: Optional[str], text: str, options: Options,
+               tracker: Tracker) -> "Future[Answer]":
+        """Queue a request on the worker: the recording at ``audio_path`` if given, else ``text``."""
+        if audio_path:
+            return self._worker.submit(self.summarize_recording, audio_path, options, tracker)
+        return self._worker.submit(self.summarize_text, text, options, tracker)
 
     def summarize_recording(self, path: str, options: Options, tracker: Tracker) -> Answer:
         """The recording at ``path`` summarised; a user's error is a ``UserError``."""
@@ -87,13 +95,11 @@ class Service:
 
     def _run(self, read: Any, options: Options, tracker: Tracker) -> Answer:
         recipe = self.request_recipe(options)
-        with self._lock:
-            started = time.perf_counter()
-            doc = read(recipe)
-            summary = self.summarizer.summarize(doc, recipe, tracker.stage)
-            tracker.finish()
-            return Answer(summary.record, doc.vectors, summary.concepts,
-                          time.perf_counter() - started)
+        started = time.perf_counter()
+        doc = read(recipe)
+        summary = self.summarizer.summarize(doc, recipe, tracker.stage)
+        tracker.finish()
+        return Answer(summary.record, doc.vectors, summary.concepts, time.perf_counter() - started)
 
     def request_recipe(self, options: Options) -> SummarizeConfig:
         """The recipe with the request's options laid over it."""
