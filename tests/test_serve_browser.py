@@ -1,7 +1,9 @@
 """`lcm serve` in a real browser: headless Chromium (Debian's, through its chromedriver, with
 every host but this machine unresolvable, so a page needing the network would show it) drives
 the page of the shipped speech recipe: a recording uploaded, the progress shown, then the
-transcript and the traced summary; a corrupt upload gives a message and the server answers on.
+transcript and the traced summary; a sentence spoken into the microphone (Chromium's fake
+capture device playing a WAV); a corrupt upload gives a message and the server answers on; an
+upload over the limit is refused.
 
 ``make screenshots`` runs this with LCM_SCREENSHOTS=docs and keeps the page with its result.
 """
@@ -27,7 +29,19 @@ RESULT_S = 400
 
 
 @pytest.fixture(scope="module")
-def browser():
+def microphone(tmp_path_factory) -> Path:
+    """What Chromium's fake capture device plays into the microphone: the recording's first
+    sentence (0.5-6.8 s), as the 16-bit WAV the device reads."""
+    import soundfile as sf
+
+    samples, rate = sf.read(str(RECORDING))
+    target = tmp_path_factory.mktemp("microphone") / "first_sentence.wav"
+    sf.write(str(target), samples[:int(7.2 * rate)], rate, subtype="PCM_16")
+    return target
+
+
+@pytest.fixture(scope="module")
+def browser(microphone):
     from selenium import webdriver
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
@@ -36,7 +50,9 @@ def browser():
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                 f"--window-size={DESKTOP[0]},{DESKTOP[1]}",
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={microphone}"):
         options.add_argument(arg)
     try:
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -107,6 +123,23 @@ def test_a_recording_gives_its_transcript_and_a_traced_summary(browser, server):
     assert browser.find_element(By.ID, "lcm-concepts").get_attribute("src").startswith("data:image/png")
     if os.environ.get("LCM_SCREENSHOTS"):
         save_screenshot(browser, Path(os.environ["LCM_SCREENSHOTS"]) / "serve_page.png")
+
+
+def test_a_microphone_recording_is_transcribed_and_summarised(browser, server):
+    from selenium.webdriver.common.by import By
+
+    url, _ = server
+    browser.get(url)
+    box = wait_for(browser, "#lcm-audio", 60)
+    box.find_element(By.CSS_SELECTOR, "button[aria-label='Record audio']").click()
+    wait_for(browser, "#lcm-audio button.record-button", 30).click()
+    time.sleep(8)  # the fake device plays the first sentence
+    box.find_element(By.CSS_SELECTOR, "button.stop-button").click()
+    wait_for(browser, "#lcm-audio button[aria-label=Play]", 60)  # the recording, uploaded as WAV
+    browser.find_element(By.ID, "lcm-run").click()
+    wait_for(browser, "#lcm-summary .lcm-item", RESULT_S)
+    transcript = browser.find_element(By.ID, "lcm-transcript").text.lower()
+    assert "malware" in transcript and "nuclear" in transcript, transcript
 
 
 def test_a_corrupt_upload_gets_a_message_and_the_server_answers_on(browser, server, tmp_path):
