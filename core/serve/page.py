@@ -66,8 +66,13 @@ def build_page(service: Service) -> Any:
                               None if defaults.guidance_scale is None else float(scale))
             yield from respond(service, audio_path, pasted or "", options, gr.update())
 
-        run.click(summarise, [audio, text, length, end_rule, decoder, guidance], [status, result],
-                  api_name="summarize", concurrency_limit=1)
+        inputs = [audio, text, length, end_rule, decoder, guidance]
+        run.click(summarise, inputs, [status, result], api_name="summarize", concurrency_limit=1,
+                  concurrency_id="summarize")
+        # A recording from the microphone is summarised when it stops (once uploaded: a click
+        # right after stopping would find no recording yet).
+        audio.stop_recording(summarise, inputs, [status, result], api_name=False,
+                             concurrency_limit=1, concurrency_id="summarize")
     return page
 
 
