@@ -11,17 +11,28 @@ from pathlib import Path
 
 import pytest
 
+import lcm.registry
 from lcm.cli import main
 from lcm.config import resolve_recipe
 from lcm.serve.offline import strip_external
 from lcm.serve.page import respond
 from lcm.serve.progress import StageHistory, Tracker
 from lcm.serve.service import Options, Service
-from tests._summarize_fixtures import write_recipe
-from tests.test_summarize import DECODER, SENTENCES, copying_checkpoint, registry  # noqa: F401
+from tests._fake_plugins import plugin_module
+from tests._summarize_fixtures import copy_head_plugin, write_recipe
+from tests.test_generate import HashedWordsEncoder
+from tests.test_summarize import DECODER, SENTENCES, ScriptedRecordingEncoder, copying_checkpoint
 
 SPOKEN = [["The lighthouse stood on a cliff.", 0.5, 2.1], ["Ships passed it every night.", 2.6, 4.0],
           ["A keeper lived inside with his dog.", 4.4, 6.2]]
+
+
+@pytest.fixture
+def registry():
+    """The installed plugins, a text and a scripted-recording encoder, and the copying head."""
+    encoders = plugin_module("serve_test_encoders", register_encoders=lambda register: [
+        register(c) for c in (HashedWordsEncoder, ScriptedRecordingEncoder)])
+    return lcm.registry.build_registry(extra_plugins=[encoders, copy_head_plugin()])
 
 
 def service_of(tmp_path, registry, encoder="hashed_words", picks=(1, 0), **fields) -> Service:

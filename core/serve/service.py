@@ -4,7 +4,6 @@ page's options laid over the recipe for that request only."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,8 +15,6 @@ from lcm.errors import InputFileError, UserError
 from lcm.serve.progress import StageHistory, Tracker
 from lcm.tasks.continuation import StopConfig
 from lcm.tasks.summarize import SummarizeConfig, Summarizer, check_input_file
-
-log = logging.getLogger(__name__)
 
 MAX_SUMMARY_LENGTH = 12
 """The page's summary-length slider ends here (a summary, not a rewrite)."""
