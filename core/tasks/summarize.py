@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from rich.markup import escape
 
@@ -92,34 +92,17 @@ class Summarize(Task):
     Config = SummarizeConfig
 
     def run(self, recipe: SummarizeConfig, context: RunContext) -> list[dict[str, Any]]:
-        from lcm.model.checkpoint import load_checkpoint
-
         started = time.perf_counter()
         source = check_input_file(recipe.input)
         if recipe.evaluation_output and not recipe.reference_field:
             raise UserError("evaluation_output needs reference_field (the input's reference summaries)")
-        loaded = load_checkpoint(recipe.model, context.registry, recipe.device, recipe.sampling)
-        encoder = recipe.encoder.create()
-        decoder = recipe.decoder.create()  # checked here, made per document
-        check_spaces(loaded.space, encoder, decoder)
-        check_decoder(loaded.model.head, decoder)
-        reads_recordings = _reads_recordings(encoder)
-        framing = _framing_encoder(recipe, encoder)
-        if framing is not encoder:
-            check_spaces(loaded.space, framing, decoder)
-        rules = stop_rules(recipe.stop, recipe.max_summary_concepts, framing)
-        suffix = _source_suffix(loaded, framing)
-        cap = source_cap(recipe, loaded.model.config.max_seq_len, 0 if suffix is None else 1)
-
+        summarizer = Summarizer(recipe, context.registry)
+        summarizer.settings(recipe)  # refuses a bad decoder or length before any input is read
         skipped: Counter[str] = Counter()
         terminal = context.console
-        documents = ([read_recording(source, encoder, terminal)] if reads_recordings
-                     else _text_documents(recipe, source, encoder, skipped, terminal))
         results = []
-        for doc in documents:
-            # A fresh decoder per document: what it observes (the source) stays that document's.
-            decoder = recipe.decoder.create()
-            result = summarize_document(doc, loaded, rules, suffix, cap, recipe, decoder)
+        for doc in summarizer.documents(recipe, source, skipped, terminal):
+            result = summarizer.summarize(doc, recipe).record
             if recipe.reference_field:
                 result["reference"] = doc.reference
             results.append(result)
@@ -149,6 +132,87 @@ def summary_line(results: list[dict[str, Any]], skipped: Counter, seconds: float
             f"into {data['summary_sentences']} sentence(s) in {seconds:.1f} s (skipped: "
             f"{format_counts(skipped)})" + (f"; wrote {output}" if output else ""))
     return line, data
+
+
+def _quiet(stage: str) -> None:
+    """The default stage callback: ``lcm run`` shows progress bars instead."""
+
+
+@dataclass
+class Summary:
+    """One source's summary: the JSON-ready record, and the generated concepts behind it."""
+
+    record: dict[str, Any]
+    concepts: Any  # (M, D) float tensor, the encoder's space (denormalised)
+
+
+class Summarizer:
+    """A summarisation model and its encoders, loaded once, summarising one source per call.
+
+    ``lcm run`` summarises the documents of its input file with it, ``lcm serve`` each request,
+    so both run the same code. What a call may change beside the recipe's model (summary
+    length, stop rules, decoder, head sampling options) comes in the recipe given to each call.
+    """
+
+    def __init__(self, recipe: SummarizeConfig, registry: Any):
+        self.registry = registry
+        self.model_dir, self.device = recipe.model, recipe.device
+        self._loaded: Any = None
+        self._sampling: Any = None
+        loaded = self.model(recipe.sampling)
+        self.encoder = recipe.encoder.create()
+        self.reads_recordings = _reads_recordings(self.encoder)
+        self.framing = _framing_encoder(recipe, self.encoder)
+        self.suffix = _source_suffix(loaded, self.framing)
+
+    def model(self, sampling: dict[str, Any]) -> Any:
+        """The checkpoint loaded with ``sampling``; reloaded (replacing the previous one, so one
+        model stays in memory) only when the sampling options change."""
+        from lcm.model.checkpoint import load_checkpoint
+
+        if self._loaded is None or sampling != self._sampling:
+            self._loaded = None  # the old copy goes before the new one loads
+            self._loaded = load_checkpoint(self.model_dir, self.registry, self.device, sampling)
+            self._sampling = sampling
+        return self._loaded
+
+    def settings(self, recipe: SummarizeConfig) -> tuple[Any, int]:
+        """The stop rules and source cap of ``recipe``, its decoder's space checked."""
+        loaded = self.model(recipe.sampling)
+        decoder = recipe.decoder.create()  # made afresh per document; created here to check
+        check_spaces(loaded.space, self.encoder, decoder)
+        check_decoder(loaded.model.head, decoder)
+        if self.framing is not self.encoder:
+            check_spaces(loaded.space, self.framing, decoder)
+        rules = stop_rules(recipe.stop, recipe.max_summary_concepts, self.framing)
+        cap = source_cap(recipe, loaded.model.config.max_seq_len, 0 if self.suffix is None else 1)
+        return rules, cap
+
+    def documents(self, recipe: SummarizeConfig, source: Path, skipped: Counter,
+                  terminal: Any) -> Iterator[SourceDocument]:
+        """The sources of the input file: one recording, or its text documents (progress on
+        ``terminal``)."""
+        if self.reads_recordings:
+            return iter([read_recording(source, self.encoder, terminal)])
+        return _text_documents(recipe, source, self.encoder, skipped, terminal)
+
+    def text_document(self, recipe: SummarizeConfig, text: str, id: str,
+                      terminal: Any) -> SourceDocument:
+        """``text`` as one source, segmented as the recipe says and encoded by the text encoder
+        (the framing one where ``encoder`` takes speech: same space, checked at load)."""
+        sentences = recipe.sentences(text)
+        if not sentences:
+            raise UserError(f"{NO_SENTENCES} in the text given")
+        with terminal.progress("encode", len(sentences), "sentences") as bar:
+            return SourceDocument(id, sentences, _encode_sentences(self.framing, sentences, bar))
+
+    def summarize(self, doc: SourceDocument, recipe: SummarizeConfig,
+                  stage: Callable[[str], None] = _quiet) -> Summary:
+        """``doc`` summarised as ``recipe`` says; ``stage`` hears each step as it starts."""
+        rules, cap = self.settings(recipe)
+        # A fresh decoder per document: what it observes (the source) stays that document's.
+        return summarize_document(doc, self.model(recipe.sampling), rules, self.suffix, cap,
+                                  recipe, recipe.decoder.create(), stage)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -280,8 +344,9 @@ def _encode_sentences(encoder: Any, sentences: list[str], bar: Any) -> Any:
 # --------------------------------------------------------------------------- summarising
 
 def summarize_document(doc: SourceDocument, loaded: Any, rules: Any, suffix: Any, cap: int,
-                       recipe: SummarizeConfig, decoder: Any) -> dict[str, Any]:
-    """Generate, decode and trace the summary of one source; a JSON-ready dict."""
+                       recipe: SummarizeConfig, decoder: Any,
+                       stage: Callable[[str], None] = _quiet) -> Summary:
+    """Generate, decode and trace the summary of one source."""
     import torch
 
     from lcm.data.instruction import build_prompt
@@ -301,9 +366,11 @@ def summarize_document(doc: SourceDocument, loaded: Any, rules: Any, suffix: Any
                        key="long source truncated")
     normalised = loaded.normalizer.normalize(doc.vectors)
     prompts = [build_prompt(normalised[p.start:p.stop], suffix) for p in parts]
+    stage("generating")
     continuations = generate(loaded.model, prompts, rules, loaded.normalizer.denormalize,
                              seed=recipe.seed)
     concepts = torch.cat([c.concepts for c in continuations])
+    stage("decoding")
     decoded = decoder.decode_traced(concepts, recipe.language) if len(concepts) else []
     sentences = [d.text for d in decoded]
     origins = trace_sources(concepts, doc.vectors, sentences, doc.texts)
@@ -313,12 +380,13 @@ def summarize_document(doc: SourceDocument, loaded: Any, rules: Any, suffix: Any
                for text, origin, part, how in zip(sentences, origins, part_of, decoded)]
     if recipe.order == "source":
         summary.sort(key=lambda item: item["source_index"])
-    return {"id": doc.id, "modality": doc.modality,
-            "segments": [{"index": i, "text": text, **_span(doc, i)} for i, text in enumerate(doc.texts)],
-            "summary": summary,
-            "parts": [{"start": p.start, "stop": p.stop, "stop_reason": c.stop_reason}
-                      for p, c in zip(parts, continuations)],
-            "left_out": total - parts[-1].stop}
+    record = {"id": doc.id, "modality": doc.modality,
+              "segments": [{"index": i, "text": text, **_span(doc, i)} for i, text in enumerate(doc.texts)],
+              "summary": summary,
+              "parts": [{"start": p.start, "stop": p.stop, "stop_reason": c.stop_reason}
+                        for p, c in zip(parts, continuations)],
+              "left_out": total - parts[-1].stop}
+    return Summary(record, concepts)
 
 
 def _span(doc: SourceDocument, index: int) -> dict[str, Any]:

@@ -71,6 +71,11 @@ class Terminal:
         self._open.append(bar)
         return bar
 
+    def open_bars(self) -> list[Bar]:
+        """The bars open now, oldest first (a copy: another thread may read it, as the web
+        page's progress does while a request runs)."""
+        return list(self._open)
+
     def _closed(self, bar: Bar) -> None:
         self._open.remove(bar)
         if self._live is not None:

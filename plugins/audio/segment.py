@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -36,6 +37,8 @@ class SegmentConfig:
     """Silence kept on each side of an utterance, so word onsets are not clipped."""
     frame_s: float = bounded(0.02, gt=0)
     """Analysis frame length."""
+    max_duration_s: Optional[float] = bounded(None, gt=0)
+    """Longer recordings are refused before they are read (a server's limit); None: any length."""
 
     def problems(self) -> list[str]:
         """How the durations bound each other."""

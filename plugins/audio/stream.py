@@ -20,6 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
+from lcm.errors import InputFileError
 from lcm.fields import require_valid
 
 from .io import SAMPLE_RATE, inspect_audio, resample, to_mono
@@ -94,6 +95,10 @@ def plan_utterances(path: str | Path, config: SegmentConfig | None = None,
 
     config = require_valid(config or SegmentConfig(), "segmentation")
     recording = StreamedRecording(path)
+    limit = config.max_duration_s
+    if limit is not None and recording.duration_s > limit:
+        raise InputFileError(recording.path, f"too long: {recording.duration_s:.0f} s of audio, "
+                                             f"more than the limit of {limit:g} s (max_duration_s)")
     frame = frame_length(config, recording.sample_rate)
     block = frame * max(1, round(block_s * recording.sample_rate / frame))  # whole frames
     levels = []
