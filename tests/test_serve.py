@@ -153,3 +153,22 @@ def test_the_stage_follows_the_newest_open_bar_of_the_requests_terminal():
             status = tracker.status()
             assert status.stage == "recognising" and status.detail == "1/4 utterances"
     assert tracker.status().stage == "encoding"  # recognition over, no bar: encoding
+
+
+def test_a_model_that_learned_through_its_decoder_is_offered_that_decoder_only(registry):
+    from types import SimpleNamespace
+
+    from lcm.components import resolve
+    from lcm.interfaces import ConceptSpace
+    from lcm.serve.service import decoder_choices
+
+    recipe = SimpleNamespace(decoder=resolve(registry, "decoder", {"name": "sonar_text"}))
+
+    def loaded(trained_through):
+        head = SimpleNamespace(trained_through=lambda: trained_through)
+        return SimpleNamespace(space=ConceptSpace("hashed", 16), model=SimpleNamespace(head=head))
+
+    assert list(decoder_choices(recipe, registry, loaded(None))) == [
+        "sonar_text", "retrieval (nearest source sentence)"]
+    learned_through = {"decoder": "sonar_text", "model": "text_sonar_basic_decoder"}
+    assert list(decoder_choices(recipe, registry, loaded(learned_through))) == ["sonar_text"]

@@ -53,7 +53,7 @@ class Service:
         self.recipe = recipe
         self.summarizer = Summarizer(recipe, registry)
         self.summarizer.settings(recipe)  # a bad decoder or length stops the server at start
-        self.decoders = decoder_choices(recipe, registry, self.summarizer.model(recipe.sampling).space)
+        self.decoders = decoder_choices(recipe, registry, self.summarizer.model(recipe.sampling))
         self.guidance = _guidance_default(recipe, registry, self.summarizer.model(recipe.sampling))
         self.history = StageHistory()
         self.terminal = Terminal(mode="quiet")  # the requests' bars, read by the page's progress
@@ -130,18 +130,21 @@ def user_message(exc: UserError) -> str:
     return " ".join(str(exc).split())
 
 
-def decoder_choices(recipe: SummarizeConfig, registry: Any, space: Any) -> dict[str, Any]:
+def decoder_choices(recipe: SummarizeConfig, registry: Any, loaded: Any) -> dict[str, Any]:
     """The decoders the page offers, by label: the recipe's first; where its options have a
-    ``hybrid`` switch, the other setting; and nearest-neighbour retrieval from the source."""
+    ``hybrid`` switch, the other setting; and nearest-neighbour retrieval from the source,
+    unless the model's head learned through a decoder (it then decodes with that one only)."""
     from lcm.components import resolve
 
+    space = loaded.space
     own = recipe.decoder
     choices = {_label(own): own}
     if isinstance(getattr(own.options, "hybrid", None), bool):
         flipped = dataclasses.replace(own.options, hybrid=not own.options.hybrid)
         other = type(own)(own.cls, flipped)
         choices[_label(other)] = other
-    if own.name != "retrieval" and "retrieval" in registry.names("decoder"):
+    if own.name != "retrieval" and "retrieval" in registry.names("decoder") \
+            and loaded.model.head.trained_through() is None:
         retrieval = resolve(registry, "decoder", {"name": "retrieval", "space": space.name,
                                                   "dim": space.dim})
         choices[_label(retrieval)] = retrieval
