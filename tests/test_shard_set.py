@@ -88,3 +88,16 @@ def test_a_users_folder_where_the_partial_set_would_go_is_refused_and_kept(tmp_p
     with pytest.raises(UserError, match="holds files lcm did not write"):
         PartialShardSet(output, {"encoder": "x"})
     assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_a_users_progress_folder_in_an_unmarked_partial_set_is_refused_and_kept(tmp_path):
+    from lcm.data.shard_set import PartialShardSet, partial_directory
+    from lcm.errors import UserError
+
+    output = tmp_path / "shards"
+    mine = partial_directory(output) / PROGRESS
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="holds files lcm did not write"):
+        PartialShardSet(output, {"encoder": "x"})
+    assert (mine / "notes.txt").read_text() == "mine"

@@ -86,14 +86,12 @@ class PieceWriter:
 
 
 def _holds_foreign_files(directory: Path) -> bool:
-    """Whether ``directory`` holds anything but what a partial set's writers put there (ranks
-    starting together may see it before its marker is written, so the marker alone cannot
-    tell)."""
+    """Whether ``directory`` holds anything lcm did not put there. The first writer marks the
+    folder before writing anything into it (``mark``), so an unmarked folder is lcm's only while
+    empty: another rank may see it between its creation and its marker."""
     if not directory.is_dir() or (directory / MARKER).is_file():
         return False
-    ours = (MARKER, PROGRESS, RECIPE)
-    return any(entry.name not in ours and not entry.name.startswith((".", "shard-"))
-               for entry in directory.iterdir())
+    return any(directory.iterdir())
 
 
 class PartialShardSet:
