@@ -1,6 +1,6 @@
 """A training step's concepts per second through the train task's DeepSpeed path.
 
-Measured: ``lcm.train.trainer.measure_throughput`` (DeepSpeed engine, ZeRO 0, fp32, gloo on
+Measured: ``lcm.train.concept_unit.measure_throughput`` (DeepSpeed engine, ZeRO 0, fp32, gloo on
 CPU, the real data stream) on a small Base-LCM. Baseline, same run and thread count: a plain
 PyTorch loop (AdamW, gradient clipping) over the same model size and batches. The ratio is
 what the DeepSpeed path costs (or saves) against the simplest loop that could train the model.
@@ -22,7 +22,7 @@ from lcm.interfaces import ConceptSpace
 from lcm.model.lcm import build_model
 from lcm.tasks.train import resolve_head
 from lcm.train.data import BatchStream
-from lcm.train.trainer import measure_throughput
+from lcm.train.concept_unit import measure_throughput
 
 SPACE = ConceptSpace("bench", 384)
 MODEL = {"arch": "small", "overrides": {"num_layers": 2}}

@@ -11,7 +11,7 @@ import pytest
 from lcm.config import resolve_recipe
 from lcm.errors import RecipeError, UserError
 from lcm.registry import get_registry
-from lcm.train.trainer import Trainer
+from lcm.train.loop import TrainingLoop
 from tests._train_fixtures import train_recipe, walk_documents, write_shards, write_yaml
 from tests._run import train_in_process
 
@@ -30,14 +30,14 @@ def recipe_for(shards: Path, output: Path, **train: object) -> dict:
 
 def interrupted_after(step: int, monkeypatch) -> None:
     """Make training stop (as a kill would) once ``step`` steps have been taken."""
-    original = Trainer.step
+    original = TrainingLoop.step
 
     def step_or_stop(self):
         if self.state.step == step:
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(Trainer, "step", step_or_stop)
+    monkeypatch.setattr(TrainingLoop, "step", step_or_stop)
 
 
 def test_a_resume_inside_a_log_window_logs_what_an_uninterrupted_run_logs(shards, tmp_path, monkeypatch):

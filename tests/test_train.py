@@ -188,7 +188,7 @@ def test_two_ranks_under_the_deepspeed_launcher_split_the_shards(shards, tmp_pat
 
 
 def test_throughput_measurement_trains_without_writing(shards, tmp_path):
-    from lcm.train.trainer import measure_throughput
+    from lcm.train.concept_unit import measure_throughput
 
     recipe = resolve_recipe(write_yaml(tmp_path / "recipe.yaml", train_recipe(shards, tmp_path / "model")),
                             (), get_registry()).config

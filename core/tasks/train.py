@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from lcm.errors import UserError
 from lcm.interfaces import RunContext, Task
 from lcm.outputs import Output
-from lcm.train.options import TrainRecipe
+from lcm.train.options import Resume, TrainRecipe
 
 
 class TrainingTask(Task):
@@ -27,7 +27,7 @@ class TrainingTask(Task):
     @staticmethod
     def continues(recipe: Any) -> bool:
         """A resumed run carries on the earlier run's checkpoints, logs and model."""
-        return recipe.train.resume not in (False, "", "false", "False")
+        return recipe.train.resumption().requested
 
 
 class Train(TrainingTask):
@@ -53,8 +53,8 @@ class Train(TrainingTask):
 
         prefix = f"{where}." if where else ""
         resume = (body.get("train") or {}).get("resume", False)
-        if isinstance(resume, str) and resume not in ("", "true", "True", "false", "False") \
-                and not result.will_exist(resume):
+        folder = Resume.parse(resume).folder if isinstance(resume, (bool, str)) else None
+        if folder is not None and not result.will_exist(str(resume)):
             result.problems.append(f"{prefix}train.resume: {resume!r} is neither true/false nor "
                                    f"an existing checkpoint folder")
         model = body.get("model") or {}
@@ -71,7 +71,7 @@ class Train(TrainingTask):
                 result.problems.append(f"{prefix}data: {exc}")
 
     def run(self, recipe: TrainRecipe, context: RunContext) -> Any:
-        from lcm.train.trainer import train
+        from lcm.train.concept_unit import train
 
         return train(recipe)
 

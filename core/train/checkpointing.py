@@ -31,6 +31,7 @@ from lcm.errors import InputFileError, UserError
 from lcm.outputs import write_text_atomically
 from lcm.train.data import DataPosition
 from lcm.train.distributed import DistributedContext, barrier
+from lcm.train.options import Resume
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -181,13 +182,13 @@ def find_latest(root: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def resolve_resume(resume: bool | str, training_dir: Path) -> Path | None:
-    """The checkpoint directory a recipe's ``train.resume`` asks for (None: start afresh)."""
-    if resume is False or resume in ("", "false", "False"):
-        return None
-    if resume is True or resume in ("true", "True"):
+def resolve_resume(resume: "Resume", training_dir: Path) -> Path | None:
+    """The checkpoint directory ``resume`` asks for (None: start afresh)."""
+    if resume.latest:
         return find_latest(training_dir / CHECKPOINTS)
-    target = Path(str(resume))  # a step directory, a checkpoints directory or a training_dir
+    if resume.folder is None:
+        return None
+    target = resume.folder  # a step directory, a checkpoints directory or a training_dir
     if is_complete(target):
         return target
     found = find_latest(target) or find_latest(target / CHECKPOINTS)

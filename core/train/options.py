@@ -76,6 +76,31 @@ class TrainOptions:
     """true: continue from the output's latest checkpoint (or start if there is none);
     a path: continue from that checkpoint directory."""
 
+    def resumption(self) -> "Resume":
+        """``resume`` decoded (the one place that reads it)."""
+        return Resume.parse(self.resume)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What ``train.resume`` asks for: nothing, the run's latest checkpoint, or a folder."""
+
+    latest: bool = False
+    folder: Optional[Path] = None
+
+    @classmethod
+    def parse(cls, value: Union[bool, str, None]) -> "Resume":
+        if value is None or value is False or value in ("", "false", "False"):
+            return cls()
+        if value is True or value in ("true", "True"):
+            return cls(latest=True)
+        return cls(folder=Path(str(value)))
+
+    @property
+    def requested(self) -> bool:
+        """A resumed run carries on the earlier run's checkpoints, logs and model."""
+        return self.latest or self.folder is not None
+
 
 @dataclass
 class DistributedOptions:

@@ -167,15 +167,18 @@ class DecoderRecord:
 
 
 def save_model(model: ConceptDecoderModel, directory: str | Path, truecaser: Truecaser,
-               training: dict[str, Any], dtype: str = "fp32") -> Path:
-    """Write the model folder (weights in ``dtype``; loading casts back to fp32)."""
+               training: dict[str, Any], dtype: str = "fp32",
+               weights: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write the model folder (weights in ``dtype``; loading casts back to fp32); ``weights``:
+    the state to save instead of ``model``'s own (e.g. gathered from a training engine)."""
     from safetensors.torch import save_file
 
     target = Path(directory)
     directory = staging_directory(target)  # written whole, then swapped in
     cast = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     state = {k: v.detach().to(cast if v.is_floating_point() else v.dtype).contiguous().cpu().clone()
-             for k, v in model.state_dict().items() if k not in TIED}
+             for k, v in (model.state_dict() if weights is None else weights).items()
+             if k not in TIED}
     save_file(state, str(directory / WEIGHTS_FILE))
     model.tokenizer.save_pretrained(str(directory / "tokenizer"))
     model.lm.config.to_json_file(str(directory / "lm_config.json"))

@@ -21,11 +21,10 @@ class TrainDecoder(TrainingTask):
 
     def run(self, recipe: TrainDecoderRecipe, context: RunContext) -> Any:
         from lcm.plugins.learned.evaluation import report_lines, score_decoder
-        from lcm.plugins.learned.trainer import DecoderTrainer
+        from lcm.plugins.learned.unit import train_decoder
 
-        trainer = DecoderTrainer(recipe)
-        summary = trainer.run()
-        if not trainer.context.is_main:
+        unit, summary = train_decoder(recipe)
+        if not unit.context.is_main:
             return summary
         terminal = context.console
         line = (f"trained the decoder to step {summary['steps']} ({summary['sentences_seen']:,} "
@@ -35,7 +34,7 @@ class TrainDecoder(TrainingTask):
         if recipe.evaluation.shards:
             scores = score_decoder(recipe.output, recipe.evaluation.shards,
                                    recipe.evaluation.sentences, recipe.evaluation.noise_levels,
-                                   trainer.encoder)
+                                   unit.encoder)
             summary["evaluation"] = scores
             for report in report_lines(scores):
                 terminal.print(escape(report))
