@@ -8,6 +8,7 @@ from lcm.tasks.fit_quantizer import FitQuantizer
 from lcm.tasks.generate import Generate
 from lcm.tasks.pipeline import Pipeline
 from lcm.tasks.prepare import Prepare
+from lcm.tasks.round_trip import RoundTrip
 from lcm.tasks.summarize import Summarize
 from lcm.tasks.train import Train
 
@@ -22,3 +23,4 @@ def register_tasks(register) -> None:
     register(Evaluate)
     register(Generate)
     register(Summarize)
+    register(RoundTrip)

@@ -59,6 +59,17 @@ class Batch:
     attention_mask: torch.Tensor  # (B, T)
 
 
+def pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists as a padded (N, T) tensor and its attention mask."""
+    width = max(len(t) for t in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, tokens in enumerate(ids):
+        input_ids[row, :len(tokens)] = torch.tensor(tokens)
+        mask[row, :len(tokens)] = 1
+    return input_ids, mask
+
+
 class BatchPlan:
     """Bucketed batches of ``pairs`` for one rank, epoch after epoch, from a position."""
 
@@ -89,17 +100,19 @@ class BatchPlan:
         per_rank = len(batches) // self.world_size
         return batches[self.rank:per_rank * self.world_size:self.world_size]
 
+    def generator(self, epoch: int, number: int) -> torch.Generator:
+        """The random draws of batch ``number`` of ``epoch`` (a pure function of them)."""
+        return torch.Generator().manual_seed(hash((self.seed, epoch, number, self.rank)) % 2**63)
+
+    def noise_levels(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """A noise level per row, drawn from ``noise_levels``."""
+        return self.levels[torch.randint(len(self.levels), (count,), generator=generator)]
+
     def batch(self, indices: np.ndarray, epoch: int, number: int) -> Batch:
-        generator = torch.Generator().manual_seed(hash((self.seed, epoch, number, self.rank)) % 2**63)
+        generator = self.generator(epoch, number)
         vectors = torch.from_numpy(self.pairs.vectors[indices])
-        levels = self.levels[torch.randint(len(self.levels), (len(indices),), generator=generator)]
-        ids = [self.token_ids[i] for i in indices]
-        width = max(len(t) for t in ids)
-        input_ids = torch.full((len(ids), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), width), dtype=torch.long)
-        for row, tokens in enumerate(ids):
-            input_ids[row, :len(tokens)] = torch.tensor(tokens)
-            mask[row, :len(tokens)] = 1
+        levels = self.noise_levels(len(indices), generator)
+        input_ids, mask = pad([self.token_ids[i] for i in indices], self.pad_id)
         return Batch(add_noise(vectors, levels, generator), input_ids, mask)
 
     def stream(self, position: DataPosition) -> Iterator[Batch]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -168,9 +168,11 @@ class DecoderRecord:
 
 def save_model(model: ConceptDecoderModel, directory: str | Path, truecaser: Truecaser,
                training: dict[str, Any], dtype: str = "fp32",
-               weights: dict[str, torch.Tensor] | None = None) -> Path:
+               weights: dict[str, torch.Tensor] | None = None,
+               extra: Callable[[Path], None] | None = None) -> Path:
     """Write the model folder (weights in ``dtype``; loading casts back to fp32); ``weights``:
-    the state to save instead of ``model``'s own (e.g. gathered from a training engine)."""
+    the state to save instead of ``model``'s own (e.g. gathered from a training engine);
+    ``extra``: writes more files into the folder before it is swapped into place."""
     from safetensors.torch import save_file
 
     target = Path(directory)
@@ -186,6 +188,8 @@ def save_model(model: ConceptDecoderModel, directory: str | Path, truecaser: Tru
     record = {"arch": asdict(model.arch), "space": asdict(model.space), "training": training}
     (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2))
     write_space(directory, model.space)
+    if extra is not None:
+        extra(directory)
     replace_directory(directory, target)
     return target
 

@@ -1,0 +1,1 @@
+"""Concept spaces learned by lcm: an encoder and its decoder trained together (``train_space``)."""
