@@ -23,7 +23,8 @@ from lcm.train.distributed import all_reduce_sum, barrier, init_distributed, set
 from lcm.train.engine import create_engine
 from lcm.train.inputs import check_inputs
 from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
-from lcm.train.nonfinite import NonFiniteLosses
+from lcm.train.grad_norm import step_grad_norm, unsharded_grad_norm
+from lcm.train.nonfinite import NonFiniteLosses, check_exportable
 from lcm.train.options import TrainRecipe
 from lcm.train.supervised import instruction_extra, load_initial_weights, training_framing
 from lcm.torch_options import torch_dtype
@@ -142,20 +143,17 @@ class Trainer:
                             target_mask, batch.sentences)
             engine.backward(output.loss)
             if engine.is_gradient_accumulation_boundary():
-                grad_norm = self._unsharded_grad_norm()
+                grad_norm = unsharded_grad_norm(engine)
             engine.step()
             self._note_overflow()
             loss_sum += float(output.loss.detach())
             concepts += batch.num_concepts
             for name, value in output.metrics.items():
                 metrics[name] = metrics.get(name, 0.0) + value / self.options.grad_accum
-        reported = engine.get_global_grad_norm()
-        if reported is not None:
-            grad_norm = float(reported)
         self.state.step += 1
         self.nonfinite.check(loss_sum, self.state.step)
-        return StepResult(loss_sum, self.options.grad_accum, concepts, float(grad_norm or 0.0), lr,
-                          metrics)
+        return StepResult(loss_sum, self.options.grad_accum, concepts,
+                          step_grad_norm(engine, grad_norm), lr, metrics)
 
     def _note_overflow(self) -> None:
         """Say (once, counted) that DeepSpeed skipped an optimizer step on fp16 overflow."""
@@ -164,18 +162,6 @@ class Trainer:
             current().note(f"fp16 overflow at step {self.state.step + 1}: the optimizer step was "
                            f"skipped and the loss scale lowered", key="overflow step skipped")
         self._overflows = skipped
-
-    def _unsharded_grad_norm(self) -> float | None:
-        """The gradient norm where DeepSpeed does not report one (ZeRO stage 0 in fp32).
-
-        Read before ``engine.step`` clips and clears the gradients; ZeRO stages keep gradients
-        in their own partitions and report the norm themselves.
-        """
-        grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
-        if self.engine.zero_optimization_stage() > 0 or not grads:
-            return None
-        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float())
-                                                           for g in grads])))
 
     def steps(self, count: int) -> list[StepResult]:
         return [self.step() for _ in range(count)]
@@ -279,6 +265,8 @@ class Trainer:
         from lcm.model.checkpoint import save_checkpoint
 
         state = self._full_state_dict()
+        history = self.state.history
+        check_exportable(state, history[-1]["loss"] if history else None, self.state.step)
         if self.context.is_main:
             model = self._build_model()
             model.load_state_dict(state)

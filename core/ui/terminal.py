@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 from collections import Counter
 from typing import Any, Callable, Iterator, Optional
 
 from rich.markup import escape
 
 from lcm.ui.bars import Bar, LiveBar, PlainBar, live_progress
+from lcm.json_output import dumps
 
 MODES = ("text", "quiet", "json")
 SHOW_ALL_UP_TO = 40
@@ -137,7 +137,7 @@ class Terminal:
         the notes are counted in both."""
         if self.mode == "json":
             record = {**(data or {}), "notes": dict(self.notes)}
-            self.out.file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            self.out.file.write(dumps(record, default=str, ensure_ascii=False) + "\n")
             self.out.file.flush()
             self.notes.clear()
             return

@@ -25,7 +25,8 @@ from lcm.train.data import DataPosition
 from lcm.train.distributed import all_reduce_sum, barrier, init_distributed, set_cpu_threads
 from lcm.train.engine import create_engine
 from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
-from lcm.train.nonfinite import NonFiniteLosses
+from lcm.train.grad_norm import step_grad_norm, unsharded_grad_norm
+from lcm.train.nonfinite import NonFiniteLosses, check_exportable
 from lcm.ui import current
 from lcm.ui.bars import Bar
 
@@ -53,6 +54,7 @@ class DecoderTrainer:
                                     autocast="bfloat16" if recipe.autocast == "bf16" else None)
         self.state = TrainerState(world_size=self.context.world_size)
         self.nonfinite = NonFiniteLosses(self.options.max_nonfinite_steps, self.context.device)
+        self.grad_norm = 0.0  # the latest step's, for the log
         self.encoder = self._evaluation_encoder()
         self.curve_pairs = self._curve_pairs()
         self._say(f"decoder: {sum(p.numel() for p in model.parameters()):,} weights from "
@@ -90,17 +92,20 @@ class DecoderTrainer:
 
     def step(self, batches) -> tuple[float, int]:
         """One optimizer step; its mean loss and the sentences it read (this rank)."""
-        engine, loss_sum, sentences = self.engine, 0.0, 0
+        engine, loss_sum, sentences, unsharded = self.engine, 0.0, 0, None
         for _ in range(self.options.grad_accum):
             batch = next(batches)
             loss = engine(batch.vectors.to(engine.device), batch.input_ids.to(engine.device),
                           batch.attention_mask.to(engine.device))
             engine.backward(loss)
+            if engine.is_gradient_accumulation_boundary():
+                unsharded = unsharded_grad_norm(engine)
             engine.step()
             loss_sum += float(loss.detach())
             sentences += len(batch.input_ids)
         self.state.step += 1
         self.nonfinite.check(loss_sum, self.state.step)
+        self.grad_norm = step_grad_norm(engine, unsharded)
         return loss_sum / self.options.grad_accum, sentences
 
     def run(self) -> dict[str, Any]:
@@ -170,8 +175,7 @@ class DecoderTrainer:
             [window["loss"], window["steps"], window["sentences"]], self.context.device)
         seconds = max(time.perf_counter() - window["started"], 1e-9)
         row = {"step": self.state.step, "loss": loss_sum / steps,
-               "lr": float(self.engine.get_lr()[0]), "grad_norm": float(
-                   self.engine.get_global_grad_norm() or 0.0),
+               "lr": float(self.engine.get_lr()[0]), "grad_norm": self.grad_norm,
                "concepts_per_s": sentences / seconds,
                "elapsed_s": self.state.elapsed_s + time.perf_counter() - started,
                "skipped_steps": self.engine.skipped_steps}
@@ -184,6 +188,9 @@ class DecoderTrainer:
                         rng=checkpointing.capture_rng(), options=self.run_options())
         checkpointing.save(self.engine, work / CHECKPOINTS, saved, self.context,
                            self.options.keep_checkpoints)
+        history = self.state.history
+        check_exportable(self.engine.module.state_dict(),
+                         history[-1]["loss"] if history else None, self.state.step)
         if self.context.is_main:
             if self.state.history:
                 plot_losses(self.state.history, work / LOGS / PLOT_FILE,
