@@ -207,9 +207,22 @@ def staging_directory(target: Path) -> Path:
     """A fresh temporary sibling of ``target`` (same filesystem, so the final rename is atomic)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING}", dir=target.parent))
-    staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700, whatever the umask
     mark(staging)  # so a killed run's leftover is recognisably lcm's
     return staging
+
+
+def _respect_umask(folder: Path) -> None:
+    """Give a finished output the modes the umask asks for: ``mkdtemp`` makes its folder 0700
+    and some writers (safetensors) make files 0600, whatever the umask."""
+    mask = current_umask()
+    folder.chmod(0o777 & ~mask)
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            Path(root, name).chmod(0o777 & ~mask)
+        for name in files:
+            path = Path(root, name)
+            executable = path.stat().st_mode & 0o100
+            path.chmod((0o777 if executable else 0o666) & ~mask)
 
 
 def current_umask() -> int:
@@ -234,6 +247,7 @@ def take_for_replacing(source: Path, target: Path) -> Path | None:
 def replace_directory(staging: Path, target: Path) -> None:
     """Move the complete ``staging`` to ``target``; an old ``target`` goes only after the move."""
     mark(staging)
+    _respect_umask(staging)
     if not target.exists():
         os.replace(staging, target)
         return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 from collections import Counter
 from typing import Any, Callable, Iterator, Optional
 
@@ -136,8 +137,9 @@ class Terminal:
         """The task's last word: ``line`` for people and scripts, ``data`` as JSON for machines;
         the notes are counted in both."""
         if self.mode == "json":
-            record = {**(data or {}), "notes": dict(self.notes)}
-            self.out.file.write(dumps(record, default=str, ensure_ascii=False) + "\n")
+            body = dumps(data or {}, default=str, ensure_ascii=False)  # may add a note
+            record = {**json.loads(body), "notes": dict(self.notes)}
+            self.out.file.write(dumps(record, ensure_ascii=False) + "\n")
             self.out.file.flush()
             self.notes.clear()
             return
