@@ -59,6 +59,12 @@ def input_files(spec: str) -> list[Path]:
     raise InputFileError(path, "input file not found")
 
 
+def _is_document_file(path: Path, folder: Path) -> bool:
+    """A document file of a folder input: a known suffix, and nothing hidden on the way."""
+    hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+    return path.suffix.lower() in DOCUMENT_SUFFIXES and not hidden
+
+
 def _walk(root: Path, wanted: Callable[[Path], bool]) -> list[Path]:
     """The wanted files under ``root``, following symlinked folders once each: a folder seen
     before (a symlink loop, or two links to one folder) is skipped, and so is a file already
