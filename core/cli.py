@@ -15,7 +15,9 @@ from typing import Any
 import click
 
 from lcm import __version__
+from lcm.cli_numbers import FiniteFloatRange, finite
 from lcm.errors import LcmError, UserError
+from lcm.json_output import dumps
 
 DEBUG_ENV = "LCM_DEBUG"
 
@@ -86,11 +88,11 @@ def default_log_file() -> Path:
 @click.option("--nodes", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--gpu-memory", default="80GB", show_default=True,
               help="Memory of one GPU (GB and GiB both mean 2^30 bytes: a card sold as 80GB).")
-@click.option("--tokens", type=click.FloatRange(min=1), default=None,
+@click.option("--tokens", type=FiniteFloatRange(min=1), default=None,
               help="Concepts to train on in all (default: the recipe's train.steps).")
-@click.option("--flops", type=click.FloatRange(min=1), default=312e12, show_default=True,
+@click.option("--flops", type=FiniteFloatRange(min=1), default=312e12, show_default=True,
               help="Peak dense bf16 FLOP/s of one GPU (A100: 312e12).")
-@click.option("--mfu", type=click.FloatRange(min=0, max=1, min_open=True), default=0.4,
+@click.option("--mfu", type=FiniteFloatRange(min=0, max=1, min_open=True), default=0.4,
               show_default=True, help="Share of the peak a training step achieves.")
 @click.option("--concept-dim", type=click.IntRange(min=1), default=1024, show_default=True,
               help="Concept dimension when the recipe's shards do not exist yet (SONAR: 1024).")
@@ -109,7 +111,7 @@ def plan(recipe: Path, overrides: tuple[str, ...], gpus: int, nodes: int, gpu_me
     cluster = Cluster(gpus, nodes, parse_memory(gpu_memory), flops, mfu)
     result = make_plan(train_recipe, recipe_dim(train_recipe, concept_dim), cluster, tokens)
     if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        click.echo(dumps(result.as_dict(), indent=2))
     else:
         print_plan(result, Console(width=120))
 
@@ -120,16 +122,19 @@ def plan(recipe: Path, overrides: tuple[str, ...], gpus: int, nodes: int, gpu_me
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
-@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=50,
+@click.option("--max-upload-mb", type=FiniteFloatRange(min=0, min_open=True), default=50,
               show_default=True, help="Larger uploads are refused before they are read.")
 @click.option("--queue-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Requests waiting at most; more are turned away with a message.")
+@click.option("--max-duration-s", type=FiniteFloatRange(min=0, min_open=True), default=1800,
+              show_default=True, help="Longer recordings are refused (where the recipe's "
+                                      "encoder sets no max_duration_s of its own).")
 def serve(recipe: Path, overrides: tuple[str, ...], host: str, port: int, max_upload_mb: float,
-          queue_size: int) -> None:
+          queue_size: int, max_duration_s: float) -> None:
     """Serve a web page summarising recordings or text with a summarize RECIPE."""
     from lcm.serve.launch import start
 
-    start(recipe, overrides, _registry(), host, port, max_upload_mb, queue_size)
+    start(recipe, overrides, _registry(), host, port, max_upload_mb, queue_size, max_duration_s)
 
 
 def parse_memory(text: str) -> float:
@@ -139,11 +144,11 @@ def parse_memory(text: str) -> float:
     number = value.rstrip("abcdefghijklmnopqrstuvwxyz")
     unit = value[len(number):].strip()
     try:
-        if unit not in units or float(number) <= 0:
+        if unit not in units or not float(number) > 0:
             raise ValueError
     except ValueError:
         raise UserError(f"--gpu-memory {text!r} is not a size such as 80GB or 40960MB") from None
-    return float(number) * units[unit]
+    return finite(float(number) * units[unit], f"--gpu-memory {text!r}")
 
 
 @cli.group()

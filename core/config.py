@@ -25,6 +25,7 @@ from lcm.errors import InputFileError, RecipeError, UnknownComponentError, UserE
 from lcm.fields import (META_COMPONENT, META_OUTPUT, META_PATH, META_REQUIRES, META_SPACE_SOURCE,
                         field_problems, missing_capability, own_problems)
 from lcm.interfaces import ConceptSpace
+from lcm.interpolation import interpolation_problems
 from lcm.spaces import read_space
 
 RESERVED_KEYS = ("task", "overwrite")
@@ -47,7 +48,7 @@ def load_recipe(source: str | Path, overrides: list[str] | tuple[str, ...] = ())
         raise InputFileError(source, "a recipe must be a mapping of fields")
     for item in overrides:
         apply_override(cfg, item)
-    problems = resolver_problems(OmegaConf.to_container(cfg, resolve=False))
+    problems = interpolation_problems(OmegaConf.to_container(cfg, resolve=False))
     if problems:
         raise RecipeError(str(source), problems)
     return cfg
@@ -84,27 +85,6 @@ def apply_override(cfg: DictConfig, item: str) -> None:
         OmegaConf.update(cfg, key, value, merge=True)
     except (OmegaConfBaseException, ValueError, TypeError) as exc:
         raise UserError(f"bad override {item!r}: {_first_line(exc)}") from None
-
-
-ALLOWED_RESOLVERS: tuple[str, ...] = ()
-"""OmegaConf resolvers a recipe may call: none. ``${key}`` interpolation is the documented way
-to share values; a resolver such as ``${oc.env:VAR}`` would let a recipe read the environment
-into an output path or a file."""
-_RESOLVER = re.compile(r"\$\{\s*([\w.\-]+)\s*:")
-
-
-def resolver_problems(node: Any, where: str = "") -> list[str]:
-    """Every value of a raw recipe that calls a resolver lcm does not document."""
-    if isinstance(node, dict):
-        return [p for k, v in node.items()
-                for p in resolver_problems(v, f"{where}.{k}" if where else str(k))]
-    if isinstance(node, list):
-        return [p for i, v in enumerate(node) for p in resolver_problems(v, f"{where}[{i}]")]
-    if isinstance(node, str):
-        return [f"{where}: resolver ${{{name}:...}} is not allowed in recipes (only ${{key}} "
-                f"interpolation is)"
-                for name in _RESOLVER.findall(node) if name not in ALLOWED_RESOLVERS]
-    return []
 
 
 def _first_line(exc: BaseException) -> str:
@@ -317,19 +297,43 @@ def validate_recipes(sources: list[Path], registry: Any) -> dict[Path, list[str]
     return {source: problems[source] for source in sources}
 
 
+MAX_SIBLING_BYTES = 1_000_000
+"""A ``.yaml`` beside a recipe larger than this is not read for what it writes."""
+
+
 def sibling_writers(source: str | Path, registry: Any) -> dict[str, str]:
-    """The recipes in ``source``'s folder by the paths they write (a chain's earlier steps)."""
+    """The recipes in ``source``'s folder by the paths they write (a chain's earlier steps).
+
+    Only each sibling's ``output`` keys (its own, its pipeline steps') are resolved: a sibling
+    is never validated or resolved whole, so one odd file beside a faulty recipe costs little.
+    """
     writers: dict[str, str] = {}
     for sibling in sorted(Path(source).parent.glob("*.yaml")):
-        if sibling.resolve() == Path(source).resolve():
+        if sibling.resolve() == Path(source).resolve() or not sibling.is_file() \
+                or sibling.stat().st_size > MAX_SIBLING_BYTES:
             continue
         try:
             cfg = load_recipe(sibling)
         except UserError:
             continue
-        for written in validate_recipe(cfg, registry).produced:
+        for written in _written_paths(cfg):
             writers.setdefault(written, str(sibling))
     return writers
+
+
+def _written_paths(cfg: DictConfig) -> list[str]:
+    """The ``output`` of a recipe and of each of its pipeline steps, resolved alone."""
+    steps = cfg.get("steps") if isinstance(cfg.get("steps"), ListConfig) else []
+    places = ["output", *(f"steps[{i}].output" for i in range(len(steps)))]
+    written = []
+    for place in places:
+        try:
+            value = OmegaConf.select(cfg, place, default=None, throw_on_missing=False)
+        except OmegaConfBaseException:
+            continue
+        if isinstance(value, (str, Path)) and value:
+            written.append(_canonical(value))
+    return written
 
 
 def validate_task_body(container: dict, where: str, result: Validation, registry: Any) -> None:

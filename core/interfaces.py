@@ -6,6 +6,7 @@ lazily: constructing a component, listing it or validating a recipe never reads 
 """
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol, Sequence, runtime_checkable
@@ -120,6 +121,14 @@ class Decoder(Component):
     origin: ClassVar[str] = "generated"
     """What ``decode_traced`` reports for this decoder's sentences by default."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every decoder, a third party's too, refuses NaN/inf vectors at its entry: sampling
+        would crash on them and beam search return "" with cosine NaN."""
+        super().__init_subclass__(**kwargs)
+        for name in ("decode", "decode_traced"):
+            if name in cls.__dict__:
+                setattr(cls, name, _refusing_nonfinite(cls.__dict__[name]))
+
     @abstractmethod
     def decode(self, vectors: "torch.Tensor", language: str | None = None) -> list[str]:
         """Decode each row of ``vectors`` to a sentence (in ``language`` where supported)."""
@@ -134,6 +143,28 @@ class Decoder(Component):
 
         Generative decoders ignore them; a retrieval decoder adds them to its bank.
         """
+
+
+def _refusing_nonfinite(method: Any) -> Any:
+    @functools.wraps(method)
+    def checked(self: Decoder, vectors: Any, *args: Any, **kwargs: Any) -> Any:
+        check_finite_vectors(vectors, f"decoder {getattr(self, 'name', type(self).__name__)}")
+        return method(self, vectors, *args, **kwargs)
+    return checked
+
+
+def check_finite_vectors(vectors: Any, where: str) -> None:
+    """Refuse concept vectors (a tensor or an array, ``[N, dim]``) holding NaN/inf."""
+    import numpy as np
+
+    values = vectors.detach().float().cpu().numpy() if hasattr(vectors, "detach") else np.asarray(vectors)
+    bad_rows = ~np.isfinite(values).reshape(len(values), -1).all(axis=1) if values.ndim else []
+    if np.any(bad_rows):
+        from lcm.errors import DataIntegrityError
+
+        raise DataIntegrityError(f"{where}: {int(np.sum(bad_rows))} of {len(values)} concept "
+                                 f"vector(s) hold NaN/inf (first: row {int(np.argmax(bad_rows))}); "
+                                 f"refusing to decode them")
 
 
 @runtime_checkable

@@ -66,6 +66,9 @@ def outputs_of(config: Any) -> list[Output]:
 def check_output(output: Output, overwrite: bool) -> None:
     """Refuse, before any work, an output this run may not write (exit 2, naming it)."""
     target = output.path
+    if target.name in ("", ".", ".."):
+        raise OutputError(f"{target}: names {target.resolve()} itself; an output must be a "
+                          f"file or folder of its own (name a new one inside it)")
     if output.directory:
         if target.exists() and not target.is_dir():
             raise OutputError(f"{target}: output folder is an existing file")
@@ -128,13 +131,13 @@ def _held_by(target: Path, lock: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return (f"{target}: locked by {lock}, which is unreadable; remove it if no run is "
                 f"writing here")
-    if host == socket.gethostname() and not _alive(pid):
+    if host == socket.gethostname() and not alive(pid):
         return (f"{target}: stale lock {lock} of pid {pid} on {host}, which is no longer running; "
                 f"check the output, then remove the lock to write here again")
     return f"{target}: being written by another run (pid {pid} on {host}; lock {lock})"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -186,14 +189,15 @@ def run_task(task_cls: type, config: Any, context: Any, overwrite: bool = False)
         return task_cls(config).run(config, context)
 
 
-_STAGING, _RETIRED = ".tmp-", ".old-"
+STAGING, _RETIRED = ".tmp-", ".old-"
+"""Name parts of an output's temporary siblings: being written, being replaced."""
 
 
 def _remove_leftovers(target: Path) -> None:
     """Temporary siblings of ``target`` left by a killed run: lcm's own (they hold its marker,
     so a user's folder that happens to share the name is left alone), and unused while the lock
     is held."""
-    for pattern in (_STAGING, _RETIRED):
+    for pattern in (STAGING, _RETIRED):
         for leftover in target.parent.glob(f".{target.name}{pattern}*"):
             if leftover.is_dir() and (leftover / MARKER).is_file():
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -202,16 +206,37 @@ def _remove_leftovers(target: Path) -> None:
 def staging_directory(target: Path) -> Path:
     """A fresh temporary sibling of ``target`` (same filesystem, so the final rename is atomic)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{_STAGING}", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}{STAGING}", dir=target.parent))
     mark(staging)  # so a killed run's leftover is recognisably lcm's
     return staging
+
+
+def _respect_umask(folder: Path) -> None:
+    """Give a finished output the modes the umask asks for: ``mkdtemp`` makes its folder 0700
+    and some writers (safetensors) make files 0600, whatever the umask."""
+    mask = current_umask()
+    folder.chmod(0o777 & ~mask)
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            Path(root, name).chmod(0o777 & ~mask)
+        for name in files:
+            path = Path(root, name)
+            executable = path.stat().st_mode & 0o100
+            path.chmod((0o777 if executable else 0o666) & ~mask)
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def take_for_replacing(source: Path, target: Path) -> Path | None:
     """Rename ``source`` to a fresh staging sibling of ``target`` (then ``replace_directory``):
     of several processes finishing one output, exactly one gets it, the others get None. The
     rename is atomic, so a kill leaves a leftover that the next claim of ``target`` removes."""
-    staging = target.with_name(f".{target.name}{_STAGING}{socket.gethostname()}-{os.getpid()}")
+    staging = target.with_name(f".{target.name}{STAGING}{socket.gethostname()}-{os.getpid()}")
     try:
         os.rename(source, staging)
     except FileNotFoundError:
@@ -222,6 +247,7 @@ def take_for_replacing(source: Path, target: Path) -> Path | None:
 def replace_directory(staging: Path, target: Path) -> None:
     """Move the complete ``staging`` to ``target``; an old ``target`` goes only after the move."""
     mark(staging)
+    _respect_umask(staging)
     if not target.exists():
         os.replace(staging, target)
         return

@@ -169,6 +169,37 @@ def _rewrite_first_vectors(directory: Path, change: Callable[[np.ndarray], np.nd
             target.addfile(member, io.BytesIO(data))
 
 
+# ------------------------------------------------------------------------------ setups (pass 2)
+
+def doubling(levels: int) -> dict:
+    """Keys whose interpolations multiply by ten per level: ``72 * 10**levels`` characters."""
+    keys = {"l0": "x" * 72}
+    for level in range(1, levels + 1):
+        keys[f"l{level}"] = "${l%d}" % (level - 1) * 10
+    return keys
+
+
+def interpolation_bomb(d: Path) -> dict:
+    return {**fit(d), **doubling(5), "output": "${l5}"}
+
+
+def docs_jsonl(d: Path, name: str, ids: list[str]) -> Path:
+    path = d / name
+    path.write_text("".join(json.dumps({"id": i, "text": f"Document {i} is short. It has two "
+                                                          f"sentences."}) + "\n" for i in ids))
+    return path
+
+
+def repeated_id_across_pieces(d: Path) -> dict:
+    data = docs_jsonl(d, "docs.jsonl", ["a", "b", "c", "a"])
+    return {"task": "prepare", "input": str(data), "output": str(d / "out"), "docs_per_shard": 2}
+
+
+def output_here(d: Path) -> dict:
+    os.chdir(d)
+    return {**fit(d), "output": "."}
+
+
 # ------------------------------------------------------------------------------ the matrix
 
 CASES = {
@@ -225,11 +256,38 @@ CASES = {
         "training stopped at step 3: the loss was NaN or inf for 2 consecutive steps "
         "(train.max_nonfinite_steps); no model was exported (lower train.lr, or check the data "
         "and normaliser)", exit_code=1),
+    # pass 2, item 1: a run ending in NaN exports nothing
+    "run that ends with a NaN loss": Case(
+        lambda d: train(d, lr=1e30, grad_clip=0, steps=3),
+        "training ended at step 3 with a loss of nan; no model was exported (lower train.lr, "
+        "set train.grad_clip, or check the data and normaliser)", exit_code=1),
+    # item 2: interpolation is bounded
+    "interpolation that expands to 7 MB": Case(
+        interpolation_bomb, "{d}/recipe.yaml: output: interpolation would produce more than "
+                            "100000 characters; refusing it; l4: interpolation would produce more "
+                            "than 100000 characters; refusing it; l5: interpolation would produce "
+                            "more than 100000 characters; refusing it"),
+    # item 3: no resolver however its name is spelt
+    "resolver named through a field": Case(
+        fit, "{d}/recipe.yaml: output: resolver ${{oc.${{format}}:...}} is not allowed in recipes "
+             "(only ${{key}} interpolation is)", ["output=${oc.${format}:HOME}/norm", "format=env"]),
+    "resolver named by interpolation": Case(
+        fit, "{d}/recipe.yaml: output: resolver ${{${{vars.r}}:...}} is not allowed in recipes "
+             "(only ${{key}} interpolation is)", ["output=${${vars.r}:HOME}/norm", "vars.r=oc.env"]),
+    # item 6: one id in two pieces, refused whatever docs_per_shard
+    "document id repeated in another piece": Case(
+        repeated_id_across_pieces,
+        "{d}/docs.jsonl: duplicate document id 'a' (records 2-3; also in {d}/docs.jsonl, "
+        "records 0-1)"),
+    # item 10: an output that names the current folder
+    "output=.": Case(output_here, ".: names {d} itself; an output must be a file or folder of "
+                                  "its own (name a new one inside it)"),
 }
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input(name, tmp_path, capsys):
+def test_bad_input(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     case = CASES[name]
     recipe = write_yaml(tmp_path / "recipe.yaml", case.setup(tmp_path))
     capsys.readouterr()

@@ -23,9 +23,10 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 from lcm.data.inputs import Piece
 from lcm.data.shards import SHARD_PATTERN, Document, Manifest, encode_sample, no_documents
-from lcm.errors import DataIntegrityError, UserError
+from lcm.errors import DataIntegrityError, InputFileError, UserError
 from lcm.interfaces import ConceptSpace
-from lcm.outputs import MARKER, mark, replace_directory, take_for_replacing, write_text_atomically
+from lcm.outputs import (MARKER, STAGING, alive, mark, replace_directory, take_for_replacing,
+                         write_text_atomically)
 
 PROGRESS = "progress"
 RECIPE = "recipe.json"
@@ -58,9 +59,11 @@ class PieceWriter:
         self._tar = wds.TarWriter(str(self._temporary))
         self.documents = self.sentences = self.split = 0
         self.skipped: dict[str, int] = {}
+        self.ids: list[str] = []
 
     def write(self, doc: Document) -> None:
         self._tar.write(encode_sample(doc, self.space))
+        self.ids.append(doc.id)
         self.documents += 1
         self.sentences += len(doc.sentences)
 
@@ -77,7 +80,8 @@ class PieceWriter:
         record = {"piece": self.piece.index, "file": str(self.piece.file),
                   "start": self.piece.start, "stop": self.piece.stop,
                   "path": self.name if self.documents else None, "documents": self.documents,
-                  "sentences": self.sentences, "skipped": self.skipped, "split": self.split}
+                  "sentences": self.sentences, "skipped": self.skipped, "split": self.split,
+                  "ids": self.ids}
         write_text_atomically(self.directory / PROGRESS / f"{self.name}.json", json.dumps(record))
 
     def abandon(self) -> None:
@@ -100,12 +104,54 @@ class PartialShardSet:
     def __init__(self, output: Path, recipe: dict[str, Any]):
         self.output = output
         self.directory = partial_directory(output)
+        self._adopt_killed_finish()
         if _holds_foreign_files(self.directory):
             raise UserError(f"{self.directory} holds files lcm did not write; prepare keeps its "
                             f"unfinished set there: move that folder away")
         mark(self.directory)  # lcm's, so an overwrite may replace it
         (self.directory / PROGRESS).mkdir(exist_ok=True)
         self._record_recipe(recipe)
+
+    def _adopt_killed_finish(self) -> None:
+        """A run killed while finishing left the set in a staging sibling (``finish`` renames
+        the partial set there first): take it back as the partial set, so nothing is encoded
+        again. Only a staging folder of lcm's whose process is gone is taken."""
+        if self.directory.exists():
+            return
+        for staging in sorted(self.output.parent.glob(f".{self.output.name}{STAGING}*")):
+            owner = staging.name.rpartition("-")[2]
+            host = staging.name[len(f".{self.output.name}{STAGING}"):].rpartition("-")[0]
+            if (staging / MARKER).is_file() and (staging / PROGRESS).is_dir() and owner.isdigit() \
+                    and host == socket.gethostname() and not alive(int(owner)):
+                os.rename(staging, self.directory)
+                return
+
+    @contextlib.contextmanager
+    def claimed_rank(self, rank: int, world_size: int) -> Iterator[None]:
+        """Hold rank ``rank``'s share of the set for the block: a second run of the same recipe
+        as the same rank is refused at its start (the first does that work), in one line."""
+        lock = self.directory / PROGRESS / f".rank-{rank}-of-{world_size}.lock"
+        owner = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                break
+            except FileExistsError:
+                host, _, pid = lock.read_text().partition(" ")
+                if host == socket.gethostname() and pid.isdigit() and not alive(int(pid)):
+                    lock.unlink(missing_ok=True)  # a killed run's: take it over
+                    continue
+                raise UserError(f"{self.output}: another prepare of this recipe is writing "
+                                f"{self.directory} as rank {rank} (pid {pid} on {host}); wait "
+                                f"for it to finish, or stop it") from None
+        else:
+            raise UserError(f"{self.output}: cannot claim rank {rank} of {self.directory}")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(owner)
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)  # gone already where this run finished the set
 
     def _record_recipe(self, recipe: dict[str, Any]) -> None:
         """Record ``recipe`` for the set, or check it against the one recorded (the first of
@@ -167,21 +213,37 @@ class PartialShardSet:
         if any(record is None for record in records):
             return None
         self._check_shards(records)
+        _check_unique_ids(records)
         staging = take_for_replacing(self.directory, self.output)
         if staging is None:
             return None
         manifest = _summed(records, space, encoder)
         for leftover in staging.glob(f".*{_TEMPORARY}"):  # left by killed ranks
             leftover.unlink()
-        shutil.rmtree(staging / PROGRESS)
-        (staging / RECIPE).unlink()
         if not manifest.documents:
             shutil.rmtree(staging)
             raise no_documents(self.output, manifest.skipped)
-        manifest.write(staging)
         before_swap(staging, manifest)
+        manifest.write(staging)
+        # progress/ goes last: until then a killed finish is taken back by the next run
+        shutil.rmtree(staging / PROGRESS)
+        (staging / RECIPE).unlink()
         replace_directory(staging, self.output)
         return Finished(manifest, sum(int(r["split"]) for r in records))
+
+
+def _check_unique_ids(records: list[dict[str, Any]]) -> None:
+    """Refuse one document id in two pieces (each piece refuses its own repeats), so whether a
+    repeat is refused never depends on ``docs_per_shard``."""
+    first: dict[str, dict[str, Any]] = {}
+    for record in records:
+        for doc_id in record.get("ids", ()):
+            earlier = first.setdefault(doc_id, record)
+            if earlier is not record:
+                raise InputFileError(record["file"], f"duplicate document id {doc_id!r} (records "
+                                                     f"{record['start']}-{record['stop'] - 1}; "
+                                                     f"also in {earlier['file']}, records "
+                                                     f"{earlier['start']}-{earlier['stop'] - 1})")
 
 
 def _summed(records: list[dict[str, Any]], space: ConceptSpace, encoder: str) -> Manifest:

@@ -73,17 +73,10 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
 
 
 def read_weights(directory: str | Path, device: str = "cpu") -> dict[str, Any]:
-    """The tensors of a checkpoint's weights file, by name."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    """The tensors of a checkpoint's weights file, by name (all finite)."""
+    from lcm.model.weights import read_safetensors
 
-    weights = Path(directory) / WEIGHTS_FILE
-    if not weights.is_file():
-        raise InputFileError(weights, "checkpoint weights are missing")
-    try:
-        return load_file(str(weights), device=str(device))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InputFileError(weights, f"unreadable weights: {exc}") from None
+    return read_safetensors(Path(directory) / WEIGHTS_FILE, device)
 
 
 def with_sampling(head: Mapping[str, Any], sampling: Mapping[str, Any], head_cls: type) -> dict:

@@ -105,18 +105,18 @@ class ResidualQuantizer:
 
     @classmethod
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> "ResidualQuantizer":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from lcm.model.weights import read_safetensors
 
         directory = Path(directory)
         for name in (CODEBOOKS_FILE, META_FILE):
             if not (directory / name).is_file():
                 raise InputFileError(directory, f"not a quantizer directory (no {name}; run the "
                                                 "fit_quantizer task)")
+        tensors = read_safetensors(directory / CODEBOOKS_FILE, device)
         try:
             meta = json.loads((directory / META_FILE).read_text())
-            codebooks = load_file(str(directory / CODEBOOKS_FILE), device=str(device))["codebooks"]
-        except (ValueError, KeyError, SafetensorError) as exc:
+            codebooks = tensors["codebooks"]
+        except (ValueError, KeyError) as exc:
             raise InputFileError(directory, f"malformed quantizer: {exc}") from None
         expected = (meta.get("num_codebooks"), meta.get("codebook_size"), meta.get("dim"))
         if tuple(codebooks.shape) != expected:

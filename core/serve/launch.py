@@ -7,13 +7,15 @@ import faulthandler
 import signal
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from lcm.errors import UserError
+from lcm.serve.requests import DEFAULT_MAX_DURATION_S
 
 
 def start(recipe: Path, overrides: tuple[str, ...], registry: Any, host: str, port: int,
-          max_upload_mb: float, queue_size: int) -> None:
+          max_upload_mb: float, queue_size: int,
+          max_duration_s: Optional[float] = DEFAULT_MAX_DURATION_S) -> None:
     from lcm.config import load_recipe, resolve_recipe
     from lcm.serve.page import serve
     from lcm.serve.service import Service
@@ -24,7 +26,7 @@ def start(recipe: Path, overrides: tuple[str, ...], registry: Any, host: str, po
     resolved = resolve_recipe(recipe, overrides, registry)
     check_port(host, port)  # before minutes of loading, not after
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where a stuck request is
-    serve(Service(resolved.config, registry), host, port, max_upload_mb, queue_size)
+    serve(Service(resolved.config, registry, max_duration_s), host, port, max_upload_mb, queue_size)
 
 
 def check_port(host: str, port: int) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Optional
 from urllib.parse import quote
 
 from lcm.errors import UserError
+from lcm.serve.requests import RequestCancelled, UploadFolder
 from lcm.serve.render import PLAYER_SCRIPT, message_html, result_html, status_html
 from lcm.serve.service import MAX_SUMMARY_LENGTH, Answer, Options, Service, user_message
 
@@ -25,16 +26,20 @@ MONO_FONTS = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"
 POLL_S = 0.5
 """How often a running request's status is sent to the page."""
 TITLE = "lcm · summarise a recording"
+UPLOADS_EXPIRE = (600, 3600)
+"""Every 10 minutes, uploads older than an hour go (Gradio's ``delete_cache``): a summarised
+recording stays that long for its player."""
 
 
-def build_page(service: Service) -> Any:
+def build_page(service: Service, uploads: Optional[UploadFolder] = None) -> Any:
     """The Blocks app: inputs and options on the left, status and result on the right."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import gradio as gr
 
     defaults = service.defaults()
     theme = gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
-    with gr.Blocks(title=TITLE, theme=theme, head=PLAYER_SCRIPT, analytics_enabled=False) as page:
+    with gr.Blocks(title=TITLE, theme=theme, head=PLAYER_SCRIPT, analytics_enabled=False,
+                   delete_cache=UPLOADS_EXPIRE) as page:
         gr.Markdown(f"## {TITLE}\nA Large Concept Model summarises in sentence-embedding space: "
                     f"speak or drop a recording (WAV, FLAC, OGG, MP3), or paste text. Each summary "
                     f"sentence links to the part of the source it came from.")
@@ -64,7 +69,7 @@ def build_page(service: Service) -> Any:
                       end: bool, decoder_label: str, scale: float) -> Iterator[tuple[str, Any]]:
             options = Options(int(summary_length), bool(end), decoder_label,
                               None if defaults.guidance_scale is None else float(scale))
-            yield from respond(service, audio_path, pasted or "", options, gr.update())
+            yield from respond(service, audio_path, pasted or "", options, gr.update(), uploads)
 
         inputs = [audio, text, length, end_rule, decoder, guidance]
         run.click(summarise, inputs, [status, result], api_name="summarize", concurrency_limit=1,
@@ -77,28 +82,47 @@ def build_page(service: Service) -> Any:
 
 
 def respond(service: Service, audio_path: Optional[str], text: str, options: Options,
-            unchanged: Any) -> Iterator[tuple[str, Any]]:
+            unchanged: Any, uploads: Optional[UploadFolder] = None) -> Iterator[tuple[str, Any]]:
     """Run one request on the service's worker, yielding (status, result) as it goes; a user's
-    error becomes a message and anything else a short one (logged whole): the server serves on."""
+    error becomes a message and anything else a short one (logged whole): the server serves on.
+    A request the page leaves (closed, stopped) is cancelled, and its upload removed; a
+    summarised recording stays for its player until the upload folder's expiry or the stop."""
     if not audio_path and not text.strip():
         yield message_html("Give a recording, or paste text.", error=True), ""
         return
     tracker = service.tracker(audio=bool(audio_path))
     request = service.submit(audio_path, text, options, tracker)
-    while not request.done():
-        yield status_html(tracker.status()), unchanged
-        wait([request], timeout=POLL_S)
+    answered = False
+    try:
+        while not request.done():
+            yield status_html(tracker.status()), unchanged
+            wait([request], timeout=POLL_S)
+        answered = yield from _answer(request, audio_path)
+    finally:
+        if not request.done():
+            request.cancel()
+            tracker.cancel()
+        if uploads is not None and not answered:
+            uploads.discard(audio_path)
+
+
+def _answer(request: Any, audio_path: Optional[str]) -> Iterator[tuple[str, Any]]:
+    """Yield the request's result or its error; True where the result shows the recording."""
     try:
         answer = request.result()
+    except RequestCancelled:
+        yield message_html("Cancelled.", error=True), ""
+        return False
     except UserError as exc:
         yield message_html(user_message(exc), error=True), ""
-        return
+        return False
     except Exception as exc:  # a bug or a broken environment: say so briefly, log it whole
         log.error("request failed", exc_info=exc)
         yield message_html(f"internal error ({type(exc).__name__}); the server log has details",
                            error=True), ""
-        return
+        return False
     yield _done(answer, audio_path)
+    return True
 
 
 def _done(answer: Answer, audio_path: Optional[str]) -> tuple[str, str]:
@@ -111,8 +135,9 @@ def _done(answer: Answer, audio_path: Optional[str]) -> tuple[str, str]:
 
 
 def serve(service: Service, host: str, port: int, max_upload_mb: float, queue_size: int) -> None:
-    """Serve the page until interrupted."""
-    page = build_page(service)
+    """Serve the page until interrupted; the uploads go with it."""
+    uploads = UploadFolder()  # before Gradio reads where to keep uploads
+    page = build_page(service, uploads)
     page.queue(max_size=queue_size, default_concurrency_limit=1)
     from starlette.middleware import Middleware
 
@@ -130,3 +155,4 @@ def serve(service: Service, host: str, port: int, max_upload_mb: float, queue_si
         page.block_thread()
     finally:
         page.close()
+        uploads.remove()

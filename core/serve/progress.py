@@ -64,6 +64,10 @@ class Tracker:
         self.started = time.monotonic()
         self._stage, self._stage_started = first_stage, self.started
         self._lock = threading.Lock()
+        self.seen: Optional[float] = None
+        """When the page last asked for the status (None: never): a request nobody watches
+        any more is abandoned (``lcm.serve.requests``)."""
+        self.cancelled = False
 
     def stage(self, name: str) -> None:
         """The request moved on to ``name``; the stage it leaves is recorded for later ETAs.
@@ -78,8 +82,13 @@ class Tracker:
     def finish(self) -> None:
         self.stage("done")
 
+    def cancel(self) -> None:
+        """Stop the request's work at its next progress step."""
+        self.cancelled = True
+
     def status(self) -> Status:
         """Now: the live bar moves the stage on (a recognition bar closing means encoding)."""
+        self.seen = time.monotonic()
         bar = None if self.terminal is None else _live_bar(self.terminal)
         if bar is not None:
             self.stage(BAR_STAGES.get(bar["desc"].split(" ")[0], self._stage))

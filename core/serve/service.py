@@ -13,9 +13,10 @@ from typing import Any, Optional
 
 from lcm.errors import InputFileError, UserError
 from lcm.serve.progress import StageHistory, Tracker
+from lcm.serve.requests import CancellableTerminal, checked_text, with_duration_limit
 from lcm.tasks.continuation import StopConfig
 from lcm.tasks.summarize import SummarizeConfig, Summarizer, check_input_file
-from lcm.ui import Terminal, using
+from lcm.ui import using
 
 MAX_SUMMARY_LENGTH = 12
 """The page's summary-length slider ends here (a summary, not a rewrite)."""
@@ -49,14 +50,18 @@ class Service:
     the page's queue feeds it one request at a time, and a single thread also keeps the memory
     a request frees for the next (a thread per request would grow a malloc arena per thread)."""
 
-    def __init__(self, recipe: SummarizeConfig, registry: Any):
+    def __init__(self, recipe: SummarizeConfig, registry: Any,
+                 max_duration_s: Optional[float] = None):
+        """``max_duration_s``: laid over the encoder's own ``max_duration_s`` where it has none."""
+        recipe = dataclasses.replace(recipe, encoder=with_duration_limit(recipe.encoder,
+                                                                         max_duration_s))
         self.recipe = recipe
         self.summarizer = Summarizer(recipe, registry)
         self.summarizer.settings(recipe)  # a bad decoder or length stops the server at start
         self.decoders = decoder_choices(recipe, registry, self.summarizer.model(recipe.sampling))
         self.guidance = _guidance_default(recipe, registry, self.summarizer.model(recipe.sampling))
         self.history = StageHistory()
-        self.terminal = Terminal(mode="quiet")  # the requests' bars, read by the page's progress
+        self.terminal = CancellableTerminal()  # the requests' bars, read by the page's progress
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lcm-summarize")
 
     @property
@@ -88,8 +93,7 @@ class Service:
                          options, tracker)
 
     def summarize_text(self, text: str, options: Options, tracker: Tracker) -> Answer:
-        if not text.strip():
-            raise UserError("no text given: paste some, or give a recording")
+        text = checked_text(text)
         return self._run(lambda recipe: self.summarizer.text_document(recipe, text, "pasted text",
                                                                       self.terminal),
                          options, tracker)
@@ -97,6 +101,7 @@ class Service:
     def _run(self, read: Any, options: Options, tracker: Tracker) -> Answer:
         recipe = self.request_recipe(options)
         started = time.perf_counter()
+        self.terminal.begin(tracker)
         with using(self.terminal):  # plugins' bars (lcm.ui.current) open on it too
             doc = read(recipe)
             summary = self.summarizer.summarize(doc, recipe, tracker.stage)

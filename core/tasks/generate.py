@@ -7,7 +7,6 @@ sentences to its bank). Continuations stop on the end sentence, on repetition or
 """
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_dec
                                     check_spaces, format_counts, stop_rules)
 from lcm.tasks.decoded import decoding_record, describe_decoding
 from lcm.tasks.document_input import DocumentInput
+from lcm.json_output import dumps
 
 @dataclass
 class GenerateConfig(DocumentInput, ContinuationOptions):
@@ -145,4 +145,4 @@ def format_continuation(row: dict[str, Any]) -> str:
 
 def write_jsonl(target: Path, rows: list[dict[str, Any]]) -> None:
     """One JSON object per line, written atomically."""
-    write_text_atomically(target, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_text_atomically(target, "".join(dumps(row, ensure_ascii=False) + "\n" for row in rows))

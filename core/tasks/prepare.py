@@ -107,15 +107,16 @@ class Prepare(Task):
         use_local_device(ranks)
         encoder = recipe.encoder.create()
         space = encoder.concept_space(encoder.config)
-        encoded = _encode(mine, recipe, encoder, shard_set, space,
-                          f"prepare {ranks.label}" if ranks.world_size > 1 else "prepare",
-                          show=not ranks.launched or ranks.rank == 0)
 
         def add_framing(directory: Path, manifest: Manifest) -> None:
             if recipe.target_field:
                 _save_framing(recipe.instruction, encoder, directory, manifest.documents)
 
-        finished = shard_set.finish(pieces, space, encoder.name, add_framing)
+        with shard_set.claimed_rank(ranks.rank, ranks.world_size):
+            encoded = _encode(mine, recipe, encoder, shard_set, space,
+                              f"prepare {ranks.label}" if ranks.world_size > 1 else "prepare",
+                              show=not ranks.launched or ranks.rank == 0)
+            finished = shard_set.finish(pieces, space, encoder.name, add_framing)
         seconds = time.perf_counter() - started
         if finished is not None:
             manifest = finished.manifest
@@ -157,13 +158,20 @@ def _fingerprint(recipe: PrepareConfig, files: list[Path]) -> dict[str, Any]:
     The number of ranks is not part of it (the pieces do not depend on it), nor is the
     encoder's device (it places the computation, not its result)."""
     encoder = {k: v for k, v in recipe.encoder.as_dict().items() if k != "device"}
-    inputs = [{"path": str(f.resolve()), "bytes": f.stat().st_size,
-               "modified_ns": f.stat().st_mtime_ns} for f in files]
+    inputs = [{"path": str(f.resolve()), "bytes": f.stat().st_size, "sha256": _digest(f)}
+              for f in files]  # content, not mtime: an edit that kept size and mtime counts
     reading = {name: getattr(recipe, name) for name in (
         "format", "text_field", "id_field", "sentences_field", "target_field", "limit",
         "min_sentences", "docs_per_shard")}
     return {"encoder": encoder, "segmenter": dataclasses.asdict(recipe.segmenter),
             "input": inputs, "instruction": dataclasses.asdict(recipe.instruction), **reading}
+
+
+def _digest(file: Path) -> str:
+    import hashlib
+
+    with file.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _encode(pieces: list[Any], recipe: PrepareConfig, encoder: Any, shard_set: Any,

@@ -15,7 +15,6 @@ Sources longer than the model's context are cut or summarised in parts (``long_i
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -35,6 +34,7 @@ from lcm.tasks.decoded import decoding_record, describe_decoding
 from lcm.tasks.document_input import DocumentInput
 from lcm.ui.scale import LEGEND
 from lcm.ui.scale import describe as describe_cosine
+from lcm.json_output import dumps
 
 log = logging.getLogger(__name__)
 
@@ -435,7 +435,7 @@ def write_evaluation_pairs(target: Path, results: list[dict[str, Any]]) -> None:
     """One JSON line per document: source segments, reference, predicted summary sentences."""
     from lcm.outputs import write_text_atomically
 
-    lines = [json.dumps({"id": r["id"], "source": [s["text"] for s in r["segments"]],
+    lines = [dumps({"id": r["id"], "source": [s["text"] for s in r["segments"]],
                          "reference": r["reference"],
                          "prediction": [s["text"] for s in r["summary"]]}, ensure_ascii=False)
              for r in results]
@@ -446,5 +446,5 @@ def write_summaries(target: Path, recipe: SummarizeConfig, results: list[dict[st
     from lcm.outputs import write_text_atomically
 
     report = {"model": recipe.model, "input": recipe.input, "documents": results}
-    write_text_atomically(target, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    write_text_atomically(target, dumps(report, ensure_ascii=False, indent=2) + "\n")
 

@@ -22,7 +22,6 @@ from typing import Any, Iterator, Protocol
 
 import torch
 
-from lcm.errors import TrainingDivergedError
 from lcm.train import checkpointing
 from lcm.train.checkpointing import CHECKPOINTS, TrainerState
 from lcm.train.data import DataPosition
@@ -30,7 +29,8 @@ from lcm.train.distributed import (DistributedContext, all_reduce_sum, barrier, 
                                    set_cpu_threads)
 from lcm.train.engine import create_engine
 from lcm.train.log import PLOT_FILE, TrainingLog, plot_losses
-from lcm.train.nonfinite import NonFiniteLosses
+from lcm.train.grad_norm import step_grad_norm, unsharded_grad_norm
+from lcm.train.nonfinite import NonFiniteLosses, check_exportable
 from lcm.train.options import DistributedOptions, TrainOptions
 from lcm.ui import current
 from lcm.ui.bars import Bar
@@ -164,20 +164,17 @@ class TrainingLoop:
             output = self.unit.forward(engine, next(self._batches))
             engine.backward(output.loss)
             if engine.is_gradient_accumulation_boundary():
-                grad_norm = self._unsharded_grad_norm()
+                grad_norm = unsharded_grad_norm(engine)
             engine.step()
             self._note_overflow()
             loss_sum += float(output.loss.detach())
             items += output.items
             for name, value in output.metrics.items():
                 metrics[name] = metrics.get(name, 0.0) + value / self.options.grad_accum
-        reported = engine.get_global_grad_norm()
-        if reported is not None:
-            grad_norm = float(reported)
         self.state.step += 1
         self.nonfinite.check(loss_sum, self.state.step)
-        return StepResult(loss_sum, self.options.grad_accum, items, float(grad_norm or 0.0), lr,
-                          metrics)
+        return StepResult(loss_sum, self.options.grad_accum, items,
+                          step_grad_norm(engine, grad_norm), lr, metrics)
 
     def steps(self, count: int) -> list[StepResult]:
         return [self.step() for _ in range(count)]
@@ -189,18 +186,6 @@ class TrainingLoop:
             current().note(f"fp16 overflow at step {self.state.step + 1}: the optimizer step was "
                            f"skipped and the loss scale lowered", key="overflow step skipped")
         self._overflows = skipped
-
-    def _unsharded_grad_norm(self) -> float | None:
-        """The gradient norm where DeepSpeed does not report one (ZeRO stage 0 in fp32).
-
-        Read before ``engine.step`` clips and clears the gradients; ZeRO stages keep gradients
-        in their own partitions and report the norm themselves.
-        """
-        grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
-        if self.engine.zero_optimization_stage() > 0 or not grads:
-            return None
-        return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float())
-                                                           for g in grads])))
 
     # ----------------------------------------------------------------------- a whole run
 
@@ -319,7 +304,8 @@ class TrainingLoop:
     def _export(self, session_start: float, result: LoopResult | None) -> None:
         """Hand the unit the full weights, once they and the last loss are known finite."""
         weights = self._full_state_dict()
-        _require_finite(weights, self.state)
+        history = self.state.history
+        check_exportable(weights, history[-1]["loss"] if history else None, self.state.step)
         if self.context.is_main:
             self.unit.export(weights, replace(self.state, elapsed_s=self._elapsed(session_start)),
                              result)
@@ -334,19 +320,6 @@ class TrainingLoop:
                     if self.engine.zero_optimization_stage() == 3 else contextlib.nullcontext())
         with gathered:
             return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
-
-
-def _require_finite(weights: dict[str, torch.Tensor], state: TrainerState) -> None:
-    """A diverged run exports nothing: neither NaN/inf weights nor a non-finite final loss."""
-    bad = [name for name, tensor in weights.items()
-           if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
-    last = state.history[-1]["loss"] if state.history else 0.0
-    if bad or not math.isfinite(last):
-        what = (f"{len(bad)} weight tensor(s) hold NaN or inf (first: {bad[0]})" if bad
-                else f"the last logged loss is {last}")
-        raise TrainingDivergedError(
-            f"training diverged by step {state.step}: {what}; no model was exported (lower "
-            f"train.lr, turn on train.grad_clip, or check the data and normaliser)")
 
 
 class _Sums:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Optional
 from rich.markup import escape
 
 from lcm.ui.bars import Bar, LiveBar, PlainBar, live_progress
+from lcm.json_output import dumps
 
 MODES = ("text", "quiet", "json")
 SHOW_ALL_UP_TO = 40
@@ -136,8 +137,9 @@ class Terminal:
         """The task's last word: ``line`` for people and scripts, ``data`` as JSON for machines;
         the notes are counted in both."""
         if self.mode == "json":
-            record = {**(data or {}), "notes": dict(self.notes)}
-            self.out.file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            body = dumps(data or {}, default=str, ensure_ascii=False)  # may add a note
+            record = {**json.loads(body), "notes": dict(self.notes)}
+            self.out.file.write(dumps(record, ensure_ascii=False) + "\n")
             self.out.file.flush()
             self.notes.clear()
             return

@@ -208,20 +208,47 @@ def read_record(directory: str | Path) -> DecoderRecord:
 
 
 def load_model(directory: str | Path, device: str = "cpu") -> tuple[ConceptDecoderModel, Truecaser]:
-    """A saved model in fp32 (safetensors only: nothing is unpickled) and its truecaser."""
-    from safetensors.torch import load_file
-    from transformers import AutoTokenizer, BertConfig, BertLMHeadModel
+    """A saved model in fp32 (safetensors only: nothing is unpickled) and its truecaser; a
+    missing or damaged part of the folder is one line naming that file."""
+    from lcm.model.weights import read_safetensors
 
     _quiet_transformers()
     directory = Path(directory)
     record = read_record(directory)
-    tokenizer = AutoTokenizer.from_pretrained(str(directory / "tokenizer"))
-    lm = BertLMHeadModel(BertConfig.from_json_file(str(directory / "lm_config.json")))
+    tokenizer, lm = _read_tokenizer(directory / "tokenizer"), _read_lm(directory / "lm_config.json")
     model = ConceptDecoderModel(record.arch, record.space, lm, tokenizer)
-    state = {k: v.float() for k, v in load_file(str(directory / WEIGHTS_FILE)).items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    weights = directory / WEIGHTS_FILE
+    state = {k: v.float() for k, v in read_safetensors(weights).items()}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # a tensor's shape differs from the recorded architecture
+        raise InputFileError(weights, f"weights do not fit {CONFIG_FILE} and lm_config.json: "
+                                      f"{str(exc).splitlines()[-1].strip()}") from None
     if unexpected or set(missing) - TIED:
         raise UserError(f"{directory}: weights do not match the recorded architecture "
                         f"({len(missing)} missing, {len(unexpected)} unexpected)")
     model.lm.tie_weights()
     return model.to(device).eval(), Truecaser.load(directory)
+
+
+def _read_tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    if not folder.is_dir():
+        raise InputFileError(folder, "tokenizer folder is missing from the model folder")
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputFileError(folder, f"unreadable tokenizer: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _read_lm(path: Path) -> Any:
+    from transformers import BertConfig, BertLMHeadModel
+
+    if not path.is_file():
+        raise InputFileError(path, "language-model configuration is missing from the model folder")
+    try:
+        return BertLMHeadModel(BertConfig.from_json_file(str(path)))
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputFileError(path, f"unreadable language-model configuration: "
+                                   f"{str(exc).strip().splitlines()[0]}") from None
