@@ -193,6 +193,7 @@ class TrainingLoop:
         """Train to ``train.steps`` (from a checkpoint if asked), log, checkpoint, export."""
         options, context = self.options, self.context
         self._start_or_resume()
+        self.engine.module.train()  # from_pretrained leaves modules in eval mode (no dropout)
         self._overflows = int(getattr(self.engine, "skipped_steps", 0) or 0)
         log = TrainingLog(self.work / LOGS, self.state.history, self.state.step) \
             if context.is_main else None

@@ -17,13 +17,16 @@ PLOT_FILE = "quality.png"
 
 
 def record(directory: Path, row: dict[str, float], step: int) -> list[dict[str, float]]:
-    """Add ``row`` to the curve (dropping rows past ``step`` left by a killed run); all rows."""
+    """Add ``row`` to the curve (dropping rows past ``step`` left by a killed run); all rows.
+    Figures beyond ``COLUMNS`` (a learned space's anchor cosine, say) become columns too."""
     path = directory / CSV_FILE
     rows = read_curve(path) if path.is_file() else []
-    rows = [r for r in rows if r["step"] < step] + [{k: row.get(k, float("nan")) for k in COLUMNS}]
+    columns = list(COLUMNS) + [k for k in row if k not in COLUMNS]
+    rows = [r for r in rows if r["step"] < step] + [row]
+    rows = [{k: r.get(k, float("nan")) for k in columns} for r in rows]
     directory.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, directory / PLOT_FILE)
