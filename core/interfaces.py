@@ -39,6 +39,19 @@ class ConceptSpace:
         return space
 
 
+class Normalizer(Protocol):
+    """Maps concepts of an encoder's space into a model's space and back (works on tensors and
+    arrays alike); ``lcm.data.normalizer.RobustScaler`` is the one lcm fits."""
+
+    space: ConceptSpace
+
+    def normalize(self, x: Any) -> Any:
+        """Encoder space -> model space."""
+
+    def denormalize(self, x: Any) -> Any:
+        """Model space -> encoder space."""
+
+
 @dataclass
 class NoOptions:
     """Options of a component that takes none."""

@@ -141,7 +141,7 @@ def test_the_frozen_decoder_is_neither_trained_nor_saved_and_a_resume_is_exact(
 def test_generation_refuses_another_decoder_than_the_one_learned_through(walk, tmp_path):
     from lcm.components import resolve
     from lcm.errors import UserError
-    from lcm.tasks.continuation import check_decoder
+    from lcm.pipeline.checks import check_decoder
 
     train_in_process(ce_recipe(walk, tmp_path / "model", steps=2), tmp_path)
     head = load_checkpoint(tmp_path / "model", get_registry()).model.head

@@ -15,6 +15,7 @@ from lcm.errors import UserError
 def start(recipe: Path, overrides: tuple[str, ...], registry: Any, host: str, port: int,
           max_upload_mb: float, queue_size: int) -> None:
     from lcm.config import load_recipe, resolve_recipe
+    from lcm.pipeline.pipeline import ConceptPipeline
     from lcm.serve.page import serve
     from lcm.serve.service import Service
 
@@ -24,7 +25,8 @@ def start(recipe: Path, overrides: tuple[str, ...], registry: Any, host: str, po
     resolved = resolve_recipe(recipe, overrides, registry)
     check_port(host, port)  # before minutes of loading, not after
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where a stuck request is
-    serve(Service(resolved.config, registry), host, port, max_upload_mb, queue_size)
+    pipeline = ConceptPipeline.from_summarize_recipe(resolved.config, registry)  # loaded once
+    serve(Service(pipeline), host, port, max_upload_mb, queue_size)
 
 
 def check_port(host: str, port: int) -> None:

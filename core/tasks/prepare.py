@@ -32,7 +32,7 @@ from lcm.data.readers import RawDocument
 from lcm.errors import InputFileError, UserError
 from lcm.interfaces import RunContext, Task
 from lcm.outputs import Output
-from lcm.tasks.document_input import DocumentInput
+from lcm.data.document_input import DocumentInput
 
 TOO_FEW_SENTENCES = "fewer sentences than min_sentences"
 NO_TARGET = "no target text"

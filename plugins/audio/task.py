@@ -17,7 +17,7 @@ from lcm.fields import choice, component, path
 from lcm.errors import InputFileError, UserError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import RunContext, Task
-from lcm.tasks.continuation import format_counts
+from lcm.ui.words import format_counts
 
 from .segment import SegmentConfig
 from .spoken import RecordingEncoder, SpokenConcept, SpokenRecording

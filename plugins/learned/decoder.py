@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 from lcm.fields import bounded, choice, component, path
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder
+from lcm.pipeline.selector import GENERATED, RETRIEVED, rerank
 from lcm.spaces import read_space
 
 STRATEGIES = ("beam", "sample")
@@ -144,7 +145,7 @@ class LearnedDecoder(Decoder):
     def _decode_batch(self, vectors) -> list[DecodedSentence]:
         config = self.config
         count = config.candidates if self.encoder is not None else 1
-        pools = [[(self._truecaser.apply(t), "generated") for t in row]
+        pools = [[(self._truecaser.apply(t), GENERATED) for t in row]
                  for row in self._model.generate(
                      vectors.to(config.device), candidates=count, beam_size=config.beam_size,
                      sample=config.strategy == "sample" and count > 1, top_p=config.top_p,
@@ -152,27 +153,7 @@ class LearnedDecoder(Decoder):
                      seed=config.seed)]
         if self._retrieval is not None:
             for pool, (text, _) in zip(pools, self._retrieval.nearest(vectors)):
-                pool.append((text, "retrieved"))
+                pool.append((text, RETRIEVED))
         if self.encoder is None:
             return [DecodedSentence(pool[0][0], pool[0][1], None) for pool in pools]
         return rerank(self.encoder, pools, vectors)
-
-
-def rerank(encoder: Any, pools: list[list[tuple[str, str]]], vectors) -> list[DecodedSentence]:
-    """For each row, the candidate whose re-encoding is closest (cosine) to the row's vector."""
-    import torch
-
-    flat = [text for pool in pools for text, _ in pool]
-    encoded = encoder.encode(flat).float()
-    targets = torch.repeat_interleave(torch.as_tensor(vectors).float().cpu(),
-                                      torch.tensor([len(p) for p in pools]), dim=0)
-    cosines = torch.nn.functional.cosine_similarity(encoded, targets, dim=-1).tolist()
-    chosen, offset = [], 0
-    for pool in pools:
-        scores = cosines[offset:offset + len(pool)]
-        best = max(range(len(pool)), key=scores.__getitem__)
-        generated = [s for s, (_, origin) in zip(scores, pool) if origin == "generated"]
-        runner_up = max(generated) if pool[best][1] != "generated" and generated else None
-        chosen.append(DecodedSentence(pool[best][0], pool[best][1], scores[best], runner_up))
-        offset += len(pool)
-    return chosen

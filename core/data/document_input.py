@@ -1,4 +1,4 @@
-"""The document-reading fields that ``prepare``, ``generate`` and ``summarize`` share.
+"""The document-reading recipe fields that ``prepare``, ``generate`` and ``summarize`` share.
 
 A task's ``Config`` inherits ``DocumentInput``; its fields are keyword-only, so the task's own
 required fields (``input``, ``output``, ...) may follow them. Recipes stay flat (``format:``,
