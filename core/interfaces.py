@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol, Sequence, r
 if TYPE_CHECKING:  # torch is heavy; the listing and validation paths never need it
     import torch
 
+    from lcm.outputs import Output
+
 
 @dataclass(frozen=True)
 class ConceptSpace:
@@ -192,6 +194,21 @@ class Task(Component):
         """Options to lay under the recipe's component sections before they are resolved, by
         field (train: the head options its architecture was published with). Default: none."""
         return {}
+
+    @staticmethod
+    def outputs(recipe: Any) -> list["Output"]:
+        """The paths this task writes, claimed (locked, checked) before it runs. Default: the
+        recipe's ``path(output=...)`` fields; a task whose outputs derive from one another
+        names them itself."""
+        from lcm.outputs import outputs_of  # a task's outputs are claimed only when it runs
+
+        return outputs_of(recipe)
+
+    @staticmethod
+    def continues(recipe: Any) -> bool:
+        """True when this run carries on an earlier run in its outputs (a resumed training),
+        which it may then replace. Default: never."""
+        return False
 
     @abstractmethod
     def run(self, recipe: Any, context: "RunContext") -> Any:

@@ -175,14 +175,10 @@ def overwriting() -> bool:
     return _OVERWRITE.get()
 
 
-def run_task(task_cls: type, config: Any, context: Any, overwrite: bool = False) -> Any:
-    """Run a task with its outputs claimed; a task may name them itself with ``outputs(config)``
-    (when one is derived from another) and say with ``continues(config)`` that it continues an
-    earlier run in them (a resumed training), which may then replace what that run wrote."""
-    declared = getattr(task_cls, "outputs", None)
-    continues = getattr(task_cls, "continues", None)
-    outputs = declared(config) if declared else outputs_of(config)
-    with claimed(outputs, overwrite or bool(continues and continues(config))):
+def run_task(task_cls: Any, config: Any, context: Any, overwrite: bool = False) -> Any:
+    """Run a task (an ``lcm.interfaces.Task`` class) with the outputs it declares claimed; one that
+    ``continues`` an earlier run in them may replace what that run wrote."""
+    with claimed(task_cls.outputs(config), overwrite or task_cls.continues(config)):
         return task_cls(config).run(config, context)
 
 

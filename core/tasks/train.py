@@ -9,25 +9,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lcm.errors import UserError
-from lcm.interfaces import RunContext, Task
-from lcm.outputs import Output
+from lcm.interfaces import RunContext
 from lcm.train.options import TrainRecipe
-
-
-class TrainingTask(Task):
-    """A task that trains into a model folder and a training folder beside it (checkpoints,
-    logs), and continues an earlier run in them when its ``train.resume`` says so. Its recipe
-    has ``output``, ``training_path()`` and ``train.resume``."""
-
-    @staticmethod
-    def outputs(recipe: Any) -> list[Output]:
-        """The model folder and the training folder (derived from it by default)."""
-        return [Output(Path(recipe.output), True), Output(recipe.training_path(), True)]
-
-    @staticmethod
-    def continues(recipe: Any) -> bool:
-        """A resumed run carries on the earlier run's checkpoints, logs and model."""
-        return recipe.train.resume not in (False, "", "false", "False")
+from lcm.train.task import TrainingTask
 
 
 class Train(TrainingTask):

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from lcm.interfaces import RunContext
 from lcm.plugins.learned.options import TrainDecoderRecipe
-from lcm.tasks.train import TrainingTask
+from lcm.train.task import TrainingTask
 
 
 class TrainDecoder(TrainingTask):
