@@ -10,12 +10,15 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lcm import __version__
 from lcm.errors import LcmError, UserError
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 DEBUG_ENV = "LCM_DEBUG"
 
@@ -61,7 +64,7 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
     run_resolved(resolved, registry, Terminal("json" if as_json else "quiet" if quiet else "text"))
 
 
-def run_resolved(resolved: Any, registry: Any, terminal: Any) -> Any:
+def run_resolved(resolved: Any, registry: "Registry", terminal: Any) -> Any:
     """Run a resolved recipe with its outputs claimed, printing through ``terminal``."""
     from lcm.interfaces import RunContext
     from lcm.outputs import run_task
@@ -237,7 +240,7 @@ def _registry() -> Any:
     return click.get_current_context().obj or get_registry()
 
 
-def main(argv: list[str] | None = None, registry: Any = None) -> int:
+def main(argv: list[str] | None = None, registry: "Registry | None" = None) -> int:
     """Entry point of the console script; maps errors to exit codes."""
     debug = os.environ.get(DEBUG_ENV) == "1" or "--debug" in (argv if argv is not None else sys.argv)
     try:

@@ -15,7 +15,7 @@ import re
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -26,6 +26,9 @@ from lcm.fields import (META_COMPONENT, META_OUTPUT, META_PATH, META_REQUIRES, M
                         field_problems, missing_capability, own_problems)
 from lcm.interfaces import ConceptSpace
 from lcm.spaces import read_space
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 RESERVED_KEYS = ("task", "overwrite")
 """Keys of every recipe body besides the task's own fields; ``overwrite``: replace earlier
@@ -156,7 +159,7 @@ def _check_scalar(schema: type, name: str, value: Any) -> str | None:
 
 
 def validate_section(schema: type, values: Any, where: str, result: Validation,
-                     registry: Any) -> None:
+                     registry: "Registry") -> None:
     """Validate ``values`` against dataclass ``schema``; append problems to ``result``."""
     if values is None:
         values = {}
@@ -221,7 +224,7 @@ def _cross_field_problems(schema: type, values: Any, where: str) -> list[str]:
         return []
 
 
-def _validate_component(kind: str, spec: Any, label: str, result: Validation, registry: Any,
+def _validate_component(kind: str, spec: Any, label: str, result: Validation, registry: "Registry",
                         requires: type | None = None) -> None:
     if not isinstance(spec, (dict, DictConfig)) or "name" not in spec:
         result.problems.append(f"{label}: expected a mapping with a 'name' of a {kind} plugin")
@@ -273,7 +276,7 @@ class ResolvedRecipe:
     """Replace earlier lcm outputs (``overwrite=true``)."""
 
 
-def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe",
+def validate_recipe(cfg: DictConfig, registry: "Registry", source: str = "recipe",
                     produced: set[str] | None = None,
                     writers: dict[str, str] | None = None) -> Validation:
     """Every problem of a loaded recipe, without running it.
@@ -292,7 +295,7 @@ def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe",
     return result
 
 
-def validate_recipes(sources: list[Path], registry: Any) -> dict[Path, list[str]]:
+def validate_recipes(sources: list[Path], registry: "Registry") -> dict[Path, list[str]]:
     """Problems of each recipe of a set, where one recipe may read what another writes.
 
     Shipped recipes form chains (prepare -> fit_normalizer -> train -> generate) whose inputs
@@ -317,7 +320,7 @@ def validate_recipes(sources: list[Path], registry: Any) -> dict[Path, list[str]
     return {source: problems[source] for source in sources}
 
 
-def sibling_writers(source: str | Path, registry: Any) -> dict[str, str]:
+def sibling_writers(source: str | Path, registry: "Registry") -> dict[str, str]:
     """The recipes in ``source``'s folder by the paths they write (a chain's earlier steps)."""
     writers: dict[str, str] = {}
     for sibling in sorted(Path(source).parent.glob("*.yaml")):
@@ -332,7 +335,7 @@ def sibling_writers(source: str | Path, registry: Any) -> dict[str, str]:
     return writers
 
 
-def validate_task_body(container: dict, where: str, result: Validation, registry: Any) -> None:
+def validate_task_body(container: dict, where: str, result: Validation, registry: "Registry") -> None:
     """Validate one task's recipe body (``task:`` plus its fields) into ``result``.
 
     Then the task's ``validate_extra`` (see ``lcm.interfaces.Task``).
@@ -357,7 +360,7 @@ def validate_task_body(container: dict, where: str, result: Validation, registry
     info.cls.validate_extra(body, registry, result, where)
 
 
-def typed_config(task_cls: type, body: dict, registry: Any) -> Any:
+def typed_config(task_cls: type, body: dict, registry: "Registry") -> Any:
     """A validated recipe body as an instance of the task's ``Config``, every component
     section resolved to its (class, typed options)."""
     body = with_section_defaults(task_cls,
@@ -374,7 +377,7 @@ def with_section_defaults(task_cls: type, body: dict) -> dict:
     return body
 
 
-def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...], registry: Any,
+def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...], registry: "Registry",
                    planning: bool = False) -> ResolvedRecipe:
     """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong.
 
@@ -407,7 +410,7 @@ def located_error(source: str | Path, problems: list[str],
     return RecipeError(str(source), problems, [locate(p, marks, overridden) for p in problems])
 
 
-def dump_config(recipe: ResolvedRecipe, registry: Any) -> str:
+def dump_config(recipe: ResolvedRecipe, registry: "Registry") -> str:
     """The resolved recipe as YAML: every default filled in, every component's options too;
     then, as comments, the model each checkpoint it reads holds, as it will run (the head's
     stored options with the recipe's ``sampling`` laid over them)."""
@@ -420,7 +423,7 @@ def dump_config(recipe: ResolvedRecipe, registry: Any) -> str:
     return text
 
 
-def _checkpoint_models(config: Any, registry: Any) -> list[tuple[str, dict]]:
+def _checkpoint_models(config: Any, registry: "Registry") -> list[tuple[str, dict]]:
     """(field, {arch, transformer, head}) of each checkpoint the recipe reads."""
     from lcm.model.checkpoint import CONFIG_FILE, read_checkpoint_meta, with_sampling
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # torch is heavy; the listing and validation paths never need
     from lcm.model.randomness import RowGenerators
     from lcm.model.transformer import KVCache
     from lcm.outputs import Output
+    from lcm.registry import Registry
+    from lcm.ui.terminal import Terminal
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,7 @@ class Task(Component):
     kind = "task"
 
     @staticmethod
-    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
+    def validate_extra(body: dict, registry: "Registry", result: Any, where: str) -> None:
         """Checks the schema cannot express (a pipeline validates its steps here): append
         to ``result.problems``; ``body`` is the raw recipe body, ``where`` its label."""
 
@@ -341,8 +343,8 @@ class RunContext:
     checkpoint's head), and the terminal it reports through (``lcm.ui.Terminal``: progress and
     notes on stderr, results and the summary line on stdout)."""
 
-    registry: Any
-    console: Any
+    registry: "Registry"
+    console: "Terminal"
 
 
 COMPONENT_KINDS: tuple[str, ...] = ("encoder", "decoder", "head", "task")

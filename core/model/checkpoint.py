@@ -14,10 +14,13 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from lcm.errors import InputFileError, UserError
 from lcm.outputs import replace_directory, staging_directory
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -133,7 +136,7 @@ def read_checkpoint_meta(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(directory: str | Path, registry: Any, device: str = "cpu",
+def load_checkpoint(directory: str | Path, registry: "Registry", device: str = "cpu",
                     sampling: Mapping[str, Any] | None = None) -> LoadedModel:
     """Rebuild the model of a checkpoint directory and load its weights and normaliser.
 

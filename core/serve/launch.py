@@ -7,12 +7,15 @@ import faulthandler
 import signal
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from lcm.errors import UserError
 
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
-def start(recipe: Path, overrides: tuple[str, ...], registry: Any, host: str, port: int,
+
+def start(recipe: Path, overrides: tuple[str, ...], registry: "Registry", host: str, port: int,
           max_upload_mb: float, queue_size: int) -> None:
     from lcm.config import load_recipe, resolve_recipe
     from lcm.pipeline.pipeline import ConceptPipeline

@@ -8,11 +8,14 @@ Each mode reads only its own section of the recipe.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from lcm.fields import choice, component, path
 from lcm.evaluate.options import PretrainingOptions
 from lcm.interfaces import RunContext, Task
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 MODES = ("generation", "pretraining")
 
@@ -70,7 +73,7 @@ class Evaluate(Task):
     Config = EvaluateConfig
 
     @staticmethod
-    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
+    def validate_extra(body: dict, registry: "Registry", result: Any, where: str) -> None:
         """The section of the chosen mode must name its inputs."""
         mode = body.get("mode", "generation")
         section = body.get(mode) or {}
@@ -117,7 +120,7 @@ def _run_generation(options: GenerationOptions, progress: bool) -> Any:
     return report
 
 
-def _run_pretraining(options: PretrainingSection, progress: bool, registry: Any) -> Any:
+def _run_pretraining(options: PretrainingSection, progress: bool, registry: "Registry") -> Any:
     from lcm.evaluate.mutual_information import ContextMutualInformation
     from lcm.evaluate.pretraining import evaluate_pretraining
     from lcm.model.checkpoint import load_checkpoint

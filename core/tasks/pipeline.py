@@ -7,9 +7,12 @@ an earlier step writes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lcm.interfaces import RunContext, Task
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 
 @dataclass
@@ -27,7 +30,7 @@ class Pipeline(Task):
     Config = PipelineConfig
 
     @staticmethod
-    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
+    def validate_extra(body: dict, registry: "Registry", result: Any, where: str) -> None:
         from lcm.config import validate_task_body
 
         steps = body.get("steps") or []

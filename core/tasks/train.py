@@ -6,12 +6,15 @@ architecture and its overrides, and that the normaliser was fitted in the shards
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from lcm.errors import UserError
 from lcm.interfaces import RunContext
 from lcm.train.options import TrainRecipe
 from lcm.train.task import TrainingTask
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 
 class Train(TrainingTask):
@@ -31,7 +34,7 @@ class Train(TrainingTask):
         return {"head": head_options(str(model.get("arch", "toy")), str(head.get("name")))}
 
     @staticmethod
-    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
+    def validate_extra(body: dict, registry: "Registry", result: Any, where: str) -> None:
         from lcm.model.config import get_arch
         from lcm.train.inputs import check_inputs
 
@@ -60,7 +63,7 @@ class Train(TrainingTask):
         return train(recipe)
 
 
-def resolve_head(registry: Any, arch: str, head: Mapping[str, Any]) -> Any:
+def resolve_head(registry: "Registry", arch: str, head: Mapping[str, Any]) -> Any:
     """A ``head`` section as a train recipe spells it, resolved (a ComponentSpec) over the
     head options architecture ``arch`` was published with."""
     from lcm.components import resolve
