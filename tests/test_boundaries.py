@@ -123,3 +123,16 @@ def test_generation_takes_concepts_in_the_encoders_space_only():
                and ("normalizer.normalize(" in path.read_text()
                     or "normalizer.denormalize" in path.read_text())]
     assert by_hand == []
+
+
+def test_no_test_module_imports_another():
+    """What test modules share lives in tests/_*.py helpers or conftest.py fixtures, so a test
+    module can change (or be deleted) without breaking another."""
+    tests = REPO / "tests"
+    offenders = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("tests.test_")]
+    assert offenders == []

@@ -21,10 +21,9 @@ from lcm.spaces import read_space
 from lcm.train.data import BatchStream
 from tests._data_fixtures import run_lcm
 from tests._decoder_ce_fixtures import trained_decoder
-from tests._run import train_in_process
+from tests._run import interrupted_after, train_in_process
 from tests._summarizer_fixtures import noisy_source_pairs, write_pair_shards
 from tests._train_fixtures import SPACE, train_recipe, walk_documents, write_shards, write_yaml
-from tests.test_resume import interrupted_after
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
