@@ -15,7 +15,20 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lcm import __version__
+from lcm.config import dump_config as render
+from lcm.config import resolve_recipe, validate_recipes
 from lcm.errors import LcmError, UserError
+from lcm.interfaces import RunContext
+from lcm.outputs import run_task
+from lcm.plan.estimate import Cluster, make_plan
+from lcm.plan.recipe import concept_dim as recipe_dim
+from lcm.plan.recipe import load_train_recipe
+from lcm.plan.report import print_plan
+from lcm.recipe_marks import key_marks, locate
+from lcm.registry import get_registry
+from lcm.serve.launch import start
+from lcm.ui import Terminal, using
+from lcm.ui.chatter import configure
 
 if TYPE_CHECKING:
     from lcm.registry import Registry
@@ -46,11 +59,6 @@ def cli(debug: bool) -> None:
 def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool, verbose: bool,
         quiet: bool, as_json: bool, log_file: Path | None) -> None:
     """Run RECIPE (a YAML file), with optional key=value OVERRIDES."""
-    from lcm.config import dump_config as render
-    from lcm.config import resolve_recipe
-    from lcm.ui import Terminal
-    from lcm.ui.chatter import configure
-
     if debug:
         os.environ[DEBUG_ENV] = "1"
     if quiet and as_json:
@@ -66,10 +74,6 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
 
 def run_resolved(resolved: Any, registry: "Registry", terminal: Any) -> Any:
     """Run a resolved recipe with its outputs claimed, printing through ``terminal``."""
-    from lcm.interfaces import RunContext
-    from lcm.outputs import run_task
-    from lcm.ui import using
-
     with using(terminal):
         return run_task(resolved.task_cls, resolved.config, RunContext(registry, terminal),
                         resolved.overwrite)
@@ -103,11 +107,6 @@ def plan(recipe: Path, overrides: tuple[str, ...], gpus: int, nodes: int, gpu_me
     """Plan training RECIPE on GPUs: parameters, memory per ZeRO stage, micro-batch, days."""
     from rich.console import Console
 
-    from lcm.plan.estimate import Cluster, make_plan
-    from lcm.plan.recipe import concept_dim as recipe_dim
-    from lcm.plan.recipe import load_train_recipe
-    from lcm.plan.report import print_plan
-
     train_recipe = load_train_recipe(recipe, overrides, _registry())
     cluster = Cluster(gpus, nodes, parse_memory(gpu_memory), flops, mfu)
     result = make_plan(train_recipe, recipe_dim(train_recipe, concept_dim), cluster, tokens)
@@ -130,8 +129,6 @@ def plan(recipe: Path, overrides: tuple[str, ...], gpus: int, nodes: int, gpu_me
 def serve(recipe: Path, overrides: tuple[str, ...], host: str, port: int, max_upload_mb: float,
           queue_size: int) -> None:
     """Serve a web page summarising recordings or text with a summarize RECIPE."""
-    from lcm.serve.launch import start
-
     start(recipe, overrides, _registry(), host, port, max_upload_mb, queue_size)
 
 
@@ -199,9 +196,6 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
     Recipes are validated as a set: an input that another recipe of the set writes counts as
     present (prepare_wiki.yaml writes the shards train_wiki.yaml reads).
     """
-    from lcm.config import validate_recipes
-    from lcm.recipe_marks import key_marks, locate
-
     targets = [recipe for target in (paths or [Path("recipes")])
                for recipe in (sorted(target.glob("*.yaml")) if target.is_dir() else [target])]
     if not targets:
@@ -235,8 +229,6 @@ def short(message: str) -> str:
 
 def _registry() -> Any:
     """The registry a caller of ``main`` passed (tests inject one), else the installed plugins'."""
-    from lcm.registry import get_registry
-
     return click.get_current_context().obj or get_registry()
 
 

@@ -22,9 +22,19 @@ from omegaconf.errors import OmegaConfBaseException
 
 from lcm.components import plain, resolve, resolve_sections
 from lcm.errors import InputFileError, RecipeError, UnknownComponentError, UserError
-from lcm.fields import (META_COMPONENT, META_OUTPUT, META_PATH, META_REQUIRES, META_SPACE_SOURCE,
-                        field_problems, missing_capability, own_problems)
+from lcm.fields import (
+    META_COMPONENT,
+    META_OUTPUT,
+    META_PATH,
+    META_REQUIRES,
+    META_SPACE_SOURCE,
+    field_problems,
+    missing_capability,
+    own_problems,
+)
 from lcm.interfaces import ConceptSpace
+from lcm.model.checkpoint import CONFIG_FILE, read_checkpoint_meta, with_sampling
+from lcm.recipe_marks import key_marks, locate
 from lcm.spaces import read_space
 
 if TYPE_CHECKING:
@@ -403,8 +413,6 @@ def located_error(source: str | Path, problems: list[str],
                   overrides: list[str] | tuple[str, ...] = ()) -> RecipeError:
     """The problems of a recipe, each placed at its field's line and column in the file (a
     field set by a command-line override is not placed: the file did not say it)."""
-    from lcm.recipe_marks import key_marks, locate
-
     marks = key_marks(Path(source))
     overridden = frozenset(item.split("=", 1)[0].strip() for item in overrides)
     return RecipeError(str(source), problems, [locate(p, marks, overridden) for p in problems])
@@ -425,8 +433,6 @@ def dump_config(recipe: ResolvedRecipe, registry: "Registry") -> str:
 
 def _checkpoint_models(config: Any, registry: "Registry") -> list[tuple[str, dict]]:
     """(field, {arch, transformer, head}) of each checkpoint the recipe reads."""
-    from lcm.model.checkpoint import CONFIG_FILE, read_checkpoint_meta, with_sampling
-
     found = []
     for f in fields(config):
         value = getattr(config, f.name)

@@ -10,6 +10,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol, Sequence, runtime_checkable
 
+from lcm.outputs import outputs_of
+
 if TYPE_CHECKING:  # torch is heavy; the listing and validation paths never need it
     import torch
 
@@ -321,8 +323,6 @@ class Task(Component):
         """The paths this task writes, claimed (locked, checked) before it runs. Default: the
         recipe's ``path(output=...)`` fields; a task whose outputs derive from one another
         names them itself."""
-        from lcm.outputs import outputs_of  # a task's outputs are claimed only when it runs
-
         return outputs_of(recipe)
 
     @staticmethod

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from lcm import __version__
 from lcm.errors import UserError
+from lcm.fields import output_kind
 
 MARKER = ".lcm-output"
 """In every directory lcm writes: the proof that replacing it loses nothing of the user's."""
@@ -50,8 +52,6 @@ class Output:
 
 def outputs_of(config: Any) -> list[Output]:
     """The outputs a typed recipe names: its ``path(output=...)`` fields, nested ones too."""
-    from lcm.fields import output_kind
-
     found: list[Output] = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
@@ -91,8 +91,6 @@ def check_output(output: Output, overwrite: bool) -> None:
 
 def mark(directory: Path) -> None:
     """Record that lcm writes ``directory`` (created if needed)."""
-    from lcm import __version__
-
     directory.mkdir(parents=True, exist_ok=True)
     stamp = {"written_by": "lcm", "version": __version__}
     (directory / MARKER).write_text(json.dumps(stamp) + "\n")

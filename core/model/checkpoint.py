@@ -16,8 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from lcm import __version__
+from lcm.components import resolve
+from lcm.data.normalizer import RobustScaler
 from lcm.errors import InputFileError, UserError
+from lcm.interfaces import ConceptSpace
+from lcm.model.config import TransformerConfig
+from lcm.model.lcm import ConceptModel, build_head
 from lcm.outputs import replace_directory, staging_directory
+from lcm.spaces import write_space
+from lcm.torch_options import torch_dtype
 
 if TYPE_CHECKING:
     from lcm.registry import Registry
@@ -48,10 +56,6 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
     """
     import torch
     from safetensors.torch import save_file
-
-    from lcm import __version__
-    from lcm.spaces import write_space
-    from lcm.torch_options import torch_dtype
 
     if normalizer.space != model.space:
         raise ValueError(f"normaliser space {normalizer.space} differs from the model's {model.space}")
@@ -145,12 +149,6 @@ def load_checkpoint(directory: str | Path, registry: "Registry", device: str = "
     ``sampling`` changes only options the head lists in ``sampling_options`` (DDIM steps,
     guidance, temperature, ...), e.g. ``{"diffusion": {"inference_steps": 10}}``.
     """
-    from lcm.components import resolve
-    from lcm.data.normalizer import RobustScaler
-    from lcm.interfaces import ConceptSpace
-    from lcm.model.config import TransformerConfig
-    from lcm.model.lcm import ConceptModel, build_head
-
     directory = Path(directory)
     meta = read_checkpoint_meta(directory)
     config_path = directory / CONFIG_FILE

@@ -13,13 +13,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from lcm.data.instruction import InstructionFormat, build_prompt
 from lcm.errors import UserError
+from lcm.generate.loop import StopRules, generate
+from lcm.model.checkpoint import load_checkpoint
 from lcm.pipeline import selector
 from lcm.pipeline.checks import check_decoder, check_spaces
 from lcm.pipeline.long_input import plan_parts, source_cap
 from lcm.pipeline.options import PipelineOptions, summary_options
-from lcm.pipeline.sources import (ENCODE_BATCH, NO_SENTENCES, SourceDocument, encode_sentences,
-                                  read_recording, reads_recordings)
+from lcm.pipeline.sources import (
+    ENCODE_BATCH,
+    NO_SENTENCES,
+    SourceDocument,
+    encode_sentences,
+    read_recording,
+    reads_recordings,
+)
+from lcm.ui import current
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -80,8 +90,6 @@ class ConceptPipeline:
     def loaded(self, sampling: dict[str, Any]) -> "LoadedModel":
         """The checkpoint loaded with ``sampling``; reloaded (replacing the previous one, so one
         model stays in memory) only when the sampling options change."""
-        from lcm.model.checkpoint import load_checkpoint
-
         if self._loaded is None or sampling != self._sampling:
             self._loaded = None  # the old copy goes before the new one loads
             self._loaded = load_checkpoint(self.model_dir, self.registry, self.device, sampling)
@@ -107,8 +115,6 @@ class ConceptPipeline:
     @cached_property
     def suffix(self) -> "Optional[Tensor]":
         """The concept of the separator the model was fine-tuned with after a source, if any."""
-        from lcm.data.instruction import InstructionFormat
-
         meta = self.loaded(self.options.sampling).meta
         instruction = InstructionFormat.from_checkpoint(meta.get("extra") or {})
         if instruction is None or not instruction.source_suffix:
@@ -117,8 +123,6 @@ class ConceptPipeline:
 
     def stop_rules(self, options: PipelineOptions) -> "StopRules":
         """The loop's rules for ``options``; each end sentence is encoded once."""
-        from lcm.generate.loop import StopRules
-
         stop = options.stop
         rules = StopRules(options.max_concepts, None, stop.end_threshold, stop.repetition_threshold)
         if stop.end_sentence:
@@ -143,8 +147,6 @@ class ConceptPipeline:
     def continuations(self, prompts: list["Tensor"],
                       options: Optional[PipelineOptions] = None) -> list["Continuation"]:
         """Each prompt (L_i, D) continued together, as ``options`` say."""
-        from lcm.generate.loop import generate
-
         options = options or self.options
         loaded = self.loaded(options.sampling)
         return generate(loaded.model, prompts, self.stop_rules(options),
@@ -166,8 +168,6 @@ class ConceptPipeline:
                   stage: Callable[[str], None] = _quiet) -> SourceSummary:
         """Generate, decode and trace the summary of ``doc``; ``stage`` hears each step."""
         import torch
-
-        from lcm.data.instruction import build_prompt
 
         options = options or self.options
         cap = self.source_cap(options)
@@ -227,8 +227,6 @@ def _framing_encoder(text_encoder: "Optional[ComponentSpec]", encoder: "Encoder"
 
 def _note_long_source(doc: SourceDocument, parts: list[Any], cap: int) -> None:
     """A terminal note when a source did not fit one prompt."""
-    from lcm.ui import current
-
     total = len(doc.texts)
     if len(parts) > 1:
         current().note(f"{doc.id}: {total} source concepts, more than {cap}: summarised in "

@@ -20,6 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
+from lcm.components import resolve
 from lcm.interfaces import DecodedSentence
 
 if TYPE_CHECKING:  # torch loads on use: recipe validation imports the decoder plugins
@@ -161,8 +162,6 @@ def decoder_menu(own: "ComponentSpec", registry: "Registry", space: "ConceptSpac
     where its options have a ``hybrid`` switch, the other setting; and nearest-neighbour
     retrieval from the source, unless the model's head learned through a decoder
     (``learned_through``: it then decodes with that one only)."""
-    from lcm.components import resolve
-
     choices = {menu_label(own): own}
     if isinstance(getattr(own.options, "hybrid", None), bool):
         flipped = dataclasses.replace(own.options, hybrid=not own.options.hybrid)

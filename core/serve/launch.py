@@ -9,7 +9,11 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lcm.config import load_recipe, resolve_recipe
 from lcm.errors import UserError
+from lcm.pipeline.pipeline import ConceptPipeline
+from lcm.serve.page import serve
+from lcm.serve.service import Service
 
 if TYPE_CHECKING:
     from lcm.registry import Registry
@@ -17,11 +21,6 @@ if TYPE_CHECKING:
 
 def start(recipe: Path, overrides: tuple[str, ...], registry: "Registry", host: str, port: int,
           max_upload_mb: float, queue_size: int) -> None:
-    from lcm.config import load_recipe, resolve_recipe
-    from lcm.pipeline.pipeline import ConceptPipeline
-    from lcm.serve.page import serve
-    from lcm.serve.service import Service
-
     task = load_recipe(recipe, overrides).get("task")
     if task != "summarize":
         raise UserError(f"{recipe}: lcm serve runs summarize recipes; this one's task is {task!r}")

@@ -10,9 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
-from lcm.fields import choice, component, path
+from lcm.data.segment import segment_document
+from lcm.evaluate.generation import FieldNames, evaluate_generation, read_examples
+from lcm.evaluate.mutual_information import ContextMutualInformation
 from lcm.evaluate.options import PretrainingOptions
+from lcm.evaluate.pretraining import evaluate_pretraining
+from lcm.fields import choice, component, path
 from lcm.interfaces import RunContext, Task
+from lcm.model.checkpoint import load_checkpoint
 
 if TYPE_CHECKING:
     from lcm.registry import Registry
@@ -103,9 +108,6 @@ class Evaluate(Task):
 
 
 def _run_generation(options: GenerationOptions, progress: bool) -> Any:
-    from lcm.data.segment import segment_document
-    from lcm.evaluate.generation import FieldNames, evaluate_generation, read_examples
-
     fields = FieldNames(options.source_field, options.reference_field, options.prediction_field)
     examples = read_examples(
         options.input, lambda text: segment_document(text, options.language, options.max_chars), fields)
@@ -121,10 +123,6 @@ def _run_generation(options: GenerationOptions, progress: bool) -> Any:
 
 
 def _run_pretraining(options: PretrainingSection, progress: bool, registry: "Registry") -> Any:
-    from lcm.evaluate.mutual_information import ContextMutualInformation
-    from lcm.evaluate.pretraining import evaluate_pretraining
-    from lcm.model.checkpoint import load_checkpoint
-
     loaded = load_checkpoint(options.checkpoint, registry, options.device)
     encoder = options.encoder.create() if options.encoder else None
     decoder = options.decoder.create() if options.decoder else None

@@ -18,14 +18,17 @@ from typing import Any, Iterator, Optional
 from rich.markup import escape
 
 from lcm.data.document_input import DocumentInput
+from lcm.data.readers import count_records
 from lcm.fields import choice, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.iterutils import batched
 from lcm.outputs import write_text_atomically
 from lcm.pipeline.options import PADDING_SIDES, ContinuationOptions, continuation_options
+from lcm.pipeline.pipeline import ConceptPipeline
 from lcm.pipeline.selector import decoding_record, describe_decoding
 from lcm.pipeline.sources import NO_SENTENCES
 from lcm.ui.words import format_counts
+
 
 @dataclass
 class GenerateConfig(DocumentInput, ContinuationOptions):
@@ -55,9 +58,6 @@ class Generate(Task):
     Config = GenerateConfig
 
     def run(self, recipe: GenerateConfig, context: RunContext) -> list[dict[str, Any]]:
-        from lcm.data.readers import count_records
-        from lcm.pipeline.pipeline import ConceptPipeline
-
         started = time.perf_counter()
         pipeline = ConceptPipeline(
             recipe.model, context.registry, recipe.encoder, recipe.decoder,

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lcm.config import typed_config, validate_task_body
 from lcm.interfaces import RunContext, Task
+from lcm.outputs import run_task
 
 if TYPE_CHECKING:
     from lcm.registry import Registry
@@ -31,8 +33,6 @@ class Pipeline(Task):
 
     @staticmethod
     def validate_extra(body: dict, registry: "Registry", result: Any, where: str) -> None:
-        from lcm.config import validate_task_body
-
         steps = body.get("steps") or []
         if not steps:
             result.problems.append(f"{where + '.' if where else ''}steps: a pipeline needs steps")
@@ -44,9 +44,6 @@ class Pipeline(Task):
             validate_task_body(step, label, result, registry)
 
     def run(self, recipe: PipelineConfig, context: RunContext) -> None:
-        from lcm.config import typed_config
-        from lcm.outputs import run_task
-
         for i, step in enumerate(recipe.steps, 1):
             info = context.registry.get("task", str(step["task"]))
             context.console.rule(f"step {i}/{len(recipe.steps)}: {info.name}")

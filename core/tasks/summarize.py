@@ -22,10 +22,13 @@ from typing import Any, Iterator, Optional
 from rich.markup import escape
 
 from lcm.data.document_input import DocumentInput
+from lcm.data.readers import RawDocument
 from lcm.errors import InputFileError, UserError
 from lcm.fields import component, path
 from lcm.interfaces import RunContext, Task
+from lcm.outputs import write_text_atomically
 from lcm.pipeline.options import ContinuationOptions, SummaryOptions
+from lcm.pipeline.pipeline import ConceptPipeline
 from lcm.pipeline.selector import describe_decoding
 from lcm.pipeline.sources import NO_SENTENCES, SourceDocument, check_input_file
 from lcm.ui.scale import LEGEND
@@ -61,8 +64,6 @@ class Summarize(Task):
     Config = SummarizeConfig
 
     def run(self, recipe: SummarizeConfig, context: RunContext) -> list[dict[str, Any]]:
-        from lcm.pipeline.pipeline import ConceptPipeline
-
         started = time.perf_counter()
         source = check_input_file(recipe.input)
         if recipe.evaluation_output and not recipe.reference_field:
@@ -118,8 +119,6 @@ def _documents(pipeline: Any, recipe: SummarizeConfig, source: Path, skipped: Co
 def _text_documents(pipeline: Any, recipe: SummarizeConfig, source: Path, skipped: Counter,
                     terminal: Any) -> Iterator[SourceDocument]:
     """The input's text documents, segmented and encoded; those left out are counted."""
-    from lcm.data.readers import RawDocument
-
     def skip(reason: str) -> None:
         skipped[reason] += 1
 
@@ -181,8 +180,6 @@ def print_summary(result: dict[str, Any], terminal: Any) -> None:
 
 def write_evaluation_pairs(target: Path, results: list[dict[str, Any]]) -> None:
     """One JSON line per document: source segments, reference, predicted summary sentences."""
-    from lcm.outputs import write_text_atomically
-
     lines = [json.dumps({"id": r["id"], "source": [s["text"] for s in r["segments"]],
                          "reference": r["reference"],
                          "prediction": [s["text"] for s in r["summary"]]}, ensure_ascii=False)
@@ -191,8 +188,6 @@ def write_evaluation_pairs(target: Path, results: list[dict[str, Any]]) -> None:
 
 
 def write_summaries(target: Path, recipe: SummarizeConfig, results: list[dict[str, Any]]) -> None:
-    from lcm.outputs import write_text_atomically
-
     report = {"model": recipe.model, "input": recipe.input, "documents": results}
     write_text_atomically(target, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from lcm.components import resolve
 from lcm.errors import UserError
 from lcm.interfaces import RunContext
+from lcm.model.config import get_arch, head_options
+from lcm.train.inputs import check_inputs
 from lcm.train.options import TrainRecipe
 from lcm.train.task import TrainingTask
+from lcm.train.trainer import train
 
 if TYPE_CHECKING:
     from lcm.registry import Registry
@@ -26,8 +30,6 @@ class Train(TrainingTask):
     def section_defaults(body: dict) -> dict[str, dict[str, Any]]:
         """The head options the architecture was published with (a Two-Tower's denoiser depth
         is part of its size); the recipe's own head options override them."""
-        from lcm.model.config import head_options
-
         model, head = body.get("model"), body.get("head")
         if not isinstance(model, dict) or not isinstance(head, dict):
             return {}
@@ -35,9 +37,6 @@ class Train(TrainingTask):
 
     @staticmethod
     def validate_extra(body: dict, registry: "Registry", result: Any, where: str) -> None:
-        from lcm.model.config import get_arch
-        from lcm.train.inputs import check_inputs
-
         prefix = f"{where}." if where else ""
         resume = (body.get("train") or {}).get("resume", False)
         if isinstance(resume, str) and resume not in ("", "true", "True", "false", "False") \
@@ -58,15 +57,10 @@ class Train(TrainingTask):
                 result.problems.append(f"{prefix}data: {exc}")
 
     def run(self, recipe: TrainRecipe, context: RunContext) -> Any:
-        from lcm.train.trainer import train
-
         return train(recipe)
 
 
 def resolve_head(registry: "Registry", arch: str, head: Mapping[str, Any]) -> Any:
     """A ``head`` section as a train recipe spells it, resolved (a ComponentSpec) over the
     head options architecture ``arch`` was published with."""
-    from lcm.components import resolve
-    from lcm.model.config import head_options
-
     return resolve(registry, "head", {**head_options(arch, str(head["name"])), **head})

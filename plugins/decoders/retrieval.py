@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from lcm.fields import choice, path
-from lcm.spaces import read_space
+from lcm.data.shards import iter_documents
 from lcm.errors import ConceptSpaceMismatchError, UserError
+from lcm.fields import choice, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder
 from lcm.pipeline import selector
+from lcm.spaces import read_space
 
 OBSERVED_MODES = ("include", "ignore", "exclude")
 
@@ -128,8 +129,6 @@ class _SentenceBank:
 
     @classmethod
     def from_shards(cls, directory: str) -> "_SentenceBank":
-        from lcm.data.shards import iter_documents
-
         bank = cls()
         for doc in iter_documents(directory):
             bank.add(doc.sentences, doc.vectors)

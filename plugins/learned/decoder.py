@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from lcm.fields import bounded, choice, component, path
 from lcm.errors import ConceptSpaceMismatchError, UserError
+from lcm.fields import bounded, choice, component, path
 from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder
 from lcm.pipeline.selector import GENERATED, RETRIEVED, rerank
+from lcm.plugins.decoders.retrieval import RetrievalConfig, RetrievalDecoder
+from lcm.plugins.learned.model import load_model
 from lcm.spaces import read_space
 
 STRATEGIES = ("beam", "sample")
@@ -77,8 +79,6 @@ class LearnedDecoder(Decoder):
         self._encoder = encoder
         self._retrieval: Any = retrieval
         if self.config.hybrid and retrieval is None:
-            from lcm.plugins.decoders.retrieval import RetrievalConfig, RetrievalDecoder
-
             self._retrieval = RetrievalDecoder(RetrievalConfig(
                 bank=self.config.bank, observed=self.config.observed, space=self._space().name,
                 dim=self._space().dim, distinct=self.config.distinct))
@@ -102,8 +102,6 @@ class LearnedDecoder(Decoder):
 
     def _load(self) -> None:
         if self._model is None:
-            from lcm.plugins.learned.model import load_model
-
             self._model, self._truecaser = load_model(self.config.model, self.config.device)
 
     def token_nll(self, vectors, sentences: Sequence[str]):

@@ -10,7 +10,9 @@ from typing import Any
 from rich.markup import escape
 
 from lcm.interfaces import RunContext
+from lcm.plugins.learned.evaluation import report_lines, score_decoder
 from lcm.plugins.learned.options import TrainDecoderRecipe
+from lcm.plugins.learned.trainer import DecoderTrainer
 from lcm.train.task import TrainingTask
 
 
@@ -20,9 +22,6 @@ class TrainDecoder(TrainingTask):
     Config = TrainDecoderRecipe
 
     def run(self, recipe: TrainDecoderRecipe, context: RunContext) -> Any:
-        from lcm.plugins.learned.evaluation import report_lines, score_decoder
-        from lcm.plugins.learned.trainer import DecoderTrainer
-
         trainer = DecoderTrainer(recipe)
         summary = trainer.run()
         if not trainer.context.is_main:

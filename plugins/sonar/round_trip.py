@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lcm.data.readers import read_documents
 from lcm.fields import component, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import RunContext, Task
@@ -44,8 +45,6 @@ class RoundTrip(Task):
     Config = RoundTripConfig
 
     def run(self, recipe: RoundTripConfig, context: RunContext) -> dict[str, Any]:
-        from lcm.data.readers import read_documents
-
         encoder = recipe.encoder.create()
         decoder = recipe.decoder.create()
         skipped: dict[str, int] = {}
