@@ -125,7 +125,7 @@ class Prepare(Task):
         if finished is not None:
             manifest = finished.manifest
             context.console.summary(
-                summary_line(manifest, output, seconds, finished.split, recipe.segmenter.max_chars,
+                closing_line(manifest, output, seconds, finished.split, recipe.segmenter.max_chars,
                              kept=len(kept), kept_sentences=sum(r["sentences"] for r in kept)),
                 {"task": "prepare", "documents": manifest.documents,
                  "sentences": manifest.sentences, "shards": len(manifest.shards),
@@ -279,7 +279,7 @@ class _ShardKeys:
         return key
 
 
-def summary_line(manifest: Any, output: Path, seconds: float, split: int = 0,
+def closing_line(manifest: Any, output: Path, seconds: float, split: int = 0,
                  max_chars: int = 0, kept: int = 0, kept_sentences: int = 0) -> str:
     """One line: what was written, how fast (the sentences this run encoded), what was
     skipped and why, how many shards an earlier run had written (kept), and how many long

@@ -88,11 +88,11 @@ class Summarize(Task):
             write_summaries(Path(recipe.output), recipe, results)
         if recipe.evaluation_output:
             write_evaluation_pairs(Path(recipe.evaluation_output), results)
-        terminal.summary(*summary_line(results, skipped, time.perf_counter() - started,
+        terminal.summary(*closing_line(results, skipped, time.perf_counter() - started,
                                        recipe.output))
         return results
 
-def summary_line(results: list[dict[str, Any]], skipped: Counter, seconds: float,
+def closing_line(results: list[dict[str, Any]], skipped: Counter, seconds: float,
                  output: Optional[str]) -> tuple[str, dict[str, Any]]:
     """What the run did, as a line and as the same figures for ``--json``."""
     data = {"task": "summarize", "documents": len(results),
