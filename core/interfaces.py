@@ -157,6 +157,13 @@ class Decoder(Component):
         Generative decoders ignore them; a retrieval decoder adds them to its bank.
         """
 
+    def forget(self) -> bool:
+        """Drop what ``observe`` saw, so the next source starts clean; True when done. A
+        decoder that keeps observed sentences and cannot forget them returns False (the
+        default, unless it never overrides ``observe``), and the pipeline then builds a fresh
+        one per source instead of reusing it."""
+        return type(self).observe is Decoder.observe
+
 
 @runtime_checkable
 class TokenLikelihood(Protocol):

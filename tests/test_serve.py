@@ -84,18 +84,22 @@ def test_request_options_lay_over_the_recipe_and_are_checked(tmp_path, registry)
 
 def test_requests_reuse_the_pipeline_built_at_start(tmp_path, registry, monkeypatch):
     """The model, encoder and decoder checks are made once; a request only lays its options."""
-    import lcm.model.checkpoint as checkpoint
+    import lcm.pipeline.pipeline as pipeline
+    from lcm.components import ComponentSpec
 
     service = service_of(tmp_path, registry, picks=(4, 0, 6))
-    loads = []
-    real = checkpoint.load_checkpoint
-    monkeypatch.setattr(checkpoint, "load_checkpoint", lambda *a, **k: loads.append(a) or real(*a, **k))
+    loads, created = [], []
+    real_load, real_create = pipeline.load_checkpoint, ComponentSpec.create
+    monkeypatch.setattr(pipeline, "load_checkpoint", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    monkeypatch.setattr(ComponentSpec, "create", lambda spec: created.append(spec.name) or real_create(spec))
     encoder = service.pipeline.encoder
-    for length in (3, 1, 3):
-        status, _ = last(respond(service, None, " ".join(SENTENCES),
-                                 Options(length, True, service.defaults().decoder), None))
+    for length, text in ((3, SENTENCES), (1, SENTENCES), (3, SENTENCES[1:])):
+        status, result = last(respond(service, None, " ".join(text),
+                                      Options(length, True, service.defaults().decoder), None))
         assert "Done in" in status
-    assert loads == [] and service.pipeline.encoder is encoder
+    assert loads == [] and created == [] and service.pipeline.encoder is encoder
+    assert result.count('class="lcm-item"') == 3  # the second source's own sentences only:
+    assert SENTENCES[0] not in result  # the decoder forgot the first source's
 
 
 def test_a_recording_shows_times_that_play_their_span(tmp_path, registry):

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from lcm.components import ComponentSpec
     from lcm.generate.loop import Continuation, StopRules
-    from lcm.interfaces import DecodedSentence, Encoder
+    from lcm.interfaces import DecodedSentence, Decoder, Encoder
     from lcm.model.checkpoint import LoadedModel
     from lcm.registry import Registry
 
@@ -58,7 +58,8 @@ class ConceptPipeline:
 
     ``encoder`` reads the input; ``text_encoder`` (default: ``encoder`` where it takes text)
     encodes the framing sentences (the end sentence, the model's source suffix); ``decoder`` is
-    created afresh for each source, so what it observes stays that source's. ``segment`` splits
+    built once per spec (its weights and bank load once) and forgets what it observed before
+    each source, so what it observes stays that source's. ``segment`` splits
     a pasted text into sentences (a recipe's ``DocumentInput.sentences``).
     """
 
@@ -73,6 +74,7 @@ class ConceptPipeline:
         self._sampling: Optional[dict[str, Any]] = None
         self._end_concepts: dict[str, "Tensor"] = {}
         self._checked: set[int] = set()
+        self._decoders: dict[int, "Decoder"] = {}
         loaded = self.loaded(options.sampling)
         self.encoder: "Encoder" = encoder.create()
         self.reads_recordings = reads_recordings(self.encoder)
@@ -102,7 +104,7 @@ class ConceptPipeline:
         if id(decoder) in self._checked:
             return
         loaded = self.loaded(self.options.sampling)
-        created = decoder.create()
+        created = self._decoders[id(decoder)] = decoder.create()
         check_spaces(loaded.space, created)
         check_decoder(loaded.model.head, created)
         self._checked.add(id(decoder))
@@ -159,9 +161,18 @@ class ConceptPipeline:
         """``concepts`` as sentences, by a fresh decoder that saw only ``observed`` (the
         source's texts and vectors: a retrieval decoder's bank never holds another's)."""
         options = options or self.options
-        created = (decoder or self.decoder).create()
-        created.observe(*observed)
-        return created.decode_traced(concepts, options.language) if len(concepts) else []
+        built = self._decoder(decoder or self.decoder)
+        built.observe(*observed)
+        return built.decode_traced(concepts, options.language) if len(concepts) else []
+
+    def _decoder(self, spec: "ComponentSpec") -> "Decoder":
+        """The decoder of ``spec`` (by identity: the recipe's, or one of a server's menu),
+        built on first use and reused while it can forget what it observed (a fresh one per
+        source otherwise)."""
+        built = self._decoders.get(id(spec))
+        if built is None or not built.forget():
+            built = self._decoders[id(spec)] = spec.create()
+        return built
 
     def summarise(self, doc: SourceDocument, options: Optional[PipelineOptions] = None,
                   decoder: "Optional[ComponentSpec]" = None,

@@ -74,6 +74,11 @@ class RetrievalDecoder(Decoder):
         if self.config.observed != "ignore":
             self._observed.add(sentences, vectors)
 
+    def forget(self) -> bool:
+        self._observed = _SentenceBank()
+        self._pool = None  # the shard bank stays loaded
+        return True
+
     def decode(self, vectors, language: str | None = None) -> list[str]:
         """The nearest candidate sentence per row; ``language`` is ignored (the bank's own)."""
         return [text for text, _ in self.nearest(vectors)]

@@ -122,6 +122,9 @@ class LearnedDecoder(Decoder):
         if self._retrieval is not None:
             self._retrieval.observe(sentences, vectors)
 
+    def forget(self) -> bool:
+        return self._retrieval is None or self._retrieval.forget()
+
     def decode(self, vectors, language: str | None = None) -> list[str]:
         return [d.text for d in self.decode_traced(vectors, language)]
 
