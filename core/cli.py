@@ -10,14 +10,30 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lcm import __version__
 from lcm.cli_numbers import FiniteFloatRange, finite
+from lcm.config import dump_config as render
+from lcm.config import resolve_recipe, validate_recipes
 from lcm.errors import LcmError, UserError
+from lcm.interfaces import RunContext
 from lcm.json_output import dumps
+from lcm.outputs import run_task
+from lcm.plan.estimate import Cluster, make_plan
+from lcm.plan.recipe import concept_dim as recipe_dim
+from lcm.plan.recipe import load_train_recipe
+from lcm.plan.report import print_plan
+from lcm.recipe_marks import key_marks, locate
+from lcm.registry import get_registry
+from lcm.serve.launch import start
+from lcm.ui import Terminal, using
+from lcm.ui.chatter import configure
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 DEBUG_ENV = "LCM_DEBUG"
 
@@ -45,11 +61,6 @@ def cli(debug: bool) -> None:
 def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool, verbose: bool,
         quiet: bool, as_json: bool, log_file: Path | None) -> None:
     """Run RECIPE (a YAML file), with optional key=value OVERRIDES."""
-    from lcm.config import dump_config as render
-    from lcm.config import resolve_recipe
-    from lcm.ui import Terminal
-    from lcm.ui.chatter import configure
-
     if debug:
         os.environ[DEBUG_ENV] = "1"
     if quiet and as_json:
@@ -63,12 +74,8 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
     run_resolved(resolved, registry, Terminal("json" if as_json else "quiet" if quiet else "text"))
 
 
-def run_resolved(resolved: Any, registry: Any, terminal: Any) -> Any:
+def run_resolved(resolved: Any, registry: "Registry", terminal: Any) -> Any:
     """Run a resolved recipe with its outputs claimed, printing through ``terminal``."""
-    from lcm.interfaces import RunContext
-    from lcm.outputs import run_task
-    from lcm.ui import using
-
     with using(terminal):
         return run_task(resolved.task_cls, resolved.config, RunContext(registry, terminal),
                         resolved.overwrite)
@@ -102,11 +109,6 @@ def plan(recipe: Path, overrides: tuple[str, ...], gpus: int, nodes: int, gpu_me
     """Plan training RECIPE on GPUs: parameters, memory per ZeRO stage, micro-batch, days."""
     from rich.console import Console
 
-    from lcm.plan.estimate import Cluster, make_plan
-    from lcm.plan.recipe import concept_dim as recipe_dim
-    from lcm.plan.recipe import load_train_recipe
-    from lcm.plan.report import print_plan
-
     train_recipe = load_train_recipe(recipe, overrides, _registry())
     cluster = Cluster(gpus, nodes, parse_memory(gpu_memory), flops, mfu)
     result = make_plan(train_recipe, recipe_dim(train_recipe, concept_dim), cluster, tokens)
@@ -132,8 +134,6 @@ def plan(recipe: Path, overrides: tuple[str, ...], gpus: int, nodes: int, gpu_me
 def serve(recipe: Path, overrides: tuple[str, ...], host: str, port: int, max_upload_mb: float,
           queue_size: int, max_duration_s: float) -> None:
     """Serve a web page summarising recordings or text with a summarize RECIPE."""
-    from lcm.serve.launch import start
-
     start(recipe, overrides, _registry(), host, port, max_upload_mb, queue_size, max_duration_s)
 
 
@@ -201,9 +201,6 @@ def recipes_validate(paths: tuple[Path, ...]) -> None:
     Recipes are validated as a set: an input that another recipe of the set writes counts as
     present (prepare_wiki.yaml writes the shards train_wiki.yaml reads).
     """
-    from lcm.config import validate_recipes
-    from lcm.recipe_marks import key_marks, locate
-
     targets = [recipe for target in (paths or [Path("recipes")])
                for recipe in (sorted(target.glob("*.yaml")) if target.is_dir() else [target])]
     if not targets:
@@ -237,12 +234,10 @@ def short(message: str) -> str:
 
 def _registry() -> Any:
     """The registry a caller of ``main`` passed (tests inject one), else the installed plugins'."""
-    from lcm.registry import get_registry
-
     return click.get_current_context().obj or get_registry()
 
 
-def main(argv: list[str] | None = None, registry: Any = None) -> int:
+def main(argv: list[str] | None = None, registry: "Registry | None" = None) -> int:
     """Entry point of the console script; maps errors to exit codes."""
     debug = os.environ.get(DEBUG_ENV) == "1" or "--debug" in (argv if argv is not None else sys.argv)
     try:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
 from lcm.errors import UserError
 from lcm.fields import META_COMPONENT, META_REQUIRES, missing_capability, require_valid
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class ComponentSpec:
         return {"name": self.name, **plain(self.options)}
 
 
-def component_options(cls: type, options: Any, registry: Any = None) -> Any:
+def component_options(cls: type, options: Any, registry: "Registry | None" = None) -> Any:
     """A component's options dataclass from a recipe mapping, its constraints checked and
     its own component sections resolved (with ``registry``, where it has any)."""
     if not (is_dataclass(options) and not isinstance(options, type)):
@@ -50,7 +53,7 @@ def component_options(cls: type, options: Any, registry: Any = None) -> Any:
     return require_valid(options, f"{cls.kind} {cls.name!r}")
 
 
-def resolve(registry: Any, kind: str, spec: Any) -> ComponentSpec:
+def resolve(registry: "Registry", kind: str, spec: Any) -> ComponentSpec:
     """The section ``{name: ..., **options}`` (or an already resolved one) of a ``kind``."""
     if isinstance(spec, ComponentSpec):
         return spec
@@ -61,7 +64,7 @@ def resolve(registry: Any, kind: str, spec: Any) -> ComponentSpec:
     return ComponentSpec(info.cls, component_options(info.cls, options, registry))
 
 
-def resolve_sections(config: Any, registry: Any) -> Any:
+def resolve_sections(config: Any, registry: "Registry") -> Any:
     """``config`` (a dataclass instance) with every ``component()`` section, at any depth,
     replaced by its ComponentSpec."""
     changes = {}

@@ -8,25 +8,36 @@ before anything runs, in the spirit of torchtune's config validation.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import glob
-import re
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lcm.components import plain, resolve, resolve_sections
 from lcm.errors import InputFileError, RecipeError, UnknownComponentError, UserError
-from lcm.fields import (META_COMPONENT, META_OUTPUT, META_PATH, META_REQUIRES, META_SPACE_SOURCE,
-                        field_problems, missing_capability, own_problems)
+from lcm.fields import (
+    META_COMPONENT,
+    META_OUTPUT,
+    META_PATH,
+    META_REQUIRES,
+    META_SPACE_SOURCE,
+    field_problems,
+    missing_capability,
+    own_problems,
+)
 from lcm.interfaces import ConceptSpace
 from lcm.interpolation import interpolation_problems
+from lcm.model.checkpoint import CONFIG_FILE, read_checkpoint_meta, with_sampling
+from lcm.recipe_marks import key_marks, locate
 from lcm.spaces import read_space
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 RESERVED_KEYS = ("task", "overwrite")
 """Keys of every recipe body besides the task's own fields; ``overwrite``: replace earlier
@@ -136,7 +147,7 @@ def _check_scalar(schema: type, name: str, value: Any) -> str | None:
 
 
 def validate_section(schema: type, values: Any, where: str, result: Validation,
-                     registry: Any) -> None:
+                     registry: "Registry") -> None:
     """Validate ``values`` against dataclass ``schema``; append problems to ``result``."""
     if values is None:
         values = {}
@@ -201,7 +212,7 @@ def _cross_field_problems(schema: type, values: Any, where: str) -> list[str]:
         return []
 
 
-def _validate_component(kind: str, spec: Any, label: str, result: Validation, registry: Any,
+def _validate_component(kind: str, spec: Any, label: str, result: Validation, registry: "Registry",
                         requires: type | None = None) -> None:
     if not isinstance(spec, (dict, DictConfig)) or "name" not in spec:
         result.problems.append(f"{label}: expected a mapping with a 'name' of a {kind} plugin")
@@ -253,7 +264,7 @@ class ResolvedRecipe:
     """Replace earlier lcm outputs (``overwrite=true``)."""
 
 
-def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe",
+def validate_recipe(cfg: DictConfig, registry: "Registry", source: str = "recipe",
                     produced: set[str] | None = None,
                     writers: dict[str, str] | None = None) -> Validation:
     """Every problem of a loaded recipe, without running it.
@@ -272,7 +283,7 @@ def validate_recipe(cfg: DictConfig, registry: Any, source: str = "recipe",
     return result
 
 
-def validate_recipes(sources: list[Path], registry: Any) -> dict[Path, list[str]]:
+def validate_recipes(sources: list[Path], registry: "Registry") -> dict[Path, list[str]]:
     """Problems of each recipe of a set, where one recipe may read what another writes.
 
     Shipped recipes form chains (prepare -> fit_normalizer -> train -> generate) whose inputs
@@ -301,7 +312,7 @@ MAX_SIBLING_BYTES = 1_000_000
 """A ``.yaml`` beside a recipe larger than this is not read for what it writes."""
 
 
-def sibling_writers(source: str | Path, registry: Any) -> dict[str, str]:
+def sibling_writers(source: str | Path, registry: "Registry") -> dict[str, str]:
     """The recipes in ``source``'s folder by the paths they write (a chain's earlier steps).
 
     Only each sibling's ``output`` keys (its own, its pipeline steps') are resolved: a sibling
@@ -336,7 +347,8 @@ def _written_paths(cfg: DictConfig) -> list[str]:
     return written
 
 
-def validate_task_body(container: dict, where: str, result: Validation, registry: Any) -> None:
+def validate_task_body(container: dict, where: str, result: Validation,
+                       registry: "Registry") -> None:
     """Validate one task's recipe body (``task:`` plus its fields) into ``result``.
 
     Then the task's ``validate_extra`` (see ``lcm.interfaces.Task``).
@@ -361,7 +373,7 @@ def validate_task_body(container: dict, where: str, result: Validation, registry
     info.cls.validate_extra(body, registry, result, where)
 
 
-def typed_config(task_cls: type, body: dict, registry: Any) -> Any:
+def typed_config(task_cls: type, body: dict, registry: "Registry") -> Any:
     """A validated recipe body as an instance of the task's ``Config``, every component
     section resolved to its (class, typed options)."""
     body = with_section_defaults(task_cls,
@@ -378,7 +390,7 @@ def with_section_defaults(task_cls: type, body: dict) -> dict:
     return body
 
 
-def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...], registry: Any,
+def resolve_recipe(source: str | Path, overrides: list[str] | tuple[str, ...], registry: "Registry",
                    planning: bool = False) -> ResolvedRecipe:
     """Load, validate (all problems at once) and type a recipe; raise RecipeError if wrong.
 
@@ -404,14 +416,12 @@ def located_error(source: str | Path, problems: list[str],
                   overrides: list[str] | tuple[str, ...] = ()) -> RecipeError:
     """The problems of a recipe, each placed at its field's line and column in the file (a
     field set by a command-line override is not placed: the file did not say it)."""
-    from lcm.recipe_marks import key_marks, locate
-
     marks = key_marks(Path(source))
     overridden = frozenset(item.split("=", 1)[0].strip() for item in overrides)
     return RecipeError(str(source), problems, [locate(p, marks, overridden) for p in problems])
 
 
-def dump_config(recipe: ResolvedRecipe, registry: Any) -> str:
+def dump_config(recipe: ResolvedRecipe, registry: "Registry") -> str:
     """The resolved recipe as YAML: every default filled in, every component's options too;
     then, as comments, the model each checkpoint it reads holds, as it will run (the head's
     stored options with the recipe's ``sampling`` laid over them)."""
@@ -424,10 +434,8 @@ def dump_config(recipe: ResolvedRecipe, registry: Any) -> str:
     return text
 
 
-def _checkpoint_models(config: Any, registry: Any) -> list[tuple[str, dict]]:
+def _checkpoint_models(config: Any, registry: "Registry") -> list[tuple[str, dict]]:
     """(field, {arch, transformer, head}) of each checkpoint the recipe reads."""
-    from lcm.model.checkpoint import CONFIG_FILE, read_checkpoint_meta, with_sampling
-
     found = []
     for f in fields(config):
         value = getattr(config, f.name)

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import functools
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol, Sequence, runtime_checkable
+
+from lcm.outputs import outputs_of
 
 if TYPE_CHECKING:  # torch is heavy; the listing and validation paths never need it
     import torch
+
+    from lcm.model.config import TransformerConfig
+    from lcm.model.randomness import RowGenerators
+    from lcm.model.transformer import KVCache
+    from lcm.outputs import Output
+    from lcm.registry import Registry
+    from lcm.ui.terminal import Terminal
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,19 @@ class ConceptSpace:
         if space.dim <= 0:
             raise ValueError(f"a concept space needs a positive dimension, got {space.dim}")
         return space
+
+
+class Normalizer(Protocol):
+    """Maps concepts of an encoder's space into a model's space and back (works on tensors and
+    arrays alike); ``lcm.data.normalizer.RobustScaler`` is the one lcm fits."""
+
+    space: ConceptSpace
+
+    def normalize(self, x: Any) -> Any:
+        """Encoder space -> model space."""
+
+    def denormalize(self, x: Any) -> Any:
+        """Model space -> encoder space."""
 
 
 @dataclass
@@ -144,6 +166,13 @@ class Decoder(Component):
         Generative decoders ignore them; a retrieval decoder adds them to its bank.
         """
 
+    def forget(self) -> bool:
+        """Drop what ``observe`` saw, so the next source starts clean; True when done. A
+        decoder that keeps observed sentences and cannot forget them returns False (the
+        default, unless it never overrides ``observe``), and the pipeline then builds a fresh
+        one per source instead of reusing it."""
+        return type(self).observe is Decoder.observe
+
 
 def _refusing_nonfinite(method: Any) -> Any:
     @functools.wraps(method)
@@ -186,13 +215,129 @@ class TokenLikelihood(Protocol):
         through this decoder can refuse another one at generation."""
 
 
+class Trunk(Protocol):
+    """What a head sees of the model (``ConceptModel.trunk_view``): the concept Transformer and
+    the PreNet that feeds it, never the whole model."""
+
+    config: "TransformerConfig"
+
+    def embed(self, concepts: "torch.Tensor") -> "torch.Tensor":
+        """(B, T, D) normalised concepts -> (B, T, d) trunk inputs (the PreNet)."""
+
+    def contextualize(self, inputs: "torch.Tensor", mask: "torch.Tensor | None" = None,
+                      cache: "KVCache | None" = None, *, positions: "torch.Tensor | None" = None,
+                      attn_mask: "torch.Tensor | None" = None) -> "torch.Tensor":
+        """(B, T, d) trunk inputs -> (B, T, d) states, causally, after ``cache``'s positions
+        (which it extends). ``mask`` (B, T): real inputs; ``positions`` (B, T) and ``attn_mask``
+        (B, T, S) replace the default position count and causal mask (One-Tower's interleaving)."""
+
+    def new_cache(self, batch_size: int, capacity: int) -> "KVCache":
+        """An empty KV cache for ``batch_size`` sequences."""
+
+
+@dataclass
+class LossOutput:
+    """A training loss and the figures worth logging beside it."""
+
+    loss: "torch.Tensor"
+    """Scalar to back-propagate."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    """Detached figures (e.g. ``mse``, ``l2``) for logs."""
+
+
+@dataclass
+class GenerationState:
+    """Everything a head may read or update while continuing a batch of documents."""
+
+    context: "torch.Tensor"
+    """(B, S, D) normalised concepts so far: the prompt, then the generated ones."""
+    context_mask: "torch.Tensor"
+    """(B, S) bool, True where ``context`` holds a real concept (False: padding)."""
+    cache: "KVCache | None" = None
+    """The trunk's keys/values for ``context`` (filled by ``start``)."""
+    hidden: "torch.Tensor | None" = None
+    """(B, d) trunk output at each document's last real concept: what predicts the next one."""
+    generators: "RowGenerators | None" = None
+    """Randomness of heads that sample, one generator per document (seeded by the caller)."""
+    step: int = 0
+    """Number of concepts generated so far."""
+    extra: Any = None
+    """Head-owned state (a denoiser's cache, codebook choices, ...)."""
+    memo: dict = field(default_factory=dict)
+    """What a head computes once per generation and reuses at every concept (a diffusion
+    head's per-timestep conditioning); lives and dies with the session."""
+    uncached: bool = False
+    """Recompute instead of reusing: the session re-reads the context at every step, and a head
+    with faster paths of its own (a diffusion head's denoiser caches) does not take them."""
+
+    @property
+    def batch_size(self) -> int:
+        return self.context.shape[0]
+
+
 class Head(Component):
     """A prediction head: owns the training objective and the way the next concept is produced.
 
-    Implementations are ``torch.nn.Module`` subclasses too; see ``lcm.model.heads``.
+    A head never sees the model: it gets a ``Trunk``. Training calls ``loss``; generation, driven
+    by one ``lcm.generate.session.DecodingSession``, calls ``start`` once (read the prompt),
+    then per step ``next_concept`` (propose) and ``append`` (commit the chosen ones), and
+    ``keep_rows`` when documents finish. All concepts a head sees are NORMALISED. Implement it by
+    subclassing ``lcm.model.heads.HeadModule`` (an ``nn.Module``), which gives ``start``,
+    ``append`` and ``keep_rows`` their usual trunk-pass defaults; the methods below say what
+    every head may override.
     """
 
     kind = "head"
+    sampling_options: ClassVar[tuple[str, ...]] = ()
+    """Options (dotted paths) a generating recipe may change in a trained model: how the next
+    concept is drawn, never what the weights compute (see ``load_checkpoint``'s ``sampling``)."""
+    reads_sentences: ClassVar[bool] = False
+    """True for a head whose ``loss`` also takes ``sentences`` (each row's text, one per
+    concept): the training data path then carries the text, which other heads never pay for."""
+
+    def checkpoint_options(self) -> dict[str, Any]:
+        """Options to record in a checkpoint beside the recipe's, so that loading rebuilds this
+        head from the checkpoint alone (e.g. the shapes of codebooks held in the weights, so
+        the quantizer directory they came from is not needed). Default: none."""
+        return {}
+
+    def bind_normalizer(self, normalizer: Normalizer) -> None:
+        """Called wherever the model meets its normaliser (training, loading a checkpoint), for
+        a head that needs concepts in the encoder's own space (one that learns through a
+        decoder). Default: nothing; heads work on normalised concepts."""
+
+    def trained_through(self) -> dict[str, str] | None:
+        """The decoder weights this head learned through (``TokenLikelihood.weights_identity``),
+        which generation must decode with; None: any decoder of the space."""
+        return None
+
+    def loss(self, trunk: Trunk, concepts: "torch.Tensor", mask: "torch.Tensor",
+             target_mask: "torch.Tensor | None" = None) -> LossOutput:
+        """Training loss on normalised ``concepts`` (B, T, D); ``mask`` (B, T) marks real ones.
+
+        ``target_mask`` (B, T): when given, only the concepts it marks are predicted (and
+        scored); the others are context only (``lcm.model.heads.next_concept_pairs`` /
+        ``learned_positions``). A head with ``reads_sentences`` also takes ``sentences=``.
+        """
+        raise NotImplementedError
+
+    def start(self, trunk: Trunk, state: GenerationState) -> None:
+        """Read the prompt in ``state.context``: fill ``state.cache`` and ``state.hidden``."""
+        raise NotImplementedError
+
+    def next_concept(self, trunk: Trunk, state: GenerationState) -> "torch.Tensor":
+        """The next normalised concept of each document, (B, D)."""
+        raise NotImplementedError
+
+    def append(self, trunk: Trunk, state: GenerationState, concepts: "torch.Tensor") -> None:
+        """Commit ``concepts`` (B, D) as the next context position; update ``state.hidden``."""
+        raise NotImplementedError
+
+    def keep_rows(self, state: GenerationState, rows: "torch.Tensor") -> None:
+        """Keep only the documents ``rows`` (indices) in the head's part of ``state`` (the
+        session has already cut context, mask and generators): finished documents leave the
+        batch. A head with batched ``state.extra`` extends the default."""
+        raise NotImplementedError
 
 
 class Task(Component):
@@ -201,7 +346,7 @@ class Task(Component):
     kind = "task"
 
     @staticmethod
-    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
+    def validate_extra(body: dict, registry: "Registry", result: Any, where: str) -> None:
         """Checks the schema cannot express (a pipeline validates its steps here): append
         to ``result.problems``; ``body`` is the raw recipe body, ``where`` its label."""
 
@@ -210,6 +355,19 @@ class Task(Component):
         """Options to lay under the recipe's component sections before they are resolved, by
         field (train: the head options its architecture was published with). Default: none."""
         return {}
+
+    @staticmethod
+    def outputs(recipe: Any) -> list["Output"]:
+        """The paths this task writes, claimed (locked, checked) before it runs. Default: the
+        recipe's ``path(output=...)`` fields; a task whose outputs derive from one another
+        names them itself."""
+        return outputs_of(recipe)
+
+    @staticmethod
+    def continues(recipe: Any) -> bool:
+        """True when this run carries on an earlier run in its outputs (a resumed training),
+        which it may then replace. Default: never."""
+        return False
 
     @abstractmethod
     def run(self, recipe: Any, context: "RunContext") -> Any:
@@ -223,8 +381,8 @@ class RunContext:
     checkpoint's head), and the terminal it reports through (``lcm.ui.Terminal``: progress and
     notes on stderr, results and the summary line on stdout)."""
 
-    registry: Any
-    console: Any
+    registry: "Registry"
+    console: "Terminal"
 
 
 COMPONENT_KINDS: tuple[str, ...] = ("encoder", "decoder", "head", "task")

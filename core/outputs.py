@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from lcm import __version__
 from lcm.errors import UserError
+from lcm.fields import output_kind
 
 MARKER = ".lcm-output"
 """In every directory lcm writes: the proof that replacing it loses nothing of the user's."""
@@ -50,8 +52,6 @@ class Output:
 
 def outputs_of(config: Any) -> list[Output]:
     """The outputs a typed recipe names: its ``path(output=...)`` fields, nested ones too."""
-    from lcm.fields import output_kind
-
     found: list[Output] = []
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
@@ -94,8 +94,6 @@ def check_output(output: Output, overwrite: bool) -> None:
 
 def mark(directory: Path) -> None:
     """Record that lcm writes ``directory`` (created if needed)."""
-    from lcm import __version__
-
     directory.mkdir(parents=True, exist_ok=True)
     stamp = {"written_by": "lcm", "version": __version__}
     (directory / MARKER).write_text(json.dumps(stamp) + "\n")
@@ -178,14 +176,10 @@ def overwriting() -> bool:
     return _OVERWRITE.get()
 
 
-def run_task(task_cls: type, config: Any, context: Any, overwrite: bool = False) -> Any:
-    """Run a task with its outputs claimed; a task may name them itself with ``outputs(config)``
-    (when one is derived from another) and say with ``continues(config)`` that it continues an
-    earlier run in them (a resumed training), which may then replace what that run wrote."""
-    declared = getattr(task_cls, "outputs", None)
-    continues = getattr(task_cls, "continues", None)
-    outputs = declared(config) if declared else outputs_of(config)
-    with claimed(outputs, overwrite or bool(continues and continues(config))):
+def run_task(task_cls: Any, config: Any, context: Any, overwrite: bool = False) -> Any:
+    """Run a task (an ``lcm.interfaces.Task`` class) with the outputs it declares claimed; one that
+    ``continues`` an earlier run in them may replace what that run wrote."""
+    with claimed(task_cls.outputs(config), overwrite or task_cls.continues(config)):
         return task_cls(config).run(config, context)
 
 

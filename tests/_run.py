@@ -9,6 +9,7 @@ from lcm import cli
 from lcm.config import resolve_recipe
 from lcm.interfaces import RunContext
 from lcm.registry import get_registry
+from lcm.train.loop import TrainingLoop
 from lcm.ui import Terminal
 from tests._train_fixtures import restored_process_state, write_yaml
 
@@ -26,3 +27,15 @@ def train_in_process(recipe: dict, directory: Path):
     resolved = resolve_recipe(write_yaml(directory / "recipe.yaml", recipe), (), get_registry())
     with restored_process_state():
         return run_resolved(resolved)
+
+
+def interrupted_after(step: int, monkeypatch) -> None:
+    """Make training stop (as a kill would) once ``step`` steps have been taken."""
+    original = TrainingLoop.step
+
+    def step_or_stop(self):
+        if self.state.step == step:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(TrainingLoop, "step", step_or_stop)

@@ -1,4 +1,5 @@
-"""Fixtures of the summarize tests: a head whose summary we choose, and recipe writing."""
+"""Fixtures of the summarize and serve tests: a head whose summary we choose, a story, a
+checkpoint of that head, and recipe writing."""
 from __future__ import annotations
 
 import json
@@ -6,8 +7,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from lcm.model.checkpoint import save_checkpoint
 from lcm.model.heads import HeadModule
+from tests._encoder_fixtures import HashedWordsEncoder
 from tests._fake_plugins import plugin_module
+from tests._model_fixtures import TOY_SPACE, model_of, toy_normalizer
 
 
 @dataclass
@@ -53,3 +57,19 @@ def write_recipe(tmp_path, **fields) -> str:
 
 def read_report(tmp_path) -> dict:
     return json.loads((tmp_path / "out" / "summary.json").read_text())
+
+
+SENTENCES = ["The lighthouse stood on a cliff.", "Ships passed it every night.",
+             "A keeper lived inside with his dog.", "Storms came in the winter.",
+             "One night the lamp went out.", "The keeper climbed the stairs in the dark.",
+             "He lit the lamp again before dawn.", "No ship was lost that year."]
+DECODER = {"name": "retrieval", "space": TOY_SPACE.name, "dim": TOY_SPACE.dim}
+
+
+def copying_checkpoint(tmp_path, registry, picks, end_sentence="End of text.", **extra):
+    """A toy model whose head emits the prompt's concepts at ``picks``, then the end concept."""
+    normalizer = toy_normalizer()
+    end = normalizer.normalize(HashedWordsEncoder().encode([end_sentence])[0]).tolist()
+    model = model_of("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, TOY_SPACE,
+                        registry=registry)
+    return save_checkpoint(tmp_path / "model", model, normalizer, extra=extra)

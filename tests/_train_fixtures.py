@@ -17,6 +17,7 @@ import numpy as np
 from lcm.data.normalizer import RobustScaler
 from lcm.data.shards import Document, ShardWriter
 from lcm.interfaces import ConceptSpace
+from lcm.train.log import read_log
 
 SPACE = ConceptSpace("toy-walk", 16)
 REPO = Path(__file__).resolve().parents[1]
@@ -103,3 +104,8 @@ def restored_process_state() -> Iterator[None]:
         os.environ.clear()
         os.environ.update(saved)
         torch.set_num_threads(threads)
+
+
+def log_rows(output: Path) -> list[dict[str, float]]:
+    """The training log rows of the run that wrote model folder ``output``."""
+    return read_log(output.with_name(output.name + "-training") / "logs" / "train_log.csv")

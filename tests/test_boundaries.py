@@ -22,11 +22,20 @@ def modules() -> dict[str, Path]:
     return found
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` but those under ``if TYPE_CHECKING:`` (imports for type hints
+    only, which never run)."""
+    skipped = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+               and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+               for stmt in block.body for n in ast.walk(stmt)}
+    return [n for n in ast.walk(tree) if id(n) not in skipped]
+
+
 def imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The lcm modules ``name`` imports, at the top or inside functions."""
+    """The lcm modules ``name`` imports when it runs, at the top or inside functions."""
     found = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in _runtime_nodes(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -68,3 +77,62 @@ def test_there_are_no_import_cycles():
     for name in graph:
         if name not in state:
             visit(name, [])
+
+
+def _reached_from(starts: list[str], graph: dict[str, set[str]]) -> set[str]:
+    """Every module ``starts`` import, directly or through others."""
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(graph[name])
+    return seen
+
+
+def test_serve_and_the_plugins_import_nothing_from_the_tasks():
+    """Tasks are shells around the concept pipeline: what serve and plugins share lives below."""
+    known = modules()
+    users = {name: sorted(m for m in imports(name, path, known) if m.startswith("lcm.tasks"))
+             for name, path in known.items()
+             if name.startswith(("lcm.serve", "lcm.plugins"))}
+    assert {name: found for name, found in users.items() if found} == {}
+    texts = [path for name, path in known.items() if name.startswith(("lcm.serve", "lcm.plugins"))]
+    assert [p for p in texts if "from lcm.tasks" in p.read_text()] == []
+
+
+def test_a_web_request_never_enters_the_tasks():
+    known = modules()
+    graph = {name: imports(name, path, known) for name, path in known.items()}
+    reached = _reached_from([n for n in known if n.startswith("lcm.serve")], graph)
+    assert "lcm.pipeline.pipeline" in reached  # the request path is the pipeline's
+    assert sorted(m for m in reached if m.startswith("lcm.tasks")) == []
+
+
+def test_generation_takes_concepts_in_the_encoders_space_only():
+    """No caller de-normalises by hand: the loop takes the pipeline's normaliser, not a
+    ``denormalize`` callable, and nothing outside the pipeline and the loop normalises."""
+    import inspect
+
+    from lcm.generate.loop import generate
+
+    assert "denormalize" not in inspect.signature(generate).parameters
+    by_hand = [name for name, path in modules().items()
+               if name.startswith(("lcm.tasks", "lcm.serve", "lcm.pipeline"))
+               and ("normalizer.normalize(" in path.read_text()
+                    or "normalizer.denormalize" in path.read_text())]
+    assert by_hand == []
+
+
+def test_no_test_module_imports_another():
+    """What test modules share lives in tests/_*.py helpers or conftest.py fixtures, so a test
+    module can change (or be deleted) without breaking another."""
+    tests = REPO / "tests"
+    offenders = []
+    for path in sorted(tests.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("tests.test_")]
+    assert offenders == []

@@ -10,7 +10,7 @@ import torch
 
 from lcm.train.checkpointing import CHECKPOINTS, find_latest, state_file
 from tests._train_fixtures import run_lcm, train_recipe, walk_documents, write_shards, write_yaml
-from tests.test_train import train_in_process
+from tests._run import train_in_process
 
 
 class CreatesAFile:

@@ -21,10 +21,9 @@ from lcm.spaces import read_space
 from lcm.train.data import BatchStream
 from tests._data_fixtures import run_lcm
 from tests._decoder_ce_fixtures import trained_decoder
-from tests._run import train_in_process
+from tests._run import interrupted_after, train_in_process
 from tests._summarizer_fixtures import noisy_source_pairs, write_pair_shards
 from tests._train_fixtures import SPACE, train_recipe, walk_documents, write_shards, write_yaml
-from tests.test_resume import interrupted_after
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -141,7 +140,7 @@ def test_the_frozen_decoder_is_neither_trained_nor_saved_and_a_resume_is_exact(
 def test_generation_refuses_another_decoder_than_the_one_learned_through(walk, tmp_path):
     from lcm.components import resolve
     from lcm.errors import UserError
-    from lcm.tasks.continuation import check_decoder
+    from lcm.pipeline.checks import check_decoder
 
     train_in_process(ce_recipe(walk, tmp_path / "model", steps=2), tmp_path)
     head = load_checkpoint(tmp_path / "model", get_registry()).model.head

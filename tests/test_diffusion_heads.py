@@ -237,9 +237,9 @@ def test_train_recipe_with_a_diffusion_head_trains_and_its_checkpoint_generates(
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = load_checkpoint(tmp_path / "model", get_registry())
     assert loaded.model.head.name == name and loaded.model.head.scheduler.timesteps.numel() == 4
-    prompt = loaded.normalizer.normalize(torch.randn(3, loaded.space.dim))
+    prompt = torch.randn(3, loaded.space.dim)
     [continuation] = generate(loaded.model, [prompt], StopRules(max_new_concepts=2, repetition_threshold=None),
-                              denormalize=loaded.normalizer.denormalize)
+                              normalizer=loaded.normalizer)
     assert continuation.concepts.shape == (2, loaded.space.dim)
 
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import functools
 import json
-import zlib
-from dataclasses import dataclass
 
 import pytest
 import torch
@@ -13,11 +11,11 @@ import lcm.registry
 from lcm.cli import main
 from lcm.errors import ConceptSpaceMismatchError
 from lcm.generate.loop import STOP_END, STOP_MAX_LENGTH, STOP_REPETITION, StopRules, generate
-from lcm.interfaces import ConceptSpace, Encoder
 from lcm.model.checkpoint import save_checkpoint
 from lcm.model.heads import HeadModule
-from lcm.tasks.continuation import check_spaces
+from lcm.pipeline.checks import check_spaces
 from lcm.tasks.generate import format_continuation
+from tests._encoder_fixtures import HashedWordsEncoder, WordsConfig
 from tests._fake_plugins import plugin_module
 from tests._model_fixtures import TOY_SPACE, model_of, random_concepts, toy_model, toy_normalizer
 
@@ -78,13 +76,26 @@ def test_each_document_stops_for_its_own_reason():
     assert torch.equal(out[2].concepts, script[2, :5])
 
 
+class _Shifted:
+    """A normaliser that moves the encoder's space by ``offset``."""
+
+    def __init__(self, offset: torch.Tensor):
+        self.offset = offset
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x - self.offset
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.offset
+
+
 def test_stopping_is_judged_in_the_original_space():
     """A concept far from the end concept when normalised may be close to it de-normalised."""
     script = torch.stack([torch.stack([basis[1], basis[2], basis[3]])])
     rules = StopRules(3, end_concept=basis[0], repetition_threshold=None)
     model = scripted_model(script)
     assert generate(model, [basis[7][None]], rules)[0].stop_reason == STOP_MAX_LENGTH
-    shifted = generate(model, [basis[7][None]], rules, denormalize=lambda x: x + 10 * basis[0])
+    shifted = generate(model, [basis[7][None] + 10 * basis[0]], rules, normalizer=_Shifted(10 * basis[0]))
     assert shifted[0].stop_reason == STOP_END and len(shifted[0].concepts) == 0
 
 
@@ -112,30 +123,6 @@ def test_batched_generation_matches_one_document_at_a_time_with_either_padding()
 
 
 # --------------------------------------------------------------------------- the task
-
-@dataclass
-class WordsConfig:
-    dim: int = D
-    space: str = TOY_SPACE.name
-
-
-class HashedWordsEncoder(Encoder):
-    """Sum of fixed random vectors of a sentence's words: a deterministic stand-in encoder."""
-
-    name = "hashed_words"
-    Config = WordsConfig
-
-    @classmethod
-    def concept_space(cls, config):
-        return ConceptSpace(config.space, config.dim)
-
-    def encode(self, inputs):
-        def word(w: str) -> torch.Tensor:
-            g = torch.Generator().manual_seed(zlib.crc32(w.lower().encode()))
-            return torch.randn(self.config.dim, generator=g)
-
-        return torch.stack([sum(word(w) for w in s.split()) for s in inputs])
-
 
 @pytest.fixture
 def registry():

@@ -17,7 +17,7 @@ from lcm.data.shards import Document, ShardWriter, shard_paths
 from lcm.errors import DataIntegrityError, InputFileError, TrainingDivergedError
 from lcm.interfaces import ConceptSpace
 from tests._train_fixtures import SPACE, run_lcm, train_recipe, walk_documents, write_shards, write_yaml
-from tests.test_train import train_in_process
+from tests._run import train_in_process
 
 
 def poison_first_vector(shards: Path, value: float) -> Path:

@@ -39,9 +39,9 @@ def test_prepare_writes_every_document_and_counts_the_empty_ones(prepared_sample
 
 
 def test_the_summary_line_counts_sentences_the_cap_split(prepared_sample):
-    from lcm.tasks.prepare import summary_line
+    from lcm.tasks.prepare import closing_line
 
-    line = summary_line(Manifest.read(prepared_sample.shards), Path("out"), 1.0, 3, 200)
+    line = closing_line(Manifest.read(prepared_sample.shards), Path("out"), 1.0, 3, 200)
     assert line.endswith("; 3 sentences longer than 200 characters split (segmenter.max_chars)")
 
 

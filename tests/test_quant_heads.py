@@ -262,7 +262,7 @@ def test_train_task_trains_the_head_into_a_checkpoint_that_generates_alone(head,
     loaded = load_checkpoint(tmp_path / "model", get_registry())
     assert torch.equal(loaded.model.head.codebooks,
                        ResidualQuantizer.load(wiki_like["quantizer"]).codebooks)
-    prompt = loaded.normalizer.normalize(torch.randn(3, WALK_SPACE.dim))
+    prompt = torch.randn(3, WALK_SPACE.dim)
     rules = StopRules(max_new_concepts=3, repetition_threshold=None)
-    continuation = generate(loaded.model, [prompt], rules, loaded.normalizer.denormalize)[0]
+    continuation = generate(loaded.model, [prompt], rules, normalizer=loaded.normalizer)[0]
     assert continuation.concepts.shape == (3, WALK_SPACE.dim)

@@ -11,9 +11,9 @@ import pytest
 from lcm.config import resolve_recipe
 from lcm.errors import RecipeError, UserError
 from lcm.registry import get_registry
-from lcm.train.loop import TrainingLoop
 from tests._train_fixtures import train_recipe, walk_documents, write_shards, write_yaml
-from tests._run import train_in_process
+from tests._run import interrupted_after, train_in_process
+from tests._train_fixtures import log_rows
 
 STEPS = 8
 
@@ -28,18 +28,6 @@ def recipe_for(shards: Path, output: Path, **train: object) -> dict:
                                            **train})
 
 
-def interrupted_after(step: int, monkeypatch) -> None:
-    """Make training stop (as a kill would) once ``step`` steps have been taken."""
-    original = TrainingLoop.step
-
-    def step_or_stop(self):
-        if self.state.step == step:
-            raise KeyboardInterrupt
-        return original(self)
-
-    monkeypatch.setattr(TrainingLoop, "step", step_or_stop)
-
-
 def test_a_resume_inside_a_log_window_logs_what_an_uninterrupted_run_logs(shards, tmp_path, monkeypatch):
     whole = train_in_process(recipe_for(shards, tmp_path / "whole"), tmp_path)
     with monkeypatch.context() as patch:
@@ -47,8 +35,6 @@ def test_a_resume_inside_a_log_window_logs_what_an_uninterrupted_run_logs(shards
         with pytest.raises(KeyboardInterrupt):
             train_in_process(recipe_for(shards, tmp_path / "cut"), tmp_path)
     resumed = train_in_process(recipe_for(shards, tmp_path / "cut", resume=True), tmp_path)
-    from tests.test_train import log_rows
-
     expected, got = log_rows(tmp_path / "whole"), log_rows(tmp_path / "cut")
     assert [r["step"] for r in got] == [r["step"] for r in expected] == [4, 8]
     np.testing.assert_allclose([r["loss"] for r in got], [r["loss"] for r in expected], rtol=1e-6)

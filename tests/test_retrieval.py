@@ -75,3 +75,21 @@ def test_vectors_of_another_dimension_are_refused(prepared_sample):
     decoder = make_decoder(bank=str(prepared_sample.shards))
     with pytest.raises(ConceptSpaceMismatchError, match="dim 1024"):
         decoder.decode(torch.zeros(2, 1024))
+
+
+def test_forget_drops_the_observed_sentences_and_keeps_the_decoder():
+    """The pipeline reuses one decoder for every source and makes it forget in between."""
+    import torch
+
+    from lcm.errors import UserError
+    from lcm.plugins.decoders.retrieval import RetrievalConfig, RetrievalDecoder
+
+    decoder = RetrievalDecoder(RetrievalConfig(space="toy", dim=2))
+    decoder.observe(["first."], torch.tensor([[1.0, 0.0]]))
+    assert decoder.decode(torch.tensor([[1.0, 0.1]])) == ["first."]
+    assert decoder.forget()
+    decoder.observe(["second."], torch.tensor([[0.0, 1.0]]))
+    assert decoder.decode(torch.tensor([[1.0, 0.1]])) == ["second."]
+    assert decoder.forget()
+    with pytest.raises(UserError, match="no candidate sentences"):
+        decoder.decode(torch.tensor([[1.0, 0.0]]))

@@ -1,5 +1,5 @@
-"""`lcm serve` without a browser: the service runs requests through the same Summarizer as
-`lcm run` with the page's options over the recipe, errors become one-line messages, progress
+"""`lcm serve` without a browser: the service runs requests through the same concept pipeline
+as `lcm run`, built once, with the page's options over the pipeline's, errors become one-line messages, progress
 moves by stage with a time left, the page's HTML links the summary to its sources, and the
 page template is served without its CDN script."""
 from __future__ import annotations
@@ -13,14 +13,15 @@ import pytest
 import lcm.registry
 from lcm.cli import main
 from lcm.config import resolve_recipe
+from lcm.pipeline.pipeline import ConceptPipeline
 from lcm.serve.offline import strip_external
 from lcm.serve.page import respond
 from lcm.serve.progress import StageHistory, Tracker
 from lcm.serve.service import Options, Service
 from tests._fake_plugins import plugin_module
-from tests._summarize_fixtures import copy_head_plugin, write_recipe
-from tests.test_generate import HashedWordsEncoder
-from tests.test_summarize import DECODER, SENTENCES, ScriptedRecordingEncoder, copying_checkpoint
+from tests._encoder_fixtures import HashedWordsEncoder, ScriptedRecordingEncoder
+from tests._summarize_fixtures import (DECODER, SENTENCES, copy_head_plugin, copying_checkpoint,
+                                      write_recipe)
 
 SPOKEN = [["The lighthouse stood on a cliff.", 0.5, 2.1], ["Ships passed it every night.", 2.6, 4.0],
           ["A keeper lived inside with his dog.", 4.4, 6.2]]
@@ -39,7 +40,8 @@ def service_of(tmp_path, registry, encoder="hashed_words", picks=(1, 0), **field
     recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(_text_input(tmp_path)),
                           encoder={"name": encoder}, text_encoder={"name": "hashed_words"},
                           decoder=DECODER, max_summary_concepts=4, **fields)
-    return Service(resolve_recipe(recipe, (), registry).config, registry)
+    config = resolve_recipe(recipe, (), registry).config
+    return Service(ConceptPipeline.from_summarize_recipe(config, registry))
 
 
 def _text_input(tmp_path) -> Path:
@@ -70,13 +72,34 @@ def test_pasted_text_is_summarised_with_the_page_options(tmp_path, registry):
 
 def test_request_options_lay_over_the_recipe_and_are_checked(tmp_path, registry):
     service = service_of(tmp_path, registry)
-    recipe = service.request_recipe(Options(2, False, service.defaults().decoder))
-    assert recipe.max_summary_concepts == 2 and recipe.stop.end_sentence is None
-    assert service.recipe.max_summary_concepts == 4 and service.recipe.stop.end_sentence
+    laid, decoder = service.request_options(Options(2, False, service.defaults().decoder))
+    assert laid.max_concepts == 2 and laid.stop.end_sentence is None
+    assert decoder is service.pipeline.decoder
+    assert service.pipeline.options.max_concepts == 4 and service.pipeline.options.stop.end_sentence
     for bad, words in ((Options(0, True, service.defaults().decoder), "summary length"),
                        (Options(2, True, "no such decoder"), "unknown decoder")):
         status, result = last(respond(service, None, "Some text.", bad, None))
         assert words in status and "lcm-error" in status and result == ""
+
+
+def test_requests_reuse_the_pipeline_built_at_start(tmp_path, registry, monkeypatch):
+    """The model, encoder and decoder checks are made once; a request only lays its options."""
+    import lcm.pipeline.pipeline as pipeline
+    from lcm.components import ComponentSpec
+
+    service = service_of(tmp_path, registry, picks=(4, 0, 6))
+    loads, created = [], []
+    real_load, real_create = pipeline.load_checkpoint, ComponentSpec.create
+    monkeypatch.setattr(pipeline, "load_checkpoint", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    monkeypatch.setattr(ComponentSpec, "create", lambda spec: created.append(spec.name) or real_create(spec))
+    encoder = service.pipeline.encoder
+    for length, text in ((3, SENTENCES), (1, SENTENCES), (3, SENTENCES[1:])):
+        status, result = last(respond(service, None, " ".join(text),
+                                      Options(length, True, service.defaults().decoder), None))
+        assert "Done in" in status
+    assert loads == [] and created == [] and service.pipeline.encoder is encoder
+    assert result.count('class="lcm-item"') == 3  # the second source's own sentences only:
+    assert SENTENCES[0] not in result  # the decoder forgot the first source's
 
 
 def test_a_recording_shows_times_that_play_their_span(tmp_path, registry):
@@ -156,19 +179,13 @@ def test_the_stage_follows_the_newest_open_bar_of_the_requests_terminal():
 
 
 def test_a_model_that_learned_through_its_decoder_is_offered_that_decoder_only(registry):
-    from types import SimpleNamespace
-
     from lcm.components import resolve
     from lcm.interfaces import ConceptSpace
-    from lcm.serve.service import decoder_choices
+    from lcm.pipeline.selector import decoder_menu
 
-    recipe = SimpleNamespace(decoder=resolve(registry, "decoder", {"name": "sonar_text"}))
-
-    def loaded(trained_through):
-        head = SimpleNamespace(trained_through=lambda: trained_through)
-        return SimpleNamespace(space=ConceptSpace("hashed", 16), model=SimpleNamespace(head=head))
-
-    assert list(decoder_choices(recipe, registry, loaded(None))) == [
+    own = resolve(registry, "decoder", {"name": "sonar_text"})
+    space = ConceptSpace("hashed", 16)
+    assert list(decoder_menu(own, registry, space, None)) == [
         "sonar_text", "retrieval (nearest source sentence)"]
     learned_through = {"decoder": "sonar_text", "model": "text_sonar_basic_decoder"}
-    assert list(decoder_choices(recipe, registry, loaded(learned_through))) == ["sonar_text"]
+    assert list(decoder_menu(own, registry, space, learned_through)) == ["sonar_text"]

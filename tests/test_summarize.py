@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 import torch
@@ -11,48 +10,16 @@ import torch
 import lcm.registry
 from lcm.cli import main
 from lcm.data.instruction import InstructionFormat, build_pair, build_prompt
-from lcm.generate.summary import plan_parts, trace_sources
-from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
+from lcm.pipeline.long_input import plan_parts
+from lcm.pipeline.selector import trace
+from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import save_checkpoint
-from lcm.tasks.summarize import format_time
+from lcm.ui.words import format_time
 from tests._model_fixtures import TOY_SPACE, model_of, toy_model, toy_normalizer
-from tests._summarize_fixtures import copy_head_plugin, read_report, write_recipe
+from tests._summarize_fixtures import (DECODER, SENTENCES, copy_head_plugin, copying_checkpoint,
+                                      read_report, write_recipe)
 from tests._fake_plugins import plugin_module
-from tests.test_generate import HashedWordsEncoder
-
-SENTENCES = ["The lighthouse stood on a cliff.", "Ships passed it every night.",
-             "A keeper lived inside with his dog.", "Storms came in the winter.",
-             "One night the lamp went out.", "The keeper climbed the stairs in the dark.",
-             "He lit the lamp again before dawn.", "No ship was lost that year."]
-DECODER = {"name": "retrieval", "space": TOY_SPACE.name, "dim": TOY_SPACE.dim}
-
-
-@dataclass
-class ScriptedRecordingConfig:
-    dim: int = TOY_SPACE.dim
-    space: str = TOY_SPACE.name
-
-
-class ScriptedRecordingEncoder(Encoder):
-    """A speech encoder standing in for a cascade: the "recording" is a JSON list of
-    [transcript, start_s, end_s]; each utterance is encoded as its transcript's hashed words."""
-
-    name = "scripted_recording"
-    modalities = ("speech",)
-    Config = ScriptedRecordingConfig
-
-    @classmethod
-    def concept_space(cls, config):
-        return ConceptSpace(config.space, config.dim)
-
-    def encode(self, inputs):
-        raise AssertionError("the summarize task reads recordings through encode_document")
-
-    def encode_document(self, path):
-        words = HashedWordsEncoder()
-        for text, start, end in json.loads(open(path).read()):
-            yield EncodedSegment(text, words.encode([text])[0], start, end)
-
+from tests._encoder_fixtures import HashedWordsEncoder, ScriptedRecordingEncoder
 
 class SpeechOnlyEncoder(ScriptedRecordingEncoder):
     name = "speech_only"
@@ -66,15 +33,6 @@ def registry():
         register(c) for c in (HashedWordsEncoder, ScriptedRecordingEncoder, SpeechOnlyEncoder)])
     registry = lcm.registry.build_registry(extra_plugins=[encoders, copy_head_plugin()])
     return registry
-
-
-def copying_checkpoint(tmp_path, registry, picks, end_sentence="End of text.", **extra):
-    """A toy model whose head emits the prompt's concepts at ``picks``, then the end concept."""
-    normalizer = toy_normalizer()
-    end = normalizer.normalize(HashedWordsEncoder().encode([end_sentence])[0]).tolist()
-    model = model_of("toy", {}, {"name": "copy_source", "picks": picks, "end": end}, TOY_SPACE,
-                        registry=registry)
-    return save_checkpoint(tmp_path / "model", model, normalizer, extra=extra)
 
 
 def test_text_summary_stops_at_the_end_concept_and_names_its_sources(tmp_path, registry, capsys):
@@ -207,7 +165,7 @@ def test_the_recorded_source_suffix_ends_the_prompt(tmp_path, registry):
     assert item["source_index"] == 3 and item["similarity"] < 0.999  # near the source's echo of it
 
 
-def test_plan_parts_and_trace_sources():
+def test_plan_parts_and_trace():
     for length in range(1, 40):
         for cap in range(1, 12):
             parts = plan_parts(length, cap, "chunk")
@@ -217,13 +175,13 @@ def test_plan_parts_and_trace_sources():
             assert len(parts) == -(-length // cap)
     assert [(p.start, p.stop) for p in plan_parts(10, 4, "truncate")] == [(0, 4)]
     source = torch.eye(4)
-    traced = trace_sources(torch.tensor([[0.1, 0.0, 3.0, 0.0], [0.0, 2.0, 0.0, 0.5]]), source)
+    traced = trace(torch.tensor([[0.1, 0.0, 3.0, 0.0], [0.0, 2.0, 0.0, 0.5]]), source)
     assert [t.index for t in traced] == [2, 1]
     assert traced[0].similarity == pytest.approx(3.0 / (9.01 ** 0.5))
     # a decoded source sentence (a retrieval decoder that could not repeat the nearest one)
     # came from itself, with its own cosine; a sentence not in the source from the nearest
     texts = ["a", "b", "c", "d"]
-    traced = trace_sources(torch.tensor([[0.1, 0.0, 3.0, 0.0], [0.0, 2.0, 0.0, 0.5]]), source,
+    traced = trace(torch.tensor([[0.1, 0.0, 3.0, 0.0], [0.0, 2.0, 0.0, 0.5]]), source,
                            decoded=["a", "not in the source"], source_texts=texts)
     assert [t.index for t in traced] == [0, 1]
     assert traced[0].similarity == pytest.approx(0.1 / (9.01 ** 0.5))

@@ -28,8 +28,9 @@ from lcm.train.log import read_log
 from lcm.train.schedule import warmup_cosine
 from lcm.registry import get_registry
 from tests._run import train_in_process
-from tests._train_fixtures import (LCM, SPACE, clean_env, lcm_command, restored_process_state, run_lcm,
-                                   train_recipe, walk_documents, write_shards, write_yaml)
+from tests._train_fixtures import (LCM, SPACE, clean_env, lcm_command, log_rows,
+                                   restored_process_state, run_lcm, train_recipe, walk_documents,
+                                   write_shards, write_yaml)
 
 STEPS = 30
 
@@ -37,10 +38,6 @@ STEPS = 30
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
     return write_shards(tmp_path_factory.mktemp("walk") / "shards", walk_documents(120))
-
-
-def log_rows(output: Path) -> list[dict[str, float]]:
-    return read_log(output.with_name(output.name + "-training") / "logs" / "train_log.csv")
 
 
 def losses(rows: list[dict[str, float]]) -> list[float]:

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from lcm.errors import InputFileError
+
 DEFAULT_END_SENTENCE = "End of text."
 CHECKPOINT_KEY = "instruction"
 """Where a checkpoint's ``extra`` holds the format it was fine-tuned with."""
@@ -71,8 +73,6 @@ class Framing:
     def load(cls, directory: str | Path) -> "Framing | None":
         """The framing stored beside a shard set; None for shards of plain documents."""
         import numpy as np
-
-        from lcm.errors import InputFileError
 
         path = Path(directory) / FRAMING_FILE
         if not path.is_file():

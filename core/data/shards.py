@@ -17,9 +17,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from lcm.spaces import write_space
 from lcm.errors import DataIntegrityError, InputFileError
 from lcm.interfaces import ConceptSpace
+from lcm.outputs import replace_directory, staging_directory
+from lcm.spaces import write_space
 
 MANIFEST = "manifest.json"
 SHARD_PATTERN = "shard-%06d.tar"
@@ -104,8 +105,6 @@ class ShardWriter:
                  docs_per_shard: int = 1000):
         import webdataset as wds
 
-        from lcm.outputs import staging_directory
-
         self.directory = Path(directory)
         self._staging = staging_directory(self.directory)
         self.space, self.encoder = space, encoder
@@ -132,8 +131,6 @@ class ShardWriter:
 
     def close(self) -> Manifest:
         """Write the manifest and swap the complete shard set into place."""
-        from lcm.outputs import replace_directory
-
         self._writer.close()
         if not self._documents:
             self._discard()

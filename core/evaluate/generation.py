@@ -18,6 +18,7 @@ from lcm.errors import InputFileError
 from lcm.evaluate import text_metrics
 from lcm.evaluate.baselines import centroid_k, lead_k, random_k, textrank_k
 from lcm.evaluate.report import Metric, Report
+from lcm.ui import progress as progress_bar
 
 METRICS = [
     Metric("rouge_l", "ROUGE-L", True, "ROUGE-L F-measure against the reference (stemmed)"),
@@ -120,8 +121,6 @@ def evaluate_generation(examples: list[Example], k: int | None, seed: int,
     ``k=None``: each baseline takes as many sentences as the example's reference has.
     ``encode``: sentences -> vectors ``[N, dim]``; adds centroid-k and TextRank-k.
     """
-    from lcm.ui import progress as progress_bar
-
     label = "k" if k is None else str(k)
     systems = ([MODEL_SYSTEM] if examples[0].prediction is not None else []) + \
               [f"lead-{label}", f"random-{label}"] + \

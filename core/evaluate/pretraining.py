@@ -18,11 +18,17 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from lcm.data.shards import Manifest, iter_documents
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.evaluate import concept_metrics
 from lcm.evaluate.options import PretrainingOptions
 from lcm.evaluate.report import Metric, Report
+from lcm.evaluate.text_metrics import rouge_l
+from lcm.generate.loop import pad_prompts
+from lcm.generate.session import DecodingSession
 from lcm.iterutils import batched
+from lcm.model.randomness import RowGenerators
+from lcm.ui import progress as progress_bar
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -119,8 +125,6 @@ def _stack(batch: list[Window]) -> tuple["Tensor", "Tensor"]:
     """Right-padded (B, T, D) concepts and their (B, T) mask."""
     import torch
 
-    from lcm.generate.loop import pad_prompts
-
     return pad_prompts([torch.from_numpy(w.vectors) for w in batch], side="right")
 
 
@@ -130,9 +134,6 @@ def teacher_forced(model: Any, concepts: "Tensor", mask: "Tensor", seed: int) ->
     """(B, T, D) normalised concepts -> (B, T-1, D) the head's normalised prediction of each
     position from the true ones before it (row i's randomness seeded ``seed + i``)."""
     import torch
-
-    from lcm.generate.session import DecodingSession
-    from lcm.model.randomness import RowGenerators
 
     predictions = []
     with torch.no_grad():
@@ -185,9 +186,6 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
     from itertools import islice
 
     import torch
-
-    from lcm.data.shards import Manifest, iter_documents
-    from lcm.ui import progress as progress_bar
 
     manifest = Manifest.read(shards)
     if manifest.space != loaded.space:
@@ -245,8 +243,6 @@ def _score_texts(scores: SystemScores, decoder: Any, encoder: Any, mi_scorer: An
     """Round trip, ROUGE-L against the true next sentence and MI of the kept samples (decoding
     each only once)."""
     import torch
-
-    from lcm.evaluate.text_metrics import rouge_l
 
     vectors = torch.stack([s.vector for s in scores.samples])  # (N, D)
     if encoder is not None:

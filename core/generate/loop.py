@@ -1,5 +1,7 @@
 """The generation loop every head shares: continue a batch of documents concept by concept.
 
+Prompts and continuations are in the encoder's own space; the model's normaliser (the
+pipeline's, passed as ``normalizer``) maps them in and out, so no caller normalises by hand.
 A ``DecodingSession`` reads the prompt once (a trunk pass that fills the KV cache), then each step
 proposes the next concept of every document and commits it (one cached trunk step). A document
 stops when its new concept is close to the end concept (cosine in the ORIGINAL, de-normalised
@@ -11,7 +13,7 @@ batch of the live documents alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +22,9 @@ from torch import Tensor
 from lcm.generate.session import DecodingSession
 from lcm.model.heads import last_real
 from lcm.model.randomness import RowGenerators
+
+if TYPE_CHECKING:
+    from lcm.interfaces import Normalizer
 
 STOP_END = "end"
 STOP_REPETITION = "repetition"
@@ -63,27 +68,41 @@ def pad_prompts(prompts: Sequence[Tensor], side: str = "left") -> tuple[Tensor, 
     return batch, mask
 
 
-@torch.no_grad()
-def generate(model: Any, prompts: Sequence[Tensor], rules: StopRules,
-             denormalize: Callable[[Tensor], Tensor] = lambda x: x, seed: int | None = 0,
-             padding_side: str = "left", uncached: bool = False) -> list[Continuation]:
-    """Continue each NORMALISED prompt (L_i, D) with ``model`` (a ConceptModel).
+class _Unscaled:
+    """The normaliser of a model trained on raw concepts (and of tests' bare models)."""
 
-    ``denormalize`` maps normalised concepts back to the encoder's space, where the stopping
-    rules are checked and in which the continuations are returned. ``seed`` seeds heads that
+    @staticmethod
+    def normalize(x: Tensor) -> Tensor:
+        return x
+
+    @staticmethod
+    def denormalize(x: Tensor) -> Tensor:
+        return x
+
+
+@torch.no_grad()
+def generate(model: Any, prompts: Sequence[Tensor], rules: StopRules, *,
+             normalizer: "Normalizer | None" = None, seed: int | None = 0,
+             padding_side: str = "left", uncached: bool = False) -> list[Continuation]:
+    """Continue each prompt (L_i, D), in the encoder's space, with ``model`` (a ConceptModel).
+
+    ``normalizer`` (the one the model was trained with; None: none) maps the prompts into the
+    model's space and each new concept back, where the stopping rules are checked and in which
+    the continuations are returned. ``seed`` seeds heads that
     sample, document i with ``seed + i`` (None: nondeterministic), so a document continues the
     same in any batch. A document that stops leaves the batch at once. ``uncached``: recompute
     everything at every step (see ``lcm.generate.session``).
     """
     model.eval()
     device = next(model.parameters()).device
-    context, mask = pad_prompts([p.to(device) for p in prompts], padding_side)
+    scaler = normalizer or _Unscaled()
+    context, mask = pad_prompts([scaler.normalize(p).to(device) for p in prompts], padding_side)
     batch = len(prompts)
     session = DecodingSession(model, context, mask, RowGenerators.seeded(seed, batch, device),
                               uncached).start()
 
     max_steps = max(min(rules.max_new_concepts, model.config.max_seq_len - context.shape[1]), 0)
-    previous = denormalize(last_real(context, mask))  # (B', D), original space
+    previous = scaler.denormalize(last_real(context, mask))  # (B', D), original space
     end = rules.end_concept.to(device, previous.dtype) if rules.end_concept is not None else None
     live = list(range(batch))  # the document of each row still in the batch
     reasons = [STOP_MAX_LENGTH] * batch
@@ -91,7 +110,7 @@ def generate(model: Any, prompts: Sequence[Tensor], rules: StopRules,
 
     for step in range(max_steps):
         normalised = session.propose()  # (B', D)
-        produced = denormalize(normalised)  # (B', D)
+        produced = scaler.denormalize(normalised)  # (B', D)
         going = []
         for row, reason in enumerate(_stop_reasons(produced, previous, end, rules)):
             if reason is None:

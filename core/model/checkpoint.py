@@ -14,10 +14,21 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
+from lcm import __version__
+from lcm.components import resolve
+from lcm.data.normalizer import RobustScaler
 from lcm.errors import InputFileError, UserError
+from lcm.interfaces import ConceptSpace
+from lcm.model.config import TransformerConfig
+from lcm.model.lcm import ConceptModel, build_head
 from lcm.outputs import replace_directory, staging_directory
+from lcm.spaces import write_space
+from lcm.torch_options import torch_dtype
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -45,10 +56,6 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
     """
     import torch
     from safetensors.torch import save_file
-
-    from lcm import __version__
-    from lcm.spaces import write_space
-    from lcm.torch_options import torch_dtype
 
     if normalizer.space != model.space:
         raise ValueError(f"normaliser space {normalizer.space} differs from the model's {model.space}")
@@ -126,7 +133,7 @@ def read_checkpoint_meta(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(directory: str | Path, registry: Any, device: str = "cpu",
+def load_checkpoint(directory: str | Path, registry: "Registry", device: str = "cpu",
                     sampling: Mapping[str, Any] | None = None) -> LoadedModel:
     """Rebuild the model of a checkpoint directory and load its weights and normaliser.
 
@@ -135,12 +142,6 @@ def load_checkpoint(directory: str | Path, registry: Any, device: str = "cpu",
     ``sampling`` changes only options the head lists in ``sampling_options`` (DDIM steps,
     guidance, temperature, ...), e.g. ``{"diffusion": {"inference_steps": 10}}``.
     """
-    from lcm.components import resolve
-    from lcm.data.normalizer import RobustScaler
-    from lcm.interfaces import ConceptSpace
-    from lcm.model.config import TransformerConfig
-    from lcm.model.lcm import ConceptModel, build_head
-
     directory = Path(directory)
     meta = read_checkpoint_meta(directory)
     config_path = directory / CONFIG_FILE

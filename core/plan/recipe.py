@@ -6,7 +6,7 @@ may be missing; every other problem is refused as ``lcm run`` would refuse it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 
@@ -14,6 +14,9 @@ from lcm.config import load_recipe, typed_config, validate_recipe
 from lcm.errors import RecipeError, UserError
 from lcm.spaces import read_space
 from lcm.train.options import TrainRecipe
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 
 def train_body(source: str | Path, overrides: tuple[str, ...] | list[str]) -> dict[str, Any]:
@@ -29,7 +32,7 @@ def train_body(source: str | Path, overrides: tuple[str, ...] | list[str]) -> di
 
 
 def load_train_recipe(source: str | Path, overrides: tuple[str, ...] | list[str],
-                      registry: Any) -> TrainRecipe:
+                      registry: "Registry") -> TrainRecipe:
     """The typed train recipe (head resolved), its data inputs allowed not to exist yet."""
     body = train_body(source, overrides)
     data, model = body.get("data") or {}, body.get("model") or {}

@@ -7,26 +7,29 @@ import faulthandler
 import signal
 import socket
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
+from lcm.config import load_recipe, resolve_recipe
 from lcm.errors import UserError
+from lcm.serve.page import serve
 from lcm.serve.requests import DEFAULT_MAX_DURATION_S
+from lcm.serve.service import Service
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 
-def start(recipe: Path, overrides: tuple[str, ...], registry: Any, host: str, port: int,
+def start(recipe: Path, overrides: tuple[str, ...], registry: "Registry", host: str, port: int,
           max_upload_mb: float, queue_size: int,
           max_duration_s: Optional[float] = DEFAULT_MAX_DURATION_S) -> None:
-    from lcm.config import load_recipe, resolve_recipe
-    from lcm.serve.page import serve
-    from lcm.serve.service import Service
-
     task = load_recipe(recipe, overrides).get("task")
     if task != "summarize":
         raise UserError(f"{recipe}: lcm serve runs summarize recipes; this one's task is {task!r}")
     resolved = resolve_recipe(recipe, overrides, registry)
     check_port(host, port)  # before minutes of loading, not after
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: where a stuck request is
-    serve(Service(resolved.config, registry, max_duration_s), host, port, max_upload_mb, queue_size)
+    service = Service.from_recipe(resolved.config, registry, max_duration_s)  # loaded once
+    serve(service, host, port, max_upload_mb, queue_size)
 
 
 def check_port(host: str, port: int) -> None:

@@ -14,9 +14,12 @@ from typing import Any, Iterator, Optional
 from urllib.parse import quote
 
 from lcm.errors import UserError
+from lcm.serve.offline import OfflinePage
+from lcm.serve.projection import concept_picture
 from lcm.serve.requests import RequestCancelled, UploadFolder
 from lcm.serve.render import PLAYER_SCRIPT, message_html, result_html, status_html
 from lcm.serve.service import MAX_SUMMARY_LENGTH, Answer, Options, Service, user_message
+from lcm.serve.upload_limit import UploadLimit
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +129,6 @@ def _answer(request: Any, audio_path: Optional[str]) -> Iterator[tuple[str, Any]
 
 
 def _done(answer: Answer, audio_path: Optional[str]) -> tuple[str, str]:
-    from lcm.serve.projection import concept_picture
-
     url = f"/gradio_api/file={quote(audio_path)}" if audio_path else None
     picture = concept_picture(answer.source_vectors, answer.summary_concepts)
     return (message_html(f"Done in {answer.seconds:.1f} s."),
@@ -140,9 +141,6 @@ def serve(service: Service, host: str, port: int, max_upload_mb: float, queue_si
     page = build_page(service, uploads)
     page.queue(max_size=queue_size, default_concurrency_limit=1)
     from starlette.middleware import Middleware
-
-    from lcm.serve.offline import OfflinePage
-    from lcm.serve.upload_limit import UploadLimit
 
     limit = int(max_upload_mb * 2 ** 20)
     page.launch(server_name=host, server_port=port, max_file_size=limit, ssr_mode=False,

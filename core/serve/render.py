@@ -9,9 +9,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Optional
 
+from lcm.pipeline.selector import describe_decoding
 from lcm.serve.progress import Status
-from lcm.tasks.decoded import describe_decoding
-from lcm.tasks.summarize import format_time
+from lcm.ui.words import format_time
 
 PLAYER_ID = "lcm-player"
 PLAYER_SCRIPT = f"""<script>

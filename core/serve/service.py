@@ -1,21 +1,23 @@
-"""What the server does with a request, without the web: one summariser kept in memory for the
-server's life, requests run one at a time through the very ``Summarizer`` ``lcm run`` uses, the
-page's options laid over the recipe for that request only."""
+"""What the server does with a request, without the web: one concept pipeline kept in memory
+for the server's life (the very ``ConceptPipeline`` ``lcm run`` summarises with), requests run
+one at a time through it, the page's options laid over the pipeline's for that request only."""
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+from lcm.components import ComponentSpec
 from lcm.errors import InputFileError, UserError
+from lcm.pipeline.options import PipelineOptions, StopConfig
+from lcm.pipeline.pipeline import ConceptPipeline
+from lcm.pipeline.selector import decoder_menu
+from lcm.pipeline.sources import SourceDocument, check_input_file
 from lcm.serve.progress import StageHistory, Tracker
 from lcm.serve.requests import CancellableTerminal, checked_text, with_duration_limit
-from lcm.tasks.continuation import StopConfig
-from lcm.tasks.summarize import SummarizeConfig, Summarizer, check_input_file
 from lcm.ui import using
 
 MAX_SUMMARY_LENGTH = 12
@@ -46,30 +48,39 @@ class Answer:
 
 
 class Service:
-    """One model in memory, and one worker thread that runs every request in turn (``submit``):
+    """One pipeline in memory, and one worker thread that runs every request in turn (``submit``):
     the page's queue feeds it one request at a time, and a single thread also keeps the memory
     a request frees for the next (a thread per request would grow a malloc arena per thread)."""
 
-    def __init__(self, recipe: SummarizeConfig, registry: Any,
-                 max_duration_s: Optional[float] = None):
-        """``max_duration_s``: laid over the encoder's own ``max_duration_s`` where it has none."""
-        recipe = dataclasses.replace(recipe, encoder=with_duration_limit(recipe.encoder,
-                                                                         max_duration_s))
-        self.recipe = recipe
-        self.summarizer = Summarizer(recipe, registry)
-        self.summarizer.settings(recipe)  # a bad decoder or length stops the server at start
-        self.decoders = decoder_choices(recipe, registry, self.summarizer.model(recipe.sampling))
-        self.guidance = _guidance_default(recipe, registry, self.summarizer.model(recipe.sampling))
+    def __init__(self, pipeline: ConceptPipeline):
+        self.pipeline = pipeline
+        pipeline.source_cap(pipeline.options)  # a bad length stops the server at start
+        loaded = pipeline.loaded(pipeline.options.sampling)
+        self.decoders = decoder_menu(pipeline.decoder, pipeline.registry, loaded.space,
+                                     loaded.model.head.trained_through())
+        for spec in self.decoders.values():
+            pipeline.check(spec)  # once, here, not per request
+        self.guidance = _guidance_default(pipeline)
         self.history = StageHistory()
         self.terminal = CancellableTerminal()  # the requests' bars, read by the page's progress
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lcm-summarize")
 
+    @classmethod
+    def from_recipe(cls, recipe: Any, registry: Any,
+                    max_duration_s: Optional[float] = None) -> "Service":
+        """The service of a resolved summarize recipe, its pipeline loaded once;
+        ``max_duration_s``: laid over the encoder's own ``max_duration_s`` where it has none."""
+        recipe = dataclasses.replace(recipe, encoder=with_duration_limit(recipe.encoder,
+                                                                         max_duration_s))
+        return cls(ConceptPipeline.from_summarize_recipe(recipe, registry))
+
     @property
     def takes_audio(self) -> bool:
-        return self.summarizer.reads_recordings
+        return self.pipeline.reads_recordings
 
     def defaults(self) -> Options:
-        return Options(self.recipe.max_summary_concepts, self.recipe.stop.end_sentence is not None,
+        options = self.pipeline.options
+        return Options(options.max_concepts, options.stop.end_sentence is not None,
                        next(iter(self.decoders)), self.guidance)
 
     def tracker(self, audio: bool) -> Tracker:
@@ -85,47 +96,46 @@ class Service:
     def summarize_recording(self, path: str, options: Options, tracker: Tracker) -> Answer:
         """The recording at ``path`` summarised; a user's error is a ``UserError``."""
         if not self.takes_audio:
-            raise UserError(f"this server's encoder ({self.recipe.encoder.name}) reads text, "
+            raise UserError(f"this server's encoder ({self.pipeline.encoder.name}) reads text, "
                             f"not recordings: paste text instead")
         source = check_input_file(path)
-        return self._run(lambda recipe: next(self.summarizer.documents(recipe, source, Counter(),
-                                                                       self.terminal)),
-                         options, tracker)
+        return self._run(lambda: self.pipeline.read_recording(source, self.terminal), options,
+                         tracker)
 
     def summarize_text(self, text: str, options: Options, tracker: Tracker) -> Answer:
         text = checked_text(text)
-        return self._run(lambda recipe: self.summarizer.text_document(recipe, text, "pasted text",
-                                                                      self.terminal),
+        return self._run(lambda: self.pipeline.read_text(text, "pasted text", self.terminal),
                          options, tracker)
 
-    def _run(self, read: Any, options: Options, tracker: Tracker) -> Answer:
-        recipe = self.request_recipe(options)
+    def _run(self, read: Callable[[], SourceDocument], options: Options,
+             tracker: Tracker) -> Answer:
+        laid, decoder = self.request_options(options)
         started = time.perf_counter()
         self.terminal.begin(tracker)
         with using(self.terminal):  # plugins' bars (lcm.ui.current) open on it too
-            doc = read(recipe)
-            summary = self.summarizer.summarize(doc, recipe, tracker.stage)
+            doc = read()
+            summary = self.pipeline.summarise(doc, laid, decoder, tracker.stage)
         tracker.finish()
         return Answer(summary.record, doc.vectors, summary.concepts, time.perf_counter() - started)
 
-    def request_recipe(self, options: Options) -> SummarizeConfig:
-        """The recipe with the request's options laid over it."""
+    def request_options(self, options: Options) -> tuple[PipelineOptions, ComponentSpec]:
+        """The pipeline's options with the request's laid over them, and its decoder."""
         if options.decoder not in self.decoders:
             raise UserError(f"unknown decoder {options.decoder!r}; choose one of "
                             f"{', '.join(self.decoders)}")
         if not 1 <= options.summary_length <= MAX_SUMMARY_LENGTH:
             raise UserError(f"summary length must be 1 to {MAX_SUMMARY_LENGTH} sentences")
-        base = self.recipe.stop
-        end = (base.end_sentence or StopConfig().end_sentence) if options.end_rule else None
-        sampling = self.recipe.sampling
+        base = self.pipeline.options
+        end = (base.stop.end_sentence or StopConfig().end_sentence) if options.end_rule else None
+        sampling = base.sampling
         if options.guidance_scale is not None and self.guidance is not None \
                 and options.guidance_scale != self.guidance:
             diffusion = {**sampling.get("diffusion", {}), "guidance_scale": float(options.guidance_scale)}
             sampling = {**sampling, "diffusion": diffusion}
-        return dataclasses.replace(self.recipe, max_summary_concepts=int(options.summary_length),
-                                   stop=dataclasses.replace(base, end_sentence=end),
-                                   decoder=self.decoders[options.decoder], sampling=sampling,
-                                   show=False)
+        laid = dataclasses.replace(base, max_concepts=int(options.summary_length),
+                                   stop=dataclasses.replace(base.stop, end_sentence=end),
+                                   sampling=sampling)
+        return laid, self.decoders[options.decoder]
 
 
 def user_message(exc: UserError) -> str:
@@ -135,41 +145,11 @@ def user_message(exc: UserError) -> str:
     return " ".join(str(exc).split())
 
 
-def decoder_choices(recipe: SummarizeConfig, registry: Any, loaded: Any) -> dict[str, Any]:
-    """The decoders the page offers, by label: the recipe's first; where its options have a
-    ``hybrid`` switch, the other setting; and nearest-neighbour retrieval from the source,
-    unless the model's head learned through a decoder (it then decodes with that one only)."""
-    from lcm.components import resolve
-
-    space = loaded.space
-    own = recipe.decoder
-    choices = {_label(own): own}
-    if isinstance(getattr(own.options, "hybrid", None), bool):
-        flipped = dataclasses.replace(own.options, hybrid=not own.options.hybrid)
-        other = type(own)(own.cls, flipped)
-        choices[_label(other)] = other
-    if own.name != "retrieval" and "retrieval" in registry.names("decoder") \
-            and loaded.model.head.trained_through() is None:
-        retrieval = resolve(registry, "decoder", {"name": "retrieval", "space": space.name,
-                                                  "dim": space.dim})
-        choices[_label(retrieval)] = retrieval
-    return choices
-
-
-def _label(spec: Any) -> str:
-    hybrid = getattr(spec.options, "hybrid", None)
-    if spec.name == "retrieval":
-        return "retrieval (nearest source sentence)"
-    if hybrid is None:
-        return spec.name
-    return f"{spec.name} ({'generated or retrieved, closer wins' if hybrid else 'generated only'})"
-
-
-def _guidance_default(recipe: SummarizeConfig, registry: Any, loaded: Any) -> Optional[float]:
+def _guidance_default(pipeline: ConceptPipeline) -> Optional[float]:
     """The guidance scale the model samples with, where its head has one."""
-    head = loaded.meta["head"]
-    cls = registry.get("head", str(head.get("name"))).cls
+    head = pipeline.loaded(pipeline.options.sampling).meta["head"]
+    cls = pipeline.registry.get("head", str(head.get("name"))).cls
     if GUIDANCE not in getattr(cls, "sampling_options", ()):
         return None
-    override = recipe.sampling.get("diffusion", {}).get("guidance_scale")
+    override = pipeline.options.sampling.get("diffusion", {}).get("guidance_scale")
     return float(override if override is not None else head.get("diffusion", {}).get("guidance_scale", 1.0))

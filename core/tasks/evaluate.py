@@ -8,11 +8,19 @@ Each mode reads only its own section of the recipe.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from lcm.fields import choice, component, path
+from lcm.data.segment import segment_document
+from lcm.evaluate.generation import FieldNames, evaluate_generation, read_examples
+from lcm.evaluate.mutual_information import ContextMutualInformation
 from lcm.evaluate.options import PretrainingOptions
+from lcm.evaluate.pretraining import evaluate_pretraining
+from lcm.fields import choice, component, path
 from lcm.interfaces import RunContext, Task
+from lcm.model.checkpoint import load_checkpoint
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 MODES = ("generation", "pretraining")
 
@@ -70,7 +78,7 @@ class Evaluate(Task):
     Config = EvaluateConfig
 
     @staticmethod
-    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
+    def validate_extra(body: dict, registry: "Registry", result: Any, where: str) -> None:
         """The section of the chosen mode must name its inputs."""
         mode = body.get("mode", "generation")
         section = body.get(mode) or {}
@@ -100,9 +108,6 @@ class Evaluate(Task):
 
 
 def _run_generation(options: GenerationOptions, progress: bool) -> Any:
-    from lcm.data.segment import segment_document
-    from lcm.evaluate.generation import FieldNames, evaluate_generation, read_examples
-
     fields = FieldNames(options.source_field, options.reference_field, options.prediction_field)
     examples = read_examples(
         options.input, lambda text: segment_document(text, options.language, options.max_chars), fields)
@@ -117,11 +122,7 @@ def _run_generation(options: GenerationOptions, progress: bool) -> Any:
     return report
 
 
-def _run_pretraining(options: PretrainingSection, progress: bool, registry: Any) -> Any:
-    from lcm.evaluate.mutual_information import ContextMutualInformation
-    from lcm.evaluate.pretraining import evaluate_pretraining
-    from lcm.model.checkpoint import load_checkpoint
-
+def _run_pretraining(options: PretrainingSection, progress: bool, registry: "Registry") -> Any:
     loaded = load_checkpoint(options.checkpoint, registry, options.device)
     encoder = options.encoder.create() if options.encoder else None
     decoder = options.decoder.create() if options.decoder else None

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from lcm.data.normalizer import RobustScaler
+from lcm.data.shards import Manifest, load_vectors
 from lcm.fields import path
-from lcm.spaces import write_space
 from lcm.interfaces import RunContext, Task
+from lcm.spaces import write_space
 
 
 @dataclass
@@ -32,9 +34,6 @@ class FitNormalizer(Task):
     Config = FitNormalizerConfig
 
     def run(self, recipe: FitNormalizerConfig, context: RunContext) -> Any:
-        from lcm.data.normalizer import RobustScaler
-        from lcm.data.shards import Manifest, load_vectors
-
         space = Manifest.read(recipe.shards).space
         vectors = load_vectors(recipe.shards, recipe.max_vectors)
         scaler = RobustScaler.fit(vectors, space, clip_quantile=recipe.clip_quantile)

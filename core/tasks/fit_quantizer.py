@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+from lcm.data.normalizer import RobustScaler
+from lcm.data.shards import Manifest, iter_documents, load_vectors
+from lcm.errors import ConceptSpaceMismatchError
 from lcm.fields import path
-from lcm.spaces import write_space
 from lcm.interfaces import RunContext, Task
 from lcm.quantize.options import FitOptions
+from lcm.quantize.rvq import chunked, error_table, fit_residual_quantizer, reconstruction_errors
+from lcm.spaces import write_space
 
 RECONSTRUCTION_FILE = "reconstruction.json"
 
@@ -43,11 +47,6 @@ class FitQuantizer(Task):
     Config = FitQuantizerConfig
 
     def run(self, recipe: FitQuantizerConfig, context: RunContext) -> Any:
-        from lcm.data.normalizer import RobustScaler
-        from lcm.data.shards import Manifest
-        from lcm.errors import ConceptSpaceMismatchError
-        from lcm.quantize.rvq import error_table, fit_residual_quantizer, reconstruction_errors
-
         space = Manifest.read(recipe.shards).space
         scaler = RobustScaler.load(recipe.normalizer or recipe.shards)
         if scaler.space != space:
@@ -85,9 +84,6 @@ def _vector_source(recipe: FitQuantizerConfig, scaler: Any):
     """The normalised vectors as a re-iterable stream of torch chunks."""
     import numpy as np
     import torch
-
-    from lcm.data.shards import iter_documents, load_vectors
-    from lcm.quantize.rvq import chunked
 
     if recipe.in_memory:
         vectors = scaler.normalize(load_vectors(recipe.shards, recipe.max_vectors))

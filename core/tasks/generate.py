@@ -1,12 +1,14 @@
 """The ``generate`` task: continue documents with a trained model and decode the new concepts.
 
 Each document is segmented like ``prepare`` does it; its first ``prompt_concepts`` sentences are
-the prompt. The decoder sees the prompt first (``observe``: a retrieval decoder adds those
+the prompt. This task reads and writes; the concept pipeline (``lcm.pipeline``) encodes,
+continues and decodes. The decoder sees the prompt first (``observe``: a retrieval decoder adds those
 sentences to its bank). Continuations stop on the end sentence, on repetition or at
 ``max_new_concepts`` (see ``lcm.generate.loop``); each is printed and written as one JSONL row.
 """
 from __future__ import annotations
 
+from lcm.json_output import dumps
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -15,15 +17,18 @@ from typing import Any, Iterator, Optional
 
 from rich.markup import escape
 
+from lcm.data.document_input import DocumentInput
+from lcm.data.readers import count_records
 from lcm.fields import choice, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.iterutils import batched
 from lcm.outputs import write_text_atomically
-from lcm.tasks.continuation import (NO_SENTENCES, ContinuationOptions, check_decoder,
-                                    check_spaces, format_counts, stop_rules)
-from lcm.tasks.decoded import decoding_record, describe_decoding
-from lcm.tasks.document_input import DocumentInput
-from lcm.json_output import dumps
+from lcm.pipeline.options import PADDING_SIDES, ContinuationOptions, continuation_options
+from lcm.pipeline.pipeline import ConceptPipeline
+from lcm.pipeline.selector import decoding_record, describe_decoding
+from lcm.pipeline.sources import NO_SENTENCES
+from lcm.ui.words import format_counts
+
 
 @dataclass
 class GenerateConfig(DocumentInput, ContinuationOptions):
@@ -38,7 +43,7 @@ class GenerateConfig(DocumentInput, ContinuationOptions):
     """Most concepts generated per document."""
     batch_size: int = 8
     """Documents continued together."""
-    padding_side: str = choice("left", ("left", "right"), help="where shorter prompts are padded")
+    padding_side: str = choice("left", PADDING_SIDES, help="where shorter prompts are padded")
 
 
 @dataclass
@@ -53,16 +58,11 @@ class Generate(Task):
     Config = GenerateConfig
 
     def run(self, recipe: GenerateConfig, context: RunContext) -> list[dict[str, Any]]:
-        from lcm.data.readers import count_records
-        from lcm.model.checkpoint import load_checkpoint
-
         started = time.perf_counter()
-        loaded = load_checkpoint(recipe.model, context.registry, recipe.device, recipe.sampling)
-        encoder = recipe.encoder.create()
-        decoder = recipe.decoder.create()
-        check_spaces(loaded.space, encoder, decoder)
-        check_decoder(loaded.model.head, decoder)
-        rules = stop_rules(recipe.stop, recipe.max_new_concepts, encoder)
+        pipeline = ConceptPipeline(
+            recipe.model, context.registry, recipe.encoder, recipe.decoder,
+            continuation_options(recipe, recipe.max_new_concepts, recipe.padding_side),
+            device=recipe.device)
 
         skipped: Counter[str] = Counter()
         stops: Counter[str] = Counter()
@@ -71,7 +71,7 @@ class Generate(Task):
         terminal = context.console
         with terminal.progress("generate", total=total, unit="documents") as bar:
             for batch in batched(_documents(recipe, skipped, bar), recipe.batch_size):
-                for row in _continue_batch(batch, recipe, loaded, encoder, rules):
+                for row in _continue_batch(batch, pipeline):
                     rows.append(row)
                     stops[row["stop_reason"]] += 1
                 bar.update(len(batch))
@@ -108,27 +108,18 @@ def _documents(recipe: GenerateConfig, skipped: Counter, bar: Any) -> Iterator[_
         yield _Document(doc.id, sentences[: recipe.prompt_concepts])
 
 
-def _continue_batch(batch: list[_Document], recipe: GenerateConfig, loaded: Any, encoder: Any,
-                    rules: Any) -> list[dict[str, Any]]:
+def _continue_batch(batch: list[_Document], pipeline: Any) -> list[dict[str, Any]]:
     """Encode the prompts of ``batch`` in one call, continue them together, and decode each
     document's continuation with a decoder of its own, which observed that document's prompt
     alone (a retrieval decoder's bank never holds another document's sentences)."""
-    from lcm.generate.loop import generate
-
-    vectors = encoder.encode([s for doc in batch for s in doc.prompt]).float()
+    vectors = pipeline.encode([s for doc in batch for s in doc.prompt], batch_size=None)
     owns, start = [], 0
     for doc in batch:
         owns.append(vectors[start: start + len(doc.prompt)])
         start += len(doc.prompt)
-    continuations = generate(loaded.model, [loaded.normalizer.normalize(own) for own in owns],
-                             rules, loaded.normalizer.denormalize, seed=recipe.seed,
-                             padding_side=recipe.padding_side)
     rows = []
-    for doc, own, continuation in zip(batch, owns, continuations):
-        decoder = recipe.decoder.create()
-        decoder.observe(doc.prompt, own)
-        decoded = (decoder.decode_traced(continuation.concepts, recipe.language)
-                   if len(continuation.concepts) else [])
+    for doc, own, continuation in zip(batch, owns, pipeline.continuations(owns)):
+        decoded = pipeline.decode(continuation.concepts, (doc.prompt, own))
         rows.append({"id": doc.id, "prompt": doc.prompt, "generated": [d.text for d in decoded],
                      "decoding": [decoding_record(d) for d in decoded],
                      "stop_reason": continuation.stop_reason})

@@ -7,9 +7,14 @@ an earlier step writes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from lcm.config import typed_config, validate_task_body
 from lcm.interfaces import RunContext, Task
+from lcm.outputs import run_task
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 
 @dataclass
@@ -27,9 +32,7 @@ class Pipeline(Task):
     Config = PipelineConfig
 
     @staticmethod
-    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
-        from lcm.config import validate_task_body
-
+    def validate_extra(body: dict, registry: "Registry", result: Any, where: str) -> None:
         steps = body.get("steps") or []
         if not steps:
             result.problems.append(f"{where + '.' if where else ''}steps: a pipeline needs steps")
@@ -41,9 +44,6 @@ class Pipeline(Task):
             validate_task_body(step, label, result, registry)
 
     def run(self, recipe: PipelineConfig, context: RunContext) -> None:
-        from lcm.config import typed_config
-        from lcm.outputs import run_task
-
         for i, step in enumerate(recipe.steps, 1):
             info = context.registry.get("task", str(step["task"]))
             context.console.rule(f"step {i}/{len(recipe.steps)}: {info.name}")

@@ -26,13 +26,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from lcm.fields import bounded, component, path
-from lcm.data.instruction import DEFAULT_END_SENTENCE
-from lcm.data.readers import RawDocument
+from lcm.data.document_input import DocumentInput
+from lcm.data.inputs import input_files, plan_pieces, rank_pieces
+from lcm.data.instruction import (
+    DEFAULT_END_SENTENCE,
+    SOURCE_LENGTH_KEY,
+    InstructionFormat,
+    encode_framing,
+)
+from lcm.data.ranks import resolve_ranks, use_local_device, wait_for_all_ranks
+from lcm.data.readers import RawDocument, detect_format, read_documents
+from lcm.data.segment import cap_sentences
+from lcm.data.shard_set import PartialShardSet
+from lcm.data.shards import Document, Manifest
 from lcm.errors import InputFileError, UserError
+from lcm.fields import bounded, component, path
 from lcm.interfaces import RunContext, Task
-from lcm.outputs import Output
-from lcm.tasks.document_input import DocumentInput
+from lcm.outputs import Output, check_output, overwriting
+from lcm.ui.terminal import progress
 
 TOO_FEW_SENTENCES = "fewer sentences than min_sentences"
 NO_TARGET = "no target text"
@@ -87,12 +98,6 @@ class Prepare(Task):
         return []
 
     def run(self, recipe: PrepareConfig, context: RunContext) -> Any:
-        from lcm.data.inputs import input_files, plan_pieces, rank_pieces
-        from lcm.data.ranks import resolve_ranks, use_local_device, wait_for_all_ranks
-        from lcm.data.shard_set import PartialShardSet
-        from lcm.data.shards import Manifest
-        from lcm.outputs import check_output, overwriting
-
         started = time.perf_counter()
         ranks = resolve_ranks(recipe.rank, recipe.world_size)
         output = Path(recipe.output)
@@ -121,7 +126,7 @@ class Prepare(Task):
         if finished is not None:
             manifest = finished.manifest
             context.console.summary(
-                summary_line(manifest, output, seconds, finished.split, recipe.segmenter.max_chars,
+                closing_line(manifest, output, seconds, finished.split, recipe.segmenter.max_chars,
                              kept=len(kept), kept_sentences=sum(r["sentences"] for r in kept)),
                 {"task": "prepare", "documents": manifest.documents,
                  "sentences": manifest.sentences, "shards": len(manifest.shards),
@@ -142,8 +147,6 @@ class Prepare(Task):
 
 def _check_formats(files: list[Path], recipe: PrepareConfig) -> None:
     """Refuse, before any work, input files the recipe's fields cannot read."""
-    from lcm.data.readers import detect_format
-
     for file in files:
         fmt = detect_format(file, recipe.format)
         if recipe.target_field and fmt != "jsonl":
@@ -177,9 +180,6 @@ def _digest(file: Path) -> str:
 def _encode(pieces: list[Any], recipe: PrepareConfig, encoder: Any, shard_set: Any,
             space: Any, label: str, show: bool) -> int:
     """Encode and commit each piece, one shard each; the sentences written."""
-    from lcm.data.readers import read_documents
-    from lcm.ui.terminal import progress
-
     written = 0
     with progress(label, sum(p.records for p in pieces), "documents", shown=show) as bar:
         for piece in pieces:
@@ -217,8 +217,6 @@ def _encode(pieces: list[Any], recipe: PrepareConfig, encoder: Any, shard_set: A
 def _sentences_of(doc: RawDocument, recipe: PrepareConfig) -> tuple[list[str], int]:
     """The document's capped sentences (given by the input, or segmented from its text), and
     how many sentences the cap split."""
-    from lcm.data.segment import cap_sentences
-
     if doc.sentences is None:
         return recipe.capped_sentences(doc.text)
     return cap_sentences(doc.sentences, recipe.segmenter.max_chars)
@@ -227,8 +225,6 @@ def _sentences_of(doc: RawDocument, recipe: PrepareConfig) -> tuple[list[str], i
 def _as_pair(doc: RawDocument, source: list[str], recipe: PrepareConfig
              ) -> tuple[RawDocument | None, list[str]]:
     """The document with its target's sentences after the source's; None without a target."""
-    from lcm.data.instruction import SOURCE_LENGTH_KEY
-
     meta = dict(doc.meta)
     target = meta.pop(recipe.target_field, None)
     sentences = recipe.sentences(target) if isinstance(target, str) else []
@@ -238,8 +234,6 @@ def _as_pair(doc: RawDocument, source: list[str], recipe: PrepareConfig
 
 
 def _save_framing(options: InstructionOptions, encoder: Any, output: Path, pairs: int) -> None:
-    from lcm.data.instruction import InstructionFormat, encode_framing
-
     framing = encode_framing(InstructionFormat(options.source_suffix, options.end_sentence), encoder)
     framing.save(output, pairs)
 
@@ -259,8 +253,6 @@ class _Pending:
 
     def flush(self, encoder: Any, writer: Any) -> "_Pending":
         """Encode every pending sentence in one call, write each document; the next batch."""
-        from lcm.data.shards import Document
-
         if self.documents:
             vectors = encoder.encode([s for _, _, sentences in self.documents for s in sentences])
             vectors = vectors.detach().cpu().numpy()  # the writer stores fp16, refusing overflow
@@ -295,7 +287,7 @@ class _ShardKeys:
         return key
 
 
-def summary_line(manifest: Any, output: Path, seconds: float, split: int = 0,
+def closing_line(manifest: Any, output: Path, seconds: float, split: int = 0,
                  max_chars: int = 0, kept: int = 0, kept_sentences: int = 0) -> str:
     """One line: what was written, how fast (the sentences this run encoded), what was
     skipped and why, how many shards an earlier run had written (kept), and how many long

@@ -6,28 +6,18 @@ architecture and its overrides, and that the normaliser was fitted in the shards
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
+from lcm.components import resolve
 from lcm.errors import UserError
-from lcm.interfaces import RunContext, Task
-from lcm.outputs import Output
+from lcm.interfaces import RunContext
+from lcm.model.config import get_arch, head_options
+from lcm.train.inputs import check_inputs
 from lcm.train.options import Resume, TrainRecipe
+from lcm.train.task import TrainingTask
 
-
-class TrainingTask(Task):
-    """A task that trains into a model folder and a training folder beside it (checkpoints,
-    logs), and continues an earlier run in them when its ``train.resume`` says so. Its recipe
-    has ``output``, ``training_path()`` and ``train.resume``."""
-
-    @staticmethod
-    def outputs(recipe: Any) -> list[Output]:
-        """The model folder and the training folder (derived from it by default)."""
-        return [Output(Path(recipe.output), True), Output(recipe.training_path(), True)]
-
-    @staticmethod
-    def continues(recipe: Any) -> bool:
-        """A resumed run carries on the earlier run's checkpoints, logs and model."""
-        return recipe.train.resumption().requested
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 
 class Train(TrainingTask):
@@ -39,18 +29,13 @@ class Train(TrainingTask):
     def section_defaults(body: dict) -> dict[str, dict[str, Any]]:
         """The head options the architecture was published with (a Two-Tower's denoiser depth
         is part of its size); the recipe's own head options override them."""
-        from lcm.model.config import head_options
-
         model, head = body.get("model"), body.get("head")
         if not isinstance(model, dict) or not isinstance(head, dict):
             return {}
         return {"head": head_options(str(model.get("arch", "toy")), str(head.get("name")))}
 
     @staticmethod
-    def validate_extra(body: dict, registry: Any, result: Any, where: str) -> None:
-        from lcm.model.config import get_arch
-        from lcm.train.inputs import check_inputs
-
+    def validate_extra(body: dict, registry: "Registry", result: Any, where: str) -> None:
         prefix = f"{where}." if where else ""
         resume = (body.get("train") or {}).get("resume", False)
         folder = Resume.parse(resume).folder if isinstance(resume, (bool, str)) else None
@@ -71,15 +56,12 @@ class Train(TrainingTask):
                 result.problems.append(f"{prefix}data: {exc}")
 
     def run(self, recipe: TrainRecipe, context: RunContext) -> Any:
-        from lcm.train.concept_unit import train
+        from lcm.train.concept_unit import train  # torch and DeepSpeed: only when training
 
         return train(recipe)
 
 
-def resolve_head(registry: Any, arch: str, head: Mapping[str, Any]) -> Any:
+def resolve_head(registry: "Registry", arch: str, head: Mapping[str, Any]) -> Any:
     """A ``head`` section as a train recipe spells it, resolved (a ComponentSpec) over the
     head options architecture ``arch`` was published with."""
-    from lcm.components import resolve
-    from lcm.model.config import head_options
-
     return resolve(registry, "head", {**head_options(arch, str(head["name"])), **head})

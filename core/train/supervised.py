@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from lcm.data.instruction import CHECKPOINT_KEY, Framing
+from lcm.data.normalizer import RobustScaler
 from lcm.errors import ConceptSpaceMismatchError, UserError
+from lcm.model.checkpoint import read_checkpoint_meta, read_weights
+from lcm.spaces import read_space
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +40,6 @@ def load_initial_weights(model: Any, checkpoint: str | Path, normalizer: Any) ->
     """Copy a checkpoint's weights into ``model`` (same space, architecture and head)."""
     import numpy as np
     import torch
-
-    from lcm.data.normalizer import RobustScaler
-    from lcm.model.checkpoint import read_checkpoint_meta, read_weights
-    from lcm.spaces import read_space
 
     read_checkpoint_meta(checkpoint)  # refuses what is not a checkpoint
     space = read_space(checkpoint)

@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+from lcm.ui.terminal import current
+
 NATIVE = logging.getLogger("lcm.native")
 """Lines C++ code printed to fds 1/2 while they were caught (logged at INFO: the file only)."""
 _VERBOSE_ENV = "LCM_VERBOSE"
@@ -26,8 +28,6 @@ class _NoteHandler(logging.Handler):
     """lcm's own warnings, said once each on the current terminal and counted."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        from lcm.ui.terminal import current
-
         current().note(record.getMessage())
 
 

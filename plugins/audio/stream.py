@@ -22,6 +22,7 @@ import numpy as np
 
 from lcm.errors import InputFileError
 from lcm.fields import require_valid
+from lcm.ui import progress
 
 from .io import SAMPLE_RATE, inspect_audio, resample, to_mono
 from .segment import SegmentConfig, Utterance, frame_length, frame_levels_db, utterance_spans
@@ -91,8 +92,6 @@ def plan_utterances(path: str | Path, config: SegmentConfig | None = None,
                     block_s: float = BLOCK_S) -> UtterancePlan:
     """The utterances of the recording at ``path`` without loading it whole; the same ones
     ``segment_by_silence(load_audio(path))`` finds, and the same errors."""
-    from lcm.ui import progress
-
     config = require_valid(config or SegmentConfig(), "segmentation")
     recording = StreamedRecording(path)
     limit = config.max_duration_s

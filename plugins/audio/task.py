@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lcm.fields import choice, component, path
+from lcm.data.shards import Document, Manifest, ShardWriter
 from lcm.errors import InputFileError, UserError
+from lcm.fields import choice, component, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import RunContext, Task
-from lcm.tasks.continuation import format_counts
+from lcm.plugins.audio.io import find_audio_files, load_audio
+from lcm.plugins.audio.segment import segment_by_silence
+from lcm.ui.words import format_counts
 
 from .segment import SegmentConfig
 from .spoken import RecordingEncoder, SpokenConcept, SpokenRecording
@@ -40,9 +43,6 @@ class EncodeAudio(Task):
     Config = EncodeAudioConfig
 
     def run(self, recipe: EncodeAudioConfig, context: RunContext) -> Any:
-        from lcm.data.shards import Document, Manifest, ShardWriter
-        from .io import find_audio_files
-
         encoder = recipe.encoder.create()
         if "speech" not in encoder.modalities:
             raise UserError(f"encode_audio needs a speech encoder; {encoder.name!r} takes "
@@ -88,9 +88,6 @@ class EncodeAudio(Task):
 def _untranscribed(encoder: Any, file: Path, segmentation: SegmentConfig) -> SpokenRecording:
     """A recording encoded by a speech encoder that does not transcribe: each sentence slot
     holds a readable placeholder with the utterance's times."""
-    from .io import load_audio
-    from .segment import segment_by_silence
-
     audio = load_audio(file)
     utterances = segment_by_silence(audio, segmentation)
     vectors = encoder.encode(utterances).numpy()

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from lcm.fields import choice, path
-from lcm.spaces import read_space
+from lcm.data.shards import iter_documents
 from lcm.errors import ConceptSpaceMismatchError, UserError
+from lcm.fields import choice, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder
+from lcm.pipeline import selector
+from lcm.spaces import read_space
 
 OBSERVED_MODES = ("include", "ignore", "exclude")
 
@@ -45,7 +47,7 @@ class RetrievalDecoder(Decoder):
     name = "retrieval"
     description = "nearest-neighbour retrieval (cosine) over a sentence bank; not generation"
     modalities = ("text",)
-    origin = "retrieved"
+    origin = selector.RETRIEVED
     Config = RetrievalConfig
 
     def __init__(self, config: RetrievalConfig | None = None):
@@ -72,6 +74,11 @@ class RetrievalDecoder(Decoder):
         if self.config.observed != "ignore":
             self._observed.add(sentences, vectors)
 
+    def forget(self) -> bool:
+        self._observed = _SentenceBank()
+        self._pool = None  # the shard bank stays loaded
+        return True
+
     def decode(self, vectors, language: str | None = None) -> list[str]:
         """The nearest candidate sentence per row; ``language`` is ignored (the bank's own)."""
         return [text for text, _ in self.nearest(vectors)]
@@ -88,16 +95,7 @@ class RetrievalDecoder(Decoder):
         if queries.shape[-1] != bank.shape[-1]:
             raise ConceptSpaceMismatchError(f"retrieval decoder: vectors of dim {queries.shape[-1]} "
                                             f"for a bank of dim {bank.shape[-1]}")
-        results: list[tuple[str, float]] = []
-        taken = torch.zeros(len(texts), dtype=torch.bool)
-        for start in range(0, len(queries), self.config.batch_size):
-            scores = queries[start:start + self.config.batch_size] @ bank.T  # (B, N)
-            if self.config.distinct:
-                results.extend(_distinct_best(scores, taken, texts))
-                continue
-            best, index = scores.max(dim=-1)
-            results.extend((texts[i], float(s)) for i, s in zip(index.tolist(), best.tolist()))
-        return results
+        return selector.nearest(queries, bank, texts, self.config.batch_size, self.config.distinct)
 
     def _candidates(self) -> tuple[list[str], Any]:
         """The candidate sentences and their unit vectors ``[N, dim]``, rebuilt only after
@@ -126,19 +124,6 @@ class RetrievalDecoder(Decoder):
         return pool.texts, unit
 
 
-def _distinct_best(scores, taken, texts: list[str]) -> list[tuple[str, float]]:
-    """Row by row, the best candidate not yet ``taken`` (B, N scores; ``taken`` updated); once
-    every candidate is taken, candidates may repeat."""
-    picks = []
-    for row in scores:
-        if bool(taken.all()):
-            taken.zero_()
-        score, index = row.masked_fill(taken, float("-inf")).max(dim=-1)
-        taken[index] = True
-        picks.append((texts[int(index)], float(score)))
-    return picks
-
-
 class _SentenceBank:
     """Sentences with their vectors, each text kept once."""
 
@@ -149,8 +134,6 @@ class _SentenceBank:
 
     @classmethod
     def from_shards(cls, directory: str) -> "_SentenceBank":
-        from lcm.data.shards import iter_documents
-
         bank = cls()
         for doc in iter_documents(directory):
             bank.add(doc.sentences, doc.vectors)

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from lcm.fields import bounded, choice
 from lcm.errors import UserError
+from lcm.fields import bounded, choice
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Decoder
+from lcm.plugins.sonar import assets
+from lcm.torch_options import torch_device, torch_dtype
 
 from ..sonar.languages import check_language, language_problem
 from ..sonar.options import SPACE_NAME, SonarModelOptions
@@ -61,9 +63,6 @@ class SonarTextDecoder(Decoder):
         if self._pipeline is None:
             from sonar.inference_pipelines.text import EmbeddingToTextModelPipeline
             from sonar.models.sonar_text import get_sonar_text_decoder_hub
-
-            from ..sonar import assets
-            from lcm.torch_options import torch_device, torch_dtype
 
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=True)

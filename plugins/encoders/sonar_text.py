@@ -9,14 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from lcm.fields import bounded
 from lcm.errors import UserError
+from lcm.fields import bounded
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Encoder
+from lcm.plugins.sonar import assets
+from lcm.plugins.sonar.batching import length_sorted_batches, restore_order
+from lcm.torch_options import torch_device, torch_dtype
+from lcm.ui import current, progress
 
 from ..sonar.languages import language_problem
 from ..sonar.options import SPACE_NAME, SonarModelOptions
-
 
 
 @dataclass
@@ -56,9 +59,6 @@ class SonarTextEncoder(Encoder):
         if self._model is None:
             from sonar.models.sonar_text import get_sonar_text_encoder_hub
 
-            from ..sonar import assets
-            from lcm.torch_options import torch_device, torch_dtype
-
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=True)
             device = torch_device(cfg.device)
@@ -93,9 +93,6 @@ class SonarTextEncoder(Encoder):
     def encode(self, inputs: Sequence[str]) -> Any:
         import torch
         from fairseq2.nn.utils.padding import pad_seqs
-        from lcm.ui import current, progress
-
-        from ..sonar.batching import length_sorted_batches, restore_order
 
         sentences = _checked_sentences(inputs)
         if not sentences:

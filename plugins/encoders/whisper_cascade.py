@@ -20,10 +20,22 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from lcm.components import ComponentSpec
-from lcm.fields import bounded, choice, component, path
 from lcm.errors import InputFileError, UserError
+from lcm.fields import bounded, choice, component, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
+from lcm.plugins.audio.inputs import as_samples
+from lcm.plugins.audio.spoken import SpokenConcept, SpokenRecording
+from lcm.plugins.audio.stream import plan_utterances
+from lcm.plugins.speech.sentences import sentences_with_times
+from lcm.plugins.speech.whisper import (
+    SAMPLE_RATE,
+    load_whisper,
+    pack_windows,
+    resolve_model_dir,
+    transcribe_window,
+)
+from lcm.ui import progress
 
 from ..audio.segment import SegmentConfig
 
@@ -89,8 +101,6 @@ class WhisperCascadeEncoder(Encoder):
     @property
     def whisper(self) -> Any:
         if self._whisper is None:
-            from ..speech.whisper import load_whisper, resolve_model_dir
-
             cfg = self.config
             folder = resolve_model_dir(cfg.model_dir)
             self._whisper = load_whisper(str(folder), cfg.device, cfg.compute_type, cfg.cpu_threads)
@@ -100,8 +110,6 @@ class WhisperCascadeEncoder(Encoder):
         """One vector per input (paths, utterances, or 1-D arrays at 16 kHz); every input must
         hold recognisable speech (``encode_recording`` leaves silent utterances out instead)."""
         import torch
-
-        from ..audio.inputs import as_samples
 
         samples = [as_samples(x, i, self.name, MIN_SAMPLES) for i, x in enumerate(inputs)]
         if not samples:
@@ -116,9 +124,6 @@ class WhisperCascadeEncoder(Encoder):
 
     def encode_recording(self, path: str | Path, segmentation: Any = None) -> Any:
         """The recording at ``path`` (any length, streamed) as a ``SpokenRecording``."""
-        from ..audio.spoken import SpokenConcept, SpokenRecording
-        from ..audio.stream import plan_utterances
-
         plan = plan_utterances(path, segmentation)
         texts = self.transcribe((u.samples for u in plan), len(plan), Path(path).name)
         kept = [i for i, t in enumerate(texts) if t]
@@ -131,8 +136,6 @@ class WhisperCascadeEncoder(Encoder):
                         len(texts) - len(kept), len(texts))
         spans = [(texts[i], *plan.times_s[i]) for i in kept]
         if self.config.per_sentence:
-            from ..speech.sentences import sentences_with_times
-
             spans = sentences_with_times([t for t, _, _ in spans], [(a, b) for _, a, b in spans],
                                          self.config.language or "en")
         vectors = self.text_encoder.encode([text for text, _, _ in spans]).numpy()
@@ -150,10 +153,6 @@ class WhisperCascadeEncoder(Encoder):
 
     def transcribe(self, utterances: Iterable[Any], total: int, label: str = "speech") -> list[str]:
         """A transcript per utterance (1-D float32 arrays at 16 kHz), "" where none was heard."""
-        from lcm.ui import progress
-
-        from ..speech.whisper import SAMPLE_RATE, pack_windows, transcribe_window
-
         cfg, model = self.config, self.whisper
         texts: list[str] = []
         speech_s, began = 0.0, time.perf_counter()

@@ -18,6 +18,7 @@ import torch
 from lcm.errors import UserError
 from lcm.hookspecs import hookimpl
 from lcm.plugins.heads.quantized import QuantHeadConfig, QuantizedHead
+from lcm.quantize.rvq import nearest
 
 
 @dataclass
@@ -50,8 +51,6 @@ class QuantCHead(QuantizedHead):
         return self.config.snap_codebooks or self.num_codebooks
 
     def choose(self, level, query, generators):
-        from lcm.quantize.rvq import nearest
-
         return nearest(query, self.codebooks[level].float())
 
 

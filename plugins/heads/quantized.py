@@ -30,12 +30,18 @@ from typing import Any, Optional
 import torch
 from torch import Tensor, nn
 
-from lcm.fields import path
 from lcm.errors import ConceptSpaceMismatchError, InputFileError, UserError
-from lcm.model.heads import (GenerationState, HeadModule, LossOutput, context_states,
-                             next_concept_pairs)
+from lcm.fields import path
+from lcm.model.heads import (
+    GenerationState,
+    HeadModule,
+    LossOutput,
+    context_states,
+    next_concept_pairs,
+)
 from lcm.model.randomness import RowGenerators
 from lcm.model.transformer import RMSNorm, SwiGLU
+from lcm.quantize.rvq import ResidualQuantizer
 
 
 @dataclass
@@ -56,8 +62,6 @@ class QuantHeadConfig:
 def load_codebooks(directory: str, concept_dim: int, levels: Optional[int]) -> Tensor:
     """The first ``levels`` codebooks (K, C, D) of a fit_quantizer output, checked against the
     model's concept dimension."""
-    from lcm.quantize.rvq import ResidualQuantizer
-
     if not Path(directory).is_dir():
         raise InputFileError(directory, "quantizer directory not found (run the fit_quantizer task "
                                         "and pass its output as the head's `quantizer`)")
@@ -173,8 +177,6 @@ class QuantizedHead(HeadModule):
 
     def encode(self, concepts: Tensor) -> Tensor:
         """Greedy residual codes (N, K) of normalised concepts (N, D)."""
-        from lcm.quantize.rvq import ResidualQuantizer
-
         return ResidualQuantizer(self.codebooks.float()).encode(concepts)
 
     def codewords(self, codes: Tensor) -> Tensor:

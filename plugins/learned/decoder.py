@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from lcm.fields import bounded, choice, component, path
 from lcm.errors import ConceptSpaceMismatchError, UserError
+from lcm.fields import bounded, choice, component, path
 from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder
+from lcm.pipeline.selector import GENERATED, RETRIEVED, rerank
+from lcm.plugins.decoders.retrieval import RetrievalConfig, RetrievalDecoder
+from lcm.plugins.learned.model import load_model
 from lcm.spaces import read_space
 
 STRATEGIES = ("beam", "sample")
@@ -76,8 +79,6 @@ class LearnedDecoder(Decoder):
         self._encoder = encoder
         self._retrieval: Any = retrieval
         if self.config.hybrid and retrieval is None:
-            from lcm.plugins.decoders.retrieval import RetrievalConfig, RetrievalDecoder
-
             self._retrieval = RetrievalDecoder(RetrievalConfig(
                 bank=self.config.bank, observed=self.config.observed, space=self._space().name,
                 dim=self._space().dim, distinct=self.config.distinct))
@@ -101,8 +102,6 @@ class LearnedDecoder(Decoder):
 
     def _load(self) -> None:
         if self._model is None:
-            from lcm.plugins.learned.model import load_model
-
             self._model, self._truecaser = load_model(self.config.model, self.config.device)
 
     def token_nll(self, vectors, sentences: Sequence[str]):
@@ -122,6 +121,9 @@ class LearnedDecoder(Decoder):
     def observe(self, sentences: Sequence[str], vectors) -> None:
         if self._retrieval is not None:
             self._retrieval.observe(sentences, vectors)
+
+    def forget(self) -> bool:
+        return self._retrieval is None or self._retrieval.forget()
 
     def decode(self, vectors, language: str | None = None) -> list[str]:
         return [d.text for d in self.decode_traced(vectors, language)]
@@ -144,7 +146,7 @@ class LearnedDecoder(Decoder):
     def _decode_batch(self, vectors) -> list[DecodedSentence]:
         config = self.config
         count = config.candidates if self.encoder is not None else 1
-        pools = [[(self._truecaser.apply(t), "generated") for t in row]
+        pools = [[(self._truecaser.apply(t), GENERATED) for t in row]
                  for row in self._model.generate(
                      vectors.to(config.device), candidates=count, beam_size=config.beam_size,
                      sample=config.strategy == "sample" and count > 1, top_p=config.top_p,
@@ -152,27 +154,7 @@ class LearnedDecoder(Decoder):
                      seed=config.seed)]
         if self._retrieval is not None:
             for pool, (text, _) in zip(pools, self._retrieval.nearest(vectors)):
-                pool.append((text, "retrieved"))
+                pool.append((text, RETRIEVED))
         if self.encoder is None:
             return [DecodedSentence(pool[0][0], pool[0][1], None) for pool in pools]
         return rerank(self.encoder, pools, vectors)
-
-
-def rerank(encoder: Any, pools: list[list[tuple[str, str]]], vectors) -> list[DecodedSentence]:
-    """For each row, the candidate whose re-encoding is closest (cosine) to the row's vector."""
-    import torch
-
-    flat = [text for pool in pools for text, _ in pool]
-    encoded = encoder.encode(flat).float()
-    targets = torch.repeat_interleave(torch.as_tensor(vectors).float().cpu(),
-                                      torch.tensor([len(p) for p in pools]), dim=0)
-    cosines = torch.nn.functional.cosine_similarity(encoded, targets, dim=-1).tolist()
-    chosen, offset = [], 0
-    for pool in pools:
-        scores = cosines[offset:offset + len(pool)]
-        best = max(range(len(pool)), key=scores.__getitem__)
-        generated = [s for s, (_, origin) in zip(scores, pool) if origin == "generated"]
-        runner_up = max(generated) if pool[best][1] != "generated" and generated else None
-        chosen.append(DecodedSentence(pool[best][0], pool[best][1], scores[best], runner_up))
-        offset += len(pool)
-    return chosen

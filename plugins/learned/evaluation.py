@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import torch
 
 from lcm.plugins.learned.corpus import SentencePairs, add_noise
+from lcm.plugins.learned.model import load_model
 
 EVALUATION_SEED = 1234
 
@@ -38,8 +39,6 @@ def noised(vectors: torch.Tensor, level: float) -> torch.Tensor:
 def score_decoder(model_dir: str, shards: str, sentences: int, noise_levels: Sequence[float],
                   encoder: Any = None) -> list[dict[str, float]]:
     """One row of scores per noise level on the first ``sentences`` of ``shards``."""
-    from lcm.plugins.learned.model import load_model
-
     model, truecaser = load_model(model_dir)
     return score_pairs(model, truecaser, SentencePairs.read(shards, sentences), noise_levels, encoder)
 

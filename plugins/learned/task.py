@@ -10,8 +10,9 @@ from typing import Any
 from rich.markup import escape
 
 from lcm.interfaces import RunContext
+from lcm.plugins.learned.evaluation import report_lines, score_decoder
 from lcm.plugins.learned.options import TrainDecoderRecipe
-from lcm.tasks.train import TrainingTask
+from lcm.train.task import TrainingTask
 
 
 class TrainDecoder(TrainingTask):
@@ -20,8 +21,7 @@ class TrainDecoder(TrainingTask):
     Config = TrainDecoderRecipe
 
     def run(self, recipe: TrainDecoderRecipe, context: RunContext) -> Any:
-        from lcm.plugins.learned.evaluation import report_lines, score_decoder
-        from lcm.plugins.learned.unit import train_decoder
+        from lcm.plugins.learned.unit import train_decoder  # DeepSpeed: only when training
 
         unit, summary = train_decoder(recipe)
         if not unit.context.is_main:

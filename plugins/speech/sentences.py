@@ -12,6 +12,8 @@ from __future__ import annotations
 import bisect
 from typing import NamedTuple, Sequence
 
+from lcm.data.segment import split_sentences
+
 MAX_JOIN_GAP_S = 0.5
 """Utterances further apart than this (between their padded spans) are never one sentence."""
 
@@ -38,8 +40,6 @@ def sentences_with_times(texts: Sequence[str], times: Sequence[tuple[float, floa
 def _split_run(texts: Sequence[str], times: Sequence[tuple[float, float]],
                language: str) -> list[TimedSentence]:
     """The sentences of utterances close enough to be read as one passage."""
-    from lcm.data.segment import split_sentences
-
     starts, pieces, offset = [], [], 0
     for text in texts:
         starts.append(offset)

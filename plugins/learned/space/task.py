@@ -8,7 +8,7 @@ from rich.markup import escape
 
 from lcm.interfaces import RunContext
 from lcm.plugins.learned.space.options import TrainSpaceRecipe
-from lcm.tasks.train import TrainingTask
+from lcm.train.task import TrainingTask
 
 
 class TrainSpace(TrainingTask):

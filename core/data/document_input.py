@@ -1,4 +1,4 @@
-"""The document-reading fields that ``prepare``, ``generate`` and ``summarize`` share.
+"""The document-reading recipe fields that ``prepare``, ``generate`` and ``summarize`` share.
 
 A task's ``Config`` inherits ``DocumentInput``; its fields are keyword-only, so the task's own
 required fields (``input``, ``output``, ...) may follow them. Recipes stay flat (``format:``,
@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
+from lcm.data.readers import FORMATS, read_documents
+from lcm.data.segment import DEFAULT_MAX_CHARS, capped_sentences
 from lcm.fields import choice
-from lcm.data.readers import FORMATS
-from lcm.data.segment import DEFAULT_MAX_CHARS
 
 if TYPE_CHECKING:
     from lcm.data.readers import RawDocument
@@ -38,8 +38,6 @@ class DocumentInput:
 
     def documents(self, source: str, on_skip: Callable[[str], None]) -> Iterator["RawDocument"]:
         """The documents of ``source`` as these fields say to read them."""
-        from lcm.data.readers import read_documents
-
         return read_documents(source, self.format, self.text_field, self.id_field,
                               on_skip=on_skip, limit=self.limit)
 
@@ -49,6 +47,4 @@ class DocumentInput:
 
     def capped_sentences(self, text: str) -> tuple[list[str], int]:
         """``sentences(text)``, and how many sentences the ``max_chars`` cap split."""
-        from lcm.data.segment import capped_sentences
-
         return capped_sentences(text, self.segmenter.language, self.segmenter.max_chars)
