@@ -29,7 +29,7 @@ from lcm.plan.report import print_plan
 from lcm.recipe_marks import key_marks, locate
 from lcm.registry import get_registry
 from lcm.serve.launch import start
-from lcm.ui import Terminal, using
+from lcm.ui import Terminal, current, using
 from lcm.ui.chatter import configure
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def plan(recipe: Path, overrides: tuple[str, ...], gpus: int, nodes: int, gpu_me
     cluster = Cluster(gpus, nodes, parse_memory(gpu_memory), flops, mfu)
     result = make_plan(train_recipe, recipe_dim(train_recipe, concept_dim), cluster, tokens)
     if as_json:
-        click.echo(dumps(result.as_dict(), indent=2))
+        click.echo(dumps(result.as_dict(), current().note, indent=2))
     else:
         print_plan(result, Console(width=120))
 

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Callable, Optional
+
+Note = Callable[..., None]
+"""A terminal's ``note(message, key=...)``."""
 
 
-def dumps(value: Any, **options: Any) -> str:
-    """``json.dumps`` with NaN/inf written as null (noted on the current terminal)."""
+def dumps(value: Any, note: Optional[Note] = None, **options: Any) -> str:
+    """``json.dumps`` with NaN/inf written as null, said through ``note`` (a terminal's)."""
     replaced = [0]
     text = json.dumps(_finite(value, replaced), allow_nan=False, **options)
-    if replaced[0]:
-        from lcm.ui import current
-
-        current().note(f"{replaced[0]} NaN/inf number(s) written as null in JSON output",
-                       key="NaN/inf written as null")
+    if replaced[0] and note is not None:
+        note(f"{replaced[0]} NaN/inf number(s) written as null in JSON output",
+             key="NaN/inf written as null")
     return text
 
 

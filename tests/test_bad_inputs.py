@@ -24,7 +24,8 @@ from lcm.cli import main
 from lcm.data.normalizer import NORMALIZER_FILE
 from lcm.data.shards import MANIFEST, shard_paths
 from lcm.outputs import lock_path
-from tests._train_fixtures import restored_process_state, walk_documents, write_shards, write_yaml
+from tests._bad_input_fixtures import doubling, fit, shards
+from tests._train_fixtures import restored_process_state, write_yaml
 
 
 @dataclass
@@ -35,14 +36,6 @@ class Case:
     """The error line after ``error: ``; ``{d}`` is the folder."""
     overrides: list[str] = field(default_factory=list)
     exit_code: int = 2
-
-
-def shards(d: Path, documents: int = 6) -> Path:
-    return write_shards(d / "shards", [doc for doc in walk_documents(documents) if len(doc.sentences) > 1])
-
-
-def fit(d: Path, output: str = "norm") -> dict:
-    return {"task": "fit_normalizer", "shards": str(shards(d)), "output": str(d / output)}
 
 
 def train(d: Path, **options: object) -> dict:
@@ -170,13 +163,6 @@ def _rewrite_first_vectors(directory: Path, change: Callable[[np.ndarray], np.nd
 
 
 # ------------------------------------------------------------------------------ setups (pass 2)
-
-def doubling(levels: int) -> dict:
-    """Keys whose interpolations multiply by ten per level: ``72 * 10**levels`` characters."""
-    keys = {"l0": "x" * 72}
-    for level in range(1, levels + 1):
-        keys[f"l{level}"] = "${l%d}" % (level - 1) * 10
-    return keys
 
 
 def interpolation_bomb(d: Path) -> dict:

@@ -3,9 +3,7 @@ sibling recipe never resolved whole, symlink loops read once, and prepare's cont
 rank claim and killed finish (issue 19, items 2, 4, 6, 8)."""
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +13,7 @@ from lcm.data.inputs import input_files
 from lcm.data.shard_set import PartialShardSet, partial_directory
 from lcm.errors import UserError
 from lcm.ui import Terminal, using
-from tests.test_bad_inputs import doubling, fit
+from tests._bad_input_fixtures import doubling, fit
 from tests._train_fixtures import write_yaml
 
 PLAN = ["plan", "recipes/train_wiki.yaml", "--gpus", "1"]

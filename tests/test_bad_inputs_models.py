@@ -25,7 +25,7 @@ from lcm.train.log import read_log
 from lcm.ui import Terminal, using
 from tests._data_fixtures import run_lcm
 from tests._model_fixtures import toy_model, toy_normalizer
-from tests.test_learned_decoder import learned, toy_recipe
+from tests._learned_fixtures import learned, toy_recipe
 
 
 def nan_in_first_tensor(weights: Path) -> str:

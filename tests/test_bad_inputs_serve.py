@@ -14,7 +14,7 @@ from lcm.serve.requests import (ABANDONED_S, CancellableTerminal, RequestCancell
                                 checked_text, with_duration_limit)
 from lcm.ui import using
 from lcm.ui.terminal import progress
-from tests.test_serve import last, registry, service_of  # noqa: F401 (the fixture)
+from tests._serve_fixtures import last, registry, service_of  # noqa: F401 (the fixture)
 
 
 @pytest.mark.parametrize("text, message", [

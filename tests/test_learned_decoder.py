@@ -3,7 +3,6 @@
 decoder reranks candidates by round trip and, as a hybrid, is never farther than retrieval."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,33 +14,14 @@ from lcm.components import component_options
 from lcm.data.shards import iter_documents
 from lcm.errors import ConceptSpaceMismatchError
 from lcm.plugins.decoders.retrieval import RetrievalDecoder
-from lcm.registry import build_registry
 from lcm.plugins.learned.casing import Truecaser
-from lcm.plugins.learned.decoder import LearnedDecoder
 from lcm.plugins.learned.evaluation import round_trip_cosines
 from lcm.plugins.learned.model import read_record
 from lcm.plugins.encoders.minilm import MiniLMEncoder
 from lcm.train.log import read_log
 from tests._data_fixtures import run_lcm, write_recipe
+from tests._learned_fixtures import TRAINED, learned, toy_recipe
 
-TRAINED = 8  # sentences the toy decoder learns by heart
-
-
-def toy_recipe(directory: Path, shards: Path, output: Path, steps: int, **extra: str) -> Path:
-    """A tiny random-weight causal BERT (MiniLM's tokenizer) on the first sentences."""
-    return write_recipe(directory / f"{output.name}.yaml", (
-        "task: train_decoder\n"
-        f"output: {output}\n"
-        f"data: {{shards: {shards}, batch_size: 8, max_sentences: {TRAINED}, "
-        f"noise_levels: [{extra.get('noise', '0.0')}]}}\n"
-        "model: {base: random, hidden_size: 64, num_layers: 2, num_heads: 2, "
-        "intermediate_size: 128, prefix_hidden: 128, max_tokens: 24}\n"
-        f"train: {{steps: {steps}, lr: 3e-3, warmup_steps: 5, checkpoint_every: "
-        f"{extra.get('checkpoint_every', steps)}, keep_checkpoints: 3, log_every: 5, "
-        f"export_dtype: fp32, seed: 0}}\n"
-        "distributed: {cpu_threads: 1}\n"
-        f"evaluation: {{shards: {extra.get('evaluation', 'null')}, sentences: {TRAINED}, "
-        "noise_levels: [0.0]}\n"))
 
 
 def vectors_of(shards: Path, count: int) -> tuple[list[str], torch.Tensor]:
@@ -61,14 +41,6 @@ def toy(prepared_sample, tmp_path_factory):
     result = run_lcm("run", str(recipe))
     assert result.returncode == 0, result.stderr[-3000:]
     return output, result
-
-
-def learned(model: Path, encoder=None, **options) -> LearnedDecoder:
-    """The decoder of ``model``; ``encoder`` (built) reranks, as an ``encoder`` section would."""
-    if encoder is not None:
-        options["encoder"] = {"name": "minilm"}  # what a recipe says; the built one is passed
-    return LearnedDecoder(component_options(LearnedDecoder, {"model": str(model), **options},
-                                            build_registry()), encoder=encoder)
 
 
 def test_train_decoder_learns_to_write_its_training_sentences(toy, prepared_sample):

@@ -10,51 +10,16 @@ from pathlib import Path
 
 import pytest
 
-import lcm.registry
 from lcm.cli import main
-from lcm.config import resolve_recipe
-from lcm.pipeline.pipeline import ConceptPipeline
 from lcm.serve.offline import strip_external
 from lcm.serve.page import respond
 from lcm.serve.progress import StageHistory, Tracker
-from lcm.serve.service import Options, Service
-from tests._fake_plugins import plugin_module
-from tests._encoder_fixtures import HashedWordsEncoder, ScriptedRecordingEncoder
-from tests._summarize_fixtures import (DECODER, SENTENCES, copy_head_plugin, copying_checkpoint,
-                                      write_recipe)
+from lcm.serve.service import Options
+from tests._serve_fixtures import last, registry, service_of, text_input  # noqa: F401 (fixture)
+from tests._summarize_fixtures import DECODER, SENTENCES, copying_checkpoint, write_recipe
 
 SPOKEN = [["The lighthouse stood on a cliff.", 0.5, 2.1], ["Ships passed it every night.", 2.6, 4.0],
           ["A keeper lived inside with his dog.", 4.4, 6.2]]
-
-
-@pytest.fixture
-def registry():
-    """The installed plugins, a text and a scripted-recording encoder, and the copying head."""
-    encoders = plugin_module("serve_test_encoders", register_encoders=lambda register: [
-        register(c) for c in (HashedWordsEncoder, ScriptedRecordingEncoder)])
-    return lcm.registry.build_registry(extra_plugins=[encoders, copy_head_plugin()])
-
-
-def service_of(tmp_path, registry, encoder="hashed_words", picks=(1, 0), **fields) -> Service:
-    checkpoint = copying_checkpoint(tmp_path, registry, picks=list(picks))
-    recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(_text_input(tmp_path)),
-                          encoder={"name": encoder}, text_encoder={"name": "hashed_words"},
-                          decoder=DECODER, max_summary_concepts=4, **fields)
-    config = resolve_recipe(recipe, (), registry).config
-    return Service(ConceptPipeline.from_summarize_recipe(config, registry))
-
-
-def _text_input(tmp_path) -> Path:
-    path = tmp_path / "story.txt"
-    path.write_text(" ".join(SENTENCES) + "\n")
-    return path
-
-
-def last(updates) -> tuple[str, str]:
-    """The final (status, result) a request yields; each update before it is a status."""
-    updates = list(updates)
-    assert all("lcm-status" in status for status, _ in updates)
-    return updates[-1]
 
 
 def test_pasted_text_is_summarised_with_the_page_options(tmp_path, registry):
@@ -152,7 +117,7 @@ def test_serve_refuses_other_tasks_and_busy_ports_in_one_line(tmp_path, registry
     other.write_text(json.dumps({"task": "fit_normalizer"}))
     assert main(["serve", str(other)], registry) == 2
     checkpoint = copying_checkpoint(tmp_path, registry, picks=[0])
-    recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(_text_input(tmp_path)),
+    recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(text_input(tmp_path)),
                           encoder={"name": "hashed_words"}, decoder=DECODER)
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))

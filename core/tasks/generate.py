@@ -27,6 +27,7 @@ from lcm.pipeline.options import PADDING_SIDES, ContinuationOptions, continuatio
 from lcm.pipeline.pipeline import ConceptPipeline
 from lcm.pipeline.selector import decoding_record, describe_decoding
 from lcm.pipeline.sources import NO_SENTENCES
+from lcm.ui import current
 from lcm.ui.words import format_counts
 
 
@@ -136,4 +137,6 @@ def format_continuation(row: dict[str, Any]) -> str:
 
 def write_jsonl(target: Path, rows: list[dict[str, Any]]) -> None:
     """One JSON object per line, written atomically."""
-    write_text_atomically(target, "".join(dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    note = current().note
+    write_text_atomically(target, "".join(dumps(row, note, ensure_ascii=False) + "\n"
+                                          for row in rows))

@@ -31,6 +31,7 @@ from lcm.pipeline.options import ContinuationOptions, SummaryOptions
 from lcm.pipeline.pipeline import ConceptPipeline
 from lcm.pipeline.selector import describe_decoding
 from lcm.pipeline.sources import NO_SENTENCES, SourceDocument, check_input_file
+from lcm.ui import current
 from lcm.ui.scale import LEGEND
 from lcm.ui.scale import describe as describe_cosine
 from lcm.ui.words import format_counts, format_time
@@ -182,12 +183,14 @@ def write_evaluation_pairs(target: Path, results: list[dict[str, Any]]) -> None:
     """One JSON line per document: source segments, reference, predicted summary sentences."""
     lines = [dumps({"id": r["id"], "source": [s["text"] for s in r["segments"]],
                          "reference": r["reference"],
-                         "prediction": [s["text"] for s in r["summary"]]}, ensure_ascii=False)
+                         "prediction": [s["text"] for s in r["summary"]]}, current().note,
+                   ensure_ascii=False)
              for r in results]
     write_text_atomically(target, "\n".join(lines) + "\n")
 
 
 def write_summaries(target: Path, recipe: SummarizeConfig, results: list[dict[str, Any]]) -> None:
     report = {"model": recipe.model, "input": recipe.input, "documents": results}
-    write_text_atomically(target, dumps(report, ensure_ascii=False, indent=2) + "\n")
+    write_text_atomically(target, dumps(report, current().note, ensure_ascii=False,
+                                        indent=2) + "\n")
 

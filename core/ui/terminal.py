@@ -137,9 +137,9 @@ class Terminal:
         """The task's last word: ``line`` for people and scripts, ``data`` as JSON for machines;
         the notes are counted in both."""
         if self.mode == "json":
-            body = dumps(data or {}, default=str, ensure_ascii=False)  # may add a note
+            body = dumps(data or {}, self.note, default=str, ensure_ascii=False)  # may add a note
             record = {**json.loads(body), "notes": dict(self.notes)}
-            self.out.file.write(dumps(record, ensure_ascii=False) + "\n")
+            self.out.file.write(dumps(record, self.note, ensure_ascii=False) + "\n")
             self.out.file.flush()
             self.notes.clear()
             return
