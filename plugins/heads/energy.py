@@ -48,15 +48,16 @@ class ResidualBlock(nn.Module):
     def __init__(self, width: int, eps: float):
         super().__init__()
         self.norm = RMSNorm(width, eps)
-        self.inner = nn.Linear(width, 2 * width)
-        self.outer = nn.Linear(2 * width, width)
+        self.inner = nn.Linear(width, width)
+        self.outer = nn.Linear(width, width)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.outer(F.silu(self.inner(self.norm(x))))
 
 
 class ConceptGenerator(nn.Module):
-    """(..., d) trunk states and (..., noise_dim) noise -> (..., D) a drawn concept."""
+    """(N, d) trunk states and (N, S, noise_dim) noise -> (N, S, D): S drawn concepts each (the
+    state is projected once per position, then shared by its draws)."""
 
     def __init__(self, model_dim: int, noise_dim: int, width: int, layers: int,
                  concept_dim: int, eps: float):
@@ -68,7 +69,7 @@ class ConceptGenerator(nn.Module):
         self.output = nn.Linear(width, concept_dim)
 
     def forward(self, hidden: Tensor, noise: Tensor) -> Tensor:
-        x = self.state_in(hidden) + self.noise_in(noise)
+        x = self.state_in(hidden)[:, None] + self.noise_in(noise)  # (N, S, width)
         return self.output(self.final_norm(self.blocks(x)))
 
 
@@ -76,15 +77,19 @@ def energy_score(drawn: Tensor, target: Tensor, beta: float) -> tuple[Tensor, Te
     """(N, S, D) draws, (N, D) targets -> per position (N,) the fidelity ``E||x̂ - y||^β`` and
     the diversity ``E||x̂ - x̂'||^β`` over the S(S-1) ordered pairs of distinct draws."""
     samples = drawn.shape[1]
-    fidelity = _powered_distance(drawn - target[:, None], beta).mean(dim=1)  # (N,)
-    pairs = _powered_distance(drawn[:, :, None] - drawn[:, None, :], beta)  # (N, S, S)
+    norms = drawn.pow(2).sum(-1)  # (N, S)
+    to_target = norms + target.pow(2).sum(-1)[:, None] - 2 * (drawn @ target[:, :, None])[..., 0]
+    fidelity = _powered(to_target.clamp(min=0), beta).mean(dim=1)  # (N,)
+    squared = norms[:, :, None] + norms[:, None, :] - 2 * drawn @ drawn.transpose(1, 2)  # (N, S, S)
     distinct = ~torch.eye(samples, dtype=torch.bool, device=drawn.device)
-    return fidelity, pairs[:, distinct].mean(dim=1)  # (N, S(S-1)) -> (N,)
+    return fidelity, _powered(squared[:, distinct].clamp(min=0), beta).mean(dim=1)
 
 
-def _powered_distance(difference: Tensor, beta: float, eps: float = 1e-8) -> Tensor:
-    """||difference||^β over the last dimension, smoothed at 0 (finite gradients for β < 1)."""
-    return (difference.pow(2).sum(-1) + eps).pow(beta / 2)
+def _powered(squared_distance: Tensor, beta: float, eps: float = 1e-8) -> Tensor:
+    """||.||^β from squared distances, smoothed at 0 (finite gradients for β < 1). Squared
+    distances come from Gram matrices: the (N, S, S, D) differences cost more than the
+    generator itself."""
+    return (squared_distance + eps).pow(beta / 2)
 
 
 class EnergyHead(HeadModule):
@@ -107,7 +112,7 @@ class EnergyHead(HeadModule):
         samples = self.config.samples
         noise = torch.randn(states.shape[0], samples, self.config.noise_dim,
                             device=states.device, dtype=states.dtype)
-        drawn = self.generator(states[:, None].expand(-1, samples, -1), noise).float()  # (N, S, D)
+        drawn = self.generator(states, noise).float()  # (N, S, D)
         fidelity, diversity = energy_score(drawn, targets, self.config.beta)
         count = max(states.shape[0], 1)
         loss = (fidelity - 0.5 * diversity).sum() / count
@@ -123,7 +128,7 @@ class EnergyHead(HeadModule):
         shape = (self.config.noise_dim,)
         noise = (state.generators.randn(shape, hidden.device, hidden.dtype) if state.generators
                  else torch.randn(hidden.shape[0], *shape, device=hidden.device, dtype=hidden.dtype))
-        return self.generator(hidden, self.config.temperature * noise)  # (B, D)
+        return self.generator(hidden, self.config.temperature * noise[:, None])[:, 0]  # (B, D)
 
 
 @hookimpl
