@@ -351,3 +351,66 @@ def test_pretraining_recipes_are_checked_before_running(tmp_path):
     with pytest.raises(RecipeError, match="concept spaces differ"):
         run_recipe(tmp_path, f"mode: pretraining\npretraining: {{checkpoint: {data.checkpoint}, "
                              f"shards: {other}}}\n")
+
+
+def test_in_document_contrastive_accuracy_on_points_of_a_line():
+    """Concepts x_k = k on a line; prediction t (of x_{t+1}) is scored against the other
+    concepts of the sequence: a copy of x_t has its target at 1 and a distractor (x_t) at 0."""
+    import torch
+
+    from lcm.evaluate.concept_metrics import in_document_accuracy
+
+    concepts = torch.arange(4.0)[:, None] * torch.tensor([[1.0, 0.0]])  # (4, 2)
+    copies = concepts[:-1]
+    # t=0: distractors x0, x2, x3 at 0, 2, 3 -> 2/3; t=1: x0, x1, x3 at 1, 0, 2 -> 1/3 (a tie is
+    # not farther); t=2: x0, x1, x2 at 2, 1, 0 -> 1/3
+    assert in_document_accuracy(copies, concepts).tolist() == pytest.approx([2 / 3, 1 / 3, 1 / 3])
+    assert in_document_accuracy(concepts[1:], concepts).tolist() == [1.0, 1.0, 1.0]  # exact
+
+
+def test_diversity_is_the_mean_pairwise_cosine_of_the_draws():
+    import torch
+
+    from lcm.evaluate.concept_metrics import draw_diversity
+
+    same = torch.tensor([[[1.0, 1.0]], [[2.0, 2.0]], [[3.0, 3.0]]])  # (K=3, N=1, D=2)
+    assert draw_diversity(same).tolist() == pytest.approx([1.0])
+    spread = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]], [[-1.0, 0.0]]])  # cosines 0, -1, 0
+    assert draw_diversity(spread).tolist() == pytest.approx([-1 / 3])
+
+
+def _line_shards(directory: Path, lengths: tuple[int, ...]) -> None:
+    """Documents whose concepts lie on a line, 0.5 + k along the first axis (exact in fp16)."""
+    from lcm.data.shards import Document, ShardWriter
+    from tests._model_fixtures import TOY_SPACE
+
+    with ShardWriter(directory, TOY_SPACE, encoder="test", docs_per_shard=2) as writer:
+        for doc, length in enumerate(lengths):
+            vectors = np.zeros((length, TOY_SPACE.dim), dtype=np.float16)
+            vectors[:, 0] = 0.5 + np.arange(length)
+            writer.write(Document(f"doc{doc}", [f"Sentence {doc}.{k}." for k in range(length)],
+                                  vectors))
+
+
+def test_copying_the_previous_concept_scores_the_expected_in_document_ca(tmp_path):
+    """A document of L concepts on a line: the copy of x_t beats the distractors j with
+    |j - t| > 1 only, max(t-1, 0) + max(L-t-2, 0) of L-1. A deterministic head (mse) and the
+    baselines draw the same prediction every time: diversity 1."""
+    from lcm.evaluate.pretraining import PREVIOUS_CONCEPT, PretrainingOptions, evaluate_pretraining
+    from lcm.model.checkpoint import load_checkpoint, save_checkpoint
+    from tests._model_fixtures import toy_model, toy_normalizer
+
+    lengths = (4, 2, 6)
+    _line_shards(tmp_path / "shards", lengths)
+    checkpoint = save_checkpoint(tmp_path / "ckpt", toy_model(seed=3), toy_normalizer())
+    report = evaluate_pretraining(load_checkpoint(checkpoint, get_registry()),
+                                  str(tmp_path / "shards"),
+                                  PretrainingOptions(max_concepts=8, diversity_draws=3),
+                                  progress=False)
+    expected = [(max(t - 1, 0) + max(L - t - 2, 0)) / (L - 1) for L in lengths for t in range(L - 1)]
+    cell = report.cell(PREVIOUS_CONCEPT, "ca_doc")
+    assert cell.n == len(expected) and cell.mean == pytest.approx(np.mean(expected))
+    for system in report.rows:
+        assert report.cell(system, "diversity").mean == pytest.approx(1.0)
+        assert report.cell(system, "diversity").n == len(expected)
+    assert report.settings["diversity_draws"] == 3

@@ -8,6 +8,11 @@ open, the reference code (``lcm/evaluation/metrics``):
   the OTHER sequences of the batch) that lie farther from the prediction than the true concept
   does; 0.5 is chance. This is the reference's ``mse_constrative_accuracy``: a share over
   distractors per position, not "closer than all of them".
+- CA in-document: the same share with the document's OTHER sentences as distractors (those of
+  its window, context included). Other documents' concepts are far from any context, so a copy
+  of the previous concept passes the first CA almost always; here the previous concept is a
+  distractor at distance 0, so copying the context scores low.
+- diversity: the mean pairwise cosine of several draws of one prediction (1: deterministic).
 - PAR, paraphrasing: ``max_{m<t} cos(x̂_t, x_m)``, how close the prediction is to a concept
   already in the context; a model that merely restates its context scores near 1.
 - round-trip ℓ2: ``||encode(decode(x̂_t)) - x̂_t||``, how far the prediction is from a vector
@@ -43,6 +48,34 @@ def contrastive_accuracy(predicted: "Tensor", target: "Tensor", sequence: "Tenso
     count = distractor.sum(dim=1)
     shares = farther.sum(dim=1).double() / count.clamp(min=1)
     return torch.where(count > 0, shares, torch.full_like(shares, float("nan")))
+
+
+def in_document_accuracy(predicted: "Tensor", concepts: "Tensor") -> "Tensor":
+    """Within one sequence: (T-1, D) predictions of positions 1..T-1, (T, D) true concepts
+    -> (T-1,) for prediction t, the share of the sequence's concepts other than its target
+    (position t+1) that lie farther from it than the target does."""
+    import torch
+
+    predicted, concepts = predicted.double(), concepts.double()
+    steps = predicted.shape[0]
+    distances = torch.cdist(predicted, concepts)  # (T-1, T): prediction t to concept j
+    targets = torch.arange(1, steps + 1)
+    true_distance = distances[torch.arange(steps), targets]  # (T-1,)
+    distractor = torch.ones_like(distances, dtype=torch.bool)
+    distractor[torch.arange(steps), targets] = False
+    farther = (distances > true_distance[:, None]) & distractor
+    return farther.sum(dim=1).double() / distractor.sum(dim=1)
+
+
+def draw_diversity(draws: "Tensor") -> "Tensor":
+    """(K, N, D) K draws of N predictions -> (N,) mean cosine over the K(K-1)/2 pairs of draws."""
+    import torch
+    import torch.nn.functional as F
+
+    unit = F.normalize(draws.double(), dim=-1)
+    cosines = torch.einsum("knd,lnd->nkl", unit, unit)  # (N, K, K)
+    pairs = torch.triu_indices(draws.shape[0], draws.shape[0], offset=1)
+    return cosines[:, pairs[0], pairs[1]].mean(dim=1)
 
 
 def paraphrase_scores(predicted: "Tensor", concepts: "Tensor") -> "Tensor":

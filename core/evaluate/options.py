@@ -18,6 +18,9 @@ class PretrainingOptions:
     """Evaluate the first N documents in shard order; null = all."""
     max_decoded: int = 256
     """Predictions per system decoded for round-trip ℓ2 and MI (the first ones in order)."""
+    diversity_draws: int = 8
+    """Draws per position for the diversity metric, on the first ``max_decoded`` positions
+    (a sampling head's teacher forcing runs this many times there); below 2: not measured."""
     seed: int = 0
     """Seeds heads that sample (diffusion, quantised)."""
     language: Optional[str] = None

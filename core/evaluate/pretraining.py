@@ -10,6 +10,11 @@ per-dimension median of the training concepts, whatever the context) and the pre
 (a copy of the context's last sentence). Documents longer than the window (``max_concepts``, at
 most the model's ``max_seq_len``) are cut into windows that overlap by one concept, so each
 concept but the document's first is predicted once. Metrics are computed in the encoder's space, on de-normalised predictions.
+
+Two contrastive accuracies: against other documents' concepts (the paper's CA, which a copy of
+the previous concept passes), and against the document's own other sentences (CA-doc, which
+separates a model that predicts the next sentence from one that restates its context). Each
+system is also drawn several times per position (seeds far apart) for its diversity.
 """
 from __future__ import annotations
 
@@ -40,6 +45,10 @@ METRICS = [
     Metric("l2", "ℓ2", False, "distance of the prediction to the true next concept"),
     Metric("ca", "CA", True, "share of the batch's other sequences' concepts farther from the "
                              "prediction than the true next concept (0.5 = chance)"),
+    Metric("ca_doc", "CA-doc", True, "share of the document's other sentences farther from the "
+                                     "prediction than the true next concept (0.5 = chance)"),
+    Metric("diversity", "div", False, "mean pairwise cosine of several draws of a prediction "
+                                      "(1 = deterministic)"),
     Metric("par", "PAR", False, "highest cosine of the prediction to a concept of its context"),
     Metric("round_trip_l2", "ℓ2-r", False, "distance of the prediction to the encoding of its "
                                           "decoded text"),
@@ -53,9 +62,13 @@ METRICS = [
 MEAN_CONCEPT = "mean concept"
 PREVIOUS_CONCEPT = "previous concept"
 TOO_SHORT = "fewer than 2 concepts (nothing to predict)"
+DRAW_SEED_STRIDE = 1_000_003
+"""Seed offset between the draws of the diversity metric (rows of a batch take seed + i)."""
 
 Predictor = Callable[["Tensor", "Tensor"], "Tensor"]
 """(B, T, D) concepts in the encoder's space, (B, T) mask -> (B, T-1, D) predictions of 1..T-1."""
+SeededPredictor = Callable[[int], Predictor]
+"""A seed -> the system's predictor drawing with it (uninformed baselines ignore it)."""
 
 
 @dataclass
@@ -192,11 +205,13 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
         raise ConceptSpaceMismatchError(
             f"shards {shards} hold {manifest.space} concepts; the checkpoint was trained in {loaded.space}")
     head_name = loaded.model.head.name
-    predictors: dict[str, Predictor] = {
-        f"model ({head_name})": model_predictor(loaded, options.seed),
-        MEAN_CONCEPT: mean_concept_predictor(loaded.normalizer),
-        PREVIOUS_CONCEPT: previous_concept_predictor,
+    mean_concept = mean_concept_predictor(loaded.normalizer)
+    systems: dict[str, SeededPredictor] = {
+        f"model ({head_name})": lambda seed: model_predictor(loaded, seed),
+        MEAN_CONCEPT: lambda seed: mean_concept,
+        PREVIOUS_CONCEPT: lambda seed: previous_concept_predictor,
     }
+    predictors = {system: seeded(options.seed) for system, seeded in systems.items()}
     scores = {system: SystemScores() for system in predictors}
     length = min(options.max_concepts, loaded.model.config.max_seq_len)
     if length < 2:
@@ -210,8 +225,11 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
         for batch in batched(windows(documents, length, counts), options.batch_size):
             concepts, mask = _stack(batch)
             for system, predict in predictors.items():
-                _score_batch(batch, concepts, mask, predict(concepts, mask), scores[system],
+                predicted = predict(concepts, mask)
+                _score_batch(batch, concepts, mask, predicted, scores[system],
                              options.max_decoded if decoder is not None else 0)
+                _score_diversity(systems[system], options, concepts, mask, predicted,
+                                 scores[system])
     documents.close()
 
     for collected in scores.values():
@@ -230,6 +248,8 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
         "round_trip": encoder is not None and decoder is not None,
         "mutual_information": mi_scorer is not None and decoder is not None,
         "contrastive_distractors": "true next concepts of the other sequences of the batch",
+        "in_document_distractors": "the window's other concepts (the document's, when it fits)",
+        "diversity_draws": options.diversity_draws,
         MEAN_CONCEPT: "the normaliser's centre (per-dimension median of the training concepts)",
         PREVIOUS_CONCEPT: "a copy of the last context concept",
         "undefined": {system: collected.undefined for system, collected in scores.items()
@@ -257,9 +277,25 @@ def _score_texts(scores: SystemScores, decoder: Any, encoder: Any, mi_scorer: An
         scores.extend_defined("mi", mi_scorer.score([s.context for s in scores.samples], texts))
 
 
+def _score_diversity(seeded: SeededPredictor, options: PretrainingOptions, concepts: "Tensor",
+                     mask: "Tensor", predicted: "Tensor", scores: SystemScores) -> None:
+    """Diversity of the batch's predictions (while fewer than ``max_decoded`` are scored):
+    ``predicted`` and ``diversity_draws - 1`` more draws, each seeded far from the others."""
+    import torch
+
+    room = options.max_decoded - len(scores.values["diversity"])
+    if options.diversity_draws < 2 or room <= 0:
+        return
+    valid = mask[:, 1:]
+    draws = [predicted] + [seeded(options.seed + k * DRAW_SEED_STRIDE)(concepts, mask)
+                           for k in range(1, options.diversity_draws)]
+    flat = torch.stack([d[valid] for d in draws])[:, :room]  # (K, N, D)
+    scores.values["diversity"].extend(concept_metrics.draw_diversity(flat).tolist())
+
+
 def _score_batch(batch: list[Window], concepts: "Tensor", mask: "Tensor", predicted: "Tensor",
                  scores: SystemScores, max_decoded: int) -> None:
-    """Add one batch's per-position ℓ2, CA and PAR to ``scores``; keep text samples."""
+    """Add one batch's per-position ℓ2, both CAs and PAR to ``scores``; keep text samples."""
     import torch
 
     valid = mask[:, 1:]  # (B, T-1): position t+1 exists
@@ -271,6 +307,8 @@ def _score_batch(batch: list[Window], concepts: "Tensor", mask: "Tensor", predic
         steps = len(window.sentences) - 1
         scores.values["par"].extend(
             concept_metrics.paraphrase_scores(predicted[i, :steps], concepts[i, :steps + 1]).tolist())
+        scores.values["ca_doc"].extend(concept_metrics.in_document_accuracy(
+            predicted[i, :steps], concepts[i, :steps + 1]).tolist())
         for t in range(steps):
             if len(scores.samples) >= max_decoded:
                 break
