@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lcm.interfaces import ConceptSpace
-from lcm.plugins.learned.generation import Sampling, banned_by_ngrams, write_sentences
+from lcm.plugins.learned.generation import Sampling, banned_by_ngrams, nucleus, write_sentences
 from lcm.plugins.learned.model import ConceptDecoderModel
 from lcm.plugins.learned.options import DecoderArch
 
@@ -64,6 +64,20 @@ def test_the_ngram_block_bans_what_transformers_processor_bans():
         row, token = banned_by_ngrams(tokens, size)
         scores[row, token] = -float("inf")
         assert torch.equal(scores, expected), size
+
+
+@pytest.mark.parametrize("top_p, temperature", [(0.9, 0.7), (0.5, 1.0), (1.0, 1.3)])
+def test_the_nucleus_is_what_transformers_warpers_leave(top_p, temperature):
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    scores = 3 * torch.randn(6, 400, generator=torch.Generator().manual_seed(1))
+    scores[0, :390] = -float("inf")  # fewer candidates than top-k's 50 (the n-gram block)
+    warped = scores.clone()
+    for warp in (TemperatureLogitsWarper(temperature), TopKLogitsWarper(50), TopPLogitsWarper(top_p)):
+        warped = warp(None, warped)
+    probs, ids = nucleus(scores, Sampling(top_p, temperature))
+    ours = torch.zeros_like(scores).scatter_add_(1, ids, probs)
+    torch.testing.assert_close(ours, warped.softmax(-1), atol=1e-6, rtol=0)
 
 
 def test_candidates_are_independent_of_the_batch_they_share(model):

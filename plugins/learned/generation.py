@@ -5,10 +5,11 @@ prefix, keeps finished rows computing until the longest one ends, and blocks rep
 a Python loop over every row and position at every step. Here the prefix (the concept's slots
 and [CLS]) is read once per concept and its key/value cache copied to that concept's
 candidates, a candidate that writes [SEP] leaves the batch (its rows of the cache go too), and
-the n-gram block is a tensor comparison. The arithmetic of a step is the one ``generate`` does
-(the same logits processors: n-gram block, temperature, top-k 50, top-p), so greedy decoding
-writes the very tokens ``generate`` writes; sampling draws from the same distribution through
-its own seeded generator, so a decode is reproducible whatever else the process does.
+the n-gram block is a tensor comparison and the nucleus is found among the top 50 tokens rather
+than by sorting the vocabulary. A step's arithmetic is the one ``generate`` does (n-gram block,
+then temperature, top-k 50, top-p), so greedy decoding writes the very tokens ``generate``
+writes and sampling draws from the same distribution, through its own seeded generator: a
+decode is reproducible whatever else the process draws.
 """
 from __future__ import annotations
 
@@ -46,19 +47,27 @@ def banned_by_ngrams(tokens: torch.Tensor, size: int) -> tuple[torch.Tensor, tor
     return row, tokens[row, start + size - 1]
 
 
-def next_scores(logits: torch.Tensor, tokens: torch.Tensor, no_repeat_ngram: int,
-                sampling: Optional[Sampling]) -> torch.Tensor:
-    """The step's scores (A, V) after the n-gram block and, when sampling, the warpers."""
-    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+def nucleus(scores: torch.Tensor, sampling: Sampling) -> tuple[torch.Tensor, torch.Tensor]:
+    """The probabilities (A, K) and token ids (A, K) sampling draws from: what ``generate``'s
+    temperature, top-k (50) and top-p warpers leave, computed on the top 50 alone instead of
+    sorting the whole vocabulary (a token is kept while the mass ranked above it is < top_p)."""
+    values, ids = (scores / sampling.temperature).topk(min(TOP_K, scores.shape[-1]), dim=-1)
+    probs = values.softmax(-1)  # (A, K), best first
+    above = probs.cumsum(-1) - probs
+    probs = probs.masked_fill(above >= sampling.top_p, 0.0)
+    return probs / probs.sum(-1, keepdim=True), ids
 
+
+def next_tokens(logits: torch.Tensor, tokens: torch.Tensor, no_repeat_ngram: int,
+                sampling: Optional[Sampling], generator: Optional[torch.Generator]) -> torch.Tensor:
+    """The token each row writes next (A,): the n-gram block, then argmax or a draw."""
     scores = logits.float()
     row, token = banned_by_ngrams(tokens, no_repeat_ngram)
     scores[row, token] = -float("inf")
-    if sampling is not None:
-        for warp in (TemperatureLogitsWarper(sampling.temperature), TopKLogitsWarper(TOP_K),
-                     TopPLogitsWarper(sampling.top_p)):
-            scores = warp(tokens, scores)
-    return scores
+    if sampling is None:
+        return scores.argmax(-1)
+    probs, ids = nucleus(scores, sampling)
+    return ids.gather(1, torch.multinomial(probs, 1, generator=generator)).squeeze(1)
 
 
 @torch.no_grad()
@@ -79,11 +88,7 @@ def write_sentences(lm: Any, prefix: torch.Tensor, copies: int, max_new_tokens: 
     if sampling is not None and sampling.seed is not None:
         generator = torch.Generator(device=prefix.device).manual_seed(sampling.seed)
     for step in range(max_new_tokens):
-        scores = next_scores(logits, tokens, no_repeat_ngram, sampling)
-        if sampling is None:
-            chosen = scores.argmax(-1)
-        else:
-            chosen = torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(1)
+        chosen = next_tokens(logits, tokens, no_repeat_ngram, sampling, generator)
         tokens = torch.cat([tokens, chosen[:, None]], 1)
         ended = chosen == end_id
         if step == max_new_tokens - 1:

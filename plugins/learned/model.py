@@ -135,28 +135,36 @@ class ConceptDecoderModel(nn.Module):
     @torch.no_grad()
     def generate(self, vectors: torch.Tensor, candidates: int = 1, beam_size: int = 4,
                  sample: bool = False, top_p: float = 0.9, temperature: float = 1.0,
-                 no_repeat_ngram: int = 3, seed: int | None = None) -> list[list[str]]:
+                 no_repeat_ngram: int = 3, seed: int | None = None,
+                 bf16: bool = False) -> list[list[str]]:
         """``candidates`` sentences per row of ``vectors`` (best first for beam search).
 
         Sampling and greedy decoding (one beam) run in lcm's own batched loop
-        (``lcm.plugins.learned.generation``); beam search in transformers' ``generate``."""
+        (``lcm.plugins.learned.generation``); beam search in transformers' ``generate``.
+        ``bf16``: matrix products in bfloat16 (``torch.autocast``), the weights left in fp32."""
+        with torch.autocast(vectors.device.type, dtype=torch.bfloat16, enabled=bf16):
+            ids = self._write(vectors, candidates, beam_size, sample, top_p, temperature,
+                              no_repeat_ngram, seed)
+        texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True,
+                                            clean_up_tokenization_spaces=True)
+        return [texts[i * candidates:(i + 1) * candidates] for i in range(len(vectors))]
+
+    def _write(self, vectors: torch.Tensor, candidates: int, beam_size: int, sample: bool,
+               top_p: float, temperature: float, no_repeat_ngram: int, seed: int | None) -> Any:
+        """Token ids of ``candidates`` sentences per row, row by row."""
         batch = vectors.shape[0]
         cls_ids = torch.full((batch, 1), self.tokenizer.cls_token_id, dtype=torch.long,
                              device=vectors.device)
         embeds, mask = self._inputs(vectors, cls_ids, torch.ones_like(cls_ids))
         if sample or max(beam_size, candidates) == 1:
-            ids: Any = write_sentences(
+            return write_sentences(
                 self.lm, embeds, candidates, self.arch.max_tokens + 1, self.tokenizer.sep_token_id,
                 no_repeat_ngram, Sampling(top_p, temperature, seed) if sample else None)
-        else:
-            ids = self.lm.generate(
-                inputs_embeds=embeds, attention_mask=mask, max_new_tokens=self.arch.max_tokens + 1,
-                num_return_sequences=candidates, eos_token_id=self.tokenizer.sep_token_id,
-                pad_token_id=self.tokenizer.pad_token_id, no_repeat_ngram_size=no_repeat_ngram or 0,
-                do_sample=False, num_beams=max(beam_size, candidates))
-        texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True,
-                                            clean_up_tokenization_spaces=True)
-        return [texts[i * candidates:(i + 1) * candidates] for i in range(batch)]
+        return self.lm.generate(
+            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=self.arch.max_tokens + 1,
+            num_return_sequences=candidates, eos_token_id=self.tokenizer.sep_token_id,
+            pad_token_id=self.tokenizer.pad_token_id, no_repeat_ngram_size=no_repeat_ngram or 0,
+            do_sample=False, num_beams=max(beam_size, candidates))
 
 
 # ---------------------------------------------------------------------- saving and loading
