@@ -2,7 +2,8 @@
 
 ``todays_path()`` swaps it in for a block: the learned decoder samples through transformers'
 ``generate`` (the batch expanded to every candidate before the prefix is read, finished rows kept
-to the end) and the whisper cascade transcribes the whole recording before encoding any of it.
+to the end, the vocabulary sorted for top-p at every step, fp32), and every minilm encoder loads
+its own copy of the weights.
 The functions are the former code, verbatim, so a row's baseline is what a user ran.
 
     python -m benchmarks.todays_path run recipes/speech_summarize.yaml   # lcm, the old path
@@ -52,10 +53,12 @@ def transformers_generate(self: Any, vectors: Any, candidates: int = 1, beam_siz
 
 @contextlib.contextmanager
 def todays_path() -> Iterator[None]:
-    """The old decoding (and, where it changed, the old cascade) for the block."""
+    """The old decoding, and MiniLM loaded afresh by every encoder that uses it, for the block."""
+    from lcm.plugins.encoders import minilm
     from lcm.plugins.learned.model import ConceptDecoderModel
 
-    swaps = [(ConceptDecoderModel, "generate", transformers_generate)]
+    swaps = [(ConceptDecoderModel, "generate", transformers_generate),
+             (minilm, "load_model", minilm.load_model.__wrapped__)]
     saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in swaps]
     for owner, name, old in swaps:
         setattr(owner, name, old)
