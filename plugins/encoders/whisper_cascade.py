@@ -74,6 +74,7 @@ class WhisperCascadeEncoder(Encoder):
         super().__init__(config)
         self._text_encoder: Encoder | None = None  # both load on first use: listing stays instant
         self._whisper: Any = None
+        self._recogniser: Any = None  # the thread recognition runs in (encode_recording)
 
     @classmethod
     def concept_space(cls, config: WhisperCascadeConfig) -> ConceptSpace | None:
@@ -139,13 +140,13 @@ class WhisperCascadeEncoder(Encoder):
             finally:
                 heard.put(None)  # the end, also after an error
 
-        with ThreadPoolExecutor(1, thread_name_prefix="lcm-whisper") as pool:
-            recognition = pool.submit(contextvars.copy_context().run, recognise)
-            concepts = _Concepts(self)
-            for window in iter(heard.get, None):
-                concepts.add([(text, *times[len(concepts.texts) + i])
-                              for i, text in enumerate(window)])
-            texts = recognition.result()  # raises what recognition raised
+        if self._recogniser is None:  # one thread for the encoder's life (no arena per request)
+            self._recogniser = ThreadPoolExecutor(1, thread_name_prefix="lcm-whisper")
+        recognition = self._recogniser.submit(contextvars.copy_context().run, recognise)
+        concepts = _Concepts(self)
+        for window in iter(heard.get, None):
+            concepts.add([(text, *times[len(concepts.texts) + i]) for i, text in enumerate(window)])
+        texts = recognition.result()  # raises what recognition raised
         concepts.flush()
         kept = sum(1 for t in texts if t)
         if not kept:

@@ -81,7 +81,7 @@ def write_sentences(lm: Any, prefix: torch.Tensor, copies: int, max_new_tokens: 
     cache.batch_repeat_interleave(copies)  # each concept's prefix, read once, for its candidates
     logits = out.logits[:, -1].repeat_interleave(copies, 0)  # (A, V)
     total = prefix.shape[0] * copies
-    active = torch.arange(total)  # the output each batch row writes
+    active = torch.arange(total, device=prefix.device)  # the output each batch row writes
     tokens = torch.empty(total, 0, dtype=torch.long, device=prefix.device)
     written: list[list[int]] = [[] for _ in range(total)]
     generator = None
