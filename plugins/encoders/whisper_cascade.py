@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from lcm.components import ComponentSpec
 from lcm.errors import InputFileError, UserError
@@ -27,7 +27,7 @@ from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
 from lcm.plugins.audio.inputs import as_samples
 from lcm.plugins.audio.spoken import SpokenConcept, SpokenRecording
 from lcm.plugins.audio.stream import plan_utterances
-from lcm.plugins.speech.sentences import sentences_with_times
+from lcm.plugins.speech.sentences import MAX_JOIN_GAP_S, sentences_with_times
 from lcm.plugins.speech.whisper import (
     SAMPLE_RATE,
     load_whisper,
@@ -86,6 +86,7 @@ class WhisperCascadeEncoder(Encoder):
         super().__init__(config)
         self._text_encoder: Encoder | None = None  # both load on first use: listing stays instant
         self._whisper: Any = None
+        self._recogniser: Any = None  # the thread recognition runs in (encode_recording)
 
     @classmethod
     def concept_space(cls, config: WhisperCascadeConfig) -> ConceptSpace | None:
@@ -123,25 +124,47 @@ class WhisperCascadeEncoder(Encoder):
         return self.text_encoder.encode(texts)
 
     def encode_recording(self, path: str | Path, segmentation: Any = None) -> Any:
-        """The recording at ``path`` (any length, streamed) as a ``SpokenRecording``."""
+        """The recording at ``path`` (any length, streamed) as a ``SpokenRecording``.
+
+        Recognition runs in a thread of its own and hands over each window's transcripts as
+        it finishes them; sentences no later utterance can extend are encoded meanwhile."""
+        import contextvars
+        import queue
+        from concurrent.futures import ThreadPoolExecutor
+
+        import numpy as np
+
         plan = plan_utterances(path, segmentation)
-        texts = self.transcribe((u.samples for u in plan), len(plan), Path(path).name)
-        kept = [i for i, t in enumerate(texts) if t]
+        times = plan.times_s
+        heard: "queue.Queue[Optional[list[str]]]" = queue.Queue()
+
+        def recognise() -> list[str]:
+            try:
+                return self.transcribe((u.samples for u in plan), len(plan), Path(path).name,
+                                       heard.put)
+            finally:
+                heard.put(None)  # the end, also after an error
+
+        if self._recogniser is None:  # one thread for the encoder's life (no arena per request)
+            self._recogniser = ThreadPoolExecutor(1, thread_name_prefix="lcm-whisper")
+        recognition = self._recogniser.submit(contextvars.copy_context().run, recognise)
+        concepts = _Concepts(self)
+        for window in iter(heard.get, None):
+            concepts.add([(text, *times[len(concepts.texts) + i]) for i, text in enumerate(window)])
+        texts = recognition.result()  # raises what recognition raised
+        concepts.flush()
+        kept = sum(1 for t in texts if t)
         if not kept:
             raise InputFileError(path, f"no speech recognised: Whisper found no words in any of "
                                        f"its {len(texts)} utterance(s)")
-        skipped = {NO_WORDS: len(texts) - len(kept)} if len(kept) < len(texts) else {}
+        skipped = {NO_WORDS: len(texts) - kept} if kept < len(texts) else {}
         if skipped:
             log.warning("%s: %d of %d utterance(s) with no recognised words left out", path,
-                        len(texts) - len(kept), len(texts))
-        spans = [(texts[i], *plan.times_s[i]) for i in kept]
-        if self.config.per_sentence:
-            spans = sentences_with_times([t for t, _, _ in spans], [(a, b) for _, a, b in spans],
-                                         self.config.language or "en")
-        vectors = self.text_encoder.encode([text for text, _, _ in spans]).numpy()
-        concepts = [SpokenConcept(round(start, 3), round(end, 3), text, v)
-                    for (text, start, end), v in zip(spans, vectors)]
-        return SpokenRecording(str(path), plan.recording.duration_s, concepts, skipped)
+                        len(texts) - kept, len(texts))
+        vectors = np.concatenate(concepts.vectors)
+        spoken = [SpokenConcept(round(start, 3), round(end, 3), text, v)
+                  for (text, start, end), v in zip(concepts.spans, vectors)]
+        return SpokenRecording(str(path), plan.recording.duration_s, spoken, skipped)
 
     def encode_document(self, path: str) -> Iterator[EncodedSegment]:
         """Core's ``DocumentEncoder`` view of ``encode_recording`` (the summarize task uses it)."""
@@ -151,20 +174,69 @@ class WhisperCascadeEncoder(Encoder):
             yield EncodedSegment(concept.transcript, torch.from_numpy(concept.vector),
                                  concept.start_s, concept.end_s)
 
-    def transcribe(self, utterances: Iterable[Any], total: int, label: str = "speech") -> list[str]:
-        """A transcript per utterance (1-D float32 arrays at 16 kHz), "" where none was heard."""
+    def transcribe(self, utterances: Iterable[Any], total: int, label: str = "speech",
+                   heard: Optional[Callable[[list[str]], None]] = None) -> list[str]:
+        """A transcript per utterance (1-D float32 arrays at 16 kHz), "" where none was heard;
+        ``heard`` is given each window's transcripts as soon as they are known."""
         cfg, model = self.config, self.whisper
         texts: list[str] = []
         speech_s, began = 0.0, time.perf_counter()
         with progress(f"whisper {label}", total, "utterances") as bar:
             for window in pack_windows(utterances, cfg.window_s, cfg.gap_s):
-                texts += transcribe_window(model, window, cfg.language, cfg.beam_size)
+                window_texts = transcribe_window(model, window, cfg.language, cfg.beam_size)
+                texts += window_texts
+                if heard is not None:
+                    heard(window_texts)
                 speech_s += len(window.samples) / SAMPLE_RATE
                 bar.update(len(window.members))
         took = time.perf_counter() - began
         log.info("whisper_cascade: %d utterance(s), %.1f s of speech transcribed in %.1f s "
                  "(%.2f× real time)", total, speech_s, took, took / max(speech_s, 1e-9))
         return texts
+
+
+class _Concepts:
+    """A recording's concepts, encoded as soon as they are final: with ``per_sentence`` a
+    passage (utterances closer than ``MAX_JOIN_GAP_S``) is final once a later recognised
+    utterance starts too far after it to join it; without, each recognised utterance is."""
+
+    def __init__(self, encoder: WhisperCascadeEncoder):
+        self.encoder = encoder
+        self.texts: list[str] = []
+        """Every utterance's transcript so far ("" where no word was heard)."""
+        self.spans: list[tuple[str, float, float]] = []
+        self.vectors: list[Any] = []
+        self._open: list[tuple[str, float, float]] = []
+        """Recognised utterances of the passage that may still grow."""
+
+    def add(self, heard: list[tuple[str, float, float]]) -> None:
+
+        self.texts += [text for text, _, _ in heard]
+        self._open += [item for item in heard if item[0]]
+        if not self.encoder.config.per_sentence:
+            self.flush()
+            return
+        cut = max((i for i in range(1, len(self._open))
+                   if self._open[i][1] - self._open[i - 1][2] > MAX_JOIN_GAP_S), default=0)
+        if cut:
+            final, self._open = self._open[:cut], self._open[cut:]
+            self._encode(final)
+
+    def flush(self) -> None:
+        final, self._open = self._open, []
+        self._encode(final)
+
+    def _encode(self, utterances: list[tuple[str, float, float]]) -> None:
+        if not utterances:
+            return
+        spans = utterances
+        if self.encoder.config.per_sentence:
+
+            spans = sentences_with_times([t for t, _, _ in utterances],
+                                         [(a, b) for _, a, b in utterances],
+                                         self.encoder.config.language or "en")
+        self.spans += [tuple(s) for s in spans]
+        self.vectors.append(self.encoder.text_encoder.encode([t for t, _, _ in spans]).numpy())
 
 
 def _text_encoder_spec(spec: Any) -> ComponentSpec:

@@ -21,6 +21,7 @@ from lcm.plugins.learned.model import load_model
 from lcm.spaces import read_space
 
 STRATEGIES = ("beam", "sample")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -56,6 +57,9 @@ class LearnedConfig:
     extractive part of a summary names each source sentence once)."""
     batch_size: int = bounded(32, ge=1, help="concepts decoded per generate call")
     device: str = "cpu"
+    precision: str = choice("auto", PRECISIONS, help=(
+        "matrix products of decoding: bf16 (torch.autocast; weights stay fp32), fp32, or auto: "
+        "bf16 on a GPU and on CPUs with native bfloat16 (AVX512-BF16, AMX), else fp32"))
 
     def problems(self) -> list[str]:
         if self.hybrid and self.encoder is None:
@@ -143,6 +147,15 @@ class LearnedDecoder(Decoder):
             results += self._decode_batch(vectors[start:start + self.config.batch_size])
         return results
 
+    def _bf16(self) -> bool:
+        if self.config.precision != "auto":
+            return self.config.precision == "bf16"
+        import torch
+
+        if self.config.device.startswith("cuda"):
+            return torch.cuda.is_bf16_supported()
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
     def _decode_batch(self, vectors) -> list[DecodedSentence]:
         config = self.config
         count = config.candidates if self.encoder is not None else 1
@@ -151,7 +164,7 @@ class LearnedDecoder(Decoder):
                      vectors.to(config.device), candidates=count, beam_size=config.beam_size,
                      sample=config.strategy == "sample" and count > 1, top_p=config.top_p,
                      temperature=config.temperature, no_repeat_ngram=config.no_repeat_ngram,
-                     seed=config.seed)]
+                     seed=config.seed, bf16=self._bf16())]
         if self._retrieval is not None:
             for pool, (text, _) in zip(pools, self._retrieval.nearest(vectors)):
                 pool.append((text, RETRIEVED))

@@ -4,7 +4,8 @@ A concept vector is mapped by a small MLP to ``prefix_slots`` input embeddings; 
 model (BERT with a causal mask and an LM head tied to its word embeddings, the "BERT2BERT"
 recipe) then writes the sentence token by token after them. Starting from the encoder's own
 pretrained weights (MiniLM's six layers) it already knows English words, so a CPU can train it.
-Decoding uses transformers' own ``generate`` (KV cache, beam search, sampling, n-gram block).
+Sampling and greedy decoding batch every candidate of every concept in lcm's own loop over the
+language model's key/value cache (``generation``); beam search uses transformers' ``generate``.
 
 On disk a model is a plain folder: ``decoder.json`` (architecture, concept space, training
 record), ``model.safetensors``, the tokenizer's files and ``casing.json``.
@@ -23,6 +24,7 @@ from lcm.errors import InputFileError, UserError, WeightsUnavailableError
 from lcm.interfaces import ConceptSpace
 from lcm.outputs import replace_directory, staging_directory
 from lcm.plugins.learned.casing import Truecaser
+from lcm.plugins.learned.generation import Sampling, write_sentences
 from lcm.plugins.learned.options import MINILM, RANDOM, DecoderArch
 from lcm.spaces import write_space
 
@@ -133,26 +135,36 @@ class ConceptDecoderModel(nn.Module):
     @torch.no_grad()
     def generate(self, vectors: torch.Tensor, candidates: int = 1, beam_size: int = 4,
                  sample: bool = False, top_p: float = 0.9, temperature: float = 1.0,
-                 no_repeat_ngram: int = 3, seed: int | None = None) -> list[list[str]]:
-        """``candidates`` sentences per row of ``vectors`` (best first for beam search)."""
+                 no_repeat_ngram: int = 3, seed: int | None = None,
+                 bf16: bool = False) -> list[list[str]]:
+        """``candidates`` sentences per row of ``vectors`` (best first for beam search).
+
+        Sampling and greedy decoding (one beam) run in lcm's own batched loop
+        (``lcm.plugins.learned.generation``); beam search in transformers' ``generate``.
+        ``bf16``: matrix products in bfloat16 (``torch.autocast``), the weights left in fp32."""
+        with torch.autocast(vectors.device.type, dtype=torch.bfloat16, enabled=bf16):
+            ids = self._write(vectors, candidates, beam_size, sample, top_p, temperature,
+                              no_repeat_ngram, seed)
+        texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True,
+                                            clean_up_tokenization_spaces=True)
+        return [texts[i * candidates:(i + 1) * candidates] for i in range(len(vectors))]
+
+    def _write(self, vectors: torch.Tensor, candidates: int, beam_size: int, sample: bool,
+               top_p: float, temperature: float, no_repeat_ngram: int, seed: int | None) -> Any:
+        """Token ids of ``candidates`` sentences per row, row by row."""
         batch = vectors.shape[0]
         cls_ids = torch.full((batch, 1), self.tokenizer.cls_token_id, dtype=torch.long,
                              device=vectors.device)
         embeds, mask = self._inputs(vectors, cls_ids, torch.ones_like(cls_ids))
-        options: dict[str, Any] = dict(
-            max_new_tokens=self.arch.max_tokens + 1, num_return_sequences=candidates,
-            eos_token_id=self.tokenizer.sep_token_id, pad_token_id=self.tokenizer.pad_token_id,
-            no_repeat_ngram_size=no_repeat_ngram or 0)
-        if sample:
-            if seed is not None:
-                torch.manual_seed(seed)
-            options.update(do_sample=True, top_p=top_p, temperature=temperature, num_beams=1)
-        else:
-            options.update(do_sample=False, num_beams=max(beam_size, candidates))
-        ids = self.lm.generate(inputs_embeds=embeds, attention_mask=mask, **options)
-        texts = self.tokenizer.batch_decode(ids, skip_special_tokens=True,
-                                            clean_up_tokenization_spaces=True)
-        return [texts[i * candidates:(i + 1) * candidates] for i in range(batch)]
+        if sample or max(beam_size, candidates) == 1:
+            return write_sentences(
+                self.lm, embeds, candidates, self.arch.max_tokens + 1, self.tokenizer.sep_token_id,
+                no_repeat_ngram, Sampling(top_p, temperature, seed) if sample else None)
+        return self.lm.generate(
+            inputs_embeds=embeds, attention_mask=mask, max_new_tokens=self.arch.max_tokens + 1,
+            num_return_sequences=candidates, eos_token_id=self.tokenizer.sep_token_id,
+            pad_token_id=self.tokenizer.pad_token_id, no_repeat_ngram_size=no_repeat_ngram or 0,
+            do_sample=False, num_beams=max(beam_size, candidates))
 
 
 # ---------------------------------------------------------------------- saving and loading
