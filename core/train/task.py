@@ -1,5 +1,5 @@
-"""The base of the tasks that train into a model folder (``train``, ``train_decoder``): what
-they write and when a run continues an earlier one."""
+"""The base of the tasks that train into a model folder (``train``, ``train_decoder``,
+``train_space``): what they write and when a run continues an earlier one."""
 from __future__ import annotations
 
 from pathlib import Path
