@@ -111,8 +111,19 @@ class DistributedOptions:
     OpenMP threads make small models many times slower)."""
 
 
+class TrainingPaths:
+    """For a recipe with ``output`` and ``training_dir``: where checkpoints and logs go."""
+
+    def training_path(self) -> Path:
+        """Kept apart from ``output`` so the model directory stays small enough to copy."""
+        if self.training_dir:
+            return Path(self.training_dir)
+        output = Path(self.output)
+        return output.with_name(output.name + "-training")
+
+
 @dataclass
-class TrainRecipe:
+class TrainRecipe(TrainingPaths):
     """The ``train`` task's recipe."""
 
     output: str = path(output="dir", help="directory of the trained model (an inference checkpoint)")
@@ -123,10 +134,3 @@ class TrainRecipe:
     distributed: DistributedOptions = field(default_factory=DistributedOptions)
     training_dir: Optional[str] = path(
         None, output="dir", help="checkpoints and logs; default: <output>-training beside output")
-
-    def training_path(self) -> Path:
-        """Kept apart from ``output`` so the model directory stays small enough to copy."""
-        if self.training_dir:
-            return Path(self.training_dir)
-        output = Path(self.output)
-        return output.with_name(output.name + "-training")

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 from lcm.fields import bounded, choice, component, path
-from lcm.train.options import DistributedOptions, TrainOptions
+from lcm.train.options import DistributedOptions, TrainingPaths, TrainOptions
 
 MINILM = "minilm"
 RANDOM = "random"
@@ -70,7 +69,7 @@ class DecoderEvaluation:
 
 
 @dataclass
-class TrainDecoderRecipe:
+class TrainDecoderRecipe(TrainingPaths):
     """The ``train_decoder`` task's recipe."""
 
     output: str = path(output="dir", help="the decoder's model folder (what decoder `learned` loads)")
@@ -89,9 +88,3 @@ class TrainDecoderRecipe:
     autocast: str = choice("none", ("none", "bf16"), help=(
         "bf16: matrix products in bfloat16 under torch.autocast while weights, optimizer and "
         "checkpoints stay fp32 (measured 1.47x faster per step on a CPU with AVX512-BF16)"))
-
-    def training_path(self) -> Path:
-        if self.training_dir:
-            return Path(self.training_dir)
-        output = Path(self.output)
-        return output.with_name(output.name + "-training")

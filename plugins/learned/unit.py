@@ -25,7 +25,53 @@ from lcm.train.loop import (LOGS, LoopResult, TrainingLoop, UnitLoss, seed_every
                             start_process)
 
 
-class DecoderUnit:
+class SentenceUnit:
+    """What the units over (sentence, vector) pairs share: the plan's batches and position,
+    the run options of the data, the held-out curve's pairs and the base encoder."""
+
+    recipe: Any
+    context: DistributedContext
+    plan: BatchPlan
+    seen_before = 0
+    """Sentences seen by the model the run started from."""
+
+    def batches(self, position: DataPosition) -> Iterator[Any]:
+        self._position = position  # advanced in place by the plan
+        return self.plan.stream(position)
+
+    def position(self) -> DataPosition:
+        return DataPosition(self._position.epoch, self._position.batches)
+
+    def counters(self) -> dict[str, float]:
+        return {}
+
+    def data_run_options(self) -> dict[str, Any]:
+        """The optimiser's and the data's values a resumed run must share."""
+        recipe = self.recipe
+        return {**checkpointing.run_options(recipe, {"train": checkpointing.RUN_OPTIONS["train"]}),
+                "data.batch_size": recipe.data.batch_size,
+                "data.noise_levels": list(recipe.data.noise_levels),
+                "data.max_sentences": recipe.data.max_sentences, "autocast": recipe.autocast}
+
+    def sentences_seen(self, step: int) -> int:
+        """Sentences read by this run up to ``step`` and by the model it started from."""
+        return step * self.recipe.train.grad_accum * self.recipe.data.batch_size \
+            * self.context.world_size + self.seen_before
+
+    def curve_pairs(self) -> SentencePairs | None:
+        """Held-out pairs scored at every checkpoint, if asked (rank 0)."""
+        evaluation = self.recipe.evaluation
+        if not (self.context.is_main and evaluation.shards and evaluation.curve_sentences > 0):
+            return None
+        return SentencePairs.read(evaluation.shards, evaluation.curve_sentences)
+
+    def evaluation_encoder(self) -> Any:
+        """The base space's encoder for round-trip scores (rank 0, where the recipe names one)."""
+        spec = self.recipe.evaluation.encoder
+        return spec.create() if self.context.is_main and spec is not None else None
+
+
+class DecoderUnit(SentenceUnit):
     """A decoder of a ``train_decoder`` recipe, its bucketed batches and its model folder."""
 
     title = "train_decoder"
@@ -37,6 +83,7 @@ class DecoderUnit:
         self.pairs = SentencePairs.read(recipe.data.shards, recipe.data.max_sentences)
         self.module = ConceptDecoderModel.build(recipe.model, self.pairs.space)
         self.earlier = self._init_from(self.module) if recipe.init_from else {}
+        self.seen_before = int(self.earlier.get("sentences_seen", 0))
         self.micro_batch_size = recipe.data.batch_size
         self.autocast = "bfloat16" if recipe.autocast == "bf16" else None
         tokenizer = self.module.tokenizer
@@ -47,8 +94,8 @@ class DecoderUnit:
                               recipe.train.seed, recipe.data.bucket_batches, context.rank,
                               context.world_size, tokenizer.pad_token_id)
         self._position = DataPosition()
-        self.encoder = self._evaluation_encoder()
-        self.curve_pairs = self._curve_pairs()
+        self.encoder = self.evaluation_encoder()
+        self.held_out = self.curve_pairs()
 
     def describe(self) -> str:
         return (f"decoder: {sum(p.numel() for p in self.module.parameters()):,} weights from "
@@ -68,26 +115,7 @@ class DecoderUnit:
         model.load_state_dict(earlier.state_dict())
         return record.training
 
-    def _evaluation_encoder(self) -> Any:
-        """The space's encoder for round-trip scores (rank 0, where the recipe names one)."""
-        spec = self.recipe.evaluation.encoder
-        return spec.create() if self.context.is_main and spec is not None else None
-
-    def _curve_pairs(self) -> SentencePairs | None:
-        """Held-out pairs scored at every checkpoint, if asked."""
-        evaluation = self.recipe.evaluation
-        if not (self.context.is_main and evaluation.shards and evaluation.curve_sentences > 0):
-            return None
-        return SentencePairs.read(evaluation.shards, evaluation.curve_sentences)
-
     # ------------------------------------------------------------------ the loop's calls
-
-    def batches(self, position: DataPosition) -> Iterator[Batch]:
-        self._position = position  # advanced in place by the plan
-        return self.plan.stream(position)
-
-    def position(self) -> DataPosition:
-        return DataPosition(self._position.epoch, self._position.batches)
 
     def forward(self, engine: Any, batch: Batch) -> UnitLoss:
         loss = engine(batch.vectors.to(engine.device), batch.input_ids.to(engine.device),
@@ -96,29 +124,16 @@ class DecoderUnit:
 
     def run_options(self) -> dict[str, Any]:
         """What a resumed run must share with the run it continues (``train.steps`` may grow)."""
-        recipe = self.recipe
-        return {**checkpointing.run_options(recipe, {"train": checkpointing.RUN_OPTIONS["train"]}),
-                "data.batch_size": recipe.data.batch_size,
-                "data.noise_levels": list(recipe.data.noise_levels),
-                "data.max_sentences": recipe.data.max_sentences,
-                "model": asdict(recipe.model), "autocast": recipe.autocast}
-
-    def counters(self) -> dict[str, float]:
-        return {}
-
-    def sentences_seen(self, step: int) -> int:
-        """Sentences read by this run up to ``step`` and by the decoder it started from."""
-        return step * self.recipe.train.grad_accum * self.recipe.data.batch_size \
-            * self.context.world_size + int(self.earlier.get("sentences_seen", 0))
+        return {**self.data_run_options(), "model": asdict(self.recipe.model)}
 
     def at_checkpoint(self, module: torch.nn.Module, state: TrainerState) -> None:
         """Score the held-out curve sentences now (logs/heldout.csv, logs/quality.png)."""
-        if self.curve_pairs is None:
+        if self.held_out is None:
             return
         from lcm.plugins.learned import curve
         from lcm.plugins.learned.evaluation import score_pairs
 
-        (row,) = score_pairs(module, self.truecaser, self.curve_pairs, [0.0], self.encoder)
+        (row,) = score_pairs(module, self.truecaser, self.held_out, [0.0], self.encoder)
         curve.record(self.recipe.training_path() / LOGS,
                      {"step": state.step, "sentences_seen": self.sentences_seen(state.step), **row},
                      state.step)

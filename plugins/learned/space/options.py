@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from lcm.fields import bounded, choice, path
 from lcm.plugins.learned.options import MINILM, DecoderArch, DecoderData, DecoderEvaluation
-from lcm.train.options import DistributedOptions, TrainOptions
+from lcm.train.options import DistributedOptions, TrainingPaths, TrainOptions
 
 
 @dataclass
@@ -35,7 +34,7 @@ class SpaceEncoderOptions:
 
 
 @dataclass
-class TrainSpaceRecipe:
+class TrainSpaceRecipe(TrainingPaths):
     """The ``train_space`` task's recipe: an encoder and its decoder, trained together."""
 
     output: str = path(output="dir", help=(
@@ -60,9 +59,3 @@ class TrainSpaceRecipe:
         None, output="dir", help="checkpoints and logs; default: <output>-training beside output")
     autocast: str = choice("none", ("none", "bf16"), help=(
         "bf16: matrix products in bfloat16 under torch.autocast (weights stay fp32)"))
-
-    def training_path(self) -> Path:
-        if self.training_dir:
-            return Path(self.training_dir)
-        output = Path(self.output)
-        return output.with_name(output.name + "-training")

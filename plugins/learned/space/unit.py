@@ -7,7 +7,7 @@ too) is a pure function of its position, so a resumed run equals an uninterrupte
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from lcm.plugins.learned.corpus import BatchPlan, SentencePairs, pad
 from lcm.plugins.learned.model import ConceptDecoderModel, load_model, read_record, save_model
 from lcm.plugins.learned.space.model import ConceptSpaceModel, build_encoder, save_encoder
 from lcm.plugins.learned.space.options import TrainSpaceRecipe
-from lcm.train import checkpointing
+from lcm.plugins.learned.unit import SentenceUnit
 from lcm.train.checkpointing import TrainerState
 from lcm.train.data import DataPosition
 from lcm.train.distributed import DistributedContext
@@ -62,7 +62,7 @@ class SpacePlan(BatchPlan):
                           mask, torch.from_numpy(self.pairs.vectors[indices]), noise)
 
 
-class SpaceUnit:
+class SpaceUnit(SentenceUnit):
     """The encoder and decoder of a ``train_space`` recipe, and the space's model folder."""
 
     title = "train_space"
@@ -86,8 +86,8 @@ class SpaceUnit:
         self.truecaser = Truecaser.fit(self.pairs.sentences)
         self.plan = self._plan(decoder)
         self._position = DataPosition()
-        self.curve_pairs = self._curve_pairs()
-        self.base_encoder = self._evaluation_encoder()
+        self.held_out = self.curve_pairs()
+        self.base_encoder = self.evaluation_encoder()
 
     def _decoder(self) -> ConceptDecoderModel:
         """A decoder of the new space, from ``decoder_init``'s weights or the decoder base."""
@@ -119,16 +119,6 @@ class SpaceUnit:
                          bucket_batches=recipe.data.bucket_batches, rank=self.context.rank,
                          world_size=self.context.world_size, pad_id=tokenizer.pad_token_id)
 
-    def _curve_pairs(self) -> SentencePairs | None:
-        evaluation = self.recipe.evaluation
-        if not (self.context.is_main and evaluation.shards and evaluation.curve_sentences > 0):
-            return None
-        return SentencePairs.read(evaluation.shards, evaluation.curve_sentences)
-
-    def _evaluation_encoder(self) -> Any:
-        spec = self.recipe.evaluation.encoder
-        return spec.create() if self.context.is_main and spec is not None else None
-
     def describe(self) -> str:
         trained = sum(p.numel() for p in self.module.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.module.parameters())
@@ -139,13 +129,6 @@ class SpaceUnit:
 
     # ------------------------------------------------------------------ the loop's calls
 
-    def batches(self, position: DataPosition) -> Iterator[SpaceBatch]:
-        self._position = position  # advanced in place by the plan
-        return self.plan.stream(position)
-
-    def position(self) -> DataPosition:
-        return DataPosition(self._position.epoch, self._position.batches)
-
     def forward(self, engine: Any, batch: SpaceBatch) -> UnitLoss:
         device = engine.device
         loss, parts = engine(batch.encoder_ids.to(device), batch.encoder_mask.to(device),
@@ -155,28 +138,17 @@ class SpaceUnit:
 
     def run_options(self) -> dict[str, Any]:
         recipe = self.recipe
-        return {**checkpointing.run_options(recipe, {"train": checkpointing.RUN_OPTIONS["train"]}),
-                "data.batch_size": recipe.data.batch_size,
-                "data.noise_levels": list(recipe.data.noise_levels),
-                "data.max_sentences": recipe.data.max_sentences,
-                "encoder": asdict(recipe.encoder), "decoder": asdict(recipe.decoder),
-                "anchor_weight": recipe.anchor_weight, "autocast": recipe.autocast}
-
-    def counters(self) -> dict[str, float]:
-        return {}
-
-    def sentences_seen(self, step: int) -> int:
-        return step * self.recipe.train.grad_accum * self.recipe.data.batch_size \
-            * self.context.world_size
+        return {**self.data_run_options(), "encoder": asdict(recipe.encoder),
+                "decoder": asdict(recipe.decoder), "anchor_weight": recipe.anchor_weight}
 
     def at_checkpoint(self, module: torch.nn.Module, state: TrainerState) -> None:
         """Score the held-out curve sentences (logs/heldout.csv, logs/quality.png)."""
-        if self.curve_pairs is None:
+        if self.held_out is None:
             return
         from lcm.plugins.learned import curve
         from lcm.plugins.learned.space.evaluation import score_space
 
-        row = score_space(module, self.truecaser, self.curve_pairs, [0.0], self.base_encoder)[0]
+        row = score_space(module, self.truecaser, self.held_out, [0.0], self.base_encoder)[0]
         curve.record(self.recipe.training_path() / LOGS,
                      {"step": state.step, "sentences_seen": self.sentences_seen(state.step), **row},
                      state.step)
