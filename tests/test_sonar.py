@@ -272,7 +272,8 @@ def test_offline_default_cards_fail_with_one_line(tmp_path, capsys, monkeypatch)
     source = tmp_path / "in.txt"
     source.write_text("Hello.\n")
     recipe = _write_recipe(tmp_path / "rt.yaml", {
-        "task": "round_trip", "input": str(source), "output": str(tmp_path / "o.jsonl")})
+        "task": "round_trip", "input": str(source), "output": str(tmp_path / "o.jsonl"),
+        "encoder": {"name": "sonar_text"}, "decoder": {"name": "sonar_text"}})  # default cards
     assert lcm_main(["run", recipe]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err

@@ -36,7 +36,6 @@ class RoundTrip(Task):
 
     def run(self, recipe: RoundTripConfig, context: RunContext) -> dict[str, Any]:
         import sacrebleu
-        import torch
 
         from lcm.data.readers import read_documents
         from lcm.outputs import write_text_atomically
@@ -50,22 +49,21 @@ class RoundTrip(Task):
         sentences = [doc.text.strip() for doc in read_documents(recipe.input, "txt",
                                                                 on_skip=on_skip)]
         rows: list[dict[str, Any]] = []
-        progress = context.console.progress("round_trip", len(sentences) * len(recipe.target_langs),
-                                            "sentences")
-        try:
+        empty = 0
+        batches = [sentences[start:start + recipe.batch_size]
+                   for start in range(0, len(sentences), recipe.batch_size)]
+        vectors = [encoder.encode(batch) for batch in batches]  # a broken encoder stops here
+        with context.console.progress("round_trip", len(sentences) * len(recipe.target_langs),
+                                      "sentences") as progress:
             for language in recipe.target_langs:
-                for start in range(0, len(sentences), recipe.batch_size):
-                    chunk = sentences[start:start + recipe.batch_size]
-                    vectors = encoder.encode(chunk)
-                    decoded = decoder.decode(vectors, language)
-                    cosines = torch.nn.functional.cosine_similarity(
-                        encoder.encode(decoded).float(), vectors.float(), dim=-1)
+                for chunk, encoded in zip(batches, vectors):
+                    decoded = decoder.decode(encoded, language)
+                    cosines = _round_trip_cosines(encoder, decoded, encoded)
+                    empty += sum(not text.strip() for text in decoded)
                     rows += [{"source": source, "decoded": text, "cosine": round(float(c), 4),
                               **({"target_lang": language} if language else {})}
                              for source, text, c in zip(chunk, decoded, cosines)]
                     progress.update(len(chunk))
-        finally:
-            progress.close()
         write_text_atomically(Path(recipe.output), "".join(
             json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
         per_language = []
@@ -77,6 +75,9 @@ class RoundTrip(Task):
             cosine = sum(r["cosine"] for r in mine) / max(len(mine), 1)
             per_language.append({"target_lang": language, "bleu": round(bleu, 2),
                                  "exact_match": round(exact, 4), "cosine": round(cosine, 4)})
+        if empty:
+            context.console.note(f"{empty} decoded sentence(s) were empty: round-trip cosine 0",
+                                 key="empty decoding")
         summary = {"sentences": len(sentences), "outputs": len(rows), "skipped": skipped,
                    "languages": per_language, "output": str(recipe.output)}
         figures = "; ".join(
@@ -88,3 +89,16 @@ class RoundTrip(Task):
                                 f"skipped: {skips}; -> {recipe.output}",
                                 {"task": "round_trip", **summary})
         return summary
+
+
+def _round_trip_cosines(encoder: Any, decoded: list[str], vectors: Any) -> Any:
+    """Each decoded text re-encoded against its source's vector; 0 for an empty decoding (an
+    encoder may refuse to encode nothing, and nothing was said back)."""
+    import torch
+
+    cosines = torch.zeros(len(decoded))
+    said = [i for i, text in enumerate(decoded) if text.strip()]
+    if said:
+        again = encoder.encode([decoded[i] for i in said]).float()
+        cosines[said] = torch.nn.functional.cosine_similarity(again, vectors[said].float(), dim=-1)
+    return cosines
