@@ -6,11 +6,8 @@ encoded with MiniLM, at noise 0 and at noise 1.0 (Gaussian noise of the vector's
 ~0.71 to the clean vector, off the manifold of real sentences as an LCM's predictions are).
 Systems: ``retrieval`` over the decoder's training bank (the baseline), the ``learned`` decoder
 greedy, with round-trip reranking of 8 sampled candidates (the decoder's default), and the
-hybrid (the retrieval sentence joins the 8 candidates); and, where models/space_minilm ships,
-the learned space greedy (its own encoder's vectors, noised alike, decoded by its decoder).
-Scores: round-trip cosine (MiniLM of the decoded text vs the clean MiniLM vector, so every
-system is scored in the same space; the learned space also in its own), BLEU (sacrebleu),
-exact match, and sentences/s.
+hybrid (the retrieval sentence joins the 8 candidates). Scores: round-trip cosine (MiniLM of the decoded text vs the
+clean vector), BLEU (sacrebleu), exact match, and sentences/s.
 
     python -m benchmarks --only bench_decoder [--quick]
 """
@@ -29,8 +26,6 @@ from benchmarks.common import Result, registry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "decoder_minilm"
-SPACE = REPO / "models" / "space_minilm"
-"""The learned space (``train_space``): its own encoder and decoder, where it ships."""
 NOISE_LEVELS = (0.0, 1.0)
 
 
@@ -128,45 +123,7 @@ def run(quick: bool = False) -> list[Result]:
                 if level == 0.0:
                     results.append(Result("decoder", f"{set_name}: {name} speed", "sentences/s",
                                           rate, baseline, base_rate))
-            if SPACE.is_dir():
-                results += space_rows(sentences, clean, level, where, base_cos, base_text,
-                                      base_rate, f"retrieval ({bank_name})", encoder)
     return results
-
-
-def space_rows(sentences: list[str], clean: Any, level: float, where: str, base_cos: float,
-               base_text: dict[str, float], base_rate: float, baseline: str,
-               minilm: Any) -> list[Result]:
-    """The learned space greedy on the same sentences, against the same retrieval baseline."""
-    import torch
-
-    from lcm.components import component_options
-    from lcm.plugins.learned.decoder import LearnedDecoder
-    from lcm.plugins.learned.evaluation import noised, round_trip_cosines, text_scores
-    from lcm.plugins.learned.space.encoder import LearnedEncoder
-
-    encoder = LearnedEncoder(component_options(LearnedEncoder, {"model": str(SPACE)}))
-    decoder = LearnedDecoder(component_options(LearnedDecoder, {
-        "model": str(SPACE), "candidates": 1, "beam_size": 1}))
-    own = encoder.encode(sentences).float()
-    texts, rate = timed(decoder.decode, noised(own, level))
-    scores = text_scores(texts, sentences)
-    rows = [Result("decoder", f"{where}: space greedy round-trip cosine (MiniLM)", "cos",
-                   float(round_trip_cosines(minilm, texts, clean).mean()), baseline, base_cos),
-            Result("decoder", f"{where}: space greedy round-trip cosine (own space)", "cos",
-                   float(torch.nn.functional.cosine_similarity(encoder.encode(texts), own).mean()),
-                   baseline, base_cos),
-            Result("decoder", f"{where}: space greedy BLEU", "BLEU", scores["bleu"], baseline,
-                   base_text["bleu"]),
-            Result("decoder", f"{where}: space greedy exact match", "share",
-                   scores["exact_match"], baseline, base_text["exact_match"])]
-    if level == 0.0:
-        rows.append(Result("decoder", f"{where}: space anchor cosine (to MiniLM)", "cos",
-                           float(torch.nn.functional.cosine_similarity(own, clean).mean()),
-                           baseline, 1.0))
-        rows.append(Result("decoder", f"{where}: space greedy speed", "sentences/s", rate,
-                           baseline, base_rate))
-    return rows
 
 
 if __name__ == "__main__":
