@@ -89,10 +89,14 @@ def build_encoder(base: str) -> Any:
 
 def save_encoder(sentence_encoder: Any, transformer_weights: dict[str, torch.Tensor],
                  directory: Path, max_tokens: int) -> None:
-    """Write the trained encoder as a sentence-transformers folder under ``directory``."""
-    sentence_encoder[0].auto_model.load_state_dict(transformer_weights)
-    sentence_encoder.max_seq_length = max_tokens
-    sentence_encoder.save(str(directory / ENCODER_DIR))
+    """Write the trained encoder as a sentence-transformers folder under ``directory``: a copy
+    of ``sentence_encoder`` (the live one trains on) with ``transformer_weights`` in it."""
+    import copy
+
+    saved = copy.deepcopy(sentence_encoder)
+    saved[0].auto_model.load_state_dict(transformer_weights)
+    saved.max_seq_length = max_tokens
+    saved.save(str(directory / ENCODER_DIR))
 
 
 def load_space(directory: str | Path) -> tuple[ConceptSpaceModel, Any]:
