@@ -147,7 +147,7 @@ class Decoder(Component):
         """Every decoder, a third party's too, refuses NaN/inf vectors at its entry: sampling
         would crash on them and beam search return "" with cosine NaN."""
         super().__init_subclass__(**kwargs)
-        for name in ("decode", "decode_traced"):
+        for name in ("decode", "decode_traced", "candidates"):
             if name in cls.__dict__:
                 setattr(cls, name, _refusing_nonfinite(cls.__dict__[name]))
 
@@ -159,6 +159,14 @@ class Decoder(Component):
                       language: str | None = None) -> list[DecodedSentence]:
         """``decode``, with each sentence's origin (and cosine, where the decoder knows it)."""
         return [DecodedSentence(text, self.origin) for text in self.decode(vectors, language)]
+
+    def candidates(self, vectors: "torch.Tensor",
+                   language: str | None = None) -> list[list[tuple[str, str]]]:
+        """Each row's candidate sentences as ``(text, origin)`` pairs, for the pipeline's
+        selector to choose among under a summary's rules (support, coverage, repetition). A
+        decoder that writes several sentences per concept returns them all; by default, the
+        one ``decode_traced`` picks."""
+        return [[(d.text, d.origin)] for d in self.decode_traced(vectors, language)]
 
     def observe(self, sentences: Sequence[str], vectors: "torch.Tensor") -> None:
         """Sentences seen by the pipeline (e.g. the input document) with their vectors.

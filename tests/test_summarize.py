@@ -11,7 +11,6 @@ import lcm.registry
 from lcm.cli import main
 from lcm.data.instruction import InstructionFormat, build_pair, build_prompt
 from lcm.pipeline.long_input import plan_parts
-from lcm.pipeline.selector import trace
 from lcm.interfaces import ConceptSpace
 from lcm.model.checkpoint import save_checkpoint
 from lcm.ui.words import format_time
@@ -165,7 +164,7 @@ def test_the_recorded_source_suffix_ends_the_prompt(tmp_path, registry):
     assert item["source_index"] == 3 and item["similarity"] < 0.999  # near the source's echo of it
 
 
-def test_plan_parts_and_trace():
+def test_plan_parts_and_time_labels():
     for length in range(1, 40):
         for cap in range(1, 12):
             parts = plan_parts(length, cap, "chunk")
@@ -174,17 +173,6 @@ def test_plan_parts_and_trace():
             assert all(0 < p.stop - p.start <= cap for p in parts)
             assert len(parts) == -(-length // cap)
     assert [(p.start, p.stop) for p in plan_parts(10, 4, "truncate")] == [(0, 4)]
-    source = torch.eye(4)
-    traced = trace(torch.tensor([[0.1, 0.0, 3.0, 0.0], [0.0, 2.0, 0.0, 0.5]]), source)
-    assert [t.index for t in traced] == [2, 1]
-    assert traced[0].similarity == pytest.approx(3.0 / (9.01 ** 0.5))
-    # a decoded source sentence (a retrieval decoder that could not repeat the nearest one)
-    # came from itself, with its own cosine; a sentence not in the source from the nearest
-    texts = ["a", "b", "c", "d"]
-    traced = trace(torch.tensor([[0.1, 0.0, 3.0, 0.0], [0.0, 2.0, 0.0, 0.5]]), source,
-                           decoded=["a", "not in the source"], source_texts=texts)
-    assert [t.index for t in traced] == [0, 1]
-    assert traced[0].similarity == pytest.approx(0.1 / (9.01 ** 0.5))
     assert format_time(4.25) == "00:04.2" and format_time(3725.0) == "1:02:05.0"
 
 

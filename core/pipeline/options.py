@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from lcm.fields import choice
+from lcm.fields import bounded, choice
 from lcm.pipeline.long_input import LONG_INPUT_MODES
+from lcm.pipeline.support import DEFAULT_MIN_COSINE
 
 ORDERS = ("generation", "source")
 PADDING_SIDES = ("left", "right")
@@ -59,6 +60,10 @@ class SummaryOptions:
     long_input: str = choice("chunk", LONG_INPUT_MODES, help=(
         "a source longer than max_source_concepts is summarised in near-equal parts whose "
         "summaries are read in order (chunk), or cut to its first max_source_concepts (truncate)"))
+    support_cosine: float = bounded(DEFAULT_MIN_COSINE, ge=-1.0, le=1.0, help=(
+        "a summary sentence that is not a source segment needs this cosine to its nearest "
+        "source segment (besides naming no number or name the source lacks); 0.52 separates "
+        "abstract sentences from other papers' on the aclsum validation papers"))
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ class PipelineOptions:
     """``generation`` or ``source``: the order of a summary's sentences."""
     max_source_concepts: Optional[int] = None
     long_input: str = "chunk"
+    support_cosine: float = DEFAULT_MIN_COSINE
+    """What a summary sentence needs to its nearest source segment (``lcm.pipeline.support``)."""
     padding_side: str = "left"
     """Where a batch of prompts is padded (``generate``'s batches)."""
 
@@ -92,4 +99,5 @@ def summary_options(recipe: Any) -> PipelineOptions:
     """The pipeline options of a summarize recipe (``ContinuationOptions`` and
     ``SummaryOptions`` fields)."""
     return replace(continuation_options(recipe, recipe.max_summary_concepts), order=recipe.order,
-                   max_source_concepts=recipe.max_source_concepts, long_input=recipe.long_input)
+                   max_source_concepts=recipe.max_source_concepts, long_input=recipe.long_input,
+                   support_cosine=recipe.support_cosine)

@@ -21,6 +21,7 @@ from lcm.pipeline import selector
 from lcm.pipeline.checks import check_decoder, check_spaces
 from lcm.pipeline.long_input import plan_parts, source_cap
 from lcm.pipeline.options import PipelineOptions, summary_options
+from lcm.pipeline.support import SourceSupport
 from lcm.pipeline.sources import (
     ENCODE_BATCH,
     NO_SENTENCES,
@@ -165,6 +166,26 @@ class ConceptPipeline:
         built.observe(*observed)
         return built.decode_traced(concepts, options.language) if len(concepts) else []
 
+    def choose(self, concepts: "Tensor", doc: SourceDocument, options: PipelineOptions,
+               decoder: "Optional[ComponentSpec]" = None) -> list["selector.Choice"]:
+        """A summary's sentences under its rules: the decoder's candidates for each concept
+        (it saw only ``doc``), re-encoded where they are not source segments, chosen by the
+        selector against ``doc``'s support."""
+        import torch
+
+        if not len(concepts):
+            return []
+        built = self._decoder(decoder or self.decoder)
+        built.observe(doc.texts, doc.vectors)
+        pools = built.candidates(concepts, options.language)
+        support = SourceSupport(doc.texts, doc.vectors, options.support_cosine)
+        flat = [text for pool in pools for text, _ in pool]
+        new = sorted({t for t in flat if support.segment_of(t) is None})
+        encoded = dict(zip(new, self.text_encoder.encode(new).float())) if new else {}
+        vectors = torch.stack([doc.vectors[i].float() if (i := support.segment_of(t)) is not None
+                               else encoded[t] for t in flat])
+        return selector.choose(concepts, pools, vectors, support)
+
     def _decoder(self, spec: "ComponentSpec") -> "Decoder":
         """The decoder of ``spec`` (by identity: the recipe's, or one of a server's menu),
         built on first use and reused while it can forget what it observed (a fresh one per
@@ -179,6 +200,7 @@ class ConceptPipeline:
                   stage: Callable[[str], None] = _quiet) -> SourceSummary:
         """Generate, decode and trace the summary of ``doc``; ``stage`` hears each step."""
         import torch
+        import torch.nn.functional as F
 
         options = options or self.options
         cap = self.source_cap(options)
@@ -189,14 +211,15 @@ class ConceptPipeline:
         continuations = self.continuations(prompts, options)
         concepts = torch.cat([c.concepts for c in continuations])
         stage("decoding")
-        decoded = self.decode(concepts, (doc.texts, doc.vectors), options, decoder)
-        sentences = [d.text for d in decoded]
-        origins = selector.trace(concepts, doc.vectors, sentences, doc.texts)
+        choices = self.choose(concepts, doc, options, decoder)
         part_of = [i for i, c in enumerate(continuations) for _ in range(len(c.concepts))]
-        summary = [{"text": text, "source_index": origin.index,
-                    "similarity": round(origin.similarity, 4), **doc.span(origin.index),
-                    "part": part, **selector.decoding_record(how)}
-                   for text, origin, part, how in zip(sentences, origins, part_of, decoded)]
+        similarity = (F.normalize(concepts.float(), dim=-1)
+                      @ F.normalize(doc.vectors.float(), dim=-1).T) if len(concepts) else None
+        summary = [{"text": choice.decoded.text, "source_index": choice.segment,
+                    "similarity": round(float(similarity[row, choice.segment]), 4),
+                    **doc.span(choice.segment), "part": part,
+                    **selector.decoding_record(choice.decoded, choice)}
+                   for row, (choice, part) in enumerate(zip(choices, part_of))]
         record = {"id": doc.id, "modality": doc.modality,
                   "segments": [{"index": i, "text": text, **doc.span(i)}
                                for i, text in enumerate(doc.texts)],

@@ -5,8 +5,10 @@ sentences among them); this module decides among them and says why:
 
 * ``nearest``: the retrieved candidate per concept (cosine), each at most once with ``distinct``;
 * ``rerank``: the candidate (generated or retrieved) whose re-encoding is closest to the concept;
-* ``trace``: the source segment each chosen sentence came from, and ``in_order`` the order a
-  summary reads in;
+* ``choose``: a summary's rule: per concept, the closest candidate that the source supports
+  (``lcm.pipeline.support``), that repeats no word within three, and whose nearest source
+  segment no earlier sentence took; the nearest untaken source sentence when none passes;
+* ``in_order``: the order a summary reads in;
 * ``decoding_record`` / ``describe_decoding``: what the output says of each choice;
 * ``decoder_menu``: the ways of choosing a server offers (the recipe's decoder, its hybrid
   switch, nearest-neighbour retrieval from the source).
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from lcm.components import resolve
 from lcm.interfaces import DecodedSentence
+from lcm.pipeline.support import SourceSupport, Support, repeats_word
 
 if TYPE_CHECKING:  # torch loads on use: recipe validation imports the decoder plugins
     from torch import Tensor
@@ -93,36 +96,73 @@ def rerank(encoder: "Encoder", pools: list[Pool], vectors: "Tensor") -> list[Dec
     return chosen
 
 
-# --------------------------------------------------------------------------- tracing, order
-
 @dataclass(frozen=True)
-class Provenance:
-    """Where a summary concept came from: its nearest source concept by cosine."""
+class Choice:
+    """A summary sentence chosen under the summary's rules, and the source segment it covers."""
 
-    index: int
-    similarity: float
+    decoded: DecodedSentence
+    segment: int
+    support: Support
+    fallback: bool = False
+    """True when no candidate passed the rules and the nearest untaken source sentence was taken."""
 
 
-def trace(concepts: "Tensor", source: "Tensor", decoded: Sequence[str] | None = None,
-          source_texts: Sequence[str] | None = None) -> list[Provenance]:
-    """For each row of ``concepts`` (n, D), the row of ``source`` (N, D) it came from, with
-    their cosine; both in the encoder's own (de-normalised) space.
+def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
+           source: SourceSupport) -> list[Choice]:
+    """One sentence per row of ``concepts`` (M, D) from its ``pools`` entry, whose candidates'
+    vectors are the rows of ``vectors`` (pools flattened, in order).
 
-    A decoded sentence that is itself a source segment (a retrieval decoder's output, which may
-    be the second-nearest when it must not repeat itself) came from that segment (its first
-    occurrence); any other came from the segment nearest to its concept.
+    Concepts are served in order. A candidate qualifies when ``source`` supports it, it
+    repeats no word within three words, and the source segment nearest to it is not yet taken
+    (so no two sentences cover one segment, until every segment is taken); the qualifying
+    candidate closest to the concept wins. When none qualifies, the nearest untaken source
+    segment is the sentence (a source segment is always supported).
     """
+    import torch
     import torch.nn.functional as F
 
-    if len(concepts) == 0:
-        return []
-    scores = F.normalize(concepts.float(), dim=-1) @ F.normalize(source.float(), dim=-1).T  # (n, N)
-    index = scores.argmax(dim=-1).tolist()
-    if decoded is not None and source_texts is not None:
-        position = {text: i for i, text in reversed(list(enumerate(source_texts)))}
-        index = [position.get(text, nearest_) for text, nearest_ in zip(decoded, index)]
-    return [Provenance(i, float(scores[row, i])) for row, i in enumerate(index)]
+    unit = F.normalize(concepts.float(), dim=-1)
+    candidate_unit = F.normalize(vectors.float(), dim=-1)
+    taken = torch.zeros(len(source.texts), dtype=torch.bool)
+    choices, offset = [], 0
+    for row, pool in enumerate(pools):
+        if bool(taken.all()):
+            taken.zero_()
+        scores = (candidate_unit[offset:offset + len(pool)] @ unit[row]).tolist()
+        choice = _best_qualifying(pool, scores, candidate_unit[offset:offset + len(pool)],
+                                  source, taken)
+        if choice is None:
+            choice = _fallback(unit[row], pool, scores, source, taken)
+        taken[choice.segment] = True
+        choices.append(choice)
+        offset += len(pool)
+    return choices
 
+
+def _best_qualifying(pool: Pool, scores: list[float], vectors: "Tensor", source: SourceSupport,
+                     taken: "Tensor") -> Choice | None:
+    """The closest candidate that passes the rules, or None."""
+    for index in sorted(range(len(pool)), key=scores.__getitem__, reverse=True):
+        text, origin = pool[index]
+        support = source.check(text, vectors[index])
+        if support.supported and not taken[support.segment] and not repeats_word(text):
+            return Choice(DecodedSentence(text, origin, scores[index]), support.segment, support)
+    return None
+
+
+def _fallback(concept: "Tensor", pool: Pool, scores: list[float], source: SourceSupport,
+              taken: "Tensor") -> Choice:
+    """The untaken source segment nearest to ``concept`` (one that repeats no word, if any)."""
+    similarity = (source.unit @ concept).masked_fill(taken, float("-inf"))
+    order = similarity.argsort(descending=True).tolist()[:int((~taken).sum())]
+    index = next((i for i in order if not repeats_word(source.texts[i])), order[0])
+    generated = [s for s, (_, origin) in zip(scores, pool) if origin == GENERATED]
+    decoded = DecodedSentence(source.texts[index], RETRIEVED, float(similarity[index]),
+                              max(generated) if generated else None)
+    return Choice(decoded, index, Support(True, 1.0, index), fallback=True)
+
+
+# --------------------------------------------------------------------------- order
 
 def in_order(items: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
     """A summary's sentence records as generated, or (``source``) in the source's order."""
@@ -133,9 +173,14 @@ def in_order(items: list[dict[str, Any]], order: str) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- records
 
-def decoding_record(decoded: DecodedSentence) -> dict[str, Any]:
-    """What a decoded sentence's JSON says of how it was chosen."""
+def decoding_record(decoded: DecodedSentence, choice: Choice | None = None) -> dict[str, Any]:
+    """What a decoded sentence's JSON says of how it was chosen (and, under a summary's rules,
+    of its support)."""
     record: dict[str, Any] = {"decoded": decoded.origin}
+    if choice is not None:
+        record["support"] = choice.support.record()
+        if choice.fallback:
+            record["fallback"] = True
     if decoded.cosine is not None:
         record["round_trip"] = round(decoded.cosine, 4)
     if decoded.generated_cosine is not None:
@@ -151,6 +196,11 @@ def describe_decoding(item: dict[str, Any]) -> str:
         if "best_generated" in item:
             text += f"; best generated {item['best_generated']:.2f}"
         text += ")"
+    if item.get("fallback"):
+        text += ", no generated candidate passed the rules"
+    support = item.get("support")
+    if support is not None:
+        text += ", " + ("supported" if support["supported"] else "UNSUPPORTED")
     return text
 
 

@@ -33,6 +33,7 @@ STYLE = """<style>
 .lcm-badge { display: inline-block; border-radius: 8px; padding: 0 6px; font-size: 0.8em;
              color: white; margin-right: 4px; }
 .lcm-generated { background: #7c3aed; } .lcm-retrieved { background: #0d9488; }
+.lcm-supported { background: #15803d; } .lcm-unsupported { background: #b91c1c; }
 .lcm-bar { display: inline-block; width: 90px; height: 8px; background: #e5e7eb;
            border-radius: 4px; vertical-align: middle; margin: 0 4px; }
 .lcm-bar > span { display: block; height: 8px; border-radius: 4px; background: #6366f1; }
@@ -110,11 +111,24 @@ def _summary_item(number: int, item: dict[str, Any], segments: list[dict[str, An
     where = _span_label(item) or f"[{item['source_index']}]"
     return (f'<div class="lcm-item"><div class="lcm-sentence">{number}. {escape(item["text"])}</div><div class="lcm-origin">'
             f'<span class="lcm-badge lcm-{escape(origin)}" title="{escape(describe_decoding(item))}">'
-            f'{escape(origin)}</span> from <a href="#lcm-segment-{item["source_index"]}"{_play(item)}>'
+            f'{escape(origin)}</span>{_support_badge(item)} from <a href="#lcm-segment-{item["source_index"]}"{_play(item)}>'
             f'{escape(where)}</a> “{escape(_shorten(source["text"]))}” cosine '
             f'<span class="lcm-bar" title="cosine {item["similarity"]:.2f}">'
             f'<span style="width:{100 * cosine:.0f}%"></span></span>{item["similarity"]:.2f}'
             f'</div></div>')
+
+
+def _support_badge(item: dict[str, Any]) -> str:
+    """A badge saying whether the source supports the sentence (summaries chosen under the
+    support rule carry the verdict)."""
+    support = item.get("support")
+    if support is None:
+        return ""
+    word = "supported" if support["supported"] else "unsupported"
+    detail = f"cosine {support['cosine']:.2f} to the nearest source segment"
+    if support.get("missing"):
+        detail += "; not in the source: " + ", ".join(support["missing"])
+    return f' <span class="lcm-badge lcm-{word}" title="{escape(detail)}">{word}</span>'
 
 
 def _shorten(text: str, limit: int = 90) -> str:

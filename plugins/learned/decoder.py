@@ -134,6 +134,11 @@ class LearnedDecoder(Decoder):
 
     def decode_traced(self, vectors, language: str | None = None) -> list[DecodedSentence]:
         """The chosen sentence per row, with its origin and round-trip cosine."""
+        return self._batched(vectors, self._decode_batch)
+
+    def _batched(self, vectors, decode_batch: Any) -> list[Any]:
+        """``decode_batch`` over ``vectors`` in batches, once their dimension is the space's
+        (the weights load here)."""
         import torch
 
         vectors = torch.as_tensor(vectors).float()
@@ -142,9 +147,9 @@ class LearnedDecoder(Decoder):
             raise ConceptSpaceMismatchError(f"decoder learned: vectors of dim {vectors.shape[-1]} "
                                             f"for a decoder of {space}")
         self._load()
-        results: list[DecodedSentence] = []
+        results: list[Any] = []
         for start in range(0, len(vectors), self.config.batch_size):
-            results += self._decode_batch(vectors[start:start + self.config.batch_size])
+            results += decode_batch(vectors[start:start + self.config.batch_size])
         return results
 
     def _bf16(self) -> bool:
@@ -156,7 +161,13 @@ class LearnedDecoder(Decoder):
             return torch.cuda.is_bf16_supported()
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
-    def _decode_batch(self, vectors) -> list[DecodedSentence]:
+    def candidates(self, vectors, language: str | None = None) -> list[list[tuple[str, str]]]:
+        """Every sampled sentence per row (and, hybrid, the retrieved one): the pipeline's
+        selector chooses among them under a summary's rules."""
+        return self._batched(vectors, self._pools)
+
+    def _pools(self, vectors) -> list[list[tuple[str, str]]]:
+        """The candidates of a batch of concepts: generated, then the retrieved one (hybrid)."""
         config = self.config
         count = config.candidates if self.encoder is not None else 1
         pools = [[(self._truecaser.apply(t), GENERATED) for t in row]
@@ -168,6 +179,10 @@ class LearnedDecoder(Decoder):
         if self._retrieval is not None:
             for pool, (text, _) in zip(pools, self._retrieval.nearest(vectors)):
                 pool.append((text, RETRIEVED))
+        return pools
+
+    def _decode_batch(self, vectors) -> list[DecodedSentence]:
+        pools = self._pools(vectors)
         if self.encoder is None:
             return [DecodedSentence(pool[0][0], pool[0][1], None) for pool in pools]
         return rerank(self.encoder, pools, vectors)
