@@ -129,11 +129,24 @@ def test_generation_report_scores_model_and_baselines(tmp_path):
     assert again.to_dict()["rows"] == report.to_dict()["rows"]
 
 
-def test_an_encoder_adds_the_centroid_and_textrank_baselines(tmp_path):
+def test_an_encoder_adds_the_centroid_textrank_and_oracle_rows_and_grounding(tmp_path):
     data = write_jsonl(tmp_path / "refs.jsonl", [{"source": SENTENCES, "reference": "Five owls hooted."}])
     report, _ = run_recipe(tmp_path, f"generation: {{input: {data}, k: 2, encoder: {{name: minilm}}}}")
-    assert list(report.rows) == ["lead-2", "random-2", "centroid-2", "textrank-2"]
+    assert list(report.rows) == ["lead-2", "random-2", "centroid-2", "textrank-2", "oracle"]
     assert report.cell("centroid-2", "ovl_3").mean == 1.0  # extractive
+    # the oracle is the reference's nearest source sentence, which it then covers in full
+    assert report.cell("oracle", "sentences").mean == 1.0
+    assert report.cell("oracle", "coverage").mean == 1.0
+    assert report.cell("lead-2", "unsupported").mean == 0.0  # a source sentence is supported
+
+
+def test_grounding_counts_an_invented_sentence_as_unsupported(tmp_path):
+    invented = "Seven hundred owls flew over Berlin in 1999."
+    data = write_jsonl(tmp_path / "refs.jsonl", [{"source": SENTENCES, "reference": "Five owls hooted.",
+                                                  "prediction": [SENTENCES[0], invented]}])
+    report, _ = run_recipe(tmp_path, f"generation: {{input: {data}, k: 2, encoder: {{name: minilm}}}}")
+    assert report.cell("model", "unsupported").mean == 0.5
+    assert report.cell("model", "sentences").mean == 2.0
 
 
 def test_sources_and_references_alone_score_the_baselines_with_a_fixed_k(tmp_path):

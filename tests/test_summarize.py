@@ -115,6 +115,24 @@ def test_a_long_source_is_chunked_or_truncated(tmp_path, registry, mode, picks, 
     assert document["left_out"] == (6 if mode == "truncate" else 0)
 
 
+def test_the_summary_rules_hold_across_the_parts_of_a_long_source(tmp_path, registry):
+    """Each part's first sentence is the same text: the second part's summary sentence may not
+    say it again nor cover a segment already covered."""
+    checkpoint = copying_checkpoint(tmp_path, registry, picks=[0])
+    text = tmp_path / "long.txt"
+    text.write_text(" ".join(SENTENCES[:4] * 2))
+    recipe = write_recipe(tmp_path, model=str(checkpoint), input=str(text), as_single_document=True,
+                          encoder={"name": "hashed_words"}, decoder=DECODER,
+                          max_source_concepts=4, long_input="chunk")
+    assert main(["run", recipe], registry) == 0
+    document, = read_report(tmp_path)["documents"]
+    first, second = document["summary"]
+    assert (first["part"], second["part"]) == (0, 1)
+    assert first["text"] == SENTENCES[0] and first["source_index"] == 0
+    assert second["text"] != first["text"] and second["source_index"] not in (0, 4)
+    assert second["fallback"] and second["support"]["supported"]
+
+
 def test_recording_summary_shows_transcript_times(tmp_path, registry, capsys):
     checkpoint = copying_checkpoint(tmp_path, registry, picks=[2])
     recording = tmp_path / "talk.json"

@@ -4,8 +4,13 @@ Input: a JSONL file, one example per line, with a ``source`` (a list of sentence
 is split into capped sentences as ``prepare`` splits documents), a ``reference`` (text or list of
 sentences) and, optionally, a ``prediction`` (the model's output, text or list of sentences).
 Without predictions only the baselines are scored. Every system is scored on the same examples:
-the model's outputs, lead-k and random-k, and where the source sentences' vectors are given,
-centroid-k and TextRank-k (see ``lcm.evaluate.baselines``).
+the model's outputs, lead-k and random-k, and where sentences can be encoded, centroid-k,
+TextRank-k and the oracle (each reference sentence's nearest source sentence, in source order:
+the ceiling of extractive selection), with two more measures of each output:
+
+- unsupported: the share of its sentences the source does not support (``lcm.pipeline.support``);
+- coverage: the share of the reference's sentences whose nearest source sentence is also the
+  nearest source sentence of one of the output's (what of the reference's content it covers).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from lcm.errors import InputFileError
 from lcm.evaluate import text_metrics
 from lcm.evaluate.baselines import centroid_k, lead_k, random_k, textrank_k
 from lcm.evaluate.report import Metric, Report
+from lcm.pipeline.support import SourceSupport
 from lcm.ui import progress as progress_bar
 
 METRICS = [
@@ -25,7 +31,15 @@ METRICS = [
     Metric("ovl_3", "OVL-3", True, "share of the output's 3-grams found in the source"),
     Metric("rep_4", "REP-4", False, "1 - distinct/total 4-grams within the output"),
 ]
+ENCODED_METRICS = [
+    Metric("unsupported", "unsupported", False,
+           "share of the output's sentences the source does not support"),
+    Metric("coverage", "coverage", True,
+           "share of the reference's sentences whose nearest source sentence the output covers"),
+    Metric("sentences", "sentences", True, "sentences per output (the reference's: see settings)"),
+]
 MODEL_SYSTEM = "model"
+ORACLE_SYSTEM = "oracle"
 
 
 @dataclass
@@ -124,17 +138,21 @@ def evaluate_generation(examples: list[Example], k: int | None, seed: int,
     label = "k" if k is None else str(k)
     systems = ([MODEL_SYSTEM] if examples[0].prediction is not None else []) + \
               [f"lead-{label}", f"random-{label}"] + \
-              ([f"centroid-{label}", f"textrank-{label}"] if encode is not None else [])
-    scores: dict[str, dict[str, list[float]]] = {s: {m.key: [] for m in METRICS} for s in systems}
+              ([f"centroid-{label}", f"textrank-{label}", ORACLE_SYSTEM] if encode is not None else [])
+    metrics = METRICS + (ENCODED_METRICS if encode is not None else [])
+    scores: dict[str, dict[str, list[float]]] = {s: {m.key: [] for m in metrics} for s in systems}
     bar = progress_bar("score", len(examples), "examples", shown=progress)
     for index, example in enumerate(bar.track(examples)):
         count = len(example.reference) if k is None else k
         outputs = {f"lead-{label}": lead_k(example.source, count),
                    f"random-{label}": random_k(example.source, count, seed, index)}
+        grounding = None
         if encode is not None:
             vectors = encode(example.source)
             for name, pick in (("centroid", centroid_k), ("textrank", textrank_k)):
                 outputs[f"{name}-{label}"] = [example.source[i] for i in pick(vectors, count)]
+            grounding = _Grounding(example, vectors, encode)
+            outputs[ORACLE_SYSTEM] = grounding.oracle()
         if example.prediction is not None:
             outputs[MODEL_SYSTEM] = example.prediction
         reference = " ".join(example.reference)
@@ -143,8 +161,11 @@ def evaluate_generation(examples: list[Example], k: int | None, seed: int,
             scores[system]["rouge_l"].append(text_metrics.rouge_l(text, reference))
             scores[system]["ovl_3"].append(text_metrics.ngram_overlap(sentences, example.source))
             scores[system]["rep_4"].append(text_metrics.ngram_repetition(text))
+            if grounding is not None:
+                for key, value in grounding.measure(sentences).items():
+                    scores[system][key].append(value)
 
-    report = Report("generation metrics", METRICS)
+    report = Report("generation metrics", metrics)
     for system in systems:
         for metric, values in scores[system].items():
             report.add(system, metric, values)
@@ -158,3 +179,41 @@ def evaluate_generation(examples: list[Example], k: int | None, seed: int,
                         "ROUGE-L with Porter stemming",
     }
     return report
+
+
+class _Grounding:
+    """One example's source as vectors: the oracle's picks, and how an output stands to them."""
+
+    def __init__(self, example: Example, vectors: Any, encode: Encode):
+        import torch
+
+        self.example, self.encode = example, encode
+        self.source = torch.as_tensor(vectors).float()
+        self.support = SourceSupport(example.source, self.source)
+        self.reference_nearest = self._nearest(example.reference)
+
+    def _nearest(self, sentences: list[str]) -> list[int]:
+        import torch
+        import torch.nn.functional as F
+
+        if not sentences:
+            return []
+        vectors = F.normalize(torch.as_tensor(self.encode(sentences)).float(), dim=-1)
+        return (vectors @ F.normalize(self.source, dim=-1).T).argmax(dim=-1).tolist()
+
+    def oracle(self) -> list[str]:
+        """Each reference sentence's nearest source sentence, once, in source order."""
+        return [self.example.source[i] for i in sorted(set(self.reference_nearest))]
+
+    def measure(self, sentences: list[str]) -> dict[str, float]:
+        import torch
+
+        if not sentences:
+            return {"unsupported": 0.0, "coverage": 0.0, "sentences": 0.0}
+        vectors = torch.as_tensor(self.encode(sentences)).float()
+        verdicts = [self.support.check(text, vector) for text, vector in zip(sentences, vectors)]
+        covered = {v.segment for v in verdicts}
+        hits = sum(i in covered for i in self.reference_nearest)
+        return {"unsupported": sum(not v.supported for v in verdicts) / len(verdicts),
+                "coverage": hits / len(self.reference_nearest),
+                "sentences": float(len(sentences))}

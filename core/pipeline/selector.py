@@ -113,10 +113,10 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
     vectors are the rows of ``vectors`` (pools flattened, in order).
 
     Concepts are served in order. A candidate qualifies when ``source`` supports it, it
-    repeats no word within three words, and the source segment nearest to it is not yet taken
-    (so no two sentences cover one segment, until every segment is taken); the qualifying
-    candidate closest to the concept wins. When none qualifies, the nearest untaken source
-    segment is the sentence (a source segment is always supported).
+    repeats no word within three words, no earlier sentence said it, and the source segment
+    nearest to it is not yet taken (so no two sentences cover one segment, until every segment
+    is taken); the qualifying candidate closest to the concept wins. When none qualifies, the
+    nearest untaken source segment is the sentence (a source segment is always supported).
     """
     import torch
     import torch.nn.functional as F
@@ -124,26 +124,31 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
     unit = F.normalize(concepts.float(), dim=-1)
     candidate_unit = F.normalize(vectors.float(), dim=-1)
     taken = torch.zeros(len(source.texts), dtype=torch.bool)
+    said: set[str] = set()
     choices, offset = [], 0
     for row, pool in enumerate(pools):
         if bool(taken.all()):
             taken.zero_()
+            said.clear()
         scores = (candidate_unit[offset:offset + len(pool)] @ unit[row]).tolist()
         choice = _best_qualifying(pool, scores, candidate_unit[offset:offset + len(pool)],
-                                  source, taken)
+                                  source, taken, said)
         if choice is None:
-            choice = _fallback(unit[row], pool, scores, source, taken)
+            choice = _fallback(unit[row], pool, scores, source, taken, said)
         taken[choice.segment] = True
+        said.add(choice.decoded.text)
         choices.append(choice)
         offset += len(pool)
     return choices
 
 
 def _best_qualifying(pool: Pool, scores: list[float], vectors: "Tensor", source: SourceSupport,
-                     taken: "Tensor") -> Choice | None:
+                     taken: "Tensor", said: set[str]) -> Choice | None:
     """The closest candidate that passes the rules, or None."""
     for index in sorted(range(len(pool)), key=scores.__getitem__, reverse=True):
         text, origin = pool[index]
+        if text in said:
+            continue
         support = source.check(text, vectors[index])
         if support.supported and not taken[support.segment] and not repeats_word(text):
             return Choice(DecodedSentence(text, origin, scores[index]), support.segment, support)
@@ -151,11 +156,13 @@ def _best_qualifying(pool: Pool, scores: list[float], vectors: "Tensor", source:
 
 
 def _fallback(concept: "Tensor", pool: Pool, scores: list[float], source: SourceSupport,
-              taken: "Tensor") -> Choice:
-    """The untaken source segment nearest to ``concept`` (one that repeats no word, if any)."""
+              taken: "Tensor", said: set[str]) -> Choice:
+    """The untaken source segment nearest to ``concept``, preferring one not yet said that
+    repeats no word."""
     similarity = (source.unit @ concept).masked_fill(taken, float("-inf"))
     order = similarity.argsort(descending=True).tolist()[:int((~taken).sum())]
-    index = next((i for i in order if not repeats_word(source.texts[i])), order[0])
+    fresh = [i for i in order if source.texts[i] not in said] or order
+    index = next((i for i in fresh if not repeats_word(source.texts[i])), fresh[0])
     generated = [s for s, (_, origin) in zip(scores, pool) if origin == GENERATED]
     decoded = DecodedSentence(source.texts[index], RETRIEVED, float(similarity[index]),
                               max(generated) if generated else None)
