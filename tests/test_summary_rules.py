@@ -78,3 +78,24 @@ def test_the_repetition_rule():
     pool = [("Wells, wells, and wells supply water in Kenya.", GENERATED)]
     chosen, = choose(concept, [pool], torch.tensor([[1.0, 0.0, 0.0, 0.0]]), _support())
     assert chosen.fallback and chosen.decoded.text == SOURCE[0]
+
+
+def test_each_sentence_s_support_is_marked_in_the_terminal_line_and_the_page():
+    from lcm.pipeline.selector import describe_decoding
+    from lcm.serve.render import result_html
+
+    supported = {"text": SOURCE[0], "source_index": 0, "similarity": 0.9, "decoded": RETRIEVED,
+                 "round_trip": 0.9, "fallback": True,
+                 "support": {"supported": True, "cosine": 1.0}}
+    unsupported = {"text": "Wells in Uganda.", "source_index": 0, "similarity": 0.6,
+                   "decoded": GENERATED, "round_trip": 0.6,
+                   "support": {"supported": False, "cosine": 0.6, "missing": ["Uganda"]}}
+    assert describe_decoding(supported).endswith("no generated candidate passed the rules, supported")
+    assert describe_decoding(unsupported).endswith("UNSUPPORTED")
+    record = {"segments": [{"index": i, "text": t} for i, t in enumerate(SOURCE)],
+              "summary": [supported, unsupported], "modality": "text",
+              "parts": [{"start": 0, "stop": 3, "stop_reason": "max_length"}], "left_out": 0}
+    page = result_html(record, None, "", 1.0)
+    assert page.count('class="lcm-badge lcm-supported"') == 1
+    assert 'class="lcm-badge lcm-unsupported" title="cosine 0.60 to the nearest source segment; ' \
+           'not in the source: Uganda"' in page
