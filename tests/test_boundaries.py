@@ -102,6 +102,20 @@ def test_serve_and_the_plugins_import_nothing_from_the_tasks():
     assert [p for p in texts if "from lcm.tasks" in p.read_text()] == []
 
 
+def test_the_learned_decoder_gets_its_retrieval_through_a_recipe_section():
+    """The hybrid's retrieval decoder is a component the recipe names (``retrieval:``), not a
+    class the learned plugin imports, nor options it mirrors."""
+    from lcm.plugins.learned.decoder import LearnedConfig
+
+    known = modules()
+    learned = [name for name in known if name.startswith("lcm.plugins.learned")]
+    crossing = {name: sorted(m for m in imports(name, known[name], known)
+                             if m.startswith("lcm.plugins.") and not m.startswith("lcm.plugins.learned"))
+                for name in learned}
+    assert {name: found for name, found in crossing.items() if found} == {}
+    assert not {"bank", "observed", "distinct"} & set(LearnedConfig.__dataclass_fields__)
+
+
 def test_a_web_request_never_enters_the_tasks():
     known = modules()
     graph = {name: imports(name, path, known) for name, path in known.items()}

@@ -125,7 +125,9 @@ def test_hybrid_is_never_farther_from_the_target_than_retrieval(toy, prepared_sa
     targets = torch.cat([  # random directions, and sentences far off the training set, noised
         torch.nn.functional.normalize(torch.randn(12, 384, generator=generator), dim=-1),
         vectors[TRAINED:] + 0.05 * torch.randn(vectors[TRAINED:].shape, generator=generator)])
-    hybrid = learned(output, minilm, hybrid=True, bank=str(prepared_sample.shards), observed="ignore")
+    hybrid = learned(output, minilm, hybrid=True,
+                     retrieval={"name": "retrieval", "bank": str(prepared_sample.shards),
+                                "observed": "ignore"})
     retrieval = RetrievalDecoder(component_options(
         RetrievalDecoder, {"bank": str(prepared_sample.shards), "observed": "ignore"}))
     chosen = hybrid.decode_traced(targets)

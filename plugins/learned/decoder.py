@@ -2,21 +2,21 @@
 
 Decoding is beam search or sampling, batched. With ``candidates > 1`` and an ``encoder`` of the
 space, it decodes several sentences per concept, re-encodes them and keeps the one closest to
-the concept (round-trip reranking). With a ``bank`` (or observed input documents) it is a
-hybrid: the retrieval decoder's nearest sentence joins the pool, so the result is never farther
-from the concept than retrieval's, and each output says whether it was generated or retrieved.
+the concept (round-trip reranking). As a hybrid, the nearest sentence of its ``retrieval``
+decoder (a bank, or the observed input documents) joins the pool, so the result is never
+farther from the concept than retrieval's, and each output says whether it was generated or
+retrieved.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from lcm.errors import ConceptSpaceMismatchError, UserError
 from lcm.fields import bounded, choice, component, path
 from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder
 from lcm.pipeline.selector import GENERATED, RETRIEVED, rerank
-from lcm.plugins.decoders.retrieval import RetrievalConfig, RetrievalDecoder
 from lcm.plugins.learned.model import load_model
 from lcm.spaces import read_space
 
@@ -45,16 +45,10 @@ class LearnedConfig:
         "an encoder of the decoder's space, to re-encode candidates and keep the closest "
         "(round-trip reranking); null: keep the first candidate"))
     hybrid: bool = False
-    """Add the retrieval decoder's nearest sentence (of ``bank`` and the observed documents) to
-    the candidates; needs ``encoder``."""
-    bank: Optional[str] = path(None, must_exist=True, space_source=True,
-                               help="shard directory of sentences for the hybrid's retrieval")
-    observed: str = choice("include", ("include", "ignore", "exclude"), help=(
-        "the hybrid's retrieval: what to do with the input documents' sentences (see the "
-        "retrieval decoder)"))
-    distinct: bool = False
-    """The hybrid's retrieval returns each sentence at most once per decode call (an
-    extractive part of a summary names each source sentence once)."""
+    """Add the ``retrieval`` decoder's nearest sentence to the candidates; needs ``encoder``."""
+    retrieval: Any = component("decoder", default="retrieval", help=(
+        "the hybrid's decoder that looks sentences up, with its own options (its `bank`, what "
+        "it does with the `observed` input documents)"))
     batch_size: int = bounded(32, ge=1, help="concepts decoded per generate call")
     device: str = "cpu"
     precision: str = choice("auto", PRECISIONS, help=(
@@ -83,9 +77,11 @@ class LearnedDecoder(Decoder):
         self._encoder = encoder
         self._retrieval: Any = retrieval
         if self.config.hybrid and retrieval is None:
-            self._retrieval = RetrievalDecoder(RetrievalConfig(
-                bank=self.config.bank, observed=self.config.observed, space=self._space().name,
-                dim=self._space().dim, distinct=self.config.distinct))
+            self._retrieval = self.config.retrieval.create()
+            theirs = self._retrieval.concept_space(self._retrieval.config)
+            if theirs is not None and theirs != self._space():
+                raise ConceptSpaceMismatchError(f"decoder learned works in {self._space()}, but "
+                                                f"its retrieval decoder in {theirs}")
 
     @classmethod
     def concept_space(cls, config: LearnedConfig) -> ConceptSpace | None:
