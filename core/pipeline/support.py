@@ -10,7 +10,7 @@ A sentence is *supported* by a source when
 The threshold is data's, not taste's: on the 50 aclsum validation papers, an abstract sentence's
 cosine to the nearest sentence of its *own* paper against the nearest sentence of *another*
 paper separates best (Youden's J) at 0.52: 89% of true abstract sentences pass, 9% of the
-unrelated ones do (``DEFAULT_MIN_COSINE``; docs/summarization.md gives the figures).
+unrelated ones do (``DEFAULT_MIN_COSINE``; ``scripts/support_threshold.py`` recomputes it).
 
 A source segment itself is always supported. ``repeats_word`` is the repetition rule: a word
 said twice within three consecutive words ("wells, wells, and wells") is never written.
