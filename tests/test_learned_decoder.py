@@ -190,3 +190,20 @@ def test_token_nll_scores_each_sentence_as_alone_and_trains_only_the_concept(toy
         alone, count = decoder.token_nll(vectors[i:i + 1].detach(), [sentence])
         assert int(count) == int(counts[i]) == len(decoder._model.tokenize([sentence])["input_ids"][0]) - 1
         torch.testing.assert_close(alone[0], nll[i].detach(), rtol=1e-4, atol=1e-4)
+
+
+def test_its_candidates_are_every_sample_then_the_retrieved_sentence(toy, prepared_sample, minilm):
+    """What the summary selector chooses among: the samples, and (hybrid) retrieval's pick from
+    the recipe's own retrieval section, which may not work in another space."""
+    output, _ = toy
+    sentences, vectors = vectors_of(prepared_sample.shards, 3)
+    hybrid = learned(output, minilm, hybrid=True, candidates=3,
+                     retrieval={"name": "retrieval", "observed": "include"})
+    hybrid.observe(sentences, vectors)
+    pools = hybrid.candidates(vectors)
+    assert [[origin for _, origin in pool] for pool in pools] == \
+        [["generated"] * 3 + ["retrieved"]] * 3
+    assert [pool[-1][0] for pool in pools] == sentences  # each vector's own sentence
+    with pytest.raises(ConceptSpaceMismatchError, match="its retrieval decoder"):
+        learned(output, minilm, hybrid=True,
+                retrieval={"name": "retrieval", "space": "sonar", "dim": 1024})
