@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECORDING = REPO / "data" / "audio" / "aclsum_P17-1143_intro.flac"
 CLIENTS = 4
 QUEUE_SIZE = 16
-DECODER = "learned (generated or retrieved, closer wins)"
+DECODER = "retrieval (nearest source sentence)"
 
 
 def rss_mb(pid: int) -> float:

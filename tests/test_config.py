@@ -162,8 +162,8 @@ def test_cli_missing_recipe_and_dump_config(tmp_path):
     assert "task: summarize" in dumped.stdout and "max_summary_concepts: 7" in dumped.stdout
     assert "id_field: id" in dumped.stdout  # a default the recipe does not set
     # every option of each component, with its value (the recipe names only the plugins)
-    for option in ("  name: minilm", "  name: learned", "    observed: include", "  batch_size:",
-                   "    normalize_embeddings: false"):  # the decoder's own encoder, whole too
+    for option in ("  name: minilm", "  name: retrieval", "  observed: include", "  batch_size:",
+                   "  normalize_embeddings: false"):  # the encoder's, whole too
         assert option in dumped.stdout, dumped.stdout
 
 

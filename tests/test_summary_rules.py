@@ -74,10 +74,16 @@ def test_the_repetition_rule():
     assert repeats_word("water water everywhere")
     assert repeats_word("wells and wells")
     assert not repeats_word("the cat and the dog")  # three words apart
+    assert not repeats_word("agencies such as Symantec and Cylance and others")  # function words
     concept = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
     pool = [("Wells, wells, and wells supply water in Kenya.", GENERATED)]
     chosen, = choose(concept, [pool], torch.tensor([[1.0, 0.0, 0.0, 0.0]]), _support())
     assert chosen.fallback and chosen.decoded.text == SOURCE[0]
+    # a source sentence says what it says: the rule is for sentences a decoder writes
+    repeating = SourceSupport(["Water, water, water everywhere."], torch.eye(1, 4))
+    chosen, = choose(concept, [[("Water, water, water everywhere.", RETRIEVED)]],
+                     torch.eye(1, 4), repeating)
+    assert not chosen.fallback
 
 
 def test_each_sentence_s_support_is_marked_in_the_terminal_line_and_the_page():
@@ -90,7 +96,7 @@ def test_each_sentence_s_support_is_marked_in_the_terminal_line_and_the_page():
     unsupported = {"text": "Wells in Uganda.", "source_index": 0, "similarity": 0.6,
                    "decoded": GENERATED, "round_trip": 0.6,
                    "support": {"supported": False, "cosine": 0.6, "missing": ["Uganda"]}}
-    assert describe_decoding(supported).endswith("no generated candidate passed the rules, supported")
+    assert describe_decoding(supported).endswith("no candidate passed the rules, supported")
     assert describe_decoding(unsupported).endswith("UNSUPPORTED")
     record = {"segments": [{"index": i, "text": t} for i, t in enumerate(SOURCE)],
               "summary": [supported, unsupported], "modality": "text",

@@ -6,8 +6,9 @@ sentences among them); this module decides among them and says why:
 * ``nearest``: the retrieved candidate per concept (cosine), each at most once with ``distinct``;
 * ``rerank``: the candidate (generated or retrieved) whose re-encoding is closest to the concept;
 * ``choose``: a summary's rule: per concept, the closest candidate that the source supports
-  (``lcm.pipeline.support``), that repeats no word within three, and whose nearest source
-  segment no earlier sentence took; the nearest untaken source sentence when none passes;
+  (``lcm.pipeline.support``), that (when a decoder wrote it) repeats no word within three, and
+  whose nearest source segment no earlier sentence took; the nearest untaken source sentence
+  when none passes;
 * ``in_order``: the order a summary reads in;
 * ``decoding_record`` / ``describe_decoding``: what the output says of each choice;
 * ``decoder_menu``: the ways of choosing a server offers (the recipe's decoder, its hybrid
@@ -112,8 +113,8 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
     """One sentence per row of ``concepts`` (M, D) from its ``pools`` entry, whose candidates'
     vectors are the rows of ``vectors`` (pools flattened, in order).
 
-    Concepts are served in order. A candidate qualifies when ``source`` supports it, it
-    repeats no word within three words, no earlier sentence said it, and the source segment
+    Concepts are served in order. A candidate qualifies when ``source`` supports it, it (when
+    not a source segment) repeats no word within three words, no earlier sentence said it, and the source segment
     nearest to it is not yet taken (so no two sentences cover one segment, until every segment
     is taken); the qualifying candidate closest to the concept wins. When none qualifies, the
     nearest untaken source segment is the sentence (a source segment is always supported).
@@ -150,19 +151,18 @@ def _best_qualifying(pool: Pool, scores: list[float], vectors: "Tensor", source:
         if text in said:
             continue
         support = source.check(text, vectors[index])
-        if support.supported and not taken[support.segment] and not repeats_word(text):
+        repeats = source.segment_of(text) is None and repeats_word(text)
+        if support.supported and not taken[support.segment] and not repeats:
             return Choice(DecodedSentence(text, origin, scores[index]), support.segment, support)
     return None
 
 
 def _fallback(concept: "Tensor", pool: Pool, scores: list[float], source: SourceSupport,
               taken: "Tensor", said: set[str]) -> Choice:
-    """The untaken source segment nearest to ``concept``, preferring one not yet said that
-    repeats no word."""
+    """The untaken source segment nearest to ``concept``, preferring one not yet said."""
     similarity = (source.unit @ concept).masked_fill(taken, float("-inf"))
     order = similarity.argsort(descending=True).tolist()[:int((~taken).sum())]
-    fresh = [i for i in order if source.texts[i] not in said] or order
-    index = next((i for i in fresh if not repeats_word(source.texts[i])), fresh[0])
+    index = next((i for i in order if source.texts[i] not in said), order[0])
     generated = [s for s, (_, origin) in zip(scores, pool) if origin == GENERATED]
     decoded = DecodedSentence(source.texts[index], RETRIEVED, float(similarity[index]),
                               max(generated) if generated else None)
@@ -204,7 +204,7 @@ def describe_decoding(item: dict[str, Any]) -> str:
             text += f"; best generated {item['best_generated']:.2f}"
         text += ")"
     if item.get("fallback"):
-        text += ", no generated candidate passed the rules"
+        text += ", the nearest untaken source sentence: no candidate passed the rules"
     support = item.get("support")
     if support is not None:
         text += ", " + ("supported" if support["supported"] else "UNSUPPORTED")

@@ -12,8 +12,10 @@ cosine to the nearest sentence of its *own* paper against the nearest sentence o
 paper separates best (Youden's J) at 0.52: 89% of true abstract sentences pass, 9% of the
 unrelated ones do (``DEFAULT_MIN_COSINE``; ``scripts/support_threshold.py`` recomputes it).
 
-A source segment itself is always supported. ``repeats_word`` is the repetition rule: a word
-said twice within three consecutive words ("wells, wells, and wells") is never written.
+A source segment itself is always supported. ``repeats_word`` is the repetition rule for
+sentences a decoder writes: a word said twice within three consecutive words ("wells, wells,
+and wells") is never written (function words such as "and" in "Symantec and Cylance and"
+excepted; the source's own sentences say what they say).
 """
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ DEFAULT_MIN_COSINE = 0.52
 """Cosine to the nearest source segment a sentence needs (see the module docstring)."""
 REPETITION_WINDOW = 3
 """No word twice among this many consecutive words."""
+
+FUNCTION_WORDS = frozenset(
+    "a an and as at by for from in into is of on or that the to was were with".split())
+"""Words the repetition rule lets recur within three words."""
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")
@@ -91,9 +97,11 @@ def _positioned_words(text: str) -> list[tuple[bool, str]]:
 
 
 def repeats_word(text: str, window: int = REPETITION_WINDOW) -> bool:
-    """True when a word occurs twice within ``window`` consecutive words (case-insensitive)."""
+    """True when a word (not a function word) occurs twice within ``window`` consecutive words
+    (case-insensitive)."""
     words = [w.lower() for w in _WORD.findall(text)]
-    return any(words[i] in words[i + 1:i + window] for i in range(len(words)))
+    return any(words[i] not in FUNCTION_WORDS and words[i] in words[i + 1:i + window]
+               for i in range(len(words)))
 
 
 class SourceSupport:
