@@ -146,3 +146,117 @@ def test_json_output_writes_nonfinite_numbers_as_null_and_says_so():
     assert record["last_loss"] is None and record["curve"] == [1.0, None]
     assert record["notes"] == {"NaN/inf written as null": 1}
     assert dumps({"x": float("-inf")}) == '{"x": null}'
+
+
+# --------------------------------------------------------------------------- missing plugins
+
+def registry_without(entry_point: str):
+    """The installed plugins minus one entry point: as if its package were uninstalled."""
+    import importlib.metadata as md
+
+    from lcm.registry import build_registry
+
+    return build_registry([ep for ep in md.entry_points(group="lcm") if ep.name != entry_point])
+
+
+def test_a_checkpoint_records_the_plugin_package_of_its_head(tmp_path):
+    directory = save_checkpoint(tmp_path / "model", toy_model(), toy_normalizer())
+    assert json.loads((directory / "config.json").read_text())["plugins"] == {"head:mse": "lcm"}
+
+
+def test_a_checkpoint_whose_head_plugin_is_gone_names_the_package(tmp_path):
+    from lcm.errors import PluginNotInstalledError
+
+    directory = save_checkpoint(tmp_path / "model", toy_model(), toy_normalizer())
+    config = directory / "config.json"
+    meta = json.loads(config.read_text())
+    meta["plugins"] = {"head:mse": "lcm-gated-cosine"}  # as a third-party head records it
+    config.write_text(json.dumps(meta))
+    with pytest.raises(PluginNotInstalledError) as caught:
+        load_checkpoint(directory, registry_without("mse"))
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == (f"{directory}: head 'mse' is not installed: the checkpoint was "
+                                 f"trained with plugin package lcm-gated-cosine (pip install it)")
+
+
+def test_a_checkpoint_from_before_the_record_still_loads_and_says_unknown(tmp_path):
+    from lcm.errors import UnknownComponentError
+
+    directory = save_checkpoint(tmp_path / "model", toy_model(), toy_normalizer())
+    config = directory / "config.json"
+    meta = json.loads(config.read_text())
+    del meta["plugins"]
+    config.write_text(json.dumps(meta))
+    assert load_checkpoint(directory, get_registry()).model.head.name == "mse"
+    with pytest.raises(UnknownComponentError, match="unknown head 'mse'; known heads: "):
+        load_checkpoint(directory, registry_without("mse"))
+
+
+# --------------------------------------------------------------------------- SONAR local files
+
+@pytest.fixture(scope="module")
+def sonar(tmp_path_factory):
+    from tests._sonar_fixtures import build_assets
+
+    return build_assets(tmp_path_factory.mktemp("sonar"))
+
+
+def sonar_encoder(options: dict):
+    from lcm.components import component_options
+    from lcm.plugins.encoders.sonar_text import SonarTextEncoder
+
+    return SonarTextEncoder(component_options(SonarTextEncoder, options))
+
+
+def test_a_local_sonar_checkpoint_without_model_config_asks_for_model_config(sonar):
+    from lcm.errors import UserError
+
+    options = {**sonar.local_options("encoder")}
+    del options["model_config"]
+    with pytest.raises(UserError) as caught:
+        sonar_encoder(options).encode(["Hello."])
+    assert caught.value.exit_code == 2
+    message = str(caught.value)
+    assert message.startswith(f"checkpoint {sonar.text_encoder_path}: `model_config` is missing, "
+                              f"so it is read with the architecture of card "
+                              f"'text_sonar_basic_encoder' (1024-d); describe the checkpoint's "
+                              f"architecture with `model_config: {{model_dim: ...")
+    assert "set `dim" not in message and "\n" not in message
+
+
+def test_a_local_sonar_checkpoint_without_model_config_at_dim_1024_asks_for_it_too(sonar):
+    from lcm.errors import UserError
+
+    options = {**sonar.local_options("encoder"), "dim": 1024}
+    del options["model_config"]
+    with pytest.raises(UserError, match=r"`model_config` is missing, so it is read with the "
+                                        r"architecture of card 'text_sonar_basic_encoder'"):
+        sonar_encoder(options).encode(["Hello."])
+
+
+def test_a_local_tokenizer_without_its_languages_asks_for_tokenizer_langs(sonar, tmp_path):
+    """The model's vocabulary was built for three languages; without ``tokenizer_langs`` the
+    tokenizer takes the card's 202 and yields ids the model has no embedding for."""
+    from fairseq2.models.nllb.tokenizer import NllbTokenizerConfig, load_nllb_tokenizer
+
+    from lcm.errors import UserError
+
+    info = load_nllb_tokenizer(sonar.tokenizer_path, NllbTokenizerConfig(
+        langs=["fra_Latn", "eng_Latn", "deu_Latn"], default_lang="eng_Latn")).vocab_info
+    vocab = {"size": info.size, "unk_idx": info.unk_idx, "bos_idx": info.bos_idx,
+             "eos_idx": info.eos_idx, "pad_idx": info.pad_idx}
+    options = sonar.local_options("encoder")
+    options["model_config"] = {**options["model_config"], "vocab_info": vocab}
+    checkpoint = tmp_path / "three_langs.pt"
+    state = torch.load(sonar.text_encoder_path, weights_only=True)
+    embed = next(k for k in state if k.endswith("embed.weight"))
+    state[embed] = state[embed][:info.size].clone()
+    torch.save(state, checkpoint)
+    options["checkpoint"] = str(checkpoint)
+    with pytest.raises(UserError) as caught:
+        sonar_encoder(options).encode(["Bonjour."])
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == (
+        f"tokenizer {sonar.tokenizer_path}: with the 'text_sonar_basic_encoder' card's languages "
+        f"it has {sonar.vocab['size']} tokens, but the model's vocabulary has {info.size}; list "
+        f"the languages the tokenizer was built with: `tokenizer_langs: [eng_Latn, ...]`")
