@@ -32,7 +32,7 @@ from lcm.fields import (
 )
 from lcm.interfaces import ConceptSpace
 from lcm.interpolation import interpolation_problems
-from lcm.model.checkpoint import CONFIG_FILE, read_checkpoint_meta, with_sampling
+from lcm.model.checkpoint import CONFIG_FILE, checkpoint_head, read_checkpoint_meta
 from lcm.recipe_marks import key_marks, locate
 from lcm.spaces import read_space
 
@@ -443,8 +443,7 @@ def _checkpoint_models(config: Any, registry: "Registry") -> list[tuple[str, dic
                 and Path(str(value), CONFIG_FILE).is_file()):
             continue
         meta = read_checkpoint_meta(value)
-        head_cls = registry.get("head", str(meta["head"].get("name"))).cls
-        head = with_sampling(meta["head"], getattr(config, "sampling", None) or {}, head_cls)
+        head = checkpoint_head(meta, registry, value, getattr(config, "sampling", None) or {})
         found.append((f.name, {"arch": meta.get("arch"), "transformer": meta["transformer"],
-                               "head": resolve(registry, "head", head).as_dict()}))
+                               "head": head.as_dict()}))
     return found
