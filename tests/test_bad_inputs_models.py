@@ -260,3 +260,20 @@ def test_a_local_tokenizer_without_its_languages_asks_for_tokenizer_langs(sonar,
         f"tokenizer {sonar.tokenizer_path}: with the 'text_sonar_basic_encoder' card's languages "
         f"it has {sonar.vocab['size']} tokens, but the model's vocabulary has {info.size}; list "
         f"the languages the tokenizer was built with: `tokenizer_langs: [eng_Latn, ...]`")
+
+
+def test_a_head_with_a_0d_parameter_is_refused_before_deepspeed_starts():
+    """DeepSpeed broadcasts every parameter as bytes, which a 0-d tensor cannot be viewed as
+    ("self.dim() cannot be 0 to view Float as Byte"); a plugin head's scalar gate is named."""
+    from lcm.errors import UserError
+    from lcm.train.engine import create_engine
+    from lcm.train.options import TrainOptions
+
+    model = toy_model()
+    model.head.gate = torch.nn.Parameter(torch.tensor(0.5))
+    with pytest.raises(UserError) as caught:
+        create_engine(model, TrainOptions(), 4, context=None)
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == ("parameter 'head.gate' is 0-d, which DeepSpeed cannot train: give "
+                                 "it shape (1,), e.g. nn.Parameter(torch.tensor([0.5])) instead of "
+                                 "torch.tensor(0.5)")
