@@ -70,7 +70,7 @@ def _constraints(f: dataclasses.Field) -> str:
 
     parts = []
     if META_COMPONENT in f.metadata:
-        parts.append(f"a section naming a `{f.metadata[META_COMPONENT]}` (`name:` + its options)")
+        parts.append(f"a section `{{name: <{f.metadata[META_COMPONENT]}>, ...its options}}`")
     if f.metadata.get(META_CHOICES):
         parts.append("one of " + ", ".join(f"`{c}`" for c in f.metadata[META_CHOICES]))
     if f.metadata.get(META_RANGE):
