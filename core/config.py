@@ -198,8 +198,26 @@ def validate_section(schema: type, values: Any, where: str, result: Validation,
             space = read_space(str(value))
             if space is not None:
                 result.spaces.append((f"{label} ({value})", space))
+            result.problems.extend(_checkpoint_component_problems(label, value, registry))
     if hasattr(schema, "problems"):
         result.problems.extend(_cross_field_problems(schema, values, where))
+
+
+def _checkpoint_component_problems(label: str, value: Any, registry: "Registry") -> list[str]:
+    """A model checkpoint whose head, or a component the head's options name, is not
+    installed: said at validation, with the plugin package the checkpoint recorded, instead
+    of once the run has started."""
+    if not Path(str(value), CONFIG_FILE).is_file():
+        return []
+    try:
+        meta = read_checkpoint_meta(value)
+    except InputFileError:  # another kind of folder (a decoder's), or reported when it loads
+        return []
+    try:
+        checkpoint_head(meta, registry, value)
+    except UserError as exc:
+        return [f"{label}: {exc}"]
+    return []
 
 
 def _cross_field_problems(schema: type, values: Any, where: str) -> list[str]:

@@ -277,3 +277,22 @@ def test_a_head_with_a_0d_parameter_is_refused_before_deepspeed_starts():
     assert str(caught.value) == ("parameter 'head.gate' is 0-d, which DeepSpeed cannot train: give "
                                  "it shape (1,), e.g. nn.Parameter(torch.tensor([0.5])) instead of "
                                  "torch.tensor(0.5)")
+
+
+def test_validation_names_the_missing_plugin_of_a_recipes_checkpoint(tmp_path):
+    """`lcm recipes validate` reads the checkpoint's record: the problem is known before a run."""
+    from lcm.config import load_recipe, validate_recipe
+
+    directory = save_checkpoint(tmp_path / "model", toy_model(), toy_normalizer())
+    config = directory / "config.json"
+    meta = json.loads(config.read_text())
+    meta["plugins"] = {"head:mse": "lcm-gated-cosine"}
+    config.write_text(json.dumps(meta))
+    recipe = tmp_path / "evaluate.yaml"
+    recipe.write_text(f"task: evaluate\nmode: pretraining\n"
+                      f"pretraining: {{checkpoint: {directory}, shards: {directory}}}\n")
+    problems = validate_recipe(load_recipe(recipe), registry_without("mse"), str(recipe)).problems
+    assert f"pretraining.checkpoint: {directory}: head 'mse' is not installed: the checkpoint was trained with " \
+           f"plugin package lcm-gated-cosine (pip install it)" in problems
+    assert not any("is not installed" in p
+                   for p in validate_recipe(load_recipe(recipe), get_registry()).problems)
