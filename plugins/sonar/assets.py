@@ -78,8 +78,10 @@ def load_model(hub_accessor: Callable[[], Any], card: Any, device: Any, dtype: A
     try:
         model = hub.load_model(card, device=device, dtype=dtype)
     except (AssetCardError, RuntimeError) as exc:  # RuntimeError: tensors of other shapes
-        raise InputFileError(_location(card, "checkpoint"),
-                             _architecture_problem(options, dim) or _chain(exc)) from None
+        problem = _architecture_problem(options, dim)
+        if problem:
+            raise UserError(problem) from None
+        raise InputFileError(_location(card, "checkpoint"), _chain(exc)) from None
     return model.eval()
 
 
