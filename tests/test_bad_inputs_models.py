@@ -312,3 +312,23 @@ def test_validation_names_the_missing_plugin_of_a_recipes_checkpoint(tmp_path):
            f"plugin package lcm-gated-cosine (pip install it)" in problems
     assert not any("is not installed" in p
                    for p in validate_recipe(load_recipe(recipe), get_registry()).problems)
+
+
+def test_a_checkpoint_whose_plugin_is_installed_but_broken_says_it_failed_to_load(tmp_path):
+    from lcm.registry import PluginFailure
+
+    directory = save_checkpoint(tmp_path / "model", toy_model(), toy_normalizer())
+    config = directory / "config.json"
+    meta = json.loads(config.read_text())
+    meta["plugins"] = {"head:mse": "lcm-gated-cosine"}
+    config.write_text(json.dumps(meta))
+    registry = registry_without("mse")
+    registry.failures.append(PluginFailure("gated", "lcm_gated_cosine", "lcm-gated-cosine", "0.1",
+                                           "ImportError: No module named 'scipy'"))
+    with pytest.raises(Exception) as caught:
+        load_checkpoint(directory, registry)
+    message = str(caught.value)
+    assert "not installed" not in message
+    assert message.startswith("unknown head 'mse'; known heads: ")
+    assert message.endswith("(plugin package lcm-gated-cosine failed to load: ImportError: No "
+                            "module named 'scipy')")

@@ -115,8 +115,8 @@ def checkpoint_head(meta: Mapping[str, Any], registry: "Registry", directory: st
         return resolve(registry, "head", with_sampling(meta["head"], sampling or {}, head_cls))
     except UnknownComponentError as exc:
         package = (meta.get("plugins") or {}).get(f"{exc.kind}:{exc.name}")
-        if package is None:
-            raise
+        if package is None or any(f.distribution == package for f in registry.failures):
+            raise  # no record, or installed but broken: the error names the failed package
         raise PluginNotInstalledError(exc.kind, exc.name, package, str(directory)) from None
 
 
