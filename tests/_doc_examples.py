@@ -10,8 +10,8 @@ line before it:
 - ``<!-- doc-test: file PATH -->``: the block is written to PATH (a package's module, a recipe),
   for the page's later commands to use;
 - ``<!-- doc-test: validate REASON -->``: each ``lcm run`` line of the block is run with
-  ``--dump-config`` (the recipe validated with its overrides, nothing run), since running it
-  takes too long here (REASON);
+  ``--dump-config`` (the recipe resolved and validated with its overrides, nothing run), since
+  running it is not possible or takes too long here (REASON);
 - ``<!-- doc-test: skip REASON -->``: not run here (a GPU, real SONAR weights, long training);
 - ``yaml``/``toml`` blocks without a marker are fragments, parsed;
 - ``text`` (and blocks without a language) are printed output or pictures, not code.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -137,13 +138,13 @@ class Session:
         if block.action == "parse":
             return _parse_problem(block)
         if block.action == "validate":
-            return self._shell(validation_script(block.code))
+            return self._python(validation_script(block.code))
         if RUN_LANGUAGES[block.language] == "python":
-            return self._process([str(Path(self.env["VIRTUAL_ENV"]) / "bin" / "python"), "-c", block.code])
-        return self._shell(block.code)
+            return self._python(block.code)
+        return self._process(["bash", "-euo", "pipefail", "-c", block.code])
 
-    def _shell(self, script: str) -> str | None:
-        return self._process(["bash", "-euo", "pipefail", "-c", script])
+    def _python(self, script: str) -> str | None:
+        return self._process([str(Path(self.env["VIRTUAL_ENV"]) / "bin" / "python"), "-c", script])
 
     def _process(self, argv: list[str]) -> str | None:
         try:
@@ -157,7 +158,8 @@ class Session:
 
 
 def validation_script(code: str) -> str:
-    """Each ``lcm run`` line (behind a launcher too) as ``lcm run ... --dump-config``."""
+    """A Python script running each ``lcm run`` line of ``code`` (behind a launcher too) with
+    ``--dump-config``, all in one process (an interpreter start costs seconds here)."""
     commands = []
     for line in code.splitlines():
         line = re.sub(r"\s+#.*$", "", line).strip()
@@ -166,8 +168,13 @@ def validation_script(code: str) -> str:
         found = re.search(r"\blcm\)?\s+run\s+(.*)$", line)
         if not found:
             raise ValueError(f"`doc-test: validate` block holds a line that is not `lcm run`: {line}")
-        commands.append(f"lcm run {found.group(1)} --dump-config > /dev/null")
-    return "\n".join(commands)
+        commands.append(["run", *shlex.split(found.group(1)), "--dump-config"])
+    return (f"import contextlib, io, sys\nfrom lcm.cli import main\n"
+            f"for argv in {commands!r}:\n"
+            f"    with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"        code = main(argv)\n"
+            f"    if code:\n"
+            f"        sys.exit(f'lcm {{\" \".join(argv)}}: exit {{code}}')\n")
 
 
 def _parse_problem(block: Block) -> str | None:

@@ -51,3 +51,11 @@ def test_the_generated_pages_list_every_task_and_component(site):
         assert f"<code>{info.name}</code>" in page, (info.kind, info.name)
     assert "<code>train.zero_stage</code>" in recipes  # nested sections spelled out
     assert "<code>diffusion.inference_steps</code>" in components
+
+
+def test_the_readme_stays_one_screenful_and_links_into_the_guide():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 220
+    assert "## What the demo prints" in readme and "`core/` is the import package **`lcm`**" in readme
+    linked = set(re.findall(r"\]\(docs/([a-z_]+\.md)\)", readme))
+    assert linked and all((REPO / "docs" / page).is_file() for page in linked)
