@@ -122,9 +122,10 @@ def reference(section: str) -> str:
     for info in registry.all():
         if info.kind != kind:
             continue
-        title = f"`{info.name}`" + (f" — {info.cls.description}" if info.cls.description else "")
+        text = info.cls.description.rstrip(".")
+        what = f"{text[:1].upper()}{text[1:]}. " if text else ""
         where = f"`{info.module}`, distribution `{info.distribution}`"
-        header = f"### {title}\n\nRegistered by {where}. "
+        header = f"### `{info.name}`\n\n{what}Registered by {where}. "
         header += ("Recipe: `task: " + info.name + "`.\n\n" if kind == "task"
                    else f"Section: `{{name: {info.name}, ...}}`.\n\n")
         parts.append(header + component_table(info.cls))
