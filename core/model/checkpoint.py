@@ -1,7 +1,8 @@
 """Inference checkpoints: one directory a user can copy, inspect and load anywhere.
 
     model.safetensors     the weights (safetensors: no pickle, loads lazily and safely)
-    config.json           architecture, resolved trunk config, head spec, space, lcm version
+    config.json           architecture, resolved trunk config, head spec, space, lcm version,
+                          and the plugin package of each component it names ("plugins")
     concept_space.json    the space, so recipe validation can check encoder/decoder pairs
     normalizer.json       the normaliser the model was trained with
 
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from lcm import __version__
-from lcm.components import resolve
+from lcm.components import ComponentSpec, resolve
 from lcm.data.normalizer import RobustScaler
-from lcm.errors import InputFileError, UserError
+from lcm.errors import InputFileError, PluginNotInstalledError, UnknownComponentError, UserError
 from lcm.interfaces import ConceptSpace
 from lcm.model.config import TransformerConfig
 from lcm.model.lcm import ConceptModel, build_head
@@ -68,7 +69,8 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
                  for k, v in model.state_dict().items()}
         save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": "lcm"})
         meta = {"format_version": FORMAT_VERSION, "lcm_version": __version__,
-                **model.describe(), "extra": dict(extra or {})}
+                **model.describe(), "plugins": component_origins(model.head),
+                "extra": dict(extra or {})}
         (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
         write_space(staging, model.space)
         normalizer.save(staging)
@@ -77,6 +79,45 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def component_origins(head: Any) -> dict[str, str]:
+    """``{"kind:name": distribution}`` of the head and of every component its options name
+    (a decoder it learned through), so a loader can say which plugin package is missing."""
+    from lcm.registry import distribution_of
+
+    found: dict[str, str] = {}
+
+    def visit(cls: type, options: Any) -> None:
+        package = distribution_of(cls)
+        if package:
+            found[f"{cls.kind}:{cls.name}"] = package
+        stack = [options]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, ComponentSpec):
+                visit(value.cls, value.options)
+            elif is_dataclass(value) and not isinstance(value, type):
+                stack.extend(getattr(value, f.name) for f in fields(value))
+
+    visit(type(head), head.config)
+    return found
+
+
+def checkpoint_head(meta: Mapping[str, Any], registry: "Registry", directory: str | Path,
+                    sampling: Mapping[str, Any] | None = None) -> Any:
+    """The head section of a checkpoint resolved against ``registry`` (a ComponentSpec), with
+    ``sampling`` laid over it; a component whose plugin is not installed is named with the
+    package the checkpoint recorded for it (checkpoints from before that record say only
+    that the name is unknown)."""
+    try:
+        head_cls = registry.get("head", str(meta["head"].get("name"))).cls
+        return resolve(registry, "head", with_sampling(meta["head"], sampling or {}, head_cls))
+    except UnknownComponentError as exc:
+        package = (meta.get("plugins") or {}).get(f"{exc.kind}:{exc.name}")
+        if package is None or any(f.distribution == package for f in registry.failures):
+            raise  # no record, or installed but broken: the error names the failed package
+        raise PluginNotInstalledError(exc.kind, exc.name, package, str(directory)) from None
 
 
 def read_weights(directory: str | Path, device: str = "cpu") -> dict[str, Any]:
@@ -150,8 +191,7 @@ def load_checkpoint(directory: str | Path, registry: "Registry", device: str = "
         space = ConceptSpace.from_record(meta["space"])
     except (TypeError, KeyError, ValueError) as exc:
         raise InputFileError(config_path, f"malformed model description: {exc}") from None
-    head_cls = registry.get("head", str(meta["head"].get("name"))).cls
-    head = resolve(registry, "head", with_sampling(meta["head"], sampling or {}, head_cls))
+    head = checkpoint_head(meta, registry, directory, sampling)
     model = ConceptModel(config, build_head(head, config, space.dim), space,
                          arch=meta.get("arch", "custom"))
     weights = directory / WEIGHTS_FILE

@@ -52,6 +52,7 @@ def create_engine(model, options: TrainOptions, micro_batch_size: int, context: 
     """
     import deepspeed
 
+    refuse_scalar_parameters(model)
     config = deepspeed_config(options, micro_batch_size, context.world_size,
                               on_gpu=context.device != "cpu")
     if autocast:
@@ -63,6 +64,18 @@ def create_engine(model, options: TrainOptions, micro_batch_size: int, context: 
         engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=groups,
                                                config=config, lr_scheduler=scheduler)
     return engine
+
+
+def refuse_scalar_parameters(model) -> None:
+    """A 0-d parameter (``nn.Parameter(torch.tensor(0.5))``) stops DeepSpeed's start-up with
+    "self.dim() cannot be 0 to view Float as Byte" (it broadcasts every parameter as bytes);
+    name it and the fix before DeepSpeed starts."""
+    scalars = [name for name, p in model.named_parameters() if p.dim() == 0]
+    if scalars:
+        raise UserError(f"parameter {scalars[0]!r}"
+                        f"{f' (and {len(scalars) - 1} more)' if len(scalars) > 1 else ''} is 0-d, "
+                        f"which DeepSpeed cannot train: give it shape (1,), e.g. "
+                        f"nn.Parameter(torch.tensor([0.5])) instead of torch.tensor(0.5)")
 
 
 def parameter_groups(model, weight_decay: float) -> list[dict[str, Any]]:

@@ -67,9 +67,9 @@ class SonarTextDecoder(Decoder):
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=True)
             device, dtype = torch_device(cfg.device), torch_dtype(cfg.dtype)
-            model = assets.load_model(get_sonar_text_decoder_hub, card, device, dtype,
-                                      lambda c: c.input_dim or c.model_dim, cfg.dim)
             self._tokenizer = assets.load_tokenizer(card)
+            model = assets.load_model(get_sonar_text_decoder_hub, card, device, dtype,
+                                      lambda c: c.input_dim or c.model_dim, cfg, self._tokenizer)
             self._pipeline = EmbeddingToTextModelPipeline(model, self._tokenizer, device=device)
             self._model, self._device, self._dtype = model, device, dtype
         return self

@@ -59,7 +59,7 @@ class SonarSpeechEncoder(Encoder):
             card = assets.resolve_card(cfg, needs_tokenizer=False)
             self._device, self._dtype = torch_device(cfg.device), torch_dtype(cfg.dtype)
             self._model = assets.load_model(get_sonar_speech_encoder_hub, card, self._device,
-                                            self._dtype, lambda c: c.model_dim, cfg.dim)
+                                            self._dtype, lambda c: c.model_dim, cfg)
             # The settings of sonar's SpeechToEmbeddingModelPipeline.
             self._fbank = WaveformToFbankConverter(num_mel_bins=80, waveform_scale=2**15,
                                                    channel_last=True, standardize=True,

@@ -62,10 +62,11 @@ class SonarTextEncoder(Encoder):
             cfg = self.config
             card = assets.resolve_card(cfg, needs_tokenizer=True)
             device = torch_device(cfg.device)
+            tokenizer = assets.load_tokenizer(card)
             model = assets.load_model(get_sonar_text_encoder_hub, card, device,
                                       torch_dtype(cfg.dtype), lambda c: c.embedding_dim or c.model_dim,
-                                      cfg.dim)
-            self.attach(model, assets.load_tokenizer(card), device)
+                                      cfg, tokenizer)
+            self.attach(model, tokenizer, device)
         return self
 
     def attach(self, model: Any, tokenizer: Any, device: Any) -> "SonarTextEncoder":

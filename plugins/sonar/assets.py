@@ -56,8 +56,10 @@ def resolve_card(options: SonarModelOptions, needs_tokenizer: bool) -> Any:
 
 
 def load_model(hub_accessor: Callable[[], Any], card: Any, device: Any, dtype: Any,
-               dim_of: Callable[[Any], int], expected_dim: int) -> Any:
-    """Load the card's model through its family hub, after checking its concept dimension."""
+               dim_of: Callable[[Any], int], options: SonarModelOptions,
+               tokenizer: Any = None) -> Any:
+    """Load the card's model through its family hub, after checking its concept dimension and
+    that ``tokenizer`` (for a text model) yields no token id the model has no embedding for."""
     from fairseq2.assets import AssetCardError
 
     hub = hub_accessor()
@@ -66,15 +68,57 @@ def load_model(hub_accessor: Callable[[], Any], card: Any, device: Any, dtype: A
     except AssetCardError as exc:
         raise UserError(f"asset card {card.name!r}: {_chain(exc)}") from None
     dim = dim_of(config)
-    if dim != expected_dim:
-        raise UserError(f"asset card {card.name!r} describes a {dim}-d model, but the component's "
-                        f"`dim` is {expected_dim}; set `dim: {dim}` (the concept space must match "
+    if dim != options.dim:
+        raise UserError(_architecture_problem(options, dim) or
+                        f"asset card {card.name!r} describes a {dim}-d model, but the component's "
+                        f"`dim` is {options.dim}; set `dim: {dim}` (the concept space must match "
                         f"the model)")
+    if tokenizer is not None:
+        _check_vocabulary(tokenizer, config.vocab_info.size, options)
     try:
         model = hub.load_model(card, device=device, dtype=dtype)
-    except AssetCardError as exc:
+    except (AssetCardError, RuntimeError) as exc:  # RuntimeError: tensors of other shapes
+        problem = _architecture_problem(options, dim)
+        if problem:
+            raise UserError(problem) from None
         raise InputFileError(_location(card, "checkpoint"), _chain(exc)) from None
     return model.eval()
+
+
+def _architecture_problem(options: SonarModelOptions, card_dim: int) -> str | None:
+    """For a local checkpoint given without ``model_config``, the one line that says so.
+
+    The checkpoint is then read with the base card's architecture (the real 1024-d model), so
+    a smaller model fails on its dimension or on its tensor shapes; the fix is to describe the
+    checkpoint, not to change ``dim``."""
+    if not options.checkpoint or options.model_config:
+        return None
+    return (f"checkpoint {options.checkpoint}: `model_config` is missing, so it is read with the "
+            f"architecture of card {options.card!r} ({card_dim}-d); describe the checkpoint's "
+            f"architecture with `model_config: {{model_dim: ..., ...}}` (the fields of sonar's "
+            f"model config; a text model's `vocab_info` is a mapping of size, unk_idx, bos_idx, "
+            f"eos_idx and pad_idx)")
+
+
+def _check_vocabulary(tokenizer: Any, model_vocab_size: int, options: SonarModelOptions) -> None:
+    """Refuse a tokenizer with more tokens than the model's embedding table.
+
+    A local tokenizer gets one control token per language of the base card; built with fewer
+    languages and given without ``tokenizer_langs``, its language tokens fall beyond the
+    model's vocabulary, which torch reports at the first sentence as a bare "IndexError:
+    index out of range in self"."""
+    size = int(tokenizer.vocab_info.size)
+    if size <= model_vocab_size:
+        return
+    if options.tokenizer and not options.tokenizer_langs:
+        raise UserError(
+            f"tokenizer {options.tokenizer}: with the {options.card!r} card's languages it has "
+            f"{size} tokens, but the model's vocabulary has {model_vocab_size}; list the "
+            f"languages the tokenizer was built with: `tokenizer_langs: [eng_Latn, ...]`")
+    raise UserError(f"the tokenizer has {size} tokens but the model's vocabulary has "
+                    f"{model_vocab_size}; `tokenizer_langs` must list exactly the languages the "
+                    f"tokenizer was built with, in its order, and `model_config.vocab_info.size` "
+                    f"match it")
 
 
 def load_tokenizer(card: Any) -> Any:
