@@ -181,7 +181,7 @@ def serve_rows(quick: bool) -> list[Result]:
     for name in ("after", TODAY):
         with todays_path() if name == TODAY else contextlib.nullcontext():
             began = time.perf_counter()
-            service = Service(recipe, registry())
+            service = Service.from_recipe(recipe, registry())
             start = time.perf_counter() - began
 
             def request() -> None:

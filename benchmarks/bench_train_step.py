@@ -55,7 +55,7 @@ def head_step(model, concepts: torch.Tensor) -> Callable[[], None]:
 def trunk_step(model, concepts: torch.Tensor) -> Callable[[], None]:
     def step() -> None:
         model.zero_grad(set_to_none=True)
-        context_states(model.trunk_view, concepts).square().mean().backward()
+        context_states(model.backbone, concepts).square().mean().backward()
     return step
 
 

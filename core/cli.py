@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.console import Console
+from rich.table import Table
 
 from lcm import __version__
 from lcm.cli_numbers import FiniteFloatRange, finite
@@ -53,7 +56,7 @@ def cli(debug: bool) -> None:
 @click.option("--dump-config", is_flag=True, help="Print the resolved recipe and stop.")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors (and third-party messages).")
 @click.option("-v", "--verbose", is_flag=True, help="Show third-party messages on stderr too.")
-@click.option("-q", "--quiet", is_flag=True, help="For scripts: no progress, only the summary line.")
+@click.option("-q", "--quiet", is_flag=True, help="For scripts: no progress, only the outcome line.")
 @click.option("--json", "as_json", is_flag=True,
               help="For machines: stdout holds one JSON object per task, nothing else.")
 @click.option("--log-file", type=click.Path(path_type=Path), default=None,
@@ -74,7 +77,7 @@ def run(recipe: Path, overrides: tuple[str, ...], dump_config: bool, debug: bool
     run_resolved(resolved, registry, Terminal("json" if as_json else "quiet" if quiet else "text"))
 
 
-def run_resolved(resolved: Any, registry: "Registry", terminal: Any) -> Any:
+def run_resolved(resolved: Any, registry: "Registry", terminal: Terminal) -> Any:
     """Run a resolved recipe with its outputs claimed, printing through ``terminal``."""
     with using(terminal):
         return run_task(resolved.task_cls, resolved.config, RunContext(registry, terminal),
@@ -83,8 +86,6 @@ def run_resolved(resolved: Any, registry: "Registry", terminal: Any) -> Any:
 
 def default_log_file() -> Path:
     """``runs/logs/lcm-<time>-<pid>.log``: one per run, created only when something is logged."""
-    import time
-
     return Path("runs") / "logs" / f"lcm-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
 
 
@@ -107,8 +108,6 @@ def default_log_file() -> Path:
 def plan(recipe: Path, overrides: tuple[str, ...], gpus: int, nodes: int, gpu_memory: str,
          tokens: float | None, flops: float, mfu: float, concept_dim: int, as_json: bool) -> None:
     """Plan training RECIPE on GPUs: parameters, memory per ZeRO stage, micro-batch, days."""
-    from rich.console import Console
-
     train_recipe = load_train_recipe(recipe, overrides, _registry())
     cluster = Cluster(gpus, nodes, parse_memory(gpu_memory), flops, mfu)
     result = make_plan(train_recipe, recipe_dim(train_recipe, concept_dim), cluster, tokens)
@@ -172,9 +171,6 @@ def plugins_list(as_json: bool, kind: str | None) -> None:
 
 
 def _print_components(rows: list[dict], failures: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title="lcm components")
     for header in ("kind", "name", "module", "distribution", "space", "dim", "modalities"):
         table.add_column(header)

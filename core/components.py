@@ -66,7 +66,7 @@ def resolve(registry: "Registry", kind: str, spec: Any) -> ComponentSpec:
 
 def resolve_sections(config: Any, registry: "Registry") -> Any:
     """``config`` (a dataclass instance) with every ``component()`` section, at any depth,
-    replaced by its ComponentSpec."""
+    replaced by its ComponentSpec, so a ``ComponentSection`` field holds one (or None)."""
     changes = {}
     for f in fields(config):
         value = getattr(config, f.name)
@@ -76,6 +76,9 @@ def resolve_sections(config: Any, registry: "Registry") -> Any:
             if lacking:
                 raise UserError(f"{f.name}: {lacking}")
             changes[f.name] = spec
+        elif META_COMPONENT in f.metadata and not isinstance(value, (ComponentSpec, type(None))):
+            raise UserError(f"{f.name}: expected a section {{name: ...}} of a "
+                            f"{f.metadata[META_COMPONENT]} plugin, got {value!r}")
         elif is_dataclass(value) and not isinstance(value, type):
             changes[f.name] = resolve_sections(value, registry)
     return dataclasses.replace(config, **changes) if changes else config

@@ -9,9 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import MISSING, field, fields, is_dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from lcm.errors import UserError
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from lcm.components import ComponentSpec
+
+    ComponentSection: TypeAlias = ComponentSpec
+else:
+    ComponentSection = Any
+"""The type of a ``component()`` field: a ``ComponentSpec`` in every validated recipe (what
+tasks and type checkers see). OmegaConf schemas take no arbitrary class as a field type, so
+at run time it is ``Any``: the schema holds the recipe's ``{name: ..., **options}`` mapping,
+which ``lcm.components.resolve_sections`` turns into the spec (refusing anything else)."""
 
 # Field metadata keys.
 META_COMPONENT = "lcm_component"
@@ -25,7 +38,8 @@ META_REQUIRES = "lcm_requires"
 
 def component(kind: str, default: str | None = None, help: str = "",
               requires: type | None = None) -> Any:
-    """A recipe section naming a plugin of ``kind``: ``{name: ..., **its options}``.
+    """A recipe section naming a plugin of ``kind``: ``{name: ..., **its options}``; declare
+    the field as ``ComponentSection`` (``Optional[...]`` without a default).
 
     ``requires``: a capability (a runtime-checkable Protocol, e.g. ``TokenLikelihood``) the
     named component's class must offer; validation refuses one that lacks it.

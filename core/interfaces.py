@@ -11,6 +11,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol, Sequence, runtime_checkable
 
+import numpy as np
+
+from lcm.errors import DataIntegrityError
 from lcm.outputs import outputs_of
 
 if TYPE_CHECKING:  # torch is heavy; the listing and validation paths never need it
@@ -192,13 +195,9 @@ def _refusing_nonfinite(method: Any) -> Any:
 
 def check_finite_vectors(vectors: Any, where: str) -> None:
     """Refuse concept vectors (a tensor or an array, ``[N, dim]``) holding NaN/inf."""
-    import numpy as np
-
     values = vectors.detach().float().cpu().numpy() if hasattr(vectors, "detach") else np.asarray(vectors)
     bad_rows = ~np.isfinite(values).reshape(len(values), -1).all(axis=1) if values.ndim else []
     if np.any(bad_rows):
-        from lcm.errors import DataIntegrityError
-
         raise DataIntegrityError(f"{where}: {int(np.sum(bad_rows))} of {len(values)} concept "
                                  f"vector(s) hold NaN/inf (first: row {int(np.argmax(bad_rows))}); "
                                  f"refusing to decode them")
@@ -223,8 +222,8 @@ class TokenLikelihood(Protocol):
         through this decoder can refuse another one at generation."""
 
 
-class Trunk(Protocol):
-    """What a head sees of the model (``ConceptModel.trunk_view``): the concept Transformer and
+class Backbone(Protocol):
+    """What a head sees of the model (``ConceptModel.backbone``): the concept Transformer and
     the PreNet that feeds it, never the whole model."""
 
     config: "TransformerConfig"
@@ -286,8 +285,8 @@ class GenerationState:
 class Head(Component):
     """A prediction head: owns the training objective and the way the next concept is produced.
 
-    A head never sees the model: it gets a ``Trunk``. Training calls ``loss``; generation, driven
-    by one ``lcm.generate.session.DecodingSession``, calls ``start`` once (read the prompt),
+    A head never sees the model: it gets a ``Backbone``. Training calls ``loss``; generation,
+    driven by one ``lcm.generate.session.DecodingSession``, calls ``start`` once (read the prompt),
     then per step ``next_concept`` (propose) and ``append`` (commit the chosen ones), and
     ``keep_rows`` when documents finish. All concepts a head sees are NORMALISED. Implement it by
     subclassing ``lcm.model.heads.HeadModule`` (an ``nn.Module``), which gives ``start``,
@@ -319,7 +318,7 @@ class Head(Component):
         which generation must decode with; None: any decoder of the space."""
         return None
 
-    def loss(self, trunk: Trunk, concepts: "torch.Tensor", mask: "torch.Tensor",
+    def loss(self, backbone: Backbone, concepts: "torch.Tensor", mask: "torch.Tensor",
              target_mask: "torch.Tensor | None" = None) -> LossOutput:
         """Training loss on normalised ``concepts`` (B, T, D); ``mask`` (B, T) marks real ones.
 
@@ -329,15 +328,15 @@ class Head(Component):
         """
         raise NotImplementedError
 
-    def start(self, trunk: Trunk, state: GenerationState) -> None:
+    def start(self, backbone: Backbone, state: GenerationState) -> None:
         """Read the prompt in ``state.context``: fill ``state.cache`` and ``state.hidden``."""
         raise NotImplementedError
 
-    def next_concept(self, trunk: Trunk, state: GenerationState) -> "torch.Tensor":
+    def next_concept(self, backbone: Backbone, state: GenerationState) -> "torch.Tensor":
         """The next normalised concept of each document, (B, D)."""
         raise NotImplementedError
 
-    def append(self, trunk: Trunk, state: GenerationState, concepts: "torch.Tensor") -> None:
+    def append(self, backbone: Backbone, state: GenerationState, concepts: "torch.Tensor") -> None:
         """Commit ``concepts`` (B, D) as the next context position; update ``state.hidden``."""
         raise NotImplementedError
 
@@ -387,7 +386,7 @@ class RunContext:
     """What a task runs with besides its recipe: the registry the recipe was validated and
     resolved against (for what a task builds by name at run time, such as pipeline steps or a
     checkpoint's head), and the terminal it reports through (``lcm.ui.Terminal``: progress and
-    notes on stderr, results and the summary line on stdout)."""
+    notes on stderr, results and the outcome line on stdout)."""
 
     registry: "Registry"
     console: "Terminal"

@@ -12,6 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
+from omegaconf import grammar_parser
+from omegaconf.errors import GrammarParseError
+from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser as P
+
 MAX_RESOLVED_CHARS = 100_000
 """The most characters one recipe value may resolve to (recipes share values, not build text)."""
 
@@ -38,8 +42,6 @@ def interpolation_problems(raw: Any) -> list[str]:
 
 
 def _own_problems(tree: Any) -> list[str]:
-    from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser as P
-
     problems = []
     for node in _descendants(tree):
         if isinstance(node, P.InterpolationResolverContext):
@@ -81,8 +83,6 @@ class _Sizes:
         return self._text_size(tree, where)
 
     def _text_size(self, tree: Any, where: tuple) -> int:
-        from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser as P
-
         if isinstance(tree, P.InterpolationNodeContext):
             key = self._key_text(tree, where)
             target = None if key is None else _target(key, where)
@@ -94,8 +94,6 @@ class _Sizes:
     def _key_text(self, node: Any, where: tuple) -> str | None:
         """The key a ``${...}`` names, its own interpolations (``${vars.${vars.k}}``) filled
         in; None where one cannot be read without resolving more than a short key."""
-        from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser as P
-
         parts = []
         for child in list(_descendants(node))[1:]:
             if isinstance(child, P.InterpolationNodeContext):
@@ -125,8 +123,6 @@ class _Sizes:
 
 def _inside_interpolation(node: Any, outer: Any) -> bool:
     """Whether ``node`` lies in an interpolation nested in ``outer`` (not ``outer``'s own)."""
-    from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser as P
-
     parent = node.parentCtx
     while parent is not None and parent is not outer:
         if isinstance(parent, P.InterpolationNodeContext):
@@ -183,9 +179,6 @@ def _strings(node: Any, where: tuple) -> Iterator[tuple[tuple, str]]:
 
 
 def _parse(text: str) -> Any:
-    from omegaconf import grammar_parser
-    from omegaconf.errors import GrammarParseError
-
     try:
         return grammar_parser.parse(text)
     except GrammarParseError:

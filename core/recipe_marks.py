@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
+
 Mark = tuple[int, int]
 """1-based (line, column), as editors count."""
 
@@ -12,8 +14,6 @@ Mark = tuple[int, int]
 def key_marks(source: Path) -> dict[str, Mark]:
     """Every key path of the YAML file (``encoder.batch_size``, ``steps[1].train.steps``) with
     the place its key (or list item) starts; empty when the file does not parse."""
-    import yaml
-
     try:
         root = yaml.compose(source.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):

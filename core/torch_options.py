@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from lcm.errors import UserError
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -14,15 +16,11 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 
 def torch_dtype(name: str) -> Any:
     """The torch dtype of a precision name."""
-    import torch
-
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
 
 
 def torch_device(name: str) -> Any:
     """The torch device of an option value; "auto" picks CUDA when there is one."""
-    import torch
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -5,7 +5,7 @@ import types
 from dataclasses import dataclass
 from typing import Optional
 
-from lcm.fields import component, path
+from lcm.fields import ComponentSection, component, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Decoder, Encoder, Task
 
@@ -54,8 +54,8 @@ class FakeDecoder(Decoder):
 class EchoConfig:
     message: str = "hello"
     repeat: int = 1
-    encoder: dict = component("encoder", default="fake_enc")
-    decoder: Optional[dict] = component("decoder")
+    encoder: ComponentSection = component("encoder", default="fake_enc")
+    decoder: Optional[ComponentSection] = component("decoder")
     input: Optional[str] = path(None, must_exist=True)
     output: Optional[str] = path(None, output=True)
 

@@ -141,7 +141,7 @@ def test_json_output_writes_nonfinite_numbers_as_null_and_says_so():
 
     terminal = Terminal(mode="json", out=Console(file=out), err=Console(file=io.StringIO()))
     with using(terminal):
-        terminal.summary("line", {"last_loss": float("nan"), "curve": [1.0, float("inf")]})
+        terminal.outcome("line", {"last_loss": float("nan"), "curve": [1.0, float("inf")]})
     record = json.loads(out.getvalue(), parse_constant=lambda c: pytest.fail(f"wrote {c}"))
     assert record["last_loss"] is None and record["curve"] == [1.0, None]
     assert record["notes"] == {"NaN/inf written as null": 1}

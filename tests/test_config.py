@@ -330,3 +330,44 @@ def test_every_shipped_recipe_dumps_its_whole_config(capsys, monkeypatch):
         assert dumped.startswith("task:"), recipe
         if recipe.name.startswith("train_two_tower"):
             assert "  diffusion:\n    train_steps: 100\n" in dumped
+
+
+def _component_fields(config: type, seen: set[type]) -> list[tuple[str, str]]:
+    """(``Config.field``, its annotation as written) of every ``component()`` field of
+    ``config``, nested option dataclasses included."""
+    import dataclasses
+    import typing
+
+    from lcm.fields import META_COMPONENT
+
+    if config in seen:
+        return []
+    seen.add(config)
+    found, hints = [], typing.get_type_hints(config)
+    for f in dataclasses.fields(config):
+        if META_COMPONENT in f.metadata:
+            found.append((f"{config.__qualname__}.{f.name}", str(f.type)))
+        elif dataclasses.is_dataclass(hints[f.name]):
+            found.extend(_component_fields(hints[f.name], seen))
+    return found
+
+
+def test_every_component_field_is_typed_as_a_section_and_holds_a_spec(tmp_path, registry):
+    """``ComponentSection`` is what a task reads (a ``ComponentSpec``) while OmegaConf's schema
+    sees ``Any``; the resolved recipe holds specs, and a value that is no section is refused."""
+    from lcm.components import ComponentSpec, resolve_sections
+
+    seen: set[type] = set()
+    declared = [pair for info in build_registry().all() if info.module.startswith("lcm")
+                for pair in _component_fields(info.cls.Config, seen)]
+    assert len(declared) >= 12  # tasks' encoders/decoders, train's head, a cascade's encoder
+    untyped = [name for name, kind in declared
+               if kind not in ("ComponentSection", "Optional[ComponentSection]")]
+    assert untyped == ["LearnedConfig.encoder"]  # its file is being rewritten for the selector
+
+    recipe = write(tmp_path, "task: echo\nencoder: {name: fake_enc, dim: 4}\n")
+    config = resolve_recipe(recipe, [], registry).config
+    assert isinstance(config.encoder, ComponentSpec) and config.encoder.options.dim == 4
+    assert config.decoder is None
+    with pytest.raises(UserError, match="encoder: expected a section {name: ...} of a encoder"):
+        resolve_sections(type(config)(encoder="fake_enc"), registry)

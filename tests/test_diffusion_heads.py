@@ -86,7 +86,7 @@ def test_shifted_cross_attention_mask_sees_the_zero_vector_and_earlier_outputs_o
 def denoise_all(head, model, concepts, latents, steps, dropped=None):
     """The Two-Tower denoiser's output at every position for fixed noisy inputs."""
     mask = torch.ones(concepts.shape[:2], dtype=torch.bool)
-    cross = head.denoiser.zero_prefixed(context_states(model.trunk_view, concepts, mask), mask)
+    cross = head.denoiser.zero_prefixed(context_states(model.backbone, concepts, mask), mask)
     return head.denoiser(latents, steps, cross, shifted_causal_mask(mask, dropped))
 
 
@@ -133,7 +133,7 @@ def test_one_tower_noisy_slot_sees_earlier_clean_concepts_only(task, tmp_path):
     positions = torch.arange(concepts.shape[1]).repeat_interleave(2)[None].expand(2, -1)
 
     def outputs(clean, noisy):
-        inputs = torch.stack([head.noisy_inputs(model.trunk_view, noisy, steps), model.prenet(clean)], 2)
+        inputs = torch.stack([head.noisy_inputs(model.backbone, noisy, steps), model.prenet(clean)], 2)
         hidden = model.trunk(inputs.flatten(1, 2), positions=positions,
                              attn_mask=interleaved_mask(mask))
         return hidden[:, 0::2]  # the noisy slots
@@ -160,12 +160,12 @@ def test_batched_guidance_equals_separate_conditional_and_unconditional_passes(n
     context = task.concepts[:3, :4].clone()
     mask = torch.ones(3, 4, dtype=torch.bool)
     mask[1, :2] = False  # a left-padded prompt
-    head, scheduler, trunk = model.head, model.head.scheduler, model.trunk_view
+    head, scheduler, backbone = model.head, model.head.scheduler, model.backbone
     with torch.no_grad():
         session = DecodingSession(model, context, mask, RowGenerators.seeded(11, 3)).start()
         batched = session.propose()
         state = session.state
-        separate = head.uncached_denoiser(trunk, state)
+        separate = head.uncached_denoiser(backbone, state)
         generators = RowGenerators.seeded(11, 3)
         latents = scheduler.initial_noise((3, SPACE.dim), generators)
         for t in scheduler.timesteps.tolist():
@@ -176,7 +176,7 @@ def test_batched_guidance_equals_separate_conditional_and_unconditional_passes(n
         other = GenerationState(context=blind, context_mask=mask)
         noise = torch.randn(3, SPACE.dim)
         torch.testing.assert_close(separate(torch.cat([noise, noise]), 50)[3:],
-                                   head.uncached_denoiser(trunk, other)(torch.cat([noise, noise]), 50)[3:])
+                                   head.uncached_denoiser(backbone, other)(torch.cat([noise, noise]), 50)[3:])
     assert scheduler.uses_guidance
     torch.testing.assert_close(batched, x0, rtol=1e-4, atol=1e-5)
     assert state.cache.length == 4  # the candidates never entered the context

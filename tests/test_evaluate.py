@@ -249,7 +249,7 @@ def test_teacher_forcing_through_the_head_protocol_matches_a_full_forward_pass()
     mask[1, 4:] = False  # a shorter document, right-padded
     stepped = teacher_forced(model, concepts, mask, 0)
     with torch.no_grad():
-        full = model.head.postnet(context_states(model.trunk_view, concepts, mask)[:, :-1])  # (B, T-1, D)
+        full = model.head.postnet(context_states(model.backbone, concepts, mask)[:, :-1])  # (B, T-1, D)
     valid = mask[:, 1:]
     assert torch.allclose(stepped[valid], full[valid], atol=1e-5)
 

@@ -30,8 +30,8 @@ class ScriptedHead(HeadModule):
     script: torch.Tensor
     noise = 0.0
 
-    def start(self, trunk, state):
-        super().start(trunk, state)
+    def start(self, backbone, state):
+        super().start(backbone, state)
         state.extra = torch.arange(state.batch_size)  # the document of each row
 
     def keep_rows(self, state, rows):

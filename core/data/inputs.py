@@ -19,6 +19,7 @@ from typing import Callable
 
 from lcm.data.readers import count_records, detect_format
 from lcm.errors import InputFileError
+from lcm.ui import current
 
 DOCUMENT_SUFFIXES = (".txt", ".jsonl", ".ndjson", ".parquet")
 
@@ -69,8 +70,6 @@ def _walk(root: Path, wanted: Callable[[Path], bool]) -> list[Path]:
     """The wanted files under ``root``, following symlinked folders once each: a folder seen
     before (a symlink loop, or two links to one folder) is skipped, and so is a file already
     reached by another path; both are noted with how many."""
-    from lcm.ui import current
-
     seen_folders, seen_files, files = set(), set(), []
     skipped_folders = skipped_files = 0
     for folder, subfolders, names in os.walk(root, followlinks=True):

@@ -21,6 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+import numpy as np
+import torch
+
 from lcm.errors import InputFileError
 
 DEFAULT_END_SENTENCE = "End of text."
@@ -72,8 +75,6 @@ class Framing:
     @classmethod
     def load(cls, directory: str | Path) -> "Framing | None":
         """The framing stored beside a shard set; None for shards of plain documents."""
-        import numpy as np
-
         path = Path(directory) / FRAMING_FILE
         if not path.is_file():
             return None
@@ -112,22 +113,14 @@ def build_pair(source: Any, target: Any, end: Any, suffix: Any = None) -> tuple[
 
 def _concat(parts: list[Any]) -> Any:
     if _is_torch(parts[0]):
-        import torch
-
         return torch.cat(parts, dim=0)
-    import numpy as np
-
     return np.concatenate(parts, axis=0)
 
 
 def _bool_mask(sequence: Any, prompt_length: int) -> Any:
     if _is_torch(sequence):
-        import torch
-
         mask = torch.ones(len(sequence), dtype=torch.bool, device=sequence.device)
     else:
-        import numpy as np
-
         mask = np.ones(len(sequence), dtype=bool)
     mask[:prompt_length] = False
     return mask

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lcm.errors import DataIntegrityError, InputFileError
 from lcm.interfaces import ConceptSpace
@@ -111,14 +112,10 @@ def _like(values: np.ndarray, x):
     """``values`` as the same array type, dtype and device as ``x``."""
     if isinstance(x, np.ndarray):
         return values.astype(x.dtype, copy=False)
-    import torch
-
     return torch.as_tensor(values, dtype=x.dtype, device=x.device)
 
 
 def _clip(x, low: np.ndarray, high: np.ndarray):
     if isinstance(x, np.ndarray):
         return np.clip(x, low, high)
-    import torch
-
     return torch.clamp(x, _like(low, x), _like(high, x))

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Mapping
 
+import torch
+import torch.distributed as dist
+
 from lcm.errors import UserError
 
 WAIT_FOR_RANKS = timedelta(hours=24)
@@ -55,8 +58,6 @@ def resolve_ranks(rank: int | None, world_size: int | None,
 def use_local_device(ranks: Ranks) -> None:
     """Make ``cuda`` (and so a component's "auto" device) mean this rank's GPU, where there is
     one: ``cuda:LOCAL_RANK``."""
-    import torch
-
     if torch.cuda.is_available():
         torch.cuda.set_device(ranks.local_rank % torch.cuda.device_count())
 
@@ -64,8 +65,6 @@ def use_local_device(ranks: Ranks) -> None:
 def wait_for_all_ranks() -> None:
     """Block until every rank of the launcher's group arrives (gloo over the launcher's
     rendezvous; a group set up by an earlier step is reused and left as it was)."""
-    import torch.distributed as dist
-
     created = not dist.is_initialized()
     if created:
         dist.init_process_group("gloo", timeout=WAIT_FOR_RANKS)

@@ -86,6 +86,7 @@ def count_records(path: str | Path, fmt: str = "auto") -> int:
     """How many documents (empty ones included) ``path`` holds, cheaply: for progress bars."""
     path = Path(path)
     if detect_format(path, fmt) == "parquet":
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).metadata.num_rows
@@ -166,6 +167,7 @@ def _text_and_sentences(value: Any, fields: _Fields, what: str, where: str, null
 
 
 def _read_parquet(path: Path, fields: _Fields, start: int) -> Iterator[RawDocument]:
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -21,6 +21,7 @@ would cut off a stub like "However," so the whitespace fallback is preferred."""
 
 def split_sentences(text: str, language: str = "en") -> list[str]:
     """The sentences of ``text`` (stripped, none empty), by sentencex for ``language``."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from sentencex import segment
 
     return [s.strip() for s in segment(language, text) if s.strip()]

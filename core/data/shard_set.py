@@ -50,6 +50,7 @@ class PieceWriter:
     skipped, committed as a whole or not at all."""
 
     def __init__(self, directory: Path, piece: Piece, space: ConceptSpace):
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         import webdataset as wds
 
         self.directory, self.piece, self.space = directory, piece, space

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,7 @@ class ShardWriter:
 
     def __init__(self, directory: str | Path, space: ConceptSpace, encoder: str,
                  docs_per_shard: int = 1000):
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         import webdataset as wds
 
         self.directory = Path(directory)
@@ -126,7 +128,7 @@ class ShardWriter:
         self._sentences += len(doc.sentences)
 
     def skip(self, reason: str, count: int = 1) -> None:
-        """Count documents left out, by reason, for the manifest and the summary line."""
+        """Count documents left out, by reason, for the manifest and the outcome line."""
         self.skipped[reason] = self.skipped.get(reason, 0) + count
 
     def close(self) -> Manifest:
@@ -142,8 +144,6 @@ class ShardWriter:
         return manifest
 
     def _discard(self) -> None:
-        import shutil
-
         shutil.rmtree(self._staging, ignore_errors=True)
 
     def __enter__(self) -> "ShardWriter":
@@ -207,6 +207,7 @@ def decode_sample(sample: dict[str, Any], source: str, dim: int | None = None) -
 
 def iter_documents(directory: str | Path, rank: int = 0, world_size: int = 1) -> Iterator[Document]:
     """Documents of a shard directory, in order; shard ``i`` goes to rank ``i % world_size``."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import webdataset as wds
 
     dim = Manifest.read(directory).space.dim

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from lcm.diffusion.samplers import build_sampler
 from lcm.diffusion.scheduler import DDIMScheduler, Denoiser
-from lcm.model.heads import GenerationState, HeadModule, Trunk
+from lcm.model.heads import Backbone, GenerationState, HeadModule
 
 
 class DiffusionHead(HeadModule):
@@ -36,16 +36,16 @@ class DiffusionHead(HeadModule):
         self.scheduler = DDIMScheduler(self.config.diffusion)
         self.sampler = build_sampler(self.scheduler)
 
-    def denoiser_for(self, trunk: Trunk, state: GenerationState) -> Denoiser:
+    def denoiser_for(self, backbone: Backbone, state: GenerationState) -> Denoiser:
         raise NotImplementedError
 
-    def uncached_denoiser(self, trunk: Trunk, state: GenerationState) -> Denoiser:
+    def uncached_denoiser(self, backbone: Backbone, state: GenerationState) -> Denoiser:
         raise NotImplementedError
 
-    def next_concept(self, trunk: Trunk, state: GenerationState) -> Tensor:
+    def next_concept(self, backbone: Backbone, state: GenerationState) -> Tensor:
         """The sampler's chain from scaled noise, each document's noise from its own generator
         in ``state.generators``; (B, D) normalised x0."""
         denoiser = self.uncached_denoiser if state.uncached else self.denoiser_for
-        return self.sampler.sample(denoiser(trunk, state), (state.batch_size, self.concept_dim),
+        return self.sampler.sample(denoiser(backbone, state), (state.batch_size, self.concept_dim),
                                    generators=state.generators, device=state.context.device,
                                    dtype=state.context.dtype)

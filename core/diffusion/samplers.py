@@ -49,6 +49,7 @@ class Sampler(Protocol):
 
 def diffusers_scheduler(config: DiffusionConfig) -> Any:
     """The diffusers scheduler of ``config.sampler``, on lcm's noise schedule."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import diffusers
 
     shared = dict(num_train_timesteps=config.train_steps,

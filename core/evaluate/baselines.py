@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
+
 
 def lead_k(sentences: Sequence[str], k: int) -> list[str]:
     """The first ``k`` sentences."""
@@ -21,8 +23,6 @@ def random_k(sentences: Sequence[str], k: int, seed: int, example_index: int) ->
     The generator is seeded by ``(seed, example_index)``: the same file and seed give the same
     picks, and an example's picks do not depend on how many examples came before it.
     """
-    import numpy as np
-
     k = min(max(k, 0), len(sentences))
     rng = np.random.default_rng([seed, example_index])
     chosen = sorted(rng.choice(len(sentences), size=k, replace=False).tolist())
@@ -31,8 +31,6 @@ def random_k(sentences: Sequence[str], k: int, seed: int, example_index: int) ->
 
 def centroid_k(vectors: "np.ndarray", k: int) -> list[int]:
     """Indices of the ``k`` sentences closest (cosine) to the document's mean direction."""
-    import numpy as np
-
     unit = _unit(vectors)
     centre = unit.mean(axis=0)
     scores = unit @ (centre / max(float(np.linalg.norm(centre)), 1e-12))
@@ -42,8 +40,8 @@ def centroid_k(vectors: "np.ndarray", k: int) -> list[int]:
 def textrank_k(vectors: "np.ndarray", k: int, damping: float = 0.85) -> list[int]:
     """Indices of the ``k`` most central sentences: PageRank over the graph whose edges are the
     sentences' positive cosine similarities (TextRank / continuous LexRank)."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import networkx as nx
-    import numpy as np
 
     unit = _unit(vectors)
     weights = np.clip(unit @ unit.T, 0.0, None)
@@ -55,7 +53,5 @@ def textrank_k(vectors: "np.ndarray", k: int, damping: float = 0.85) -> list[int
 
 
 def _unit(vectors: "np.ndarray") -> "np.ndarray":
-    import numpy as np
-
     vectors = np.asarray(vectors, dtype=np.float64)
     return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)

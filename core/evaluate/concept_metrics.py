@@ -24,6 +24,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
+import torch.nn.functional as F
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -38,8 +41,6 @@ def contrastive_accuracy(predicted: "Tensor", target: "Tensor", sequence: "Tenso
 
     A prediction with no distractor (every target comes from its own sequence) gets NaN.
     """
-    import torch
-
     predicted, target = predicted.double(), target.double()
     true_distance = (predicted - target).norm(dim=-1)  # (N,)
     distances = torch.cdist(predicted, target)  # (N, N): prediction i to target j
@@ -54,8 +55,6 @@ def in_document_accuracy(predicted: "Tensor", concepts: "Tensor") -> "Tensor":
     """Within one sequence: (T-1, D) predictions of positions 1..T-1, (T, D) true concepts
     -> (T-1,) for prediction t, the share of the sequence's concepts other than its target
     (position t+1) that lie farther from it than the target does."""
-    import torch
-
     predicted, concepts = predicted.double(), concepts.double()
     steps = predicted.shape[0]
     distances = torch.cdist(predicted, concepts)  # (T-1, T): prediction t to concept j
@@ -69,9 +68,6 @@ def in_document_accuracy(predicted: "Tensor", concepts: "Tensor") -> "Tensor":
 
 def draw_diversity(draws: "Tensor") -> "Tensor":
     """(K, N, D) K draws of N predictions -> (N,) mean cosine over the K(K-1)/2 pairs of draws."""
-    import torch
-    import torch.nn.functional as F
-
     unit = F.normalize(draws.double(), dim=-1)
     cosines = torch.einsum("knd,lnd->nkl", unit, unit)  # (N, K, K)
     pairs = torch.triu_indices(draws.shape[0], draws.shape[0], offset=1)
@@ -81,9 +77,6 @@ def draw_diversity(draws: "Tensor") -> "Tensor":
 def paraphrase_scores(predicted: "Tensor", concepts: "Tensor") -> "Tensor":
     """Within one sequence: (T-1, D) predictions of positions 1..T-1, (T, D) true concepts
     -> (T-1,) the highest cosine of prediction t to any concept before position t."""
-    import torch
-    import torch.nn.functional as F
-
     cosines = F.normalize(predicted.double(), dim=-1) @ F.normalize(concepts.double(), dim=-1).T
     steps = predicted.shape[0]  # (T-1, T): row t-1 predicts position t and may see 0..t-1
     visible = torch.ones(steps, concepts.shape[0], dtype=torch.bool).tril()
@@ -94,8 +87,6 @@ def round_trip(predicted: "Tensor", decoder, encoder,
                language: str | None = None) -> tuple["Tensor", "Tensor", list[str]]:
     """(N, D) -> ((N,) ℓ2 distances, (N,) cosines, N texts): decode each prediction, re-encode
     the text, compare with the prediction; the decoded texts are returned for text metrics."""
-    import torch
-
     texts = decoder.decode(predicted.float(), language=language)
     reencoded = encoder.encode(texts).to(predicted.device).float()
     cosines = torch.nn.functional.cosine_similarity(reencoded, predicted.float(), dim=-1)

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import torch
+import torch.nn.functional as F
+
 from lcm.data.readers import parse_json_line
 from lcm.errors import InputFileError
 from lcm.evaluate import text_metrics
@@ -185,17 +188,12 @@ class _Grounding:
     """One example's source as vectors: the oracle's picks, and how an output stands to them."""
 
     def __init__(self, example: Example, vectors: Any, encode: Encode):
-        import torch
-
         self.example, self.encode = example, encode
         self.source = torch.as_tensor(vectors).float()
         self.support = SourceSupport(example.source, self.source)
         self.reference_nearest = self._nearest(example.reference)
 
     def _nearest(self, sentences: list[str]) -> list[int]:
-        import torch
-        import torch.nn.functional as F
-
         if not sentences:
             return []
         vectors = F.normalize(torch.as_tensor(self.encode(sentences)).float(), dim=-1)
@@ -216,8 +214,6 @@ class _Grounding:
         return [self.example.source[i] for i in sorted(set(self.reference_nearest))]
 
     def measure(self, sentences: list[str]) -> dict[str, float]:
-        import torch
-
         if not sentences:
             return {"unsupported": 0.0, "coverage": 0.0, "sentences": 0.0}
         vectors = self._vectors(sentences)

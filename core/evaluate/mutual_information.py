@@ -16,6 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+import torch.nn.functional as F
+
 from lcm.errors import InputFileError
 
 SENTENCE_WRAP = "\n"
@@ -33,6 +36,7 @@ class ContextMutualInformation:
         self._tokenizer: Any = None
 
     def _load(self) -> None:
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         try:
@@ -49,8 +53,6 @@ class ContextMutualInformation:
         return [self._score_one(list(context), sentence) for context, sentence in zip(contexts, sentences)]
 
     def _score_one(self, context: list[str], sentence: str) -> float:
-        import torch
-
         tokenize = lambda text: self._tokenizer(text, add_special_tokens=False)["input_ids"]
         suffix = tokenize(SENTENCE_WRAP + sentence + SENTENCE_WRAP)
         limit = getattr(self._model.config, "max_position_embeddings", None) or 1024
@@ -67,9 +69,6 @@ class ContextMutualInformation:
 
     def _nll(self, ids: list[int], start: int) -> float:
         """Summed negative log-likelihood of ``ids[start:]`` given everything before them."""
-        import torch
-        import torch.nn.functional as F
-
         tokens = torch.tensor([ids], device=self.device)
         logits = self._model(tokens).logits[0, :-1].float()  # (L-1, V): position i predicts i+1
         losses = F.cross_entropy(logits, tokens[0, 1:], reduction="none")

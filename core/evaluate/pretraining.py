@@ -19,9 +19,11 @@ system is also drawn several times per position (seeds far apart) for its divers
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import numpy as np
+import torch
 
 from lcm.data.shards import Manifest, iter_documents
 from lcm.errors import ConceptSpaceMismatchError, UserError
@@ -72,7 +74,7 @@ SeededPredictor = Callable[[int], Predictor]
 
 
 @dataclass
-class Window:
+class EvaluationWindow:
     """Consecutive concepts of one document, evaluated as one sequence."""
 
     sentences: list[str]
@@ -114,7 +116,8 @@ class ReadCounts:
     skipped: dict[str, int] = field(default_factory=dict)
 
 
-def windows(documents: Iterable["Document"], length: int, counts: ReadCounts) -> Iterator[Window]:
+def windows(documents: Iterable["Document"], length: int,
+            counts: ReadCounts) -> Iterator[EvaluationWindow]:
     """Each document as windows of at most ``length`` concepts; too-short documents counted.
 
     Consecutive windows share one concept (the last of one is the first, context-only, of the
@@ -130,14 +133,12 @@ def windows(documents: Iterable["Document"], length: int, counts: ReadCounts) ->
         vectors = doc.vectors.astype(np.float32)
         for start in range(0, len(vectors) - 1, length - 1):
             stop = min(start + length, len(vectors))
-            yield Window(doc.sentences[start:stop], vectors[start:stop])
+            yield EvaluationWindow(doc.sentences[start:stop], vectors[start:stop])
 
 
 
-def _stack(batch: list[Window]) -> tuple["Tensor", "Tensor"]:
+def _stack(batch: list[EvaluationWindow]) -> tuple["Tensor", "Tensor"]:
     """Right-padded (B, T, D) concepts and their (B, T) mask."""
-    import torch
-
     return pad_prompts([torch.from_numpy(w.vectors) for w in batch], side="right")
 
 
@@ -146,8 +147,6 @@ def _stack(batch: list[Window]) -> tuple["Tensor", "Tensor"]:
 def teacher_forced(model: Any, concepts: "Tensor", mask: "Tensor", seed: int) -> "Tensor":
     """(B, T, D) normalised concepts -> (B, T-1, D) the head's normalised prediction of each
     position from the true ones before it (row i's randomness seeded ``seed + i``)."""
-    import torch
-
     predictions = []
     with torch.no_grad():
         generators = RowGenerators.seeded(seed, concepts.shape[0], concepts.device)
@@ -160,8 +159,6 @@ def teacher_forced(model: Any, concepts: "Tensor", mask: "Tensor", seed: int) ->
 
 def model_predictor(loaded: "LoadedModel", seed: int) -> Predictor:
     """The checkpoint's head, teacher-forced, in the encoder's space."""
-    import torch
-
     model, normalizer = loaded.model, loaded.normalizer
     device = next(model.parameters()).device
 
@@ -174,8 +171,6 @@ def model_predictor(loaded: "LoadedModel", seed: int) -> Predictor:
 
 def mean_concept_predictor(normalizer: Any) -> Predictor:
     """Always the normaliser's centre: the median training concept, blind to the context."""
-    import torch
-
     center = torch.from_numpy(np.asarray(normalizer.center, dtype=np.float32))
     return lambda concepts, mask: center.expand(concepts.shape[0], concepts.shape[1] - 1, -1)
 
@@ -196,10 +191,6 @@ def evaluate_pretraining(loaded: "LoadedModel", shards: str, options: Pretrainin
     ``decoder``, MI ``decoder`` and ``mi_scorer`` (a ``ContextMutualInformation``); they run on
     the first ``max_decoded`` predictions of each system only, since decoding dominates the cost.
     """
-    from itertools import islice
-
-    import torch
-
     manifest = Manifest.read(shards)
     if manifest.space != loaded.space:
         raise ConceptSpaceMismatchError(
@@ -262,8 +253,6 @@ def _score_texts(scores: SystemScores, decoder: Any, encoder: Any, mi_scorer: An
                  language: str | None) -> None:
     """Round trip, ROUGE-L against the true next sentence and MI of the kept samples (decoding
     each only once)."""
-    import torch
-
     vectors = torch.stack([s.vector for s in scores.samples])  # (N, D)
     if encoder is not None:
         distances, cosines, texts = concept_metrics.round_trip(vectors, decoder, encoder, language)
@@ -281,8 +270,6 @@ def _score_diversity(seeded: SeededPredictor, options: PretrainingOptions, conce
                      mask: "Tensor", predicted: "Tensor", scores: SystemScores) -> None:
     """Diversity of the batch's predictions (while fewer than ``max_decoded`` are scored):
     ``predicted`` and ``diversity_draws - 1`` more draws, each seeded far from the others."""
-    import torch
-
     room = options.max_decoded - len(scores.values["diversity"])
     if options.diversity_draws < 2 or room <= 0:
         return
@@ -293,11 +280,9 @@ def _score_diversity(seeded: SeededPredictor, options: PretrainingOptions, conce
     scores.values["diversity"].extend(concept_metrics.draw_diversity(flat).tolist())
 
 
-def _score_batch(batch: list[Window], concepts: "Tensor", mask: "Tensor", predicted: "Tensor",
-                 scores: SystemScores, max_decoded: int) -> None:
+def _score_batch(batch: list[EvaluationWindow], concepts: "Tensor", mask: "Tensor",
+                 predicted: "Tensor", scores: SystemScores, max_decoded: int) -> None:
     """Add one batch's per-position ℓ2, both CAs and PAR to ``scores``; keep text samples."""
-    import torch
-
     valid = mask[:, 1:]  # (B, T-1): position t+1 exists
     sequence = torch.arange(len(batch))[:, None].expand_as(valid)[valid]  # (N,)
     flat_predicted, flat_target = predicted[valid], concepts[:, 1:][valid]  # (N, D)

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from rich.console import Console
+from rich.table import Table
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -79,8 +82,6 @@ class Report:
 
     def table(self) -> Any:
         """A ``rich`` table: one column per metric; n beside the means (per cell if it varies)."""
-        from rich.table import Table
-
         table = Table(title=self.title)
         table.add_column("system")
         for metric in self.metrics:
@@ -95,8 +96,6 @@ class Report:
         return table
 
     def print(self, console: Any = None) -> None:
-        from rich.console import Console
-
         (console or Console()).print(self.table())
 
 

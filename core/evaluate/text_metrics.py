@@ -25,6 +25,7 @@ REPETITION_N = 4
 
 @lru_cache(maxsize=1)
 def _rouge_l_scorer():
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from rouge_score import rouge_scorer
 
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
@@ -32,6 +33,7 @@ def _rouge_l_scorer():
 
 @lru_cache(maxsize=1)
 def _word_tokenizer():
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from rouge_score import tokenizers
 
     return tokenizers.DefaultTokenizer(use_stemmer=False)

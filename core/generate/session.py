@@ -29,18 +29,18 @@ class DecodingSession:
 
     def __init__(self, model: Any, context: Tensor, mask: Tensor,
                  generators: RowGenerators | None = None, uncached: bool = False):
-        self.head, self.trunk = model.head, model.trunk_view
+        self.head, self.backbone = model.head, model.backbone
         self.state = GenerationState(context=context, context_mask=mask, generators=generators,
                                      uncached=uncached)
 
     def start(self) -> "DecodingSession":
         """Read the prompts (fills the caches, or nothing worth keeping when uncached)."""
-        self.head.start(self.trunk, self.state)
+        self.head.start(self.backbone, self.state)
         return self
 
     def propose(self) -> Tensor:
         """The head's next normalised concept of every document, (B, D)."""
-        return self.head.next_concept(self.trunk, self.state)
+        return self.head.next_concept(self.backbone, self.state)
 
     def commit(self, concepts: Tensor) -> None:
         """Make ``concepts`` (B, D) the next context position of every document."""
@@ -48,9 +48,9 @@ class DecodingSession:
         state.context = torch.cat([state.context, concepts[:, None]], dim=1)
         state.context_mask = F.pad(state.context_mask, (0, 1), value=True)
         if state.uncached:
-            self.head.start(self.trunk, state)  # re-read the whole context
+            self.head.start(self.backbone, state)  # re-read the whole context
         else:
-            self.head.append(self.trunk, state, concepts)
+            self.head.append(self.backbone, state, concepts)
         state.step += 1
 
     def keep(self, rows: Tensor) -> None:

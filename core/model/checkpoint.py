@@ -55,7 +55,7 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
     learned weights are stored in it (fp16 halves a shipped file; buffers such as noise
     schedules stay as they are); loading casts them back to the model's fp32.
     """
-    import torch
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from safetensors.torch import save_file
 
     if normalizer.space != model.space:
@@ -122,6 +122,7 @@ def checkpoint_head(meta: Mapping[str, Any], registry: "Registry", directory: st
 
 def read_weights(directory: str | Path, device: str = "cpu") -> dict[str, Any]:
     """The tensors of a checkpoint's weights file, by name (all finite)."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from lcm.model.weights import read_safetensors
 
     return read_safetensors(Path(directory) / WEIGHTS_FILE, device)

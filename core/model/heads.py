@@ -1,6 +1,6 @@
 """The base class of every prediction head, with the default generation steps.
 
-The contract itself (the head's methods, ``Trunk``, ``LossOutput``, ``GenerationState``) is in
+The contract itself (the head's methods, ``Backbone``, ``LossOutput``, ``GenerationState``) is in
 ``lcm.interfaces``, re-exported here.
 
 The MSE head regresses the next concept; a Two-Tower head runs its own denoiser cross-attending
@@ -20,18 +20,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lcm.interfaces import GenerationState, Head, LossOutput, Trunk
+from lcm.interfaces import Backbone, GenerationState, Head, LossOutput
 from lcm.model.config import TransformerConfig
 from lcm.model.transformer import KVCache
 
-__all__ = ["GenerationState", "HeadModule", "LossOutput", "Trunk", "context_states", "last_real",
+__all__ = ["Backbone", "GenerationState", "HeadModule", "LossOutput", "context_states", "last_real",
            "learned_positions", "next_concept_pairs"]
 
 
-def context_states(trunk: Trunk, concepts: Tensor, mask: Tensor | None = None,
+def context_states(backbone: Backbone, concepts: Tensor, mask: Tensor | None = None,
                    cache: KVCache | None = None) -> Tensor:
     """(B, T, d) trunk states of normalised ``concepts`` (B, T, D): what most heads read."""
-    return trunk.contextualize(trunk.embed(concepts), mask, cache)
+    return backbone.contextualize(backbone.embed(concepts), mask, cache)
 
 
 class HeadModule(nn.Module, Head):
@@ -48,21 +48,21 @@ class HeadModule(nn.Module, Head):
         self.concept_dim = concept_dim
 
     # ------------------------------------------------------------------ generation
-    def start(self, trunk: Trunk, state: GenerationState) -> None:
+    def start(self, backbone: Backbone, state: GenerationState) -> None:
         """Read the prompt in ``state.context``: fill ``state.cache`` and ``state.hidden``."""
-        self.read_prompt(trunk, state)
+        self.read_prompt(backbone, state)
 
-    def read_prompt(self, trunk: Trunk, state: GenerationState) -> Tensor:
+    def read_prompt(self, backbone: Backbone, state: GenerationState) -> Tensor:
         """The default ``start``; returns the trunk states (B, S, d) of the whole prompt, for
         heads that keep more of them than the last one."""
-        state.cache = trunk.new_cache(state.batch_size, capacity=state.context.shape[1] + 16)
-        hidden = context_states(trunk, state.context, state.context_mask, state.cache)  # (B, S, d)
+        state.cache = backbone.new_cache(state.batch_size, capacity=state.context.shape[1] + 16)
+        hidden = context_states(backbone, state.context, state.context_mask, state.cache)  # (B, S, d)
         state.hidden = last_real(hidden, state.context_mask)
         return hidden
 
-    def append(self, trunk: Trunk, state: GenerationState, concepts: Tensor) -> None:
+    def append(self, backbone: Backbone, state: GenerationState, concepts: Tensor) -> None:
         """Commit ``concepts`` (B, D) as the next context position; update ``state.hidden``."""
-        hidden = context_states(trunk, concepts[:, None], cache=state.cache)  # (B, 1, d)
+        hidden = context_states(backbone, concepts[:, None], cache=state.cache)  # (B, 1, d)
         state.hidden = hidden[:, 0]
 
     def keep_rows(self, state: GenerationState, rows: Tensor) -> None:

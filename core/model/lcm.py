@@ -32,8 +32,8 @@ class PreNet(nn.Module):
         return self.linear(concepts) * self.scale  # (B, T, D) -> (B, T, d)
 
 
-class TrunkView:
-    """The model as a head sees it (``lcm.model.heads.Trunk``): PreNet and trunk, no more."""
+class ModelBackbone:
+    """The model as a head sees it (``lcm.interfaces.Backbone``): PreNet and trunk, no more."""
 
     def __init__(self, prenet: PreNet, transformer: ConceptTransformer):
         self._prenet, self._transformer = prenet, transformer
@@ -66,7 +66,7 @@ class ConceptModel(nn.Module):
         self.prenet = PreNet(space.dim, config)
         self.trunk = ConceptTransformer(config)
         self.head = head
-        self.trunk_view = TrunkView(self.prenet, self.trunk)
+        self.backbone = ModelBackbone(self.prenet, self.trunk)
 
     def forward(self, concepts: Tensor, mask: Tensor | None = None,
                 target_mask: Tensor | None = None,
@@ -77,11 +77,11 @@ class ConceptModel(nn.Module):
         if mask is None:
             mask = torch.ones(concepts.shape[:2], dtype=torch.bool, device=concepts.device)
         if not self.head.reads_sentences:
-            return self.head.loss(self.trunk_view, concepts, mask, target_mask)
+            return self.head.loss(self.backbone, concepts, mask, target_mask)
         if sentences is None:
             raise ValueError(f"head {self.head.name!r} learns from the sentences' text: pass "
                              "`sentences` with the concepts")
-        return self.head.loss(self.trunk_view, concepts, mask, target_mask, sentences=sentences)
+        return self.head.loss(self.backbone, concepts, mask, target_mask, sentences=sentences)
 
     def describe(self) -> dict[str, Any]:
         """What rebuilds this model whatever the code's defaults become: architecture, the

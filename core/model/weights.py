@@ -6,14 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
 from lcm.errors import InputFileError
 
 
 def read_safetensors(path: str | Path, device: str = "cpu") -> dict[str, Any]:
     """The tensors of ``path`` by name (safetensors: nothing is unpickled), all finite."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "weights file is missing")
@@ -36,8 +37,6 @@ def check_finite(tensors: dict[str, Any], path: str | Path) -> None:
 
 def nonfinite_tensors(state: Mapping[str, Any]) -> dict[str, int]:
     """The floating-point tensors of ``state`` holding NaN/inf, with how many values each."""
-    import torch
-
     counts = {}
     for name, tensor in state.items():
         if tensor.is_floating_point():

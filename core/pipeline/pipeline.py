@@ -13,6 +13,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+import torch
+import torch.nn.functional as F
+
 from lcm.data.instruction import InstructionFormat, build_prompt
 from lcm.errors import UserError
 from lcm.generate.loop import StopRules, generate
@@ -30,7 +33,7 @@ from lcm.pipeline.sources import (
     read_recording,
     reads_recordings,
 )
-from lcm.ui import current
+from lcm.ui import Terminal, current
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -171,8 +174,6 @@ class ConceptPipeline:
         """A summary's sentences under its rules: the decoder's candidates for each concept
         (it saw only ``doc``), re-encoded where they are not source segments, chosen by the
         selector against ``doc``'s support."""
-        import torch
-
         if not len(concepts):
             return []
         built = self._decoder(decoder or self.decoder)
@@ -199,9 +200,6 @@ class ConceptPipeline:
                   decoder: "Optional[ComponentSpec]" = None,
                   stage: Callable[[str], None] = _quiet) -> SourceSummary:
         """Generate, decode and trace the summary of ``doc``; ``stage`` hears each step."""
-        import torch
-        import torch.nn.functional as F
-
         options = options or self.options
         cap = self.source_cap(options)
         parts = plan_parts(len(doc.texts), cap, options.long_input)
@@ -230,13 +228,13 @@ class ConceptPipeline:
         return SourceSummary(record, concepts)
 
     # ------------------------------------------------------------------ reading sources
-    def read_recording(self, source: Path, terminal: Any) -> SourceDocument:
+    def read_recording(self, source: Path, terminal: Terminal) -> SourceDocument:
         """One recording's utterances (needs an encoder that reads recordings)."""
         if not self.reads_recordings:
             raise UserError(f"encoder {self.encoder.name!r} reads text, not recordings")
         return read_recording(source, self.encoder, terminal)  # type: ignore[arg-type]
 
-    def read_text(self, text: str, id: str, terminal: Any) -> SourceDocument:
+    def read_text(self, text: str, id: str, terminal: Terminal) -> SourceDocument:
         """``text`` as one source, segmented by ``segment`` and encoded."""
         if self.segment is None:
             raise ValueError("this pipeline was built without a segmenter")

@@ -5,12 +5,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+import torch
+
 from lcm.errors import InputFileError, UserError
 from lcm.interfaces import DocumentEncoder, Encoder
 from lcm.ui.words import format_time
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from lcm.ui import Terminal
 
 NO_SENTENCES = "no sentences after segmentation"
 ENCODE_BATCH = 256
@@ -57,10 +61,8 @@ def reads_recordings(encoder: Encoder) -> bool:
     return True
 
 
-def read_recording(source: Path, encoder: DocumentEncoder, terminal: Any) -> SourceDocument:
+def read_recording(source: Path, encoder: DocumentEncoder, terminal: Terminal) -> SourceDocument:
     """The utterances of one recording, streamed from the encoder with a progress bar."""
-    import torch
-
     texts, vectors, spans = [], [], []
     with terminal.progress(f"encode {source.name}", unit="segments") as bar:
         for segment in encoder.encode_document(str(source)):
@@ -78,8 +80,6 @@ def read_recording(source: Path, encoder: DocumentEncoder, terminal: Any) -> Sou
 def encode_sentences(encoder: Encoder, sentences: list[str], bar: Any = None,
                      batch_size: Optional[int] = ENCODE_BATCH) -> "Tensor":
     """``sentences`` encoded in batches of ``batch_size`` (None: one call), advancing ``bar``."""
-    import torch
-
     parts, step = [], batch_size or max(len(sentences), 1)
     for start in range(0, len(sentences), step):
         batch = sentences[start:start + step]

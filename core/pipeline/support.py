@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Sequence
 
+import torch.nn.functional as F
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -109,8 +111,6 @@ class SourceSupport:
 
     def __init__(self, texts: Sequence[str], vectors: "Tensor",
                  min_cosine: float = DEFAULT_MIN_COSINE):
-        import torch.nn.functional as F
-
         self.texts = list(texts)
         self.unit = F.normalize(vectors.float(), dim=-1)
         self.min_cosine = min_cosine
@@ -125,8 +125,6 @@ class SourceSupport:
 
     def check(self, text: str, vector: "Tensor") -> Support:
         """Is ``text`` (encoded as ``vector``) supported by this source?"""
-        import torch.nn.functional as F
-
         scores = self.unit @ F.normalize(vector.float(), dim=-1)
         nearest = int(scores.argmax())
         own = self.segment_of(text)

@@ -91,6 +91,7 @@ class Plan:
 
 def model_state_bytes(stage: int, parameters: int, largest_layer: int, cluster: Cluster) -> float:
     """Bytes of weights, gradients and optimiser state per GPU (see the module docstring)."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     with contextlib.redirect_stdout(sys.stderr):  # DeepSpeed logs to stdout on import: keep --json clean
         from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
         from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs

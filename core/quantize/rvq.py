@@ -91,6 +91,7 @@ class ResidualQuantizer:
 
     def save(self, directory: str | Path) -> Path:
         """Write ``codebooks.safetensors`` and ``quantizer.json`` into ``directory``."""
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from safetensors.torch import save_file
 
         directory = Path(directory)
@@ -105,6 +106,7 @@ class ResidualQuantizer:
 
     @classmethod
     def load(cls, directory: str | Path, device: torch.device | str = "cpu") -> "ResidualQuantizer":
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from lcm.model.weights import read_safetensors
 
         directory = Path(directory)

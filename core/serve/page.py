@@ -37,6 +37,7 @@ recording stays that long for its player."""
 def build_page(service: Service, uploads: Optional[UploadFolder] = None) -> Any:
     """The Blocks app: inputs and options on the left, status and result on the right."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import gradio as gr
 
     defaults = service.defaults()
@@ -140,6 +141,7 @@ def serve(service: Service, host: str, port: int, max_upload_mb: float, queue_si
     uploads = UploadFolder()  # before Gradio reads where to keep uploads
     page = build_page(service, uploads)
     page.queue(max_size=queue_size, default_concurrency_limit=1)
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from starlette.middleware import Middleware
 
     limit = int(max_upload_mb * 2 ** 20)

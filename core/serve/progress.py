@@ -12,7 +12,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from lcm.ui import Terminal
 
 STAGES = ("segmenting", "recognising", "encoding", "generating", "decoding")
 BAR_STAGES = {"scan": "segmenting", "whisper": "recognising", "encode": "encoding",
@@ -56,7 +59,7 @@ class Tracker:
     """One request's progress; ``stage`` is called by the worker, ``status`` by the page."""
 
     def __init__(self, history: StageHistory, first_stage: str = "segmenting",
-                 terminal: Any = None):
+                 terminal: Optional[Terminal] = None):
         """``terminal``: the one the request's work runs under (``lcm.ui.using``), whose open
         bars tell how far a stage is; None: stages only."""
         self.history = history
@@ -116,7 +119,7 @@ def _order(stage: str) -> int:
     return STAGES.index(stage) if stage in STAGES else len(STAGES)
 
 
-def _live_bar(terminal: Any) -> Optional[dict[str, Any]]:
+def _live_bar(terminal: Terminal) -> Optional[dict[str, Any]]:
     """The newest open bar with a total on ``terminal``, as a dict."""
     bars = [b for b in terminal.open_bars() if b.total]
     if not bars:

@@ -7,12 +7,16 @@ import base64
 import io
 from typing import Any
 
+import torch
+
 
 def concept_picture(source: Any, summary: Any) -> str:
     """An ``<img>`` (inline PNG) of the (N, D) source and (M, D) summary concepts."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import matplotlib
 
     matplotlib.use("Agg")  # no display on a server
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import matplotlib.pyplot as plt
 
     src, summ = project(source, summary)
@@ -44,8 +48,6 @@ def concept_picture(source: Any, summary: Any) -> str:
 def project(source: Any, summary: Any) -> tuple[Any, Any]:
     """Unit-length rows of both, centred on the source's mean and projected on its first two
     principal axes (fewer rows than two: the axes there are)."""
-    import torch
-
     src = torch.nn.functional.normalize(torch.as_tensor(source).float(), dim=-1)
     summ = torch.nn.functional.normalize(torch.as_tensor(summary).float().reshape(-1, src.shape[-1]),
                                          dim=-1)

@@ -8,7 +8,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from lcm.components import ComponentSpec
 from lcm.errors import InputFileError, UserError
@@ -19,6 +19,9 @@ from lcm.pipeline.sources import SourceDocument, check_input_file
 from lcm.serve.progress import StageHistory, Tracker
 from lcm.serve.requests import CancellableTerminal, checked_text, with_duration_limit
 from lcm.ui import using
+
+if TYPE_CHECKING:
+    from lcm.registry import Registry
 
 MAX_SUMMARY_LENGTH = 12
 """The page's summary-length slider ends here (a summary, not a rewrite)."""
@@ -66,7 +69,7 @@ class Service:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lcm-summarize")
 
     @classmethod
-    def from_recipe(cls, recipe: Any, registry: Any,
+    def from_recipe(cls, recipe: Any, registry: "Registry",
                     max_duration_s: Optional[float] = None) -> "Service":
         """The service of a resolved summarize recipe, its pipeline loaded once;
         ``max_duration_s``: laid over the encoder's own ``max_duration_s`` where it has none."""

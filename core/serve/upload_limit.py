@@ -20,6 +20,7 @@ class UploadLimit:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/upload"):
             declared = dict(scope["headers"]).get(b"content-length", b"")
             if declared.isdigit() and int(declared) > self.max_bytes + MULTIPART_SLACK:
+                # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
                 from starlette.responses import PlainTextResponse
 
                 refusal = PlainTextResponse(

@@ -15,7 +15,7 @@ from lcm.evaluate.generation import FieldNames, evaluate_generation, read_exampl
 from lcm.evaluate.mutual_information import ContextMutualInformation
 from lcm.evaluate.options import PretrainingOptions
 from lcm.evaluate.pretraining import evaluate_pretraining
-from lcm.fields import choice, component, path
+from lcm.fields import ComponentSection, choice, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.model.checkpoint import load_checkpoint
 
@@ -39,7 +39,7 @@ class GenerationOptions:
     source_field: str = "source"
     reference_field: str = "reference"
     prediction_field: str = "prediction"
-    encoder: Optional[dict] = component("encoder", help=(
+    encoder: Optional[ComponentSection] = component("encoder", help=(
         "encodes each source's sentences for the centroid-k and TextRank-k baselines; "
         "null: lead-k and random-k only"))
 
@@ -50,8 +50,8 @@ class PretrainingSection(PretrainingOptions):
                                      help="checkpoint directory (train's output)")
     shards: Optional[str] = path(None, must_exist=True, space_source=True,
                                  help="held-out shard directory (prepare's output)")
-    encoder: Optional[dict] = component("encoder", help="re-encodes decoded predictions (round-trip ℓ2)")
-    decoder: Optional[dict] = component("decoder", help="decodes predictions (round-trip ℓ2, MI)")
+    encoder: Optional[ComponentSection] = component("encoder", help="re-encodes decoded predictions (round-trip ℓ2)")
+    decoder: Optional[ComponentSection] = component("decoder", help="decodes predictions (round-trip ℓ2, MI)")
     mi_language_model: Optional[str] = path(
         None, must_exist=True, help="local directory of a causal LM (transformers) for MI")
     device: str = "cpu"
@@ -101,7 +101,7 @@ class Evaluate(Task):
         report.settings["mode"] = recipe.mode
         context.console.print(report.table())
         written = report.write_json(recipe.output)
-        context.console.summary(f"evaluated ({recipe.mode}); wrote {written}",
+        context.console.outcome(f"evaluated ({recipe.mode}); wrote {written}",
                                 {"task": "evaluate", "mode": recipe.mode, "output": str(written),
                                  **report.to_dict()})
         return report

@@ -46,7 +46,7 @@ class FitNormalizer(Task):
                 f"{scaler.fallback_dims} of {space.dim} dimensions have a collapsed robust scale "
                 f"(almost always the same value); they use their standard deviation instead "
                 f"(1.0 where that is ~0 too)", key="dimensions with a collapsed scale")
-        context.console.summary(
+        context.console.outcome(
             f"fitted the robust normaliser on {len(vectors)} vectors of {space} to {saved}; "
             f"scale per dimension from {scaler.scale.min():.4g} to {scaler.scale.max():.4g}, "
             f"mean |center| {abs(scaler.center).mean():.4g}",

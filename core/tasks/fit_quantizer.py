@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+import numpy as np
+import torch
+
 from lcm.data.normalizer import RobustScaler
 from lcm.data.shards import Manifest, iter_documents, load_vectors
 from lcm.errors import ConceptSpaceMismatchError
@@ -73,7 +76,7 @@ class FitQuantizer(Task):
             terminal.print(f"{used:>14}  {error:.4f}")
         terminal.print(f"(squared error / total variance; all rows in "
                        f"{output / RECONSTRUCTION_FILE})")
-        terminal.summary(f"fitted {quantizer.num_codebooks} codebooks x "
+        terminal.outcome(f"fitted {quantizer.num_codebooks} codebooks x "
                          f"{quantizer.codebook_size} units on {vectors} normalised vectors of "
                          f"{space} to {output}",
                          {"task": "fit_quantizer", "output": str(output), **report})
@@ -82,9 +85,6 @@ class FitQuantizer(Task):
 
 def _vector_source(recipe: FitQuantizerConfig, scaler: Any):
     """The normalised vectors as a re-iterable stream of torch chunks."""
-    import numpy as np
-    import torch
-
     if recipe.in_memory:
         vectors = scaler.normalize(load_vectors(recipe.shards, recipe.max_vectors))
         return chunked(torch.from_numpy(vectors), recipe.chunk_size)

@@ -19,7 +19,7 @@ from rich.markup import escape
 
 from lcm.data.document_input import DocumentInput
 from lcm.data.readers import count_records
-from lcm.fields import choice, component, path
+from lcm.fields import ComponentSection, choice, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.iterutils import batched
 from lcm.outputs import write_text_atomically
@@ -36,8 +36,8 @@ class GenerateConfig(DocumentInput, ContinuationOptions):
     model: str = path(must_exist=True, space_source=True, help="checkpoint directory")
     input: str = path(must_exist=True, help="documents: .txt (one per line), .jsonl or .parquet")
     output: Optional[str] = path(None, output=True, help="JSONL of the continuations")
-    encoder: Any = component("encoder", default="minilm")
-    decoder: Any = component("decoder", default="retrieval")
+    encoder: ComponentSection = component("encoder", default="minilm")
+    decoder: ComponentSection = component("decoder", default="retrieval")
     prompt_concepts: Optional[int] = None
     """Use only the first K sentences of each document as the prompt (None: all of them)."""
     max_new_concepts: int = 16
@@ -84,7 +84,7 @@ class Generate(Task):
         seconds = time.perf_counter() - started
         generated = sum(len(r["generated"]) for r in rows)
         read = len(rows) + sum(skipped.values())
-        terminal.summary(
+        terminal.outcome(
             f"continued {len(rows)} of {read} documents with {generated} concepts in "
             f"{seconds:.1f} s (stops: {format_counts(stops)}; skipped: {format_counts(skipped)})"
             + (f"; wrote {recipe.output}" if recipe.output else ""),

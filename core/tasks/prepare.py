@@ -9,7 +9,7 @@ the complete shards and encodes the rest, and the last rank to finish writes the
 Sentences of consecutive documents of a piece are gathered into batches of ``batch_size`` for
 the encoder (small documents would otherwise waste most of each forward pass), then split back
 per document and written with their fp16 vectors and metadata. Every document left out is
-counted by reason in the manifest and the summary line.
+counted by reason in the manifest and the outcome line.
 
 With a ``target_field`` (.jsonl input) each record is a source/target pair (a document and its
 summary): its shard document holds the source sentences, then the target sentences, with
@@ -20,6 +20,7 @@ training style.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ from lcm.data.segment import cap_sentences
 from lcm.data.shard_set import PartialShardSet
 from lcm.data.shards import Document, Manifest
 from lcm.errors import InputFileError, UserError
-from lcm.fields import bounded, component, path
+from lcm.fields import ComponentSection, bounded, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.outputs import Output, check_output, overwriting
 from lcm.ui.terminal import progress
@@ -64,7 +65,7 @@ class PrepareConfig(DocumentInput):
     input: str = path(must_exist=True, help="documents: a .txt (one per line), .jsonl or "
                                             ".parquet file, a folder of them, or a glob")
     output: str = path(output="dir", help="directory for the shards and manifest")
-    encoder: Any = component("encoder", default="minilm")
+    encoder: ComponentSection = component("encoder", default="minilm")
     target_field: Optional[str] = None
     """The .jsonl field holding each document's target (e.g. its summary): shards of pairs."""
     sentences_field: Optional[str] = None
@@ -125,7 +126,7 @@ class Prepare(Task):
         seconds = time.perf_counter() - started
         if finished is not None:
             manifest = finished.manifest
-            context.console.summary(
+            context.console.outcome(
                 closing_line(manifest, output, seconds, finished.split, recipe.segmenter.max_chars,
                              kept=len(kept), kept_sentences=sum(r["sentences"] for r in kept)),
                 {"task": "prepare", "documents": manifest.documents,
@@ -134,7 +135,7 @@ class Prepare(Task):
                  "sentences_split": finished.split, "kept_shards": len(kept),
                  "output": str(output)})
         else:
-            context.console.summary(
+            context.console.outcome(
                 f"{ranks.label}: encoded {len(mine)} shards ({encoded} sentences) in "
                 f"{seconds:.1f} s; the last rank to finish writes the manifest",
                 {"task": "prepare", "rank": ranks.rank, "shards": len(mine),
@@ -171,8 +172,6 @@ def _fingerprint(recipe: PrepareConfig, files: list[Path]) -> dict[str, Any]:
 
 
 def _digest(file: Path) -> str:
-    import hashlib
-
     with file.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 

@@ -1,5 +1,5 @@
 """The ``round_trip`` task: how well does a space say back my text? Every line of a text file
-is encoded, decoded and re-encoded; one JSON object per line and a summary line.
+is encoded, decoded and re-encoded; one JSON object per line and an outcome line.
 
 With a multilingual decoder (SONAR's), ``target_langs`` decodes into each of them: English in
 and French out is then a translation through the concept alone. One sentence per input line
@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from lcm.fields import bounded, component, path
+import torch
+
+from lcm.data.readers import read_documents
+from lcm.fields import ComponentSection, bounded, component, path
 from lcm.interfaces import RunContext, Task
+from lcm.outputs import write_text_atomically
 
 
 @dataclass
@@ -21,8 +25,8 @@ class RoundTripConfig:
     input: str = path(must_exist=True, help="text file, one sentence per line")
     output: str = path(output=True, help=(
         "JSONL file: per line and language {source, decoded, cosine, target_lang}"))
-    encoder: Any = component("encoder", default="minilm")
-    decoder: Any = component("decoder", default="learned")
+    encoder: ComponentSection = component("encoder", default="minilm")
+    decoder: ComponentSection = component("decoder", default="learned")
     target_langs: list[Optional[str]] = field(default_factory=lambda: [None])
     """Languages to decode into, for a decoder that takes one (SONAR's NLLB codes, e.g.
     fra_Latn); null: the decoder's own. One output line per sentence and language."""
@@ -35,10 +39,8 @@ class RoundTrip(Task):
     Config = RoundTripConfig
 
     def run(self, recipe: RoundTripConfig, context: RunContext) -> dict[str, Any]:
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         import sacrebleu
-
-        from lcm.data.readers import read_documents
-        from lcm.outputs import write_text_atomically
 
         encoder, decoder = recipe.encoder.create(), recipe.decoder.create()
         skipped: dict[str, int] = {}
@@ -78,24 +80,22 @@ class RoundTrip(Task):
         if empty:
             context.console.note(f"{empty} decoded sentence(s) were empty: round-trip cosine 0",
                                  key="empty decoding")
-        summary = {"sentences": len(sentences), "outputs": len(rows), "skipped": skipped,
+        outcome = {"sentences": len(sentences), "outputs": len(rows), "skipped": skipped,
                    "languages": per_language, "output": str(recipe.output)}
         figures = "; ".join(
             (f"{row['target_lang']}: " if row["target_lang"] else "")
             + f"BLEU {row['bleu']:.1f} against the source, exact match {row['exact_match']:.1%}, "
               f"round-trip cosine {row['cosine']:.3f}" for row in per_language)
         skips = ", ".join(f"{n} {reason}" for reason, n in skipped.items()) or "none"
-        context.console.summary(f"round-tripped {len(sentences)} sentences: {figures}; "
+        context.console.outcome(f"round-tripped {len(sentences)} sentences: {figures}; "
                                 f"skipped: {skips}; -> {recipe.output}",
-                                {"task": "round_trip", **summary})
-        return summary
+                                {"task": "round_trip", **outcome})
+        return outcome
 
 
 def _round_trip_cosines(encoder: Any, decoded: list[str], vectors: Any) -> Any:
     """Each decoded text re-encoded against its source's vector; 0 for an empty decoding (an
     encoder may refuse to encode nothing, and nothing was said back)."""
-    import torch
-
     cosines = torch.zeros(len(decoded))
     said = [i for i, text in enumerate(decoded) if text.strip()]
     if said:

@@ -24,14 +24,14 @@ from rich.markup import escape
 from lcm.data.document_input import DocumentInput
 from lcm.data.readers import RawDocument
 from lcm.errors import InputFileError, UserError
-from lcm.fields import component, path
+from lcm.fields import ComponentSection, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.outputs import write_text_atomically
 from lcm.pipeline.options import ContinuationOptions, SummaryOptions
 from lcm.pipeline.pipeline import ConceptPipeline
 from lcm.pipeline.selector import describe_decoding
 from lcm.pipeline.sources import NO_SENTENCES, SourceDocument, check_input_file
-from lcm.ui import current
+from lcm.ui import Terminal, current
 from lcm.ui.scale import LEGEND
 from lcm.ui.scale import describe as describe_cosine
 from lcm.ui.words import format_counts, format_time
@@ -45,11 +45,11 @@ class SummarizeConfig(DocumentInput, ContinuationOptions, SummaryOptions):
     input: str = path(must_exist=True, help="a recording (with a speech encoder) or a text file: "
                                             ".txt (one document per line), .jsonl or .parquet")
     output: Optional[str] = path(None, output=True, help="JSON of the segments, summaries and provenance")
-    encoder: Any = component("encoder", default="minilm", help="reads the input")
-    text_encoder: Any = component("encoder", help=(
+    encoder: ComponentSection = component("encoder", default="minilm", help="reads the input")
+    text_encoder: Optional[ComponentSection] = component("encoder", help=(
         "encodes the end sentence (and the model's source suffix) when `encoder` takes no text; "
         "a text encoder of the same space"))
-    decoder: Any = component("decoder", default="retrieval")
+    decoder: ComponentSection = component("decoder", default="retrieval")
     as_single_document: bool = False
     """Read a .txt input as ONE document instead of one document per line."""
     reference_field: Optional[str] = None
@@ -89,7 +89,7 @@ class Summarize(Task):
             write_summaries(Path(recipe.output), recipe, results)
         if recipe.evaluation_output:
             write_evaluation_pairs(Path(recipe.evaluation_output), results)
-        terminal.summary(*closing_line(results, skipped, time.perf_counter() - started,
+        terminal.outcome(*closing_line(results, skipped, time.perf_counter() - started,
                                        recipe.output))
         return results
 
@@ -108,8 +108,8 @@ def closing_line(results: list[dict[str, Any]], skipped: Counter, seconds: float
 
 # --------------------------------------------------------------------------- inputs
 
-def _documents(pipeline: Any, recipe: SummarizeConfig, source: Path, skipped: Counter,
-               terminal: Any) -> Iterator[SourceDocument]:
+def _documents(pipeline: ConceptPipeline, recipe: SummarizeConfig, source: Path, skipped: Counter,
+               terminal: Terminal) -> Iterator[SourceDocument]:
     """The sources of the input file: one recording, or its text documents (progress on
     ``terminal``)."""
     if pipeline.reads_recordings:
@@ -117,8 +117,8 @@ def _documents(pipeline: Any, recipe: SummarizeConfig, source: Path, skipped: Co
     return _text_documents(pipeline, recipe, source, skipped, terminal)
 
 
-def _text_documents(pipeline: Any, recipe: SummarizeConfig, source: Path, skipped: Counter,
-                    terminal: Any) -> Iterator[SourceDocument]:
+def _text_documents(pipeline: ConceptPipeline, recipe: SummarizeConfig, source: Path, skipped: Counter,
+                    terminal: Terminal) -> Iterator[SourceDocument]:
     """The input's text documents, segmented and encoded; those left out are counted."""
     def skip(reason: str) -> None:
         skipped[reason] += 1
@@ -160,7 +160,7 @@ def _label(index: int, item: dict[str, Any]) -> str:
     return f"[{index}] {format_time(item['start_s'])}–{format_time(item['end_s'])}"
 
 
-def print_summary(result: dict[str, Any], terminal: Any) -> None:
+def print_summary(result: dict[str, Any], terminal: Terminal) -> None:
     """The source segments, then the summary with each sentence's origin and how close it is."""
     segments = result["segments"]
     terminal.rule(f"{escape(result['id'])} ({len(segments)} {result['modality']} segments)")

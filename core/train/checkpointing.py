@@ -27,11 +27,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from lcm.errors import InputFileError, UserError
 from lcm.outputs import write_text_atomically
 from lcm.train.data import DataPosition
 from lcm.train.distributed import DistributedContext, barrier
 from lcm.train.options import Resume
+from lcm.train.safe_load import weights_only_loading
 
 CHECKPOINTS = "checkpoints"
 LATEST = "latest"
@@ -74,9 +78,6 @@ def is_complete(directory: Path) -> bool:
 
 def capture_rng() -> dict[str, Any]:
     """Every random generator's state as plain JSON values."""
-    import numpy as np
-    import torch
-
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state = {"python": [version, list(internal), gauss],
@@ -88,9 +89,6 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: dict[str, Any]) -> None:
-    import numpy as np
-    import torch
-
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     kind, keys, pos, has_gauss, cached = state["numpy"]
@@ -105,8 +103,6 @@ def _bytes_to_text(tensor) -> str:
 
 
 def _text_to_bytes(text: str):
-    import torch
-
     return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
 
 
@@ -203,8 +199,6 @@ def load(engine, directory: Path, context: DistributedContext,
 
     ``options``: this recipe's ``run_options``; a checkpoint of a run with others is refused.
     """
-    from lcm.train.safe_load import weights_only_loading
-
     path = state_file(directory, context.rank)
     if not path.is_file():
         raise UserError(f"{directory}: no trainer state for rank {context.rank} ({path.name}); "

@@ -5,12 +5,16 @@ documents (or supervised source/target pairs), and exports an inference checkpoi
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterator
 
 import torch
 
+from lcm.model.checkpoint import save_checkpoint
+from lcm.model.lcm import build_model
+from lcm.torch_options import torch_dtype
 from lcm.train import checkpointing
 from lcm.train.checkpointing import TrainerState
 from lcm.train.data import Batch, BatchStream, DataPosition
@@ -19,14 +23,13 @@ from lcm.train.inputs import check_inputs
 from lcm.train.loop import LoopResult, TrainingLoop, UnitLoss, seed_everything, start_process
 from lcm.train.options import TrainRecipe
 from lcm.train.supervised import instruction_extra, load_initial_weights, training_framing
-from lcm.torch_options import torch_dtype
 from lcm.ui import current
 
-SUMMARY_FILE = "summary.json"
+OUTCOME_FILE = "outcome.json"
 
 
 @dataclass
-class TrainingSummary:
+class TrainingOutcome:
     steps: int
     first_loss: float
     last_loss: float
@@ -75,8 +78,6 @@ class ConceptModelUnit:
         self.stream: BatchStream | None = None
 
     def build_model(self):
-        from lcm.model.lcm import build_model
-
         options = self.recipe.model
         model = build_model(options.arch, options.overrides, self.recipe.head, self.space)
         model.head.bind_normalizer(self.normalizer)
@@ -112,29 +113,25 @@ class ConceptModelUnit:
         return {"documents_read": stream.documents_read, "windows_skipped": stream.windows_skipped,
                 "sources_cut": stream.sources_cut}
 
-    def summarize(self, result: LoopResult) -> TrainingSummary:
+    def outcome(self, result: LoopResult) -> TrainingOutcome:
         """The run's figures (the stream's counts summed over ranks)."""
         counts = {name: int(value) for name, value in result.counters.items()}
-        return TrainingSummary(result.steps, result.first_loss, result.last_loss,
+        return TrainingOutcome(result.steps, result.first_loss, result.last_loss,
                                result.items_per_s, result.seconds, counts["documents_read"],
                                counts["windows_skipped"], str(self.recipe.output),
                                counts["sources_cut"], result.skipped_steps, result.resumed_from)
 
     def export(self, weights: dict[str, torch.Tensor], state: TrainerState,
                result: LoopResult | None) -> None:
-        """Save the inference checkpoint (fp32 weights, normaliser) and ``summary.json``."""
-        import json
-
-        from lcm.model.checkpoint import save_checkpoint
-
+        """Save the inference checkpoint (fp32 weights, normaliser) and ``outcome.json``."""
         model = self.build_model()
         model.load_state_dict(weights)
-        summary = self.summarize(result)
+        outcome = self.outcome(result)
         save_checkpoint(self.recipe.output, model, self.normalizer,
-                        extra={"training": asdict(summary), "train": asdict(self.recipe.train),
+                        extra={"training": asdict(outcome), "train": asdict(self.recipe.train),
                                **instruction_extra(self.framing)},
                         dtype=self.recipe.train.export_dtype)
-        (self.recipe.training_path() / SUMMARY_FILE).write_text(json.dumps(asdict(summary),
+        (self.recipe.training_path() / OUTCOME_FILE).write_text(json.dumps(asdict(outcome),
                                                                            indent=2))
 
 
@@ -152,13 +149,13 @@ def trainer(recipe: TrainRecipe) -> TrainingLoop:
     return loop
 
 
-def train(recipe: TrainRecipe) -> TrainingSummary:
-    """Run a ``train`` recipe and print its summary line."""
+def train(recipe: TrainRecipe) -> TrainingOutcome:
+    """Run a ``train`` recipe and print its outcome line."""
     loop = trainer(recipe)
-    summary = loop.unit.summarize(loop.run())
+    outcome = loop.unit.outcome(loop.run())
     if loop.context.is_main:
-        current().summary(summary.line(), {"task": "train", **asdict(summary)})
-    return summary
+        current().outcome(outcome.line(), {"task": "train", **asdict(outcome)})
+    return outcome
 
 
 def measure_throughput(recipe: TrainRecipe, steps: int, warmup_steps: int = 1) -> float:

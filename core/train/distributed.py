@@ -11,6 +11,8 @@ import os
 import socket
 from dataclasses import dataclass
 
+import torch
+
 from lcm.errors import UserError
 from lcm.ui.chatter import native_output_to_log
 
@@ -51,8 +53,6 @@ def init_distributed(backend: str = "auto") -> DistributedContext:
     all-reduce op is not built: building it compiles C++ for a minute, and gloo does the same
     job at this scale without it.
     """
-    import torch
-
     cuda = torch.cuda.is_available()
     if not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -62,6 +62,7 @@ def init_distributed(backend: str = "auto") -> DistributedContext:
         raise UserError("distributed.backend nccl needs CUDA GPUs; use gloo (or auto) on a CPU")
     _set_single_process_defaults()
 
+    # lazy: DeepSpeed must not load before init_distributed sets DS_ACCELERATOR
     import deepspeed
 
     if not cuda:
@@ -81,8 +82,6 @@ def init_distributed(backend: str = "auto") -> DistributedContext:
 def set_cpu_threads(requested: int, data_workers: int) -> int:
     """Give torch ``requested`` threads, or (0) ``automatic_threads``; an explicit
     OMP_NUM_THREADS wins over the automatic choice."""
-    import torch
-
     if requested <= 0:
         if "OMP_NUM_THREADS" in os.environ:
             return torch.get_num_threads()
@@ -102,6 +101,7 @@ def automatic_threads(cores: int, ranks_here: int, data_workers: int, load: floa
 
 
 def barrier() -> None:
+    # lazy: DeepSpeed must not load before init_distributed sets DS_ACCELERATOR
     import deepspeed.comm as dist
 
     dist.barrier()
@@ -109,8 +109,8 @@ def barrier() -> None:
 
 def all_reduce_sum(values: list[float], device: str) -> list[float]:
     """Sum a few numbers over all ranks (for logging: loss and concept counts)."""
+    # lazy: DeepSpeed must not load before init_distributed sets DS_ACCELERATOR
     import deepspeed.comm as dist
-    import torch
 
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)

@@ -50,6 +50,7 @@ def create_engine(model, options: TrainOptions, micro_batch_size: int, context: 
     ``autocast`` ("bfloat16"): DeepSpeed's torch_autocast, matrix products in that dtype while
     weights, optimizer and checkpoints stay in the training precision.
     """
+    # lazy: DeepSpeed must not load before init_distributed sets DS_ACCELERATOR
     import deepspeed
 
     refuse_scalar_parameters(model)

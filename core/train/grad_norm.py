@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import torch
+
 
 def unsharded_grad_norm(engine: Any) -> Optional[float]:
     """The norm of the gradients the engine's module holds (ZeRO stage 0); None otherwise.
@@ -12,8 +14,6 @@ def unsharded_grad_norm(engine: Any) -> Optional[float]:
     Read at an accumulation boundary before ``engine.step`` clips and clears the gradients;
     ZeRO stages keep gradients in their own partitions and report the norm themselves.
     """
-    import torch
-
     grads = [p.grad for p in engine.module.parameters() if p.grad is not None]
     if engine.zero_optimization_stage() > 0 or not grads:
         return None

@@ -9,6 +9,8 @@ import csv
 from pathlib import Path
 from typing import Iterable
 
+from torch.utils.tensorboard import SummaryWriter
+
 COLUMNS = ("step", "loss", "lr", "grad_norm", "concepts_per_s", "elapsed_s", "skipped_steps")
 """``skipped_steps``: optimizer steps DeepSpeed skipped so far (fp16 overflow)."""
 CSV_FILE = "train_log.csv"
@@ -19,8 +21,6 @@ class TrainingLog:
     """Appends one row per logged step to the CSV and TensorBoard."""
 
     def __init__(self, directory: Path, history: list[dict[str, float]], first_step: int):
-        from torch.utils.tensorboard import SummaryWriter
-
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.csv_path = directory / CSV_FILE
@@ -54,9 +54,11 @@ def read_log(path: Path) -> list[dict[str, float]]:
 
 def plot_losses(history: Iterable[dict[str, float]], path: Path, title: str = "training loss") -> Path:
     """Draw loss against step into a PNG (matplotlib's Agg backend: no display needed)."""
+    # lazy: the Agg backend is chosen before pyplot loads
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: the Agg backend is chosen before pyplot loads
     import matplotlib.pyplot as plt
 
     rows = list(history)
@@ -69,6 +71,7 @@ def plot_losses(history: Iterable[dict[str, float]], path: Path, title: str = "t
 
 def save_figure(figure, path: Path) -> Path:
     """Write a matplotlib figure to ``path`` through a temporary file, and close it."""
+    # lazy: the Agg backend is chosen before pyplot loads
     import matplotlib.pyplot as plt
 
     figure.tight_layout()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
+import numpy as np
 import torch
 
 from lcm.train import checkpointing
@@ -127,8 +128,6 @@ def start_process(options: DistributedOptions, data_workers: int = 0) -> Distrib
 
 def seed_everything(seed: int) -> None:
     """Python's, NumPy's and torch's generators (a unit calls it before building its module)."""
-    import numpy as np
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -149,7 +148,7 @@ class TrainingLoop:
         self.resumed_from = 0
 
     def say(self, message: str) -> None:
-        """A progress message on stderr (rank 0 only); stdout keeps the summary line."""
+        """A progress message on stderr (rank 0 only); stdout keeps the outcome line."""
         if self.context.is_main:
             current().status(message)
 
@@ -314,6 +313,7 @@ class TrainingLoop:
 
     def _full_state_dict(self) -> dict[str, torch.Tensor]:
         """The whole module's weights in fp32 (ZeRO-3 gathers its partitions first)."""
+        # lazy: DeepSpeed must not load before init_distributed sets DS_ACCELERATOR
         import deepspeed
 
         module = self.engine.module

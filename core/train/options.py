@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from lcm.fields import bounded, choice, component, path
+from lcm.fields import ComponentSection, bounded, choice, component, path
 from lcm.torch_options import PRECISIONS
 
 ZERO_STAGES = (0, 1, 2, 3)
@@ -129,7 +129,7 @@ class TrainRecipe(TrainingPaths):
     output: str = path(output="dir", help="directory of the trained model (an inference checkpoint)")
     data: DataOptions  # required: it names the shards and the normaliser
     model: ModelOptions = field(default_factory=ModelOptions)
-    head: Any = component("head", default="mse", help="the prediction head and its options")
+    head: ComponentSection = component("head", default="mse", help="the prediction head and its options")
     train: TrainOptions = field(default_factory=TrainOptions)
     distributed: DistributedOptions = field(default_factory=DistributedOptions)
     training_dir: Optional[str] = path(

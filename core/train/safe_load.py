@@ -13,12 +13,15 @@ import pickle
 import re
 from typing import Any, Iterator
 
+import torch
+
 from lcm.errors import InputFileError
 
 
 def allowed_globals() -> list[Any]:
     """The non-tensor objects DeepSpeed 0.19 pickles into its checkpoints: ZeRO 1-2 optimizer
     states hold the stage, the loss scaler (dynamic under fp16) and fragment addresses."""
+    # lazy: DeepSpeed must not load before init_distributed sets DS_ACCELERATOR
     from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
     from deepspeed.runtime.zero.config import ZeroStageEnum
     from deepspeed.utils.tensor_fragment import fragment_address
@@ -29,8 +32,6 @@ def allowed_globals() -> list[Any]:
 def _weights_only_engine(base: type) -> type:
     class WeightsOnlyCheckpointEngine(base):
         def load(self, path: str, map_location: Any = None) -> Any:
-            import torch
-
             with torch.serialization.safe_globals(allowed_globals()):
                 try:
                     return torch.load(path, map_location=map_location, weights_only=True)

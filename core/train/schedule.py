@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from functools import partial
 
+from torch.optim.lr_scheduler import LambdaLR
+
 
 def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
     """The learning-rate multiplier at optimizer step ``step`` (0-based)."""
@@ -21,7 +23,5 @@ def warmup_cosine(step: int, *, warmup_steps: int, total_steps: int, min_ratio: 
 
 def warmup_cosine_scheduler(optimizer, *, warmup_steps: int, total_steps: int, min_ratio: float):
     """A ``LambdaLR`` over ``optimizer`` following :func:`warmup_cosine`."""
-    from torch.optim.lr_scheduler import LambdaLR
-
     return LambdaLR(optimizer, partial(warmup_cosine, warmup_steps=warmup_steps,
                                        total_steps=total_steps, min_ratio=min_ratio))

@@ -10,6 +10,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from lcm.data.instruction import CHECKPOINT_KEY, Framing
 from lcm.data.normalizer import RobustScaler
 from lcm.errors import ConceptSpaceMismatchError, UserError
@@ -38,9 +41,6 @@ def instruction_extra(framing: Framing | None) -> dict[str, Any]:
 
 def load_initial_weights(model: Any, checkpoint: str | Path, normalizer: Any) -> None:
     """Copy a checkpoint's weights into ``model`` (same space, architecture and head)."""
-    import numpy as np
-    import torch
-
     read_checkpoint_meta(checkpoint)  # refuses what is not a checkpoint
     space = read_space(checkpoint)
     if space != model.space:

@@ -3,7 +3,7 @@
 On a terminal a bar is a live ``rich`` line above everything else, replaced by its closing line
 when the work is done; redirected (CI, ``nohup``, a cluster job) it is a short plain line every
 ``interval_s`` seconds or quarter of the total, never a ``\\r`` frame; under ``--quiet``/``--json``
-it only counts. The closing line's count is the count the task's summary reports (a task sets
+it only counts. The closing line's count is the count the task's outcome line reports (a task sets
 fields such as ``sentences`` after its last batch). The rate counts from the first update, so
 loading a model before the first item is not charged to the items.
 """
@@ -95,7 +95,7 @@ class Bar:
         return f"{self.description}: {self.count_text()}{self.fields_text()}, {self.elapsed():.1f} s"
 
     def final_line(self) -> str:
-        """The closing line: the count the summary will report, time, and the rate."""
+        """The closing line: the count the outcome line will report, time, and the rate."""
         unit = f" {self.unit}" if self.unit else ""
         rate = self.rate()
         speed = f", {rate:,.1f} {self.unit or 'items'}/s" if rate is not None else ""
@@ -150,6 +150,7 @@ class LiveBar(Bar):
 
 def live_progress(console: Any) -> Any:
     """The ``rich`` Progress the live bars share: description, bar, count, then the figures."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(bar_width=24),

@@ -3,8 +3,8 @@
 Results go to stdout, progress and notes to stderr. While a bar is open, results wait and are
 printed when the last bar closes, so a bar never tangles with them. Closed bars leave their
 closing line (count, time, rate), on a terminal as in a log. A note (an overflow step
-skipped, an input cut) is said once in lcm's words and counted in the summary line. Three modes:
-``text`` (people), ``quiet`` (scripts: the summary line alone) and ``json`` (machines: one JSON
+skipped, an input cut) is said once in lcm's words and counted in the outcome line. Three modes:
+``text`` (people), ``quiet`` (scripts: the outcome line alone) and ``json`` (machines: one JSON
 object per task on stdout, nothing else there).
 """
 from __future__ import annotations
@@ -15,7 +15,9 @@ import json
 from collections import Counter
 from typing import Any, Callable, Iterator, Optional
 
+from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from lcm.ui.bars import Bar, LiveBar, PlainBar, live_progress
 from lcm.json_output import dumps
@@ -34,8 +36,6 @@ class Terminal:
 
     def __init__(self, mode: str = "text", out: Any = None, err: Any = None,
                  interval_s: Optional[float] = None, live: Optional[bool] = None):
-        from rich.console import Console
-
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not one of {MODES}")
         self.mode = mode
@@ -121,19 +121,20 @@ class Terminal:
                        f"{escape(where)}[/dim]")
 
     def rule(self, title: str = "") -> None:
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from rich.rule import Rule
 
         self.print(Rule(title))
 
     def note(self, message: str, key: Optional[str] = None) -> None:
         """Something lcm wants said about the run: shown once per ``key`` (default: the message)
-        on stderr, counted by ``key`` for the summary line."""
+        on stderr, counted by ``key`` for the outcome line."""
         key = key or message
         self.notes[key] += 1
         if self.notes[key] == 1 and self.mode != "json":
             self.err.print(f"[yellow]note:[/yellow] {escape(message)}", highlight=False)
 
-    def summary(self, line: str, data: Optional[dict[str, Any]] = None) -> None:
+    def outcome(self, line: str, data: Optional[dict[str, Any]] = None) -> None:
         """The task's last word: ``line`` for people and scripts, ``data`` as JSON for machines;
         the notes are counted in both."""
         if self.mode == "json":
@@ -143,8 +144,6 @@ class Terminal:
             self.out.file.flush()
             self.notes.clear()
             return
-        from rich.text import Text
-
         counted = "; ".join(f"{n} × {key}" for key, n in self.notes.items())
         text = Text(line + (f" (notes: {counted})" if counted else ""))  # no markup in paths
         if self._open:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 
 from lcm.errors import InputFileError
 
@@ -33,6 +34,7 @@ class Audio:
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
     """``path`` as mono float32 at ``sample_rate``."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import soundfile as sf
 
     path = Path(path)
@@ -48,6 +50,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> Audio:
 def inspect_audio(path: Path) -> Any:
     """soundfile's header info of ``path`` once the file is known to be a whole, readable
     recording; the checks ``load_audio`` and the streaming reader share."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import soundfile as sf
 
     if not path.is_file():
@@ -68,6 +71,7 @@ def inspect_audio(path: Path) -> Any:
 @contextmanager
 def _readable(path: Path) -> Iterator[None]:
     """libsndfile's errors on ``path`` as one InputFileError naming it."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import soundfile as sf
 
     try:
@@ -110,7 +114,7 @@ def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
     """``samples`` at ``target`` Hz (torchaudio's windowed-sinc resampler)."""
     if rate == target:
         return np.ascontiguousarray(samples, dtype=np.float32)
-    import torch
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import torchaudio.functional as F
 
     out = F.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), rate, target)

@@ -49,6 +49,7 @@ class StreamedRecording:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` at ``sample_rate``, as resampling the whole file gives them."""
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         import soundfile as sf
 
         rate, target = self.original_rate, self.sample_rate

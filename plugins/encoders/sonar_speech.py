@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import torch
+
 from lcm.fields import bounded
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, Encoder
@@ -52,6 +54,7 @@ class SonarSpeechEncoder(Encoder):
 
     def load(self) -> "SonarSpeechEncoder":
         if self._model is None:
+            # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
             from fairseq2.data.audio import WaveformToFbankConverter
             from sonar.models.sonar_speech import get_sonar_speech_encoder_hub
 
@@ -67,7 +70,7 @@ class SonarSpeechEncoder(Encoder):
         return self
 
     def encode(self, inputs: Sequence[Any]) -> Any:
-        import torch
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from fairseq2.nn.utils.padding import pad_seqs
 
         waveforms = [_waveform(x, i) for i, x in enumerate(inputs)]
@@ -90,8 +93,6 @@ class SonarSpeechEncoder(Encoder):
 
 def _waveform(item: Any, index: int) -> Any:
     """One input as a 1-D float32 tensor at 16 kHz."""
-    import torch
-
     return torch.from_numpy(as_samples(item, index, "sonar_speech", MIN_SAMPLES))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+import torch
+
 from lcm.errors import UserError
 from lcm.fields import bounded
 from lcm.hookspecs import hookimpl
@@ -57,6 +59,7 @@ class SonarTextEncoder(Encoder):
     def load(self) -> "SonarTextEncoder":
         """Load weights and tokenizer now (otherwise the first ``encode`` does)."""
         if self._model is None:
+            # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
             from sonar.models.sonar_text import get_sonar_text_encoder_hub
 
             cfg = self.config
@@ -71,6 +74,7 @@ class SonarTextEncoder(Encoder):
 
     def attach(self, model: Any, tokenizer: Any, device: Any) -> "SonarTextEncoder":
         """Use an already loaded SONAR encoder and NLLB tokenizer (shared, or built in code)."""
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from fairseq2.error import NotSupportedError
 
         try:
@@ -92,7 +96,7 @@ class SonarTextEncoder(Encoder):
         return int(encoder.max_seq_len)
 
     def encode(self, inputs: Sequence[str]) -> Any:
-        import torch
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from fairseq2.nn.utils.padding import pad_seqs
 
         sentences = _checked_sentences(inputs)

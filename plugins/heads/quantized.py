@@ -78,7 +78,7 @@ def load_codebooks(directory: str, concept_dim: int, levels: Optional[int]) -> T
     return quantizer.codebooks[: levels or quantizer.num_codebooks].clone()
 
 
-class ResidualBlock(nn.Module):
+class FeedForwardBlock(nn.Module):
     """x + SwiGLU(RMSNorm(x)): the pre-norm feed-forward block of the trunk, without attention."""
 
     def __init__(self, dim: int, inner_dim: int):
@@ -97,7 +97,7 @@ class LevelNetwork(nn.Module):
         super().__init__()
         self.partial_in = nn.Linear(concept_dim, model_dim)
         self.level_embedding = nn.Embedding(levels, model_dim)
-        self.blocks = nn.ModuleList(ResidualBlock(model_dim, inner_dim) for _ in range(layers))
+        self.blocks = nn.ModuleList(FeedForwardBlock(model_dim, inner_dim) for _ in range(layers))
         self.norm = RMSNorm(model_dim)
         self.out = nn.Linear(model_dim, concept_dim)
 
@@ -155,9 +155,9 @@ class QuantizedHead(HeadModule):
                                "(stored_codebooks) but its codebooks were never loaded")
 
     # ------------------------------------------------------------------ training
-    def loss(self, trunk, concepts, mask, target_mask=None):
+    def loss(self, backbone, concepts, mask, target_mask=None):
         self._check_codebooks()
-        hidden = context_states(trunk, concepts, mask)[:, :-1]  # (B, T-1, d)
+        hidden = context_states(backbone, concepts, mask)[:, :-1]  # (B, T-1, d)
         targets, valid = next_concept_pairs(concepts, mask, target_mask)
         hidden, targets = hidden[valid], targets[valid].float()  # (N, d), (N, D): real pairs only
         with torch.no_grad():
@@ -189,7 +189,7 @@ class QuantizedHead(HeadModule):
         """How many codebooks generation walks (all of them unless a subclass says fewer)."""
         return self.num_codebooks
 
-    def next_concept(self, trunk, state: GenerationState) -> Tensor:
+    def next_concept(self, backbone, state: GenerationState) -> Tensor:
         """Walk the codebooks, choosing one code per level; ``state.extra`` keeps the codes."""
         self._check_codebooks()
         hidden = state.hidden  # (B, d)

@@ -271,8 +271,8 @@ class TwoTowerHead(DiffusionHead):
         self.denoiser = DenoiserTower(layers, concept_dim)
 
     # ------------------------------------------------------------------ training
-    def loss(self, trunk, concepts, mask, target_mask=None):
-        context = context_states(trunk, concepts, mask)  # (B, T, d)
+    def loss(self, backbone, concepts, mask, target_mask=None):
+        context = context_states(backbone, concepts, mask)  # (B, T, d)
         cross = self.denoiser.zero_prefixed(context, mask)
         dropped = guidance_dropout(mask, self.config.cfg_dropout) if self.training else None
         noised = noise_targets(self.scheduler, concepts)
@@ -281,14 +281,14 @@ class TwoTowerHead(DiffusionHead):
         return diffusion_loss(self.scheduler, output, noised, learned_positions(mask, target_mask))
 
     # ------------------------------------------------------------------ generation
-    def start(self, trunk, state: GenerationState) -> None:
+    def start(self, backbone, state: GenerationState) -> None:
         """Contextualize the prompt (filling the trunk's KV cache) and project every output
         into the denoiser's cross-attention keys/values once; ``state.extra`` keeps them."""
-        context = self.read_prompt(trunk, state)  # (B, S, d)
+        context = self.read_prompt(backbone, state)  # (B, S, d)
         state.extra = self.denoiser.zero_prefixed(context, state.context_mask)
 
-    def append(self, trunk, state: GenerationState, concepts) -> None:
-        super().append(trunk, state, concepts)
+    def append(self, backbone, state: GenerationState, concepts) -> None:
+        super().append(backbone, state, concepts)
         real = torch.ones(state.batch_size, 1, dtype=torch.bool, device=concepts.device)
         state.extra = state.extra.extended(self.denoiser.cross_context(state.hidden[:, None], real))
 
@@ -297,15 +297,15 @@ class TwoTowerHead(DiffusionHead):
         if state.extra is not None:
             state.extra = state.extra.rows(rows)
 
-    def denoiser_for(self, trunk, state: GenerationState):
+    def denoiser_for(self, backbone, state: GenerationState):
         cross: CrossContext = state.extra
         if self.scheduler.uses_guidance:
             cross = cross.with_unconditional()  # 2B queries: both passes in one batch
         return lambda latents, t: self.denoiser.next_position(latents, t, cross, state.memo)
 
-    def uncached_denoiser(self, trunk, state: GenerationState):
+    def uncached_denoiser(self, backbone, state: GenerationState):
         def denoise(latents: Tensor, t: int) -> Tensor:
-            context = context_states(trunk, state.context, state.context_mask)  # (B, S, d)
+            context = context_states(backbone, state.context, state.context_mask)  # (B, S, d)
             cross = self.denoiser.zero_prefixed(context, state.context_mask)
             if not self.scheduler.uses_guidance:
                 return self.denoiser.next_position(latents, t, cross)

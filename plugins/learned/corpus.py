@@ -53,7 +53,7 @@ def add_noise(vectors: torch.Tensor, levels: torch.Tensor, generator: torch.Gene
 
 
 @dataclass
-class Batch:
+class SentenceBatch:
     vectors: torch.Tensor  # (B, dim), noised
     input_ids: torch.Tensor  # (B, T)
     attention_mask: torch.Tensor  # (B, T)
@@ -108,14 +108,14 @@ class BatchPlan:
         """A noise level per row, drawn from ``noise_levels``."""
         return self.levels[torch.randint(len(self.levels), (count,), generator=generator)]
 
-    def batch(self, indices: np.ndarray, epoch: int, number: int) -> Batch:
+    def batch(self, indices: np.ndarray, epoch: int, number: int) -> SentenceBatch:
         generator = self.generator(epoch, number)
         vectors = torch.from_numpy(self.pairs.vectors[indices])
         levels = self.noise_levels(len(indices), generator)
         input_ids, mask = pad([self.token_ids[i] for i in indices], self.pad_id)
-        return Batch(add_noise(vectors, levels, generator), input_ids, mask)
+        return SentenceBatch(add_noise(vectors, levels, generator), input_ids, mask)
 
-    def stream(self, position: DataPosition) -> Iterator[Batch]:
+    def stream(self, position: DataPosition) -> Iterator[SentenceBatch]:
         """Batches from ``position`` on; ``position`` is advanced in place as they are taken."""
         while True:
             batches = self.epoch_batches(position.epoch)

@@ -40,9 +40,11 @@ def read_curve(path: Path) -> list[dict[str, float]]:
 
 def plot(rows: list[dict[str, float]], path: Path) -> Path:
     """Round-trip cosine (where measured) and token NLL against sentences seen."""
+    # lazy: the Agg backend is chosen before pyplot loads
     import matplotlib
 
     matplotlib.use("Agg")
+    # lazy: the Agg backend is chosen before pyplot loads
     import matplotlib.pyplot as plt
 
     seen = [r["sentences_seen"] for r in rows]

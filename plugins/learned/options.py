@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
-from lcm.fields import bounded, choice, component, path
+from lcm.fields import ComponentSection, bounded, choice, component, path
 from lcm.train.options import DistributedOptions, TrainingPaths, TrainOptions
 
 MINILM = "minilm"
@@ -59,7 +59,7 @@ class DecoderEvaluation:
         "match of the greedy decoding); null: no evaluation"))
     sentences: int = bounded(100, ge=1, help="how many held-out sentences to score after training")
     noise_levels: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
-    encoder: Any = component("encoder", help=(
+    encoder: Optional[ComponentSection] = component("encoder", help=(
         "the encoder of the space, to score the round-trip cosine (decoded text re-encoded); "
         "null: scores that need no encoder only"))
     curve_sentences: int = bounded(32, ge=0, help="held-out sentences of the quality curve")

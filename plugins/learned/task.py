@@ -23,20 +23,20 @@ class TrainDecoder(TrainingTask):
     def run(self, recipe: TrainDecoderRecipe, context: RunContext) -> Any:
         from lcm.plugins.learned.unit import train_decoder  # DeepSpeed: only when training
 
-        unit, summary = train_decoder(recipe)
+        unit, outcome = train_decoder(recipe)
         if not unit.context.is_main:
-            return summary
+            return outcome
         terminal = context.console
-        line = (f"trained the decoder to step {summary['steps']} ({summary['sentences_seen']:,} "
-                f"sentences seen in all, {summary['sentences_this_session']:,} in "
-                f"{summary['seconds']:.0f} s now); loss {summary['last_loss']:.3f}; "
+        line = (f"trained the decoder to step {outcome['steps']} ({outcome['sentences_seen']:,} "
+                f"sentences seen in all, {outcome['sentences_this_session']:,} in "
+                f"{outcome['seconds']:.0f} s now); loss {outcome['last_loss']:.3f}; "
                 f"model -> {recipe.output}")
         if recipe.evaluation.shards:
             scores = score_decoder(recipe.output, recipe.evaluation.shards,
                                    recipe.evaluation.sentences, recipe.evaluation.noise_levels,
                                    unit.encoder)
-            summary["evaluation"] = scores
+            outcome["evaluation"] = scores
             for report in report_lines(scores):
                 terminal.print(escape(report))
-        terminal.summary(line, {"task": "train_decoder", **summary})
-        return summary
+        terminal.outcome(line, {"task": "train_decoder", **outcome})
+        return outcome

@@ -14,8 +14,8 @@ import torch
 
 from lcm.errors import UserError
 from lcm.plugins.learned.casing import Truecaser
-from lcm.plugins.learned.corpus import Batch, BatchPlan, SentencePairs
-from lcm.plugins.learned.model import ConceptDecoderModel, save_model
+from lcm.plugins.learned.corpus import BatchPlan, SentenceBatch, SentencePairs
+from lcm.plugins.learned.model import ConceptDecoderModel, load_model, read_record, save_model
 from lcm.plugins.learned.options import TrainDecoderRecipe
 from lcm.train import checkpointing
 from lcm.train.checkpointing import TrainerState
@@ -23,6 +23,8 @@ from lcm.train.data import DataPosition
 from lcm.train.distributed import DistributedContext
 from lcm.train.loop import (LOGS, LoopResult, TrainingLoop, UnitLoss, seed_everything,
                             start_process)
+from lcm.plugins.learned import curve
+from lcm.plugins.learned.evaluation import score_pairs
 
 
 class SentenceUnit:
@@ -105,8 +107,6 @@ class DecoderUnit(SentenceUnit):
 
     def _init_from(self, model: ConceptDecoderModel) -> dict[str, Any]:
         """Load ``init_from``'s weights into ``model``; that model's training record."""
-        from lcm.plugins.learned.model import load_model, read_record
-
         record = read_record(self.recipe.init_from)
         if record.arch != self.recipe.model or record.space != self.pairs.space:
             raise UserError(f"{self.recipe.init_from}: decoder of another architecture or space "
@@ -117,7 +117,7 @@ class DecoderUnit(SentenceUnit):
 
     # ------------------------------------------------------------------ the loop's calls
 
-    def forward(self, engine: Any, batch: Batch) -> UnitLoss:
+    def forward(self, engine: Any, batch: SentenceBatch) -> UnitLoss:
         loss = engine(batch.vectors.to(engine.device), batch.input_ids.to(engine.device),
                       batch.attention_mask.to(engine.device))
         return UnitLoss(loss, len(batch.input_ids))
@@ -130,9 +130,6 @@ class DecoderUnit(SentenceUnit):
         """Score the held-out curve sentences now (logs/heldout.csv, logs/quality.png)."""
         if self.held_out is None:
             return
-        from lcm.plugins.learned import curve
-        from lcm.plugins.learned.evaluation import score_pairs
-
         (row,) = score_pairs(module, self.truecaser, self.held_out, [0.0], self.encoder)
         curve.record(self.recipe.training_path() / LOGS,
                      {"step": state.step, "sentences_seen": self.sentences_seen(state.step), **row},

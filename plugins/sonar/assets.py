@@ -15,6 +15,10 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+import yaml
 
 from lcm.errors import InputFileError, UserError, WeightsUnavailableError
 
@@ -60,6 +64,7 @@ def load_model(hub_accessor: Callable[[], Any], card: Any, device: Any, dtype: A
                tokenizer: Any = None) -> Any:
     """Load the card's model through its family hub, after checking its concept dimension and
     that ``tokenizer`` (for a text model) yields no token id the model has no embedding for."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from fairseq2.assets import AssetCardError
 
     hub = hub_accessor()
@@ -122,6 +127,7 @@ def _check_vocabulary(tokenizer: Any, model_vocab_size: int, options: SonarModel
 
 
 def load_tokenizer(card: Any) -> Any:
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from fairseq2.assets import AssetCardError
     from fairseq2.data.tokenizers import load_tokenizer as fs2_load_tokenizer
 
@@ -143,8 +149,6 @@ def _private_cards_dir() -> str:
 
 def _write_local_card(options: SonarModelOptions) -> str:
     """Write a card for ``checkpoint``/``tokenizer`` that inherits the rest from ``card``."""
-    import yaml
-
     entry: dict[str, Any] = {"checkpoint": Path(options.checkpoint).resolve().as_uri()}
     if options.tokenizer:
         entry["tokenizer"] = Path(options.tokenizer).resolve().as_uri()
@@ -172,6 +176,7 @@ def _plain(value: Any) -> Any:
 
 def _retrieve_card(name: str, dirs: list[Path]) -> Any:
     """``name`` from ``dirs`` (first match wins) or from fairseq2's store; bases likewise."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from fairseq2.assets import AssetCard, AssetStore, FileAssetMetadataLoader
     from fairseq2.runtime.dependency import get_dependency_resolver
 
@@ -201,6 +206,7 @@ def _retrieve_card(name: str, dirs: list[Path]) -> Any:
 # --------------------------------------------------------------------------- reachability
 
 def _ensure_reachable(card: Any, field_name: str) -> None:
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from fairseq2.assets import AssetCardError
 
     field = card.maybe_get_field(field_name)
@@ -232,6 +238,7 @@ def _ensure_reachable(card: Any, field_name: str) -> None:
 
 def _cached(uri: Any, field_name: str) -> bool:
     """Whether fairseq2 already holds ``uri`` in its download cache."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from fairseq2.assets import AssetDownloadError, AssetDownloadManager
     from fairseq2.runtime.dependency import get_dependency_resolver
 
@@ -248,9 +255,6 @@ def _cached(uri: Any, field_name: str) -> bool:
 
 def _probe(url: str) -> str | None:
     """None if the server answers a HEAD request in time; else what went wrong."""
-    from urllib.error import HTTPError, URLError
-    from urllib.request import Request, urlopen
-
     try:
         with urlopen(Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S):
             return None

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import torch
+
 
 def length_sorted_batches(lengths: Sequence[int], max_items: int,
                           max_tokens: int | None = None) -> list[list[int]]:
@@ -32,8 +34,6 @@ def length_sorted_batches(lengths: Sequence[int], max_items: int,
 
 def restore_order(batches: list[list[int]], outputs: list[Any]) -> Any:
     """Concatenate per-batch output tensors and put the rows back in input order."""
-    import torch
-
     index = torch.tensor([i for batch in batches for i in batch])
     stacked = torch.cat(outputs)
     result = torch.empty_like(stacked)

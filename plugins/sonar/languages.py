@@ -10,6 +10,8 @@ import functools
 import importlib.util
 from pathlib import Path
 
+import yaml
+
 from lcm.errors import UserError
 
 _CARD = "cards/text_sonar_basic_encoder.yaml"
@@ -19,8 +21,6 @@ _CARD = "cards/text_sonar_basic_encoder.yaml"
 def nllb_languages() -> tuple[str, ...]:
     """Every language code of the SONAR text encoder and decoder (202), in the card's order
     (the order the tokenizer assigns their tokens in)."""
-    import yaml
-
     spec = importlib.util.find_spec("sonar")
     if spec is None or spec.origin is None:
         raise UserError("sonar-space is not installed: pip install sonar-space==0.5.0")

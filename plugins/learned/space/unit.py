@@ -25,6 +25,8 @@ from lcm.train.data import DataPosition
 from lcm.train.distributed import DistributedContext
 from lcm.train.loop import (LOGS, LoopResult, TrainingLoop, UnitLoss, seed_everything,
                             start_process)
+from lcm.plugins.learned import curve
+from lcm.plugins.learned.space.evaluation import score_space
 
 
 @dataclass
@@ -145,9 +147,6 @@ class SpaceUnit(SentenceUnit):
         """Score the held-out curve sentences (logs/heldout.csv, logs/quality.png)."""
         if self.held_out is None:
             return
-        from lcm.plugins.learned import curve
-        from lcm.plugins.learned.space.evaluation import score_space
-
         row = score_space(module, self.truecaser, self.held_out, [0.0], self.base_encoder)[0]
         curve.record(self.recipe.training_path() / LOGS,
                      {"step": state.step, "sentences_seen": self.sentences_seen(state.step), **row},
