@@ -19,8 +19,8 @@ from lcm import hookspecs
 from lcm.components import resolve
 from lcm.errors import DuplicateComponentError, UnknownComponentError
 from lcm.interfaces import COMPONENT_KINDS, Component, ConceptSpace
+from lcm.plugin_origin import ENTRY_POINT_GROUP
 
-ENTRY_POINT_GROUP = "lcm"
 _HOOK_FOR_KIND = {
     "encoder": "register_encoders",
     "decoder": "register_decoders",
@@ -116,21 +116,6 @@ def _plugin_origin(module: str, entry_point: md.EntryPoint | None) -> tuple[str,
     if dist is not None:
         return dist.metadata["Name"], dist.version
     return module.split(".")[0], "unknown"
-
-
-def distribution_of(cls: type) -> str | None:
-    """The installed distribution that provides ``cls``, recorded in what lcm saves so that a
-    missing plugin can be named later: the distribution whose ``lcm`` entry point names the
-    class's module or a package above it (as the registry reports it), else the one that
-    installs the module's top-level package."""
-    module = cls.__module__
-    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-        if module == ep.value or module.startswith(ep.value + "."):
-            dist = getattr(ep, "dist", None)
-            if dist is not None:
-                return dist.metadata["Name"]
-    names = md.packages_distributions().get(module.split(".")[0])
-    return names[0] if names else None
 
 
 def build_registry(entry_points: Iterable[md.EntryPoint] | None = None,

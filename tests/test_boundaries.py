@@ -168,19 +168,12 @@ def _function_level_imports(path: Path) -> list[tuple[int, list[str]]]:
     return sorted(found.items())
 
 
-BEING_REWRITTEN = {"lcm.pipeline.selector", "lcm.plugins.decoders.retrieval",
-                   "lcm.plugins.learned.decoder"}
-"""Modules the summaries issue is rewriting now: their function-level imports wait for it."""
-
-
 def test_every_import_inside_a_function_says_why_it_is_there():
     """An import belongs at the top of its module; one inside a function keeps ``lcm plugins
     list`` and ``lcm recipes validate`` fast (or must wait for a setting), and says so in a
     comment on it or on the lines just above it (its group's, or its ``try:``/``with``)."""
     unexplained = []
     for name, path in modules().items():
-        if name in BEING_REWRITTEN:
-            continue
         for line, above in _function_level_imports(path):
             block = []
             for text in reversed(above):  # the import itself, then upwards while imports/try

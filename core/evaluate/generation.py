@@ -202,8 +202,6 @@ class _Grounding:
     def _vectors(self, sentences: list[str]) -> "Any":
         """``sentences``' vectors: a source sentence's own, the others encoded (extractive
         outputs cost no encoding)."""
-        import torch
-
         novel = [t for t in dict.fromkeys(sentences) if self.support.segment_of(t) is None]
         encoded = dict(zip(novel, torch.as_tensor(self.encode(novel)).float())) if novel else {}
         return torch.stack([self.source[i] if (i := self.support.segment_of(t)) is not None

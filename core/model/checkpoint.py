@@ -25,6 +25,7 @@ from lcm.interfaces import ConceptSpace
 from lcm.model.config import TransformerConfig
 from lcm.model.lcm import ConceptModel, build_head
 from lcm.outputs import replace_directory, staging_directory
+from lcm.plugin_origin import distribution_of
 from lcm.spaces import write_space
 from lcm.torch_options import torch_dtype
 
@@ -84,8 +85,6 @@ def save_checkpoint(directory: str | Path, model: Any, normalizer: Any,
 def component_origins(head: Any) -> dict[str, str]:
     """``{"kind:name": distribution}`` of the head and of every component its options name
     (a decoder it learned through), so a loader can say which plugin package is missing."""
-    from lcm.registry import distribution_of
-
     found: dict[str, str] = {}
 
     def visit(cls: type, options: Any) -> None:

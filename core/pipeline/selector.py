@@ -50,7 +50,7 @@ def nearest(queries: "Tensor", bank: "Tensor", texts: Sequence[str], batch_size:
     ``bank`` (N, D) are unit vectors. ``distinct``: within this call each row takes the best
     sentence earlier rows did not take (an extractive summary names each source sentence once);
     once every sentence is taken, they may repeat."""
-    import torch
+    import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
 
     results: list[tuple[str, float]] = []
     taken = torch.zeros(len(texts), dtype=torch.bool)
@@ -79,7 +79,7 @@ def _best_untaken(scores: "Tensor", taken: "Tensor", texts: Sequence[str]) -> li
 def rerank(encoder: "Encoder", pools: list[Pool], vectors: "Tensor") -> list[DecodedSentence]:
     """For each row, the candidate whose re-encoding is closest (cosine) to the row's vector;
     a retrieved winner also reports the best generated candidate's cosine."""
-    import torch
+    import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
 
     flat = [text for pool in pools for text, _ in pool]
     encoded = encoder.encode(flat).float()
@@ -119,7 +119,7 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
     is taken); the qualifying candidate closest to the concept wins. When none qualifies, the
     nearest untaken source segment is the sentence (a source segment is always supported).
     """
-    import torch
+    import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import torch.nn.functional as F
 
     unit = F.normalize(concepts.float(), dim=-1)

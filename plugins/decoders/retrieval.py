@@ -88,7 +88,7 @@ class RetrievalDecoder(Decoder):
 
     def nearest(self, vectors) -> list[tuple[str, float]]:
         """``(sentence, cosine similarity)`` of the best candidate for each row of ``vectors``."""
-        import torch
+        import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
 
         texts, bank = self._candidates()
         queries = torch.nn.functional.normalize(torch.as_tensor(vectors).float(), dim=-1)
@@ -105,7 +105,7 @@ class RetrievalDecoder(Decoder):
         return self._pool[1], self._pool[2]
 
     def _build_pool(self) -> tuple[list[str], Any]:
-        import torch
+        import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
 
         if self._bank is None:
             bank = self.config.bank
@@ -140,7 +140,7 @@ class _SentenceBank:
         return bank
 
     def add(self, sentences: Sequence[str], vectors) -> None:
-        import torch
+        import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
 
         vectors = torch.as_tensor(vectors).float()
         if len(sentences) != len(vectors):
@@ -152,7 +152,7 @@ class _SentenceBank:
                 self.vectors.append(row.unsqueeze(0))
 
     def extend(self, other: "_SentenceBank") -> None:
-        import torch
+        import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
 
         if other.texts:
             self.add(other.texts, torch.cat(other.vectors))

@@ -135,7 +135,7 @@ class LearnedDecoder(Decoder):
     def _batched(self, vectors, decode_batch: Any) -> list[Any]:
         """``decode_batch`` over ``vectors`` in batches, once their dimension is the space's
         (the weights load here)."""
-        import torch
+        import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
 
         vectors = torch.as_tensor(vectors).float()
         space = self._space()
@@ -151,7 +151,7 @@ class LearnedDecoder(Decoder):
     def _bf16(self) -> bool:
         if self.config.precision != "auto":
             return self.config.precision == "bf16"
-        import torch
+        import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
 
         if self.config.device.startswith("cuda"):
             return torch.cuda.is_bf16_supported()
