@@ -47,18 +47,24 @@ def test_the_fallback_picks_a_supported_candidate():
     assert chosen.fallback and chosen.support.supported
     assert chosen.decoded.text == SOURCE[0] and chosen.decoded.origin == RETRIEVED
     assert chosen.decoded.generated_cosine == 1.0  # why the generated one lost: it was closer
-    # a supported generated candidate is kept, even when the closest one is not
+    # a supported generated candidate closer to the concept than any source sentence is kept,
+    # even when the closest candidate is not supported
+    concept = torch.tensor([[0.8, 0.0, 0.0, 0.6]])
     pool = [("Wells supply water to 45 villages.", GENERATED), ("Wells bring water.", GENERATED)]
-    vectors = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0]])
+    vectors = torch.tensor([[0.8, 0.0, 0.0, 0.6], [0.75, 0.05, 0.0, 0.6]])
     chosen, = choose(concept, [pool], vectors, _support())
     assert not chosen.fallback and chosen.decoded.text == "Wells bring water."
+    # and one no closer to the concept than the nearest source sentence is not
+    pool = [("Wells bring water.", GENERATED)]
+    chosen, = choose(concept, [pool], torch.tensor([[0.6, 0.8, 0.0, 0.0]]), _support())
+    assert chosen.decoded.text == SOURCE[0] and not chosen.fallback
 
 
 def test_two_concepts_nearest_one_segment_give_two_different_sentences():
-    concepts = torch.tensor([[1.0, 0.1, 0.0, 0.0], [1.0, 0.0, 0.2, 0.0]])  # both nearest segment 0
+    concepts = torch.tensor([[0.8, 0.0, 0.0, 0.6], [0.8, 0.0, 0.1, 0.6]])  # both nearest segment 0
     pools = [[("Wells bring water to villages.", GENERATED)],
              [("Wells give water to villages.", GENERATED)]]
-    vectors = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 0.05, 0.0, 0.0]])
+    vectors = torch.tensor([[0.8, 0.0, 0.0, 0.6], [0.8, 0.05, 0.0, 0.6]])
     first, second = choose(concepts, pools, vectors, _support())
     assert first.segment == 0 and first.decoded.text == "Wells bring water to villages."
     assert second.segment != 0 and second.decoded.text != first.decoded.text

@@ -7,8 +7,8 @@ sentences among them); this module decides among them and says why:
 * ``rerank``: the candidate (generated or retrieved) whose re-encoding is closest to the concept;
 * ``choose``: a summary's rule: per concept, the closest candidate that the source supports
   (``lcm.pipeline.support``), that (when a decoder wrote it) repeats no word within three, and
-  whose nearest source segment no earlier sentence took; the nearest untaken source sentence
-  when none passes;
+  whose nearest source segment no earlier sentence took, against the nearest untaken source
+  sentence, which is also the sentence when no candidate passes;
 * ``in_order``: the order a summary reads in;
 * ``decoding_record`` / ``describe_decoding``: what the output says of each choice;
 * ``decoder_menu``: the ways of choosing a server offers (the recipe's decoder, its hybrid
@@ -114,10 +114,11 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
     vectors are the rows of ``vectors`` (pools flattened, in order).
 
     Concepts are served in order. A candidate qualifies when ``source`` supports it, it (when
-    not a source segment) repeats no word within three words, no earlier sentence said it, and the source segment
-    nearest to it is not yet taken (so no two sentences cover one segment, until every segment
-    is taken); the qualifying candidate closest to the concept wins. When none qualifies, the
-    nearest untaken source segment is the sentence (a source segment is always supported).
+    not a source segment) repeats no word within three words, no earlier sentence said it, and
+    the source segment nearest to it is not yet taken (so no two sentences cover one segment,
+    until every segment is taken). The nearest untaken source segment always competes: the
+    closest to the concept of it and the qualifying candidates wins, so a written sentence is
+    kept only where it is closer to the concept than anything the source still offers.
     """
     import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import torch.nn.functional as F
@@ -132,10 +133,11 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
             taken.zero_()
             said.clear()
         scores = (candidate_unit[offset:offset + len(pool)] @ unit[row]).tolist()
-        choice = _best_qualifying(pool, scores, candidate_unit[offset:offset + len(pool)],
-                                  source, taken, said)
-        if choice is None:
-            choice = _fallback(unit[row], pool, scores, source, taken, said)
+        best = _best_qualifying(pool, scores, candidate_unit[offset:offset + len(pool)],
+                                source, taken, said)
+        nearest = _nearest_untaken(unit[row], pool, scores, source, taken, said, best is None)
+        choice = best if best is not None and best.decoded.cosine >= nearest.decoded.cosine \
+            else nearest
         taken[choice.segment] = True
         said.add(choice.decoded.text)
         choices.append(choice)
@@ -157,16 +159,17 @@ def _best_qualifying(pool: Pool, scores: list[float], vectors: "Tensor", source:
     return None
 
 
-def _fallback(concept: "Tensor", pool: Pool, scores: list[float], source: SourceSupport,
-              taken: "Tensor", said: set[str]) -> Choice:
-    """The untaken source segment nearest to ``concept``, preferring one not yet said."""
+def _nearest_untaken(concept: "Tensor", pool: Pool, scores: list[float], source: SourceSupport,
+                     taken: "Tensor", said: set[str], fallback: bool) -> Choice:
+    """The untaken source segment nearest to ``concept``, preferring one not yet said
+    (``fallback``: no candidate of the pool passed the rules)."""
     similarity = (source.unit @ concept).masked_fill(taken, float("-inf"))
     order = similarity.argsort(descending=True).tolist()[:int((~taken).sum())]
     index = next((i for i in order if source.texts[i] not in said), order[0])
     generated = [s for s, (_, origin) in zip(scores, pool) if origin == GENERATED]
     decoded = DecodedSentence(source.texts[index], RETRIEVED, float(similarity[index]),
                               max(generated) if generated else None)
-    return Choice(decoded, index, Support(True, 1.0, index), fallback=True)
+    return Choice(decoded, index, Support(True, 1.0, index), fallback=fallback)
 
 
 # --------------------------------------------------------------------------- order
