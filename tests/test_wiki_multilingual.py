@@ -73,3 +73,10 @@ def test_retrieval_refuses_rows_without_an_article(tmp_path):
     with pytest.raises(InputFileError, match="line 1: needs `article`"):
         run("crosslingual_retrieval", source=str(bad), target=str(bad),
             output=str(tmp_path / "r.json"))
+
+
+def test_the_zero_shot_recipe_validates():
+    from lcm.config import load_recipe, validate_recipe
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "zero_shot_multilingual.yaml"
+    assert validate_recipe(load_recipe(recipe), get_registry()).problems == []
