@@ -4,10 +4,9 @@
 One space for every language the model reads, so an LCM trained on English concepts can be fed
 French or Spanish ones unchanged (docs/multilingual.md); the input's language needs no option.
 E5 was trained with a role prefix on every text. Sentences-as-concepts is a symmetric use (a
-sentence is compared with sentences), for which the model card prescribes ``"query: "``;
-``"passage: "`` retrieved French -> English leads no better here, though slightly tighter
-(docs/multilingual.md, "Which prefix"). The space is defined with the prefix, so it is not an option: another prefix would
-be another space.
+sentence is compared with sentences), for which the model card prescribes ``"query: "``; it
+also matched French and English best here (docs/multilingual.md, "Which prefix"). The space is
+defined with the prefix, so it is not an option: another prefix would be another space.
 """
 from __future__ import annotations
 
