@@ -243,11 +243,11 @@ def test_train_recipe_with_a_diffusion_head_trains_and_its_checkpoint_generates(
     assert continuation.concepts.shape == (2, loaded.space.dim)
 
 
-def test_the_readme_names_the_prediction_values_that_are_accepted():
+def test_the_docs_name_the_prediction_values_that_are_accepted():
     from pathlib import Path
 
     from lcm.diffusion.config import PREDICTIONS
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    documented = readme[readme.index("`prediction` ("):].split(")")[0]
+    page = (Path(__file__).resolve().parents[1] / "docs" / "concepts.md").read_text()
+    documented = page[page.index("`prediction` ("):].split(")")[0]
     assert [p for p in PREDICTIONS if f"`{p}`" in documented] == list(PREDICTIONS)

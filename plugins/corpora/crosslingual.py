@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lcm.errors import InputFileError
-from lcm.fields import bounded, component, path
+from lcm.fields import ComponentSection, bounded, component, path
 from lcm.hookspecs import hookimpl
 from lcm.interfaces import RunContext, Task
 
@@ -25,7 +25,7 @@ class CrosslingualRetrievalConfig:
     source: str = path(must_exist=True, help="JSONL of queries: {article, title, text}")
     target: str = path(must_exist=True, help="JSONL searched: {article, title, text}")
     output: str = path(output=True, help="JSON report: top-1 raw and centred, examples")
-    encoder: Any = component("encoder", default="e5_multilingual")
+    encoder: ComponentSection = component("encoder", default="e5_multilingual")
     examples: int = bounded(5, ge=0, help="queries printed verbatim beside the figures")
 
 

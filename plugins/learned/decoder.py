@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from lcm.errors import ConceptSpaceMismatchError, UserError
-from lcm.fields import bounded, choice, component, path
+from lcm.fields import ComponentSection, bounded, choice, component, path
 from lcm.interfaces import ConceptSpace, DecodedSentence, Decoder
 from lcm.pipeline.selector import GENERATED, RETRIEVED, rerank
 from lcm.plugins.learned.model import load_model
@@ -41,12 +41,12 @@ class LearnedConfig:
         "never repeat an n-gram of this size within a sentence (0: allow)"))
     seed: int = 0
     """Seed of sampling (decoding is reproducible)."""
-    encoder: Any = component("encoder", help=(
+    encoder: Optional[ComponentSection] = component("encoder", help=(
         "an encoder of the decoder's space, to re-encode candidates and keep the closest "
         "(round-trip reranking); null: keep the first candidate"))
     hybrid: bool = False
     """Add the ``retrieval`` decoder's nearest sentence to the candidates; needs ``encoder``."""
-    retrieval: Any = component("decoder", default="retrieval", help=(
+    retrieval: ComponentSection = component("decoder", default="retrieval", help=(
         "the hybrid's decoder that looks sentences up, with its own options (its `bank`, what "
         "it does with the `observed` input documents)"))
     batch_size: int = bounded(32, ge=1, help="concepts decoded per generate call")
