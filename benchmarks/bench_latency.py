@@ -5,7 +5,7 @@ recording (96.5 s of speech), against today's path (``benchmarks/todays_path.py`
 - warm: the same recipe run again inside one process (``lcm run``'s own code: recipe resolved,
   task run, summary printed and written), split into stages by timing the functions that do
   them: load (checkpoint, Whisper, MiniLM and decoder weights), segment, recognise, encode,
-  generate, decode (with the candidates' re-encoding), render;
+  generate, decode (the summary's sentences chosen, candidates re-encoded), render;
 - serve: one request to the server's ``Service`` (what a page request runs, without the web),
   the first after start and a warm one;
 - the learned decoder alone: sentences/s with reranking (8 samples, the default) and greedy
@@ -76,17 +76,17 @@ def stage_clock() -> Iterator[StageClock]:
     from lcm.plugins.encoders import minilm
     from lcm.plugins.encoders.whisper_cascade import WhisperCascadeEncoder
     from lcm.plugins.learned import model
-    from lcm.plugins.learned.decoder import LearnedDecoder
+    from lcm.pipeline.pipeline import ConceptPipeline
     from lcm.plugins.speech import whisper
-    from lcm.generate import loop
     from lcm.tasks import summarize
 
     clock = StageClock()
     swaps = [(checkpoint, "load_checkpoint", "load"), (whisper, "load_whisper", "load"),
              (minilm, "load_model", "load"), (model, "load_model", "load"),
              (stream, "plan_utterances", "segment"), (WhisperCascadeEncoder, "transcribe", "recognise"),
-             (minilm.MiniLMEncoder, "encode", "encode"), (loop, "generate", "generate"),
-             (LearnedDecoder, "decode_traced", "decode"), (summarize, "print_summary", "render"),
+             (minilm.MiniLMEncoder, "encode", "encode"),
+             (ConceptPipeline, "continuations", "generate"), (ConceptPipeline, "choose", "decode"),
+             (summarize, "print_summary", "render"),
              (summarize, "write_summaries", "render")]
     saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in swaps]
     for owner, name, stage in swaps:
