@@ -199,14 +199,6 @@ class _Grounding:
         vectors = F.normalize(torch.as_tensor(self.encode(sentences)).float(), dim=-1)
         return (vectors @ F.normalize(self.source, dim=-1).T).argmax(dim=-1).tolist()
 
-    def _vectors(self, sentences: list[str]) -> "Any":
-        """``sentences``' vectors: a source sentence's own, the others encoded (extractive
-        outputs cost no encoding)."""
-        novel = [t for t in dict.fromkeys(sentences) if self.support.segment_of(t) is None]
-        encoded = dict(zip(novel, torch.as_tensor(self.encode(novel)).float())) if novel else {}
-        return torch.stack([self.source[i] if (i := self.support.segment_of(t)) is not None
-                            else encoded[t] for t in sentences])
-
     def oracle(self) -> list[str]:
         """Each reference sentence's nearest source sentence, once, in source order."""
         return [self.example.source[i] for i in sorted(set(self.reference_nearest))]
@@ -214,7 +206,7 @@ class _Grounding:
     def measure(self, sentences: list[str]) -> dict[str, float]:
         if not sentences:
             return {"unsupported": 0.0, "coverage": 0.0, "sentences": 0.0}
-        vectors = self._vectors(sentences)
+        vectors = self.support.vectors_of(sentences, self.encode)
         verdicts = [self.support.check(text, vector) for text, vector in zip(sentences, vectors)]
         covered = {v.segment for v in verdicts}
         hits = sum(i in covered for i in self.reference_nearest)

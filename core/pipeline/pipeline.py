@@ -180,11 +180,8 @@ class ConceptPipeline:
         built.observe(doc.texts, doc.vectors)
         pools = built.candidates(concepts, options.language)
         support = SourceSupport(doc.texts, doc.vectors, options.support_cosine)
-        flat = [text for pool in pools for text, _ in pool]
-        new = sorted({t for t in flat if support.segment_of(t) is None})
-        encoded = dict(zip(new, self.text_encoder.encode(new).float())) if new else {}
-        vectors = torch.stack([doc.vectors[i].float() if (i := support.segment_of(t)) is not None
-                               else encoded[t] for t in flat])
+        vectors = support.vectors_of([text for pool in pools for text, _ in pool],
+                                     self.text_encoder.encode)
         return selector.choose(concepts, pools, vectors, support)
 
     def _decoder(self, spec: "ComponentSpec") -> "Decoder":

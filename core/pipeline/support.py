@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
+import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
@@ -122,6 +123,15 @@ class SourceSupport:
     def segment_of(self, text: str) -> int | None:
         """The index of ``text`` when it is a source segment (its first occurrence)."""
         return self.position.get(text)
+
+    def vectors_of(self, texts: Sequence[str], encode: Callable[[list[str]], "Tensor"]) -> "Tensor":
+        """Unit vectors of ``texts``: a source segment's own, the others encoded once each
+        (``encode``: sentences to vectors), so source sentences cost no encoding."""
+        novel = [t for t in dict.fromkeys(texts) if self.segment_of(t) is None]
+        encoded = dict(zip(novel, F.normalize(torch.as_tensor(encode(novel)).float(), dim=-1))) \
+            if novel else {}
+        return torch.stack([self.unit[i] if (i := self.segment_of(t)) is not None else encoded[t]
+                            for t in texts])
 
     def check(self, text: str, vector: "Tensor") -> Support:
         """Is ``text`` (encoded as ``vector``) supported by this source?"""
