@@ -49,7 +49,10 @@ class LearnedConfig:
     retrieval: ComponentSection = component("decoder", default="retrieval", help=(
         "the hybrid's decoder that looks sentences up, with its own options (its `bank`, what "
         "it does with the `observed` input documents)"))
-    batch_size: int = bounded(32, ge=1, help="concepts decoded per generate call")
+    batch_sentences: int = bounded(256, ge=1, help=(
+        "sentences written at once, candidates included: each call decodes "
+        "batch_sentences // candidates concepts (at least one); larger batches amortise each "
+        "step's fixed cost, memory grows with them"))
     device: str = "cpu"
     precision: str = choice("auto", PRECISIONS, help=(
         "matrix products of decoding: bf16 (torch.autocast; weights stay fp32), fp32, or auto: "
@@ -143,10 +146,15 @@ class LearnedDecoder(Decoder):
             raise ConceptSpaceMismatchError(f"decoder learned: vectors of dim {vectors.shape[-1]} "
                                             f"for a decoder of {space}")
         self._load()
+        per_call = max(1, self.config.batch_sentences // self._candidates())
         results: list[Any] = []
-        for start in range(0, len(vectors), self.config.batch_size):
-            results += decode_batch(vectors[start:start + self.config.batch_size])
+        for start in range(0, len(vectors), per_call):
+            results += decode_batch(vectors[start:start + per_call])
         return results
+
+    def _candidates(self) -> int:
+        """Sentences written per concept: several only when an encoder can choose among them."""
+        return self.config.candidates if self.encoder is not None else 1
 
     def _bf16(self) -> bool:
         if self.config.precision != "auto":
@@ -165,7 +173,7 @@ class LearnedDecoder(Decoder):
     def _pools(self, vectors) -> list[list[tuple[str, str]]]:
         """The candidates of a batch of concepts: generated, then the retrieved one (hybrid)."""
         config = self.config
-        count = config.candidates if self.encoder is not None else 1
+        count = self._candidates()
         pools = [[(self._truecaser.apply(t), GENERATED) for t in row]
                  for row in self._model.generate(
                      vectors.to(config.device), candidates=count, beam_size=config.beam_size,
