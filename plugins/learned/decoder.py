@@ -50,9 +50,9 @@ class LearnedConfig:
         "the hybrid's decoder that looks sentences up, with its own options (its `bank`, what "
         "it does with the `observed` input documents)"))
     batch_sentences: int = bounded(256, ge=1, help=(
-        "sentences written at once, candidates included: each call decodes "
-        "batch_sentences // candidates concepts (at least one); larger batches amortise each "
-        "step's fixed cost, memory grows with them"))
+        "sentences written at once, samples or beams included: each call decodes "
+        "batch_sentences // (samples or beams per concept) concepts (at least one); larger "
+        "batches amortise each step's fixed cost, memory grows with them"))
     device: str = "cpu"
     precision: str = choice("auto", PRECISIONS, help=(
         "matrix products of decoding: bf16 (torch.autocast; weights stay fp32), fp32, or auto: "
@@ -146,7 +146,7 @@ class LearnedDecoder(Decoder):
             raise ConceptSpaceMismatchError(f"decoder learned: vectors of dim {vectors.shape[-1]} "
                                             f"for a decoder of {space}")
         self._load()
-        per_call = max(1, self.config.batch_sentences // self._candidates())
+        per_call = max(1, self.config.batch_sentences // self._sentences_per_concept())
         results: list[Any] = []
         for start in range(0, len(vectors), per_call):
             results += decode_batch(vectors[start:start + per_call])
@@ -155,6 +155,15 @@ class LearnedDecoder(Decoder):
     def _candidates(self) -> int:
         """Sentences written per concept: several only when an encoder can choose among them."""
         return self.config.candidates if self.encoder is not None else 1
+
+    def _sampling(self) -> bool:
+        return self.config.strategy == "sample" and self._candidates() > 1
+
+    def _sentences_per_concept(self) -> int:
+        """Sequences a concept occupies while decoding: its samples, or its beams."""
+        if self._sampling():
+            return self._candidates()
+        return max(self.config.beam_size, self._candidates())
 
     def _bf16(self) -> bool:
         if self.config.precision != "auto":
@@ -177,7 +186,7 @@ class LearnedDecoder(Decoder):
         pools = [[(self._truecaser.apply(t), GENERATED) for t in row]
                  for row in self._model.generate(
                      vectors.to(config.device), candidates=count, beam_size=config.beam_size,
-                     sample=config.strategy == "sample" and count > 1, top_p=config.top_p,
+                     sample=self._sampling(), top_p=config.top_p,
                      temperature=config.temperature, no_repeat_ngram=config.no_repeat_ngram,
                      seed=config.seed, bf16=self._bf16())]
         if self._retrieval is not None:
