@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from lcm.components import component_options
 from lcm.data.shards import iter_documents
 from lcm.errors import ConceptSpaceMismatchError
+from lcm.pipeline.selector import rerank
 from lcm.plugins.decoders.retrieval import RetrievalDecoder
 from lcm.plugins.learned.casing import Truecaser
 from lcm.plugins.learned.evaluation import round_trip_cosines
@@ -107,7 +108,7 @@ def minilm():
 def test_reranking_keeps_the_candidate_closest_to_the_concept(toy, prepared_sample, minilm):
     output, _ = toy
     _, vectors = vectors_of(prepared_sample.shards, 20)
-    decoder = learned(output, minilm, candidates=4, beam_size=4)
+    decoder = learned(output, minilm, candidates=4, beam_size=4, precision="fp32")
     traced = decoder.decode_traced(vectors)
     single = learned(output, candidates=1, beam_size=4).decode(vectors)  # the best beam alone
     assert all(t.origin == "generated" and t.cosine is not None for t in traced)
@@ -116,6 +117,25 @@ def test_reranking_keeps_the_candidate_closest_to_the_concept(toy, prepared_samp
     torch.testing.assert_close(reranked, torch.tensor([t.cosine for t in traced]), atol=1e-4, rtol=0)
     assert bool((reranked >= first - 1e-4).all())  # the best beam is one of the candidates
     assert bool((reranked > first + 1e-3).any())  # and reranking changed some choices
+
+
+def test_bf16_reranking_ranks_the_candidates_as_fp32_does(toy, prepared_sample, minilm):
+    """Under ``precision: bf16`` the candidates are re-encoded in bf16 too: the reported cosine
+    is the bf16 re-encoding's, within bf16's rounding of fp32's, and the chosen candidate is
+    fp32's best or one closer to it than that rounding."""
+    output, _ = toy
+    _, vectors = vectors_of(prepared_sample.shards, 20)
+    decoder = learned(output, minilm, candidates=4, precision="bf16")
+    pools = decoder.candidates(vectors)  # seeded: the very pools decode_traced draws
+    by_fp32 = rerank(minilm, pools, vectors)  # re-encoded outside autocast
+    by_bf16 = decoder.decode_traced(vectors)
+    reported = torch.tensor([t.cosine for t in by_bf16])
+    exact = round_trip_cosines(minilm, [t.text for t in by_bf16], vectors)
+    torch.testing.assert_close(reported, exact, atol=2e-2, rtol=0)
+    assert not torch.allclose(reported, exact, atol=1e-6, rtol=0)  # bf16 did the re-encoding
+    assert all(t.text in [text for text, _ in pool] for t, pool in zip(by_bf16, pools))
+    best = torch.tensor([t.cosine for t in by_fp32])
+    assert bool((exact >= best - 2e-2).all())
 
 
 def test_hybrid_is_never_farther_from_the_target_than_retrieval(toy, prepared_sample, minilm):

@@ -4,7 +4,10 @@ and decoder plugins; a resumed run ends bit-identical; the anchor weight keeps t
 MiniLM's; the space's components refuse another space's; ``round_trip`` writes its fields."""
 from __future__ import annotations
 
+import csv
 import json
+import math
+import re
 from pathlib import Path
 
 import pytest
@@ -73,6 +76,10 @@ def test_train_space_reproduces_its_training_sentences_through_the_plugins(toy_s
     assert vectors.shape == (TRAINED, 384)
     assert decoder.decode(vectors) == sentences
     assert "exact match 1.00" in result.stdout
+    nll = re.search(r"noise 0\.00: ([0-9.]+) nats/token", result.stdout)
+    assert nll and float(nll.group(1)) < 0.5, result.stdout  # it memorised its sentences
+    curve = list(csv.DictReader((space.parent / "toy-training" / "logs" / "heldout.csv").open()))
+    assert curve and all(math.isfinite(float(row["nll_per_token"])) for row in curve)
     assert "minilm_ae" not in result.stdout and "toy_ae (384-d)" in result.stdout
     recorded = json.loads((space / "concept_space.json").read_text())
     assert recorded == {"name": "toy_ae", "dim": 384}

@@ -1,10 +1,11 @@
 """How well a learned space says back held-out sentences, and how near it stays to its base.
 
-Per noise level on the new vectors: greedy decoding's BLEU and exact match, the share of the
-source's numbers and mid-sentence capitalised words that the output keeps, the round-trip
-cosine in the new space (decoded text re-encoded by the trained encoder) and, with the base
-encoder, by the base space too (comparable with a decoder of the base space); and, once, the
-anchor cosine (new vector against the base encoder's vector of the same sentence).
+Per noise level on the new vectors: the token NLL (teacher-forced), greedy decoding's BLEU and
+exact match, the share of the source's numbers and mid-sentence capitalised words that the
+output keeps, the round-trip cosine in the new space (decoded text re-encoded by the trained
+encoder) and, with the base encoder, by the base space too (comparable with a decoder of the
+base space); and, once, the anchor cosine (new vector against the base encoder's vector of the
+same sentence).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from lcm.plugins.learned.corpus import SentencePairs
-from lcm.plugins.learned.evaluation import noised, text_scores
+from lcm.plugins.learned.evaluation import held_out_nll, noised, text_scores
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _NAME = re.compile(r"(?<=\s)[A-Z][\w'-]+")
@@ -63,7 +64,9 @@ def score_space(model: Any, truecaser: Any, pairs: SentencePairs, noise_levels: 
                    for candidates in model.decoder.generate(vectors[start:start + batch_size],
                                                             beam_size=1)]
         again = encode_sentences(model, decoded)
-        row = {"noise": float(level), **text_scores(decoded, pairs.sentences),
+        row = {"noise": float(level),
+               "nll_per_token": held_out_nll(model.decoder, vectors, pairs.sentences, batch_size),
+               **text_scores(decoded, pairs.sentences),
                "facts_kept": facts_kept(decoded, pairs.sentences),
                "round_trip_cosine": float(torch.nn.functional.cosine_similarity(
                    again, clean, dim=-1).mean()),
@@ -81,7 +84,8 @@ def report_lines(rows: list[dict[str, float]]) -> list[str]:
     for row in rows:
         base = (f", base-space round trip {row['base_round_trip_cosine']:.3f}"
                 if "base_round_trip_cosine" in row else "")
-        lines.append(f"held-out, noise {row['noise']:.2f}: greedy BLEU {row['bleu']:.1f}, exact "
+        lines.append(f"held-out, noise {row['noise']:.2f}: {row['nll_per_token']:.3f} nats/token, "
+                     f"greedy BLEU {row['bleu']:.1f}, exact "
                      f"match {row['exact_match']:.2f}, numbers and names kept "
                      f"{row['facts_kept']:.2f}, round-trip cosine {row['round_trip_cosine']:.3f}"
                      f"{base}; anchor cosine {row['anchor_cosine']:.3f}")
