@@ -9,11 +9,17 @@ greedy, with round-trip reranking of 8 sampled candidates (the decoder's default
 hybrid (the retrieval sentence joins the 8 candidates). Scores: round-trip cosine (MiniLM of the decoded text vs the
 clean vector), BLEU (sacrebleu), exact match, and sentences/s.
 
+A concept space trained by ``train_space`` joins the same run where its folder exists
+(``runs/space_minilm/model``, what recipes/train_space_minilm.yaml writes, or the folder named by
+``LCM_BENCH_SPACE``): its own encoder encodes the sentences, noise is added to its vectors, its
+decoder writes them back greedily, and MiniLM scores the round trip as for every other row.
+
     python -m benchmarks --only bench_decoder [--quick]
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +33,7 @@ from benchmarks.common import Result, registry  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / "models" / "decoder_minilm"
 NOISE_LEVELS = (0.0, 1.0)
+TRAINED_SPACE = REPO / "runs" / "space_minilm" / "model"
 
 
 def document_sentences(path: Path, field: str, per_document: int, limit: int) -> list[str]:
@@ -57,6 +64,22 @@ def bank_decoder(encoder: Any, quick: bool) -> tuple[Any, str]:
     decoder = RetrievalDecoder(component_options(RetrievalDecoder, {"space": "minilm", "dim": 384}))
     decoder.observe(corpus, encoder.encode(corpus))
     return decoder, "shipped corpus bank"
+
+
+def trained_space() -> tuple[Any, Any] | None:
+    """The encoder and greedy decoder of a trained space, where its folder exists."""
+    from lcm.components import component_options
+    from lcm.plugins.learned.decoder import LearnedDecoder
+    from lcm.plugins.learned.space.encoder import LearnedEncoder
+
+    folder = Path(os.environ.get("LCM_BENCH_SPACE", TRAINED_SPACE))
+    if not (folder / "encoder").is_dir():
+        return None
+    encoder = LearnedEncoder(component_options(LearnedEncoder, {"model": str(folder),
+                                                                "device": "cpu"}))
+    decoder = LearnedDecoder(component_options(LearnedDecoder, {
+        "model": str(folder), "candidates": 1, "beam_size": 1}))
+    return encoder, decoder
 
 
 def timed(decode: Callable[[Any], list[str]], vectors: Any) -> tuple[list[str], float]:
@@ -98,17 +121,24 @@ def run(quick: bool = False) -> list[Result]:
     warm_up = torch.zeros(2, 384)
     for decoder in (retrieval, *systems.values()):  # load weights and banks before timing
         decoder.decode(warm_up)
+    space = trained_space()
+    if space is not None:
+        space[1].decode(space[0].encode(["A sentence to load the weights."]))
     results: list[Result] = []
     for set_name, sentences in sets.items():
         clean = encoder.encode(sentences).float()
+        own = space[0].encode(sentences).float() if space is not None else None
         for level in NOISE_LEVELS:
             vectors = noised(clean, level)
             where = f"{set_name}, noise {level:g}"
             base_texts, base_rate = timed(retrieval.decode, vectors)
             base_cos = float(round_trip_cosines(encoder, base_texts, clean).mean())
             base_text = text_scores(base_texts, sentences)
-            for name, decoder in systems.items():
-                texts, rate = timed(decoder.decode, vectors)
+            runs = {name: (decoder, vectors) for name, decoder in systems.items()}
+            if space is not None:  # the space's own vectors, noised alike
+                runs["trained space, greedy"] = (space[1], noised(own, level))
+            for name, (decoder, inputs) in runs.items():
+                texts, rate = timed(decoder.decode, inputs)
                 cosine = float(round_trip_cosines(encoder, texts, clean).mean())
                 scores = text_scores(texts, sentences)
                 baseline = f"retrieval ({bank_name})"
