@@ -203,6 +203,6 @@ class LearnedDecoder(Decoder):
 
         # re-encoding is a third of reranking's time; MiniLM's bf16 vectors are at cosine
         # 0.99999 to its fp32 ones, so the candidates are ranked alike
-        device = "cuda" if self.config.device.startswith("cuda") else "cpu"
-        with torch.autocast(device, dtype=torch.bfloat16, enabled=self._bf16()):
+        with torch.autocast(torch.device(self.config.device).type, dtype=torch.bfloat16,
+                            enabled=self._bf16()):
             return rerank(self.encoder, pools, vectors)
