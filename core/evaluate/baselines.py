@@ -31,27 +31,41 @@ def random_k(sentences: Sequence[str], k: int, seed: int, example_index: int) ->
 
 def centroid_k(vectors: "np.ndarray", k: int) -> list[int]:
     """Indices of the ``k`` sentences closest (cosine) to the document's mean direction."""
-    unit = _unit(vectors)
-    centre = unit.mean(axis=0)
-    scores = unit @ (centre / max(float(np.linalg.norm(centre)), 1e-12))
-    return sorted(np.argsort(-scores, kind="stable")[:max(k, 0)].tolist())
+    return _top_k(centroid_scores(vectors), k)
 
 
 def textrank_k(vectors: "np.ndarray", k: int, damping: float = 0.85) -> list[int]:
     """Indices of the ``k`` most central sentences: PageRank over the graph whose edges are the
     sentences' positive cosine similarities (TextRank / continuous LexRank)."""
+    return _top_k(textrank_scores(vectors, damping), k)
+
+
+def centroid_scores(vectors: "np.ndarray") -> "np.ndarray":
+    """Each sentence's cosine to the document's mean direction."""
+    unit = unit_rows(vectors)
+    centre = unit.mean(axis=0)
+    return unit @ (centre / max(float(np.linalg.norm(centre)), 1e-12))
+
+
+def textrank_scores(vectors: "np.ndarray", damping: float = 0.85) -> "np.ndarray":
+    """Each sentence's PageRank over the positive-cosine graph (sums to 1; 0 without edges)."""
     # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import networkx as nx
 
-    unit = _unit(vectors)
+    unit = unit_rows(vectors)
     weights = np.clip(unit @ unit.T, 0.0, None)
     np.fill_diagonal(weights, 0.0)
     graph = nx.from_numpy_array(weights)
     rank = nx.pagerank(graph, alpha=damping, weight="weight") if graph.number_of_edges() else {}
-    scores = np.array([rank.get(i, 0.0) for i in range(len(unit))])
-    return sorted(np.argsort(-scores, kind="stable")[:max(k, 0)].tolist())
+    return np.array([rank.get(i, 0.0) for i in range(len(unit))])
 
 
-def _unit(vectors: "np.ndarray") -> "np.ndarray":
+def unit_rows(vectors: "np.ndarray") -> "np.ndarray":
+    """``vectors`` (float64) with each row scaled to unit length."""
     vectors = np.asarray(vectors, dtype=np.float64)
     return vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+
+
+def _top_k(scores: "np.ndarray", k: int) -> list[int]:
+    """The indices of the ``k`` best scores, in source order."""
+    return sorted(np.argsort(-scores, kind="stable")[:max(k, 0)].tolist())

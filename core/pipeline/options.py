@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from lcm.fields import bounded, choice
+from lcm.fields import bounded, choice, path
 from lcm.pipeline.long_input import LONG_INPUT_MODES
 from lcm.pipeline.support import DEFAULT_MIN_COSINE
 
@@ -64,6 +64,14 @@ class SummaryOptions:
         "a summary sentence that is not a source segment needs this cosine to its nearest "
         "source segment (besides naming no number or name the source lacks); 0.52 separates "
         "abstract sentences from other papers' on the aclsum validation papers"))
+    salience: Optional[str] = path(None, must_exist=True, space_source=True, help=(
+        "a salience prior (fit_salience's output, e.g. models/salience_minilm): each source "
+        "segment's learned likelihood of being summarised is added to the concepts' cosines"))
+    salience_weight: float = bounded(0.5, ge=0.0, help=(
+        "the weight of the salience prior (standardised within the source) against the "
+        "cosine; 0.5 was best on the aclsum validation papers"))
+    title_field: Optional[str] = None
+    """The .jsonl field holding each document's title (a salience feature where given)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,8 @@ class PipelineOptions:
     """What a summary sentence needs to its nearest source segment (``lcm.pipeline.support``)."""
     padding_side: str = "left"
     """Where a batch of prompts is padded (``generate``'s batches)."""
+    salience_weight: float = 0.5
+    """The weight of the pipeline's salience prior, if it has one (``lcm.pipeline.salience``)."""
 
 
 def continuation_options(recipe: ContinuationOptions, max_concepts: int,
@@ -100,4 +110,4 @@ def summary_options(recipe: Any) -> PipelineOptions:
     ``SummaryOptions`` fields)."""
     return replace(continuation_options(recipe, recipe.max_summary_concepts), order=recipe.order,
                    max_source_concepts=recipe.max_source_concepts, long_input=recipe.long_input,
-                   support_cosine=recipe.support_cosine)
+                   support_cosine=recipe.support_cosine, salience_weight=recipe.salience_weight)

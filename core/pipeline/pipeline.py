@@ -24,6 +24,7 @@ from lcm.pipeline import selector
 from lcm.pipeline.checks import check_decoder, check_spaces
 from lcm.pipeline.long_input import plan_parts, source_cap
 from lcm.pipeline.options import PipelineOptions, summary_options
+from lcm.pipeline.salience import SalienceModel, salience_features
 from lcm.pipeline.support import SourceSupport
 from lcm.pipeline.sources import (
     ENCODE_BATCH,
@@ -70,10 +71,12 @@ class ConceptPipeline:
     def __init__(self, model: str, registry: "Registry", encoder: "ComponentSpec",
                  decoder: "ComponentSpec", options: PipelineOptions, *,
                  text_encoder: "Optional[ComponentSpec]" = None, device: str = "cpu",
-                 segment: Optional[Callable[[str], list[str]]] = None):
+                 segment: Optional[Callable[[str], list[str]]] = None,
+                 salience: Optional[str] = None):
         self.registry, self.model_dir, self.device = registry, model, device
         self.options, self.decoder = options, decoder
         self.segment = segment
+        self.salience = SalienceModel.load(salience) if salience else None
         self._loaded: "Optional[LoadedModel]" = None
         self._sampling: Optional[dict[str, Any]] = None
         self._end_concepts: dict[str, "Tensor"] = {}
@@ -90,7 +93,8 @@ class ConceptPipeline:
     def from_summarize_recipe(cls, recipe: Any, registry: "Registry") -> "ConceptPipeline":
         """The pipeline of a summarize recipe (its model, encoders, decoder and options)."""
         return cls(recipe.model, registry, recipe.encoder, recipe.decoder, summary_options(recipe),
-                   text_encoder=recipe.text_encoder, device=recipe.device, segment=recipe.sentences)
+                   text_encoder=recipe.text_encoder, device=recipe.device, segment=recipe.sentences,
+                   salience=recipe.salience)
 
     # ------------------------------------------------------------------ set-up
     def loaded(self, sampling: dict[str, Any]) -> "LoadedModel":
@@ -182,7 +186,17 @@ class ConceptPipeline:
         support = SourceSupport(doc.texts, doc.vectors, options.support_cosine)
         vectors = support.vectors_of([text for pool in pools for text, _ in pool],
                                      self.text_encoder.encode)
-        return selector.choose(concepts, pools, vectors, support)
+        return selector.choose(concepts, pools, vectors, support, self.prior(doc, options))
+
+    def prior(self, doc: SourceDocument, options: PipelineOptions) -> "Optional[Tensor]":
+        """The weighted salience of each of ``doc``'s segments, if this pipeline has a prior."""
+        if self.salience is None or not options.salience_weight:
+            return None
+        title = None
+        if doc.title:
+            title = (doc.title, self.text_encoder.encode([doc.title])[0].float().numpy())
+        features = salience_features(doc.texts, doc.vectors.float().numpy(), title)
+        return options.salience_weight * torch.from_numpy(self.salience.scores(features)).float()
 
     def _decoder(self, spec: "ComponentSpec") -> "Decoder":
         """The decoder of ``spec`` (by identity: the recipe's, or one of a server's menu),

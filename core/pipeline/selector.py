@@ -5,7 +5,8 @@ sentences among them); this module decides among them and says why:
 
 * ``nearest``: the retrieved candidate per concept (cosine), each at most once with ``distinct``;
 * ``rerank``: the candidate (generated or retrieved) whose re-encoding is closest to the concept;
-* ``choose``: a summary's rule: per concept, the closest candidate that the source supports
+* ``choose``: a summary's rule: per concept, the closest candidate (plus, given one, its
+  segment's learned salience) that the source supports
   (``lcm.pipeline.support``), that (when a decoder wrote it) repeats no word within three, and
   whose nearest source segment no earlier sentence took, against the nearest untaken source
   sentence, which is also the sentence when no candidate passes;
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from lcm.components import resolve
 from lcm.interfaces import DecodedSentence
@@ -109,7 +110,7 @@ class Choice:
 
 
 def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
-           source: SourceSupport) -> list[Choice]:
+           source: SourceSupport, prior: "Optional[Tensor]" = None) -> list[Choice]:
     """One sentence per row of ``concepts`` (M, D) from its ``pools`` entry, whose candidates'
     vectors are the rows of ``vectors`` (pools flattened, in order).
 
@@ -119,6 +120,10 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
     until every segment is taken). The nearest untaken source segment always competes: the
     closest to the concept of it and the qualifying candidates wins, so a written sentence is
     kept only where it is closer to the concept than anything the source still offers.
+
+    ``prior`` (N,), a learned salience of each source segment (``lcm.pipeline.salience``,
+    already weighted), is added to the cosine of every candidate whose nearest segment it is:
+    among segments about equally close to the concept, the one an abstract would say wins.
     """
     import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import torch.nn.functional as F
@@ -126,6 +131,7 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
     unit = F.normalize(concepts.float(), dim=-1)
     candidate_unit = F.normalize(vectors.float(), dim=-1)
     taken = torch.zeros(len(source.texts), dtype=torch.bool)
+    prior = torch.zeros(len(source.texts)) if prior is None else prior.float()
     said: set[str] = set()
     choices, offset = [], 0
     for row, pool in enumerate(pools):
@@ -134,9 +140,10 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
             said.clear()
         scores = (candidate_unit[offset:offset + len(pool)] @ unit[row]).tolist()
         best = _best_qualifying(pool, scores, candidate_unit[offset:offset + len(pool)],
-                                source, taken, said)
-        nearest = _nearest_untaken(unit[row], pool, scores, source, taken, said, best is None)
-        choice = best if best is not None and best.decoded.cosine >= nearest.decoded.cosine \
+                                source, taken, said, prior)
+        nearest = _nearest_untaken(unit[row], pool, scores, source, taken, said, best is None,
+                                   prior)
+        choice = best if best is not None and _ranked(best, prior) >= _ranked(nearest, prior) \
             else nearest
         taken[choice.segment] = True
         said.add(choice.decoded.text)
@@ -145,26 +152,33 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
     return choices
 
 
+def _ranked(choice: Choice, prior: "Tensor") -> float:
+    """What a choice competes with: its cosine to the concept plus its segment's prior."""
+    return choice.decoded.cosine + float(prior[choice.segment])
+
+
 def _best_qualifying(pool: Pool, scores: list[float], vectors: "Tensor", source: SourceSupport,
-                     taken: "Tensor", said: set[str]) -> Choice | None:
-    """The closest candidate that passes the rules, or None."""
-    for index in sorted(range(len(pool)), key=scores.__getitem__, reverse=True):
-        text, origin = pool[index]
+                     taken: "Tensor", said: set[str], prior: "Tensor") -> Choice | None:
+    """The best-ranked candidate that passes the rules, or None."""
+    qualifying = []
+    for index, (text, origin) in enumerate(pool):
         if text in said:
             continue
         support = source.check(text, vectors[index])
         repeats = source.segment_of(text) is None and repeats_word(text)
         if support.supported and not taken[support.segment] and not repeats:
-            return Choice(DecodedSentence(text, origin, scores[index]), support.segment, support)
-    return None
+            qualifying.append(Choice(DecodedSentence(text, origin, scores[index]),
+                                     support.segment, support))
+    return max(qualifying, key=lambda choice: _ranked(choice, prior), default=None)
 
 
 def _nearest_untaken(concept: "Tensor", pool: Pool, scores: list[float], source: SourceSupport,
-                     taken: "Tensor", said: set[str], fallback: bool) -> Choice:
-    """The untaken source segment nearest to ``concept``, preferring one not yet said
-    (``fallback``: no candidate of the pool passed the rules)."""
-    similarity = (source.unit @ concept).masked_fill(taken, float("-inf"))
-    order = similarity.argsort(descending=True).tolist()[:int((~taken).sum())]
+                     taken: "Tensor", said: set[str], fallback: bool, prior: "Tensor") -> Choice:
+    """The untaken source segment best ranked for ``concept`` (cosine plus prior), preferring
+    one not yet said (``fallback``: no candidate of the pool passed the rules)."""
+    similarity = source.unit @ concept
+    ranked = (similarity + prior).masked_fill(taken, float("-inf"))
+    order = ranked.argsort(descending=True).tolist()[:int((~taken).sum())]
     index = next((i for i in order if source.texts[i] not in said), order[0])
     generated = [s for s, (_, origin) in zip(scores, pool) if origin == GENERATED]
     decoded = DecodedSentence(source.texts[index], RETRIEVED, float(similarity[index]),

@@ -32,6 +32,8 @@ class SourceDocument:
     modality: str = "text"
     reference: Optional[str] = None
     """The input's reference summary (a summarize recipe's ``reference_field``), for evaluation."""
+    title: Optional[str] = None
+    """The input's title (a summarize recipe's ``title_field``): a salience feature."""
 
     def span(self, index: int) -> dict[str, Any]:
         """``start_s``/``end_s`` of segment ``index`` for a record (nothing for text)."""

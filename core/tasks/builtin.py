@@ -4,6 +4,7 @@ from __future__ import annotations
 from lcm.hookspecs import hookimpl
 from lcm.tasks.evaluate import Evaluate
 from lcm.tasks.fit_normalizer import FitNormalizer
+from lcm.tasks.fit_salience import FitSalience
 from lcm.tasks.fit_quantizer import FitQuantizer
 from lcm.tasks.generate import Generate
 from lcm.tasks.pipeline import Pipeline
@@ -20,6 +21,7 @@ def register_tasks(register) -> None:
     register(Train)
     register(FitNormalizer)
     register(FitQuantizer)
+    register(FitSalience)
     register(Evaluate)
     register(Generate)
     register(Summarize)

@@ -137,8 +137,10 @@ def _text_documents(pipeline: ConceptPipeline, recipe: SummarizeConfig, source: 
             if recipe.reference_field and not isinstance(reference, str):
                 skip(NO_REFERENCE)
                 continue
+            title = raw.meta.get(recipe.title_field) if recipe.title_field else None
             yield SourceDocument(raw.id, sentences, pipeline.encode(sentences, bar),
-                                 reference=reference)
+                                 reference=reference,
+                                 title=title if isinstance(title, str) and title.strip() else None)
 
 
 def _whole_text(source: Path) -> str:
