@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from lcm.errors import InputFileError
-from lcm.pipeline.salience import FEATURES, SalienceModel, salience_features
+from lcm.pipeline.salience import (
+    FEATURES,
+    SalienceModel,
+    nearest_labels,
+    oracle_labels,
+    salience_features,
+)
 from lcm.pipeline.selector import RETRIEVED, choose
 from lcm.pipeline.support import SourceSupport
 from lcm.spaces import read_space
@@ -52,6 +58,14 @@ def test_fit_salience_learns_which_sentences_abstracts_take_and_saves_json(tmp_p
     assert abs(scores.mean()) < 1e-9 and abs(scores.std() - 1.0) < 1e-6
     # the "we propose" and "results show" sentences outrank the caption and the citation
     assert min(scores[2], scores[4]) > max(scores[0], scores[3]), scores
+
+
+def test_the_labels_are_the_sentences_a_summary_restates():
+    assert oracle_labels(PAPER, [PAPER[2], PAPER[4]]).tolist() == [0, 0, 1, 0, 1]
+    # a summary longer than its source takes each source sentence at most once
+    assert oracle_labels(PAPER[:2], PAPER[:2] + PAPER[3:]).tolist() == [1, 1]
+    vectors = np.eye(5, 8)
+    assert nearest_labels(vectors, vectors[[4, 1]] + 0.1).tolist() == [0, 1, 0, 0, 1]
 
 
 def test_a_salience_file_of_other_features_or_no_json_is_refused(tmp_path):

@@ -4,12 +4,13 @@ The summariser's concepts alone pick source sentences no better than centrality 
 (docs/summarization.md). What an abstract takes from a paper is also told by where a sentence
 stands, how long it is, whether it shares the title's words and vector, and the cue phrases of
 a contribution ("we propose", "this paper", "results show"). ``fit_salience`` fits a logistic
-model of "some abstract sentence's nearest source sentence" on those features of the training
-pairs; the selector adds its standardised score, times a weight, to each concept's cosine.
+model of "the abstract's greedy ROUGE-L oracle takes this sentence" (or "some abstract
+sentence is nearest to it") on those features of the training pairs; the selector adds its
+standardised score, times a weight, to each concept's cosine.
 
-Saved as JSON (feature names, the scaler and the coefficients: nothing to unpickle) beside
-the concept space its cosines were computed in. A source
-with no title gets the training mean for the title's features, i.e. no evidence either way.
+Saved as JSON (feature names, the scaler and the coefficients: nothing to unpickle) beside the
+concept space its cosines were computed in. A source with no title gets the training mean for
+the title's features, i.e. no evidence either way.
 """
 from __future__ import annotations
 
@@ -109,9 +110,10 @@ class SalienceModel:
         return model
 
 
-def fit_salience(examples: Sequence[tuple[np.ndarray, np.ndarray]], regularisation: float = 0.1) -> SalienceModel:
-    """Fit on ``(features, labels)`` per source (labels 1 for segments an abstract sentence is
-    nearest to): scikit-learn's L2 logistic regression on standardised features (a feature
+def fit_salience(examples: Sequence[tuple[np.ndarray, np.ndarray]],
+                 regularisation: float = 0.1) -> SalienceModel:
+    """Fit on ``(features, labels)`` per source (labels 1 for the segments a summary takes):
+    scikit-learn's L2 logistic regression on standardised features (a feature
     missing in a source, e.g. the title's, takes the mean)."""
     # lazy: scikit-learn loads only to fit
     from sklearn.linear_model import LogisticRegression
@@ -125,6 +127,27 @@ def fit_salience(examples: Sequence[tuple[np.ndarray, np.ndarray]], regularisati
     fitted = LogisticRegression(C=regularisation, max_iter=5000).fit(standard, labels)
     return SalienceModel(FEATURES, tuple(map(float, mean)), tuple(map(float, scale)),
                          tuple(map(float, fitted.coef_[0])), float(fitted.intercept_[0]))
+
+
+def oracle_labels(source: Sequence[str], summary: Sequence[str]) -> np.ndarray:
+    """1.0 for the source sentences of the greedy ROUGE-L oracle: sentences added one at a time,
+    each the one that raises the selection's ROUGE-L against ``summary`` most, until none
+    raises it or the selection is as long as ``summary`` (the labels of supervised extractive
+    summarisers since SummaRuNNer)."""
+    from lcm.evaluate.text_metrics import rouge_l  # lazy: rouge-score loads only to fit
+
+    reference, chosen, best = " ".join(summary), [], 0.0
+    while len(chosen) < min(len(summary), len(source)):
+        gains = [(rouge_l(" ".join(source[j] for j in sorted(chosen + [i])), reference), i)
+                 for i in range(len(source)) if i not in chosen]
+        score, index = max(gains)
+        if score <= best:
+            break
+        chosen.append(index)
+        best = score
+    labels = np.zeros(len(source))
+    labels[chosen] = 1.0
+    return labels
 
 
 def nearest_labels(source_vectors: np.ndarray, summary_vectors: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The ``fit_salience`` task: fit the summary selector's salience prior on (source, summary) pairs.
 
 Each pair's source and summary are segmented and encoded as ``summarize`` reads them; a source
-segment is positive when some summary sentence is nearest to it. Saved as ``salience.json``
+segment is positive when the greedy ROUGE-L oracle takes it (or, ``labels: nearest``, when some
+summary sentence is nearest to it). Saved as ``salience.json``
 with the space it was fitted in (``concept_space.json``), for a summarize recipe's ``salience``.
 """
 from __future__ import annotations
@@ -15,14 +16,21 @@ import numpy as np
 
 from lcm.data.document_input import DocumentInput
 from lcm.errors import InputFileError
-from lcm.fields import ComponentSection, bounded, component, path
+from lcm.fields import ComponentSection, bounded, choice, component, path
 from lcm.interfaces import RunContext, Task
-from lcm.pipeline.salience import FEATURES, fit_salience, nearest_labels, salience_features
+from lcm.pipeline.salience import (
+    FEATURES,
+    fit_salience,
+    nearest_labels,
+    oracle_labels,
+    salience_features,
+)
 from lcm.pipeline.sources import NO_SENTENCES, encode_sentences
 from lcm.spaces import write_space
 from lcm.ui.words import format_counts
 
 NO_SUMMARY = "no summary text"
+LABELS = ("rouge_oracle", "nearest")
 
 
 @dataclass
@@ -35,6 +43,9 @@ class FitSalienceConfig(DocumentInput):
     """The field holding each source's title (a feature where given)."""
     encoder: ComponentSection = component("encoder", default="minilm",
                                           help="the summariser's encoder (its concept space)")
+    labels: str = choice("rouge_oracle", LABELS, help=(
+        "which source sentences count as summarised: the greedy ROUGE-L oracle's (rouge_oracle) "
+        "or each summary sentence's nearest by cosine (nearest)"))
     regularisation: float = bounded(0.1, gt=0.0, help=(
         "inverse L2 strength of the logistic regression (chosen on the aclsum validation papers)"))
 
@@ -60,9 +71,8 @@ class FitSalience(Task):
                     skipped[NO_SUMMARY] += 1
                     continue
                 vectors = encode_sentences(encoder, source).float().numpy()
-                summary_vectors = encode_sentences(encoder, recipe.sentences(summary)).float().numpy()
                 examples.append((salience_features(source, vectors, _title(raw.meta, recipe, encoder)),
-                                 nearest_labels(vectors, summary_vectors)))
+                                 _labels(recipe, encoder, source, vectors, recipe.sentences(summary))))
         if not examples:
             raise InputFileError(Path(recipe.input), f"no pair to fit on ({format_counts(skipped)})")
         model = fit_salience(examples, recipe.regularisation)
@@ -77,6 +87,14 @@ class FitSalience(Task):
             {"task": "fit_salience", "pairs": len(examples), "skipped": dict(skipped),
              "output": str(saved), "coefficients": dict(zip(FEATURES, model.coefficients))})
         return model
+
+
+def _labels(recipe: FitSalienceConfig, encoder: Any, source: list[str], vectors: np.ndarray,
+            summary: list[str]) -> np.ndarray:
+    """The source sentences the summary counts as taken, as ``recipe.labels`` says."""
+    if recipe.labels == "rouge_oracle":
+        return oracle_labels(source, summary)
+    return nearest_labels(vectors, encode_sentences(encoder, summary).float().numpy())
 
 
 def _title(meta: dict[str, Any], recipe: FitSalienceConfig, encoder: Any
