@@ -60,6 +60,20 @@ def test_fit_salience_learns_which_sentences_abstracts_take_and_saves_json(tmp_p
     assert min(scores[2], scores[4]) > max(scores[0], scores[3]), scores
 
 
+def test_pairs_without_a_summary_are_counted_and_none_left_is_one_line_exit_2(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"id": "a", "text": " ".join(PAPER)}) + "\n"
+                     + json.dumps({"id": "b", "text": " ".join(PAPER), "summary": 3}) + "\n")
+    recipe = write_recipe(tmp_path / "fit.yaml", (
+        f"task: fit_salience\ninput: {pairs}\noutput: {tmp_path / 'out'}\n"
+        "encoder: {name: minilm, device: cpu}\n"))
+    result = run_lcm("run", str(recipe))
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert error == [f"error: {pairs}: no pair to fit on (2 no summary text)"], result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
 def test_the_labels_are_the_sentences_a_summary_restates():
     assert oracle_labels(PAPER, [PAPER[2], PAPER[4]]).tolist() == [0, 0, 1, 0, 1]
     # a summary longer than its source takes each source sentence at most once

@@ -60,7 +60,7 @@ class FitSalience(Task):
         skipped: Counter[str] = Counter()
         examples = []
         documents = list(recipe.documents(recipe.input, on_skip=lambda r: skipped.update([r])))
-        with context.console.progress("encode", len(documents), "pairs") as bar:
+        with context.console.progress("label", len(documents), "pairs") as bar:
             for raw in documents:
                 bar.update(1)
                 source, summary = recipe.sentences(raw.text), raw.meta.get(recipe.summary_field)
