@@ -71,7 +71,7 @@ def test_pairs_without_a_summary_are_counted_and_none_left_is_one_line_exit_2(tm
     assert result.returncode == 2
     error = [line for line in result.stderr.splitlines() if line.startswith("error")]
     assert error == [f"error: {pairs}: no pair to fit on (2 no summary text)"], result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+    assert "Traceback" not in result.stderr and not (tmp_path / "out" / "salience.json").exists()
 
 
 def test_the_labels_are_the_sentences_a_summary_restates():
