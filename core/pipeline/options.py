@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from lcm.fields import bounded, choice, path
 from lcm.pipeline.long_input import LONG_INPUT_MODES
+from lcm.pipeline.salience import DEFAULT_WEIGHT as DEFAULT_SALIENCE_WEIGHT
 from lcm.pipeline.support import DEFAULT_MIN_COSINE
 
 ORDERS = ("generation", "source")
@@ -67,7 +68,7 @@ class SummaryOptions:
     salience: Optional[str] = path(None, must_exist=True, space_source=True, help=(
         "a salience prior (fit_salience's output, e.g. models/salience_minilm): each source "
         "segment's learned likelihood of being summarised is added to the concepts' cosines"))
-    salience_weight: float = bounded(0.5, ge=0.0, help=(
+    salience_weight: float = bounded(DEFAULT_SALIENCE_WEIGHT, ge=0.0, help=(
         "the weight of the salience prior (standardised within the source) against the "
         "cosine; 0.5 was best on the aclsum validation papers"))
     title_field: Optional[str] = None
@@ -93,7 +94,7 @@ class PipelineOptions:
     """What a summary sentence needs to its nearest source segment (``lcm.pipeline.support``)."""
     padding_side: str = "left"
     """Where a batch of prompts is padded (``generate``'s batches)."""
-    salience_weight: float = 0.5
+    salience_weight: float = DEFAULT_SALIENCE_WEIGHT
     """The weight of the pipeline's salience prior, if it has one (``lcm.pipeline.salience``)."""
 
 

@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from lcm.errors import InputFileError
 from lcm.evaluate.baselines import centroid_scores, textrank_scores, unit_rows
 
 SALIENCE_FILE = "salience.json"
+DEFAULT_WEIGHT = 0.5
+"""The prior's weight against the cosine: the best of 0, 0.3, 0.5 and 1.0 on the aclsum
+validation papers (docs/summarization.md)."""
 CUES = {
     "cue_this_paper": r"\b(this|our|the present) (paper|work|article|study)\b|\bin this (paper|work)\b",
     "cue_we_verb": r"\bwe (propose|present|introduce|describe|show|demonstrate|find|report|"
@@ -42,6 +45,13 @@ TITLE_FEATURES = ("title_cosine", "title_words")
 FEATURES = ("centroid_cosine", "pagerank", *TITLE_FEATURES, "position", "position_squared",
             "log_words", "short", "long", *CUES)
 _WORD = re.compile(r"\w+")
+
+
+def document_title(meta: dict[str, Any], field: Optional[str]) -> Optional[str]:
+    """A document's title from its record's ``field``, where the recipe names one and it holds
+    text (a missing or empty title is no evidence, not an error)."""
+    title = meta.get(field) if field else None
+    return title if isinstance(title, str) and title.strip() else None
 
 
 def salience_features(texts: Sequence[str], vectors: np.ndarray,

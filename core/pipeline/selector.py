@@ -122,8 +122,8 @@ def choose(concepts: "Tensor", pools: list[Pool], vectors: "Tensor",
     kept only where it is closer to the concept than anything the source still offers.
 
     ``prior`` (N,), a learned salience of each source segment (``lcm.pipeline.salience``,
-    already weighted), is added to the cosine of every candidate whose nearest segment it is:
-    among segments about equally close to the concept, the one an abstract would say wins.
+    already weighted), is added to the cosine of every candidate whose nearest segment it is,
+    so a concept takes the segment that is both close to it and likely in an abstract.
     """
     import torch  # lazy: keeps `lcm plugins list` and `lcm recipes validate` fast
     import torch.nn.functional as F

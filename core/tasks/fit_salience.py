@@ -20,6 +20,7 @@ from lcm.fields import ComponentSection, bounded, choice, component, path
 from lcm.interfaces import RunContext, Task
 from lcm.pipeline.salience import (
     FEATURES,
+    document_title,
     fit_salience,
     nearest_labels,
     oracle_labels,
@@ -64,15 +65,16 @@ class FitSalience(Task):
             for raw in documents:
                 bar.update(1)
                 source, summary = recipe.sentences(raw.text), raw.meta.get(recipe.summary_field)
+                summary = recipe.sentences(summary) if isinstance(summary, str) else []
                 if not source:
                     skipped[NO_SENTENCES] += 1
                     continue
-                if not isinstance(summary, str) or not recipe.sentences(summary):
+                if not summary:
                     skipped[NO_SUMMARY] += 1
                     continue
                 vectors = encode_sentences(encoder, source).float().numpy()
                 examples.append((salience_features(source, vectors, _title(raw.meta, recipe, encoder)),
-                                 _labels(recipe, encoder, source, vectors, recipe.sentences(summary))))
+                                 _labels(recipe, encoder, source, vectors, summary)))
         if not examples:
             raise InputFileError(Path(recipe.input), f"no pair to fit on ({format_counts(skipped)})")
         model = fit_salience(examples, recipe.regularisation)
@@ -100,7 +102,7 @@ def _labels(recipe: FitSalienceConfig, encoder: Any, source: list[str], vectors:
 def _title(meta: dict[str, Any], recipe: FitSalienceConfig, encoder: Any
            ) -> Optional[tuple[str, np.ndarray]]:
     """The pair's title and its vector, where the recipe names a title field and it holds text."""
-    title = meta.get(recipe.title_field) if recipe.title_field else None
-    if not isinstance(title, str) or not title.strip():
+    title = document_title(meta, recipe.title_field)
+    if title is None:
         return None
     return title, encode_sentences(encoder, [title]).float().numpy()[0]

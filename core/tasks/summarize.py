@@ -29,6 +29,7 @@ from lcm.interfaces import RunContext, Task
 from lcm.outputs import write_text_atomically
 from lcm.pipeline.options import ContinuationOptions, SummaryOptions
 from lcm.pipeline.pipeline import ConceptPipeline
+from lcm.pipeline.salience import document_title
 from lcm.pipeline.selector import describe_decoding
 from lcm.pipeline.sources import NO_SENTENCES, SourceDocument, check_input_file
 from lcm.ui import Terminal, current
@@ -137,10 +138,9 @@ def _text_documents(pipeline: ConceptPipeline, recipe: SummarizeConfig, source: 
             if recipe.reference_field and not isinstance(reference, str):
                 skip(NO_REFERENCE)
                 continue
-            title = raw.meta.get(recipe.title_field) if recipe.title_field else None
             yield SourceDocument(raw.id, sentences, pipeline.encode(sentences, bar),
                                  reference=reference,
-                                 title=title if isinstance(title, str) and title.strip() else None)
+                                 title=document_title(raw.meta, recipe.title_field))
 
 
 def _whole_text(source: Path) -> str:
